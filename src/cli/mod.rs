@@ -1,0 +1,1 @@
+//! The `ggen-p2p` command line. (Being written.)

@@ -1,0 +1,21 @@
+//! ggen-p2p: a peer-to-peer package registry for ggen packs.
+//!
+//! Publishers sign what they publish with their own Ed25519 key; every node keeps a
+//! replica of the metadata and searches it locally; archives travel peer to peer and are
+//! verified chunk by chunk. See `docs/` for the design decisions.
+//!
+//! # Layout
+//! - [`package`]: manifests, deterministic archives, digests, keys, signed records (pure).
+//! - [`store`]: the blob store and the SQLite index with search and trust state.
+//! - [`net`]: the libp2p node: behaviour, protocol, event loop, sync and transfer.
+//! - [`registry`]: the façade used by the CLI, the API and library users.
+//! - [`api`]: the daemon's local HTTP API.
+//! - [`cli`]: the `ggen-p2p` command line.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod net;
+pub mod package;
+pub mod registry;
+pub mod store;

@@ -1,0 +1,1 @@
+//! The libp2p node. (Being written.)

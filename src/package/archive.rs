@@ -1,0 +1,1 @@
+//! Deterministic archives (tar + zstd) and safe unpacking. (Being written.)

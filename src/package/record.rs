@@ -1,0 +1,417 @@
+//! Signed records: what a publisher signs and every node stores, forwards and verifies.
+//!
+//! A record on disk and on the wire is `signature (64 bytes) || body`, where the body is
+//! the JSON of a [`RecordBody`] and the signature is Ed25519 over
+//! [`SIGNATURE_DOMAIN`]` || body`. Those exact bytes are kept and forwarded; a record is
+//! never re-encoded to be verified. A [`Record`] value only exists once its size, shape,
+//! fields and signature have been checked, so holding one means it is genuine.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use semver::Version;
+use serde::{Deserialize, Serialize};
+
+use super::hash::{Blake3Hash, Sha256Hash};
+use super::keys::{PublisherId, PublisherKey};
+use super::manifest::{self, Manifest};
+
+/// Prefix of every signed message, so a record signature can never be replayed as a
+/// signature over anything else (or the reverse).
+pub const SIGNATURE_DOMAIN: &[u8] = b"ggen-p2p record v1\0";
+/// Prefix of the new key's signature inside a key rotation.
+pub const ROTATION_DOMAIN: &[u8] = b"ggen-p2p key rotation v1\0";
+/// Largest record accepted from anywhere, checked before parsing.
+pub const MAX_RECORD_SIZE: usize = 64 * 1024;
+const SIGNATURE_LEN: usize = 64;
+
+/// Facts about an archive that let anyone check it, whole or chunk by chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveInfo {
+    pub blake3: Blake3Hash,
+    pub sha256: Sha256Hash,
+    pub size: u64,
+    /// Every chunk but the last is exactly this long.
+    pub chunk_size: u32,
+    /// BLAKE3 of the concatenated 32-byte BLAKE3 hashes of the chunks, in order: a
+    /// provider sends the chunk list, the receiver checks it against this root.
+    pub chunks_root: Blake3Hash,
+}
+
+/// "This publisher released this exact archive as `name@version`."
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub publisher: PublisherId,
+    pub name: String,
+    pub version: Version,
+    pub archive: ArchiveInfo,
+    pub description: String,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    #[serde(default)]
+    pub authors: Vec<String>,
+    #[serde(default)]
+    pub license: Option<String>,
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// Dependency name → semver requirement, as the manifest wrote them.
+    #[serde(default)]
+    pub dependencies: BTreeMap<String, String>,
+    /// Milliseconds since the Unix epoch, as the publisher's clock saw it.
+    pub published_at: u64,
+}
+
+/// "Hide `name@version` from new resolutions" (lockfiles can still fetch it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct YankRecord {
+    pub publisher: PublisherId,
+    pub name: String,
+    pub version: Version,
+    pub yanked_at: u64,
+}
+
+/// "Key `old` hands its names to key `new`": signed by `old` (the record signature) and
+/// by `new` (`new_signature`, over [`ROTATION_DOMAIN`]` || old || new || rotated_at`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotation {
+    pub old: PublisherId,
+    pub new: PublisherId,
+    pub rotated_at: u64,
+    pub new_signature: String,
+}
+
+// Version records dominate and are read far more than built; boxing them would only add
+// a pointer chase to every match.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RecordBody {
+    Version(VersionRecord),
+    Yank(YankRecord),
+    Rotation(KeyRotation),
+}
+
+impl RecordBody {
+    /// The key whose signature makes this record valid.
+    pub fn signer(&self) -> PublisherId {
+        match self {
+            RecordBody::Version(v) => v.publisher,
+            RecordBody::Yank(y) => y.publisher,
+            RecordBody::Rotation(r) => r.old,
+        }
+    }
+
+    /// The package name the record is about, if any.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            RecordBody::Version(v) => Some(&v.name),
+            RecordBody::Yank(y) => Some(&y.name),
+            RecordBody::Rotation(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("record is {size} bytes, over the {MAX_RECORD_SIZE}-byte limit")]
+    TooLarge { size: usize },
+    #[error("record is {size} bytes, too short to hold a signature")]
+    TooShort { size: usize },
+    #[error("record body is not valid: {0}")]
+    Malformed(String),
+    #[error("record signature does not verify against publisher {0}")]
+    BadSignature(PublisherId),
+    #[error("record field is not valid: {0}")]
+    InvalidField(String),
+}
+
+/// Stable id of a record: BLAKE3 of its exact bytes.
+pub type RecordId = Blake3Hash;
+
+/// A verified record: its exact bytes and their parsed body.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Record {
+    bytes: Vec<u8>,
+    body: RecordBody,
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("id", &self.id())
+            .field("body", &self.body)
+            .finish()
+    }
+}
+
+impl Record {
+    /// Signs `body` with `key`. Fails if the body is invalid or `key` is not its signer.
+    pub fn sign(body: RecordBody, key: &PublisherKey) -> Result<Self, RecordError> {
+        if body.signer() != key.id() {
+            return Err(RecordError::InvalidField(format!(
+                "record names signer {} but the key is {}",
+                body.signer(),
+                key.id()
+            )));
+        }
+        validate_body(&body)?;
+        let json = serde_json::to_vec(&body).map_err(|e| RecordError::Malformed(e.to_string()))?;
+        let signature = key.sign(&signed_message(&json));
+        let mut bytes = Vec::with_capacity(SIGNATURE_LEN + json.len());
+        bytes.extend_from_slice(&signature);
+        bytes.extend_from_slice(&json);
+        if bytes.len() > MAX_RECORD_SIZE {
+            return Err(RecordError::TooLarge { size: bytes.len() });
+        }
+        Ok(Self { bytes, body })
+    }
+
+    /// Checks bytes that arrived from anywhere: size first, then shape, fields and
+    /// signature. Only this and [`Record::sign`] make a `Record`.
+    pub fn verify(bytes: Vec<u8>) -> Result<Self, RecordError> {
+        if bytes.len() > MAX_RECORD_SIZE {
+            return Err(RecordError::TooLarge { size: bytes.len() });
+        }
+        if bytes.len() <= SIGNATURE_LEN {
+            return Err(RecordError::TooShort { size: bytes.len() });
+        }
+        let (signature, json) = bytes.split_at(SIGNATURE_LEN);
+        let body: RecordBody =
+            serde_json::from_slice(json).map_err(|e| RecordError::Malformed(e.to_string()))?;
+        validate_body(&body)?;
+        let signature: &[u8; 64] = signature.try_into().expect("split at 64");
+        if !body.signer().verify(&signed_message(json), signature) {
+            return Err(RecordError::BadSignature(body.signer()));
+        }
+        Ok(Self { bytes, body })
+    }
+
+    pub fn id(&self) -> RecordId {
+        Blake3Hash::of(&self.bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    pub fn body(&self) -> &RecordBody {
+        &self.body
+    }
+}
+
+impl VersionRecord {
+    /// The record a publisher signs for `manifest` packed into `archive`.
+    pub fn new(
+        publisher: PublisherId,
+        manifest: &Manifest,
+        archive: ArchiveInfo,
+        published_at: u64,
+    ) -> Self {
+        Self {
+            publisher,
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            archive,
+            description: manifest.description.clone(),
+            category: manifest.category.clone(),
+            keywords: manifest.keywords.clone(),
+            authors: manifest.authors.clone(),
+            license: manifest.license.clone(),
+            repository: manifest.repository.clone(),
+            dependencies: manifest
+                .dependencies
+                .iter()
+                .map(|(name, req)| (name.clone(), req.to_string()))
+                .collect(),
+            published_at,
+        }
+    }
+}
+
+impl KeyRotation {
+    /// A rotation from `old` to `new`, carrying `new`'s half of the double signature.
+    pub fn new(old: PublisherId, new: &PublisherKey, rotated_at: u64) -> Self {
+        let new_id = new.id();
+        let signature = new.sign(&rotation_message(&old, &new_id, rotated_at));
+        Self {
+            old,
+            new: new_id,
+            rotated_at,
+            new_signature: hex::encode(signature),
+        }
+    }
+}
+
+fn signed_message(json: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(SIGNATURE_DOMAIN.len() + json.len());
+    message.extend_from_slice(SIGNATURE_DOMAIN);
+    message.extend_from_slice(json);
+    message
+}
+
+fn rotation_message(old: &PublisherId, new: &PublisherId, rotated_at: u64) -> Vec<u8> {
+    let mut message = ROTATION_DOMAIN.to_vec();
+    message.extend_from_slice(old.as_bytes());
+    message.extend_from_slice(new.as_bytes());
+    message.extend_from_slice(&rotated_at.to_be_bytes());
+    message
+}
+
+fn validate_body(body: &RecordBody) -> Result<(), RecordError> {
+    let invalid = RecordError::InvalidField;
+    match body {
+        RecordBody::Version(v) => {
+            manifest::validate_name(&v.name).map_err(invalid)?;
+            check_len("description", &v.description, manifest::MAX_DESCRIPTION_LEN)?;
+            for (field, value) in [
+                ("category", &v.category),
+                ("license", &v.license),
+                ("repository", &v.repository),
+            ] {
+                if let Some(value) = value {
+                    check_len(field, value, manifest::MAX_FIELD_LEN)?;
+                }
+            }
+            check_list("keywords", &v.keywords)?;
+            check_list("authors", &v.authors)?;
+            if v.dependencies.len() > manifest::MAX_LIST_LEN {
+                return Err(invalid(format!(
+                    "more than {} dependencies",
+                    manifest::MAX_LIST_LEN
+                )));
+            }
+            for (name, req) in &v.dependencies {
+                manifest::validate_name(name).map_err(invalid)?;
+                semver::VersionReq::parse(req)
+                    .map_err(|e| invalid(format!("dependency {name}: {req:?}: {e}")))?;
+            }
+            if v.archive.chunk_size == 0 {
+                return Err(invalid("archive chunk_size is 0".into()));
+            }
+        }
+        RecordBody::Yank(y) => manifest::validate_name(&y.name).map_err(invalid)?,
+        RecordBody::Rotation(r) => {
+            let mut signature = [0u8; 64];
+            hex::decode_to_slice(&r.new_signature, &mut signature)
+                .map_err(|_| invalid("rotation new_signature is not 128 hex digits".into()))?;
+            if r.old == r.new {
+                return Err(invalid("rotation to the same key".into()));
+            }
+            if !r
+                .new
+                .verify(&rotation_message(&r.old, &r.new, r.rotated_at), &signature)
+            {
+                return Err(RecordError::BadSignature(r.new));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_len(field: &str, value: &str, max: usize) -> Result<(), RecordError> {
+    if value.len() > max {
+        return Err(RecordError::InvalidField(format!(
+            "{field} is {} bytes, over the {max}-byte limit",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_list(field: &str, values: &[String]) -> Result<(), RecordError> {
+    if values.len() > manifest::MAX_LIST_LEN {
+        return Err(RecordError::InvalidField(format!(
+            "more than {} {field}",
+            manifest::MAX_LIST_LEN
+        )));
+    }
+    values
+        .iter()
+        .try_for_each(|value| check_len(field, value, manifest::MAX_FIELD_LEN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample_version(key: &PublisherKey) -> VersionRecord {
+        VersionRecord {
+            publisher: key.id(),
+            name: "rust-axum-service".into(),
+            version: Version::new(1, 2, 0),
+            archive: ArchiveInfo {
+                blake3: Blake3Hash::of(b"archive"),
+                sha256: Sha256Hash([7; 32]),
+                size: 7,
+                chunk_size: 1 << 20,
+                chunks_root: Blake3Hash::of(b"root"),
+            },
+            description: "Axum service skeleton".into(),
+            category: Some("web".into()),
+            keywords: vec!["rust".into(), "axum".into()],
+            authors: vec![],
+            license: Some("MIT".into()),
+            repository: None,
+            dependencies: BTreeMap::from([("rust-tracing-setup".into(), "^0.3".into())]),
+            published_at: 1,
+        }
+    }
+
+    #[test]
+    fn sign_then_verify_keeps_exact_bytes() {
+        let key = PublisherKey::generate();
+        let record = Record::sign(RecordBody::Version(sample_version(&key)), &key).unwrap();
+        let again = Record::verify(record.as_bytes().to_vec()).unwrap();
+        assert_eq!(again, record);
+        assert_eq!(again.id(), record.id());
+    }
+
+    #[test]
+    fn any_flipped_byte_is_refused() {
+        let key = PublisherKey::generate();
+        let record = Record::sign(RecordBody::Version(sample_version(&key)), &key).unwrap();
+        for index in [0, 63, 64, 100, record.as_bytes().len() - 2] {
+            let mut bytes = record.as_bytes().to_vec();
+            bytes[index] ^= 1;
+            assert!(Record::verify(bytes).is_err(), "byte {index}");
+        }
+    }
+
+    #[test]
+    fn wrong_signer_and_oversize_are_refused() {
+        let key = PublisherKey::generate();
+        let other = PublisherKey::generate();
+        let body = RecordBody::Version(sample_version(&key));
+        assert!(Record::sign(body, &other).is_err());
+        assert_eq!(
+            Record::verify(vec![0; MAX_RECORD_SIZE + 1]),
+            Err(RecordError::TooLarge {
+                size: MAX_RECORD_SIZE + 1
+            })
+        );
+        assert!(matches!(
+            Record::verify(vec![0; 10]),
+            Err(RecordError::TooShort { .. })
+        ));
+    }
+
+    #[test]
+    fn rotation_needs_both_keys() {
+        let old = PublisherKey::generate();
+        let new = PublisherKey::generate();
+        let rotation = KeyRotation::new(old.id(), &new, 5);
+        let record = Record::sign(RecordBody::Rotation(rotation.clone()), &old).unwrap();
+        assert!(Record::verify(record.into_bytes()).is_ok());
+        let forged = KeyRotation {
+            new: PublisherKey::generate().id(),
+            ..rotation
+        };
+        assert!(Record::sign(RecordBody::Rotation(forged), &old).is_err());
+    }
+}

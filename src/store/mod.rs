@@ -1,0 +1,1 @@
+//! The blob store and the SQLite index. (Being written.)
