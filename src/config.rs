@@ -1,1 +1,206 @@
-//! Node configuration. (Being written.)
+//! Node configuration: `config.toml` in the data directory, then `GGEN_P2P_*`
+//! environment variables, then command-line flags — each layer overrides the one before.
+//!
+//! Defaults follow DESIGN.md ("The node as a program"). The data directory itself is
+//! chosen by [`data_dir`]: `--data-dir`, else `GGEN_P2P_HOME`, else the platform's data dir.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::package::PublisherId;
+
+pub const CONFIG_FILE: &str = "config.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {reason}; fix the file or delete it to use the defaults")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{var}={value:?}: {reason}")]
+    Env {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("no data directory could be determined; pass --data-dir DIR or set GGEN_P2P_HOME")]
+    NoDataDir,
+}
+
+/// Everything a node can be told. Unknown keys in the file are refused so typos surface.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Multiaddrs to listen on.
+    pub listen: Vec<String>,
+    /// Multiaddrs (with `/p2p/<peer id>`) to dial at start and redial with backoff.
+    pub bootstrap: Vec<String>,
+    pub mdns: bool,
+    /// AutoNAT probes; off is the right choice for loopback-only test networks.
+    pub autonat: bool,
+    /// Address of the local HTTP API; port 0 picks a free one.
+    pub api: String,
+    pub max_connections: u32,
+    pub connection_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub query_timeout_secs: u64,
+    pub replication_factor: usize,
+    pub sync_interval_secs: u64,
+    /// Fetched archives kept (least recently used go first); published ones are kept.
+    pub cache_size: usize,
+    pub gossip: GossipConfig,
+    /// Package name → the only publisher key accepted for it (like Nix's trusted keys).
+    pub trusted_publishers: BTreeMap<String, PublisherId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GossipConfig {
+    pub mesh_n: usize,
+    pub mesh_n_low: usize,
+    pub mesh_n_high: usize,
+    pub heartbeat_ms: u64,
+}
+
+impl Default for GossipConfig {
+    fn default() -> Self {
+        Self {
+            mesh_n: 6,
+            mesh_n_low: 4,
+            mesh_n_high: 12,
+            heartbeat_ms: 1000,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/4001".into(),
+                "/ip4/0.0.0.0/udp/4001/quic-v1".into(),
+            ],
+            bootstrap: Vec::new(),
+            mdns: true,
+            autonat: true,
+            api: "127.0.0.1:0".into(),
+            max_connections: 100,
+            connection_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            query_timeout_secs: 60,
+            replication_factor: 20,
+            sync_interval_secs: 30,
+            cache_size: 1000,
+            gossip: GossipConfig::default(),
+            trusted_publishers: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `<dir>/config.toml` if it exists (defaults otherwise), then applies the
+    /// environment.
+    pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let path = dir.join(CONFIG_FILE);
+        let mut config = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+                path: path.clone(),
+                reason: e.message().to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(source) => return Err(ConfigError::Io { path, source }),
+        };
+        config.apply_env(|var| std::env::var(var).ok())?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let list = |value: String| -> Vec<String> {
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        if let Some(value) = get("GGEN_P2P_LISTEN") {
+            self.listen = list(value);
+        }
+        if let Some(value) = get("GGEN_P2P_BOOTSTRAP") {
+            self.bootstrap = list(value);
+        }
+        if let Some(value) = get("GGEN_P2P_API") {
+            self.api = value;
+        }
+        if let Some(value) = get("GGEN_P2P_MDNS") {
+            self.mdns = parse_bool("GGEN_P2P_MDNS", value)?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_bool(var: &'static str, value: String) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::Env {
+            var,
+            value,
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
+/// The data directory: the flag, else `GGEN_P2P_HOME`, else the platform's data dir.
+pub fn data_dir(flag: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    if let Some(dir) = flag {
+        return Ok(dir.to_path_buf());
+    }
+    if let Some(home) = std::env::var_os("GGEN_P2P_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(home));
+    }
+    directories::ProjectDirs::from("io", "ggen", "ggen-p2p")
+        .map(|dirs| dirs.data_dir().to_path_buf())
+        .ok_or(ConfigError::NoDataDir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "bootstrap = [\"/ip4/1.2.3.4/tcp/1\"]\ncache_size = 5\n[gossip]\nmesh_n = 8\n",
+        )
+        .unwrap();
+        let mut config = Config::load(dir.path()).unwrap();
+        assert_eq!(config.cache_size, 5);
+        assert_eq!(config.gossip.mesh_n, 8);
+        assert_eq!(config.gossip.mesh_n_low, 4);
+        config
+            .apply_env(|var| (var == "GGEN_P2P_LISTEN").then(|| "/ip4/127.0.0.1/tcp/0, ".into()))
+            .unwrap();
+        assert_eq!(config.listen, vec!["/ip4/127.0.0.1/tcp/0"]);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_env_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "cache_sise = 5\n").unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("cache_sise"), "{err}");
+        let mut config = Config::default();
+        assert!(config
+            .apply_env(|var| (var == "GGEN_P2P_MDNS").then(|| "maybe".into()))
+            .is_err());
+    }
+}

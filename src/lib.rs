@@ -17,5 +17,5 @@ pub mod cli;
 pub mod config;
 pub mod net;
 pub mod package;
-pub mod registry;
+// pub mod registry;
 pub mod store;

@@ -1,1 +1,108 @@
-//! The daemon's local HTTP API. (Being written.)
+//! The daemon's local HTTP API (axum, loopback only): the CLI's way into a running node,
+//! plus the web dashboard and `/metrics`.
+//!
+//! On start the daemon writes [`API_FILE`] (address and access token, mode 0600) into the
+//! data directory; calls that change anything must carry `Authorization: Bearer <token>`,
+//! so only users who can read the data directory can act through the API.
+
+pub mod client;
+mod dashboard;
+mod metrics;
+mod routes;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::registry::P2PRegistry;
+
+/// File in the data directory that tells clients where the daemon listens.
+pub const API_FILE: &str = "api.json";
+
+/// Contents of [`API_FILE`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiEndpoint {
+    pub addr: SocketAddr,
+    pub token: String,
+    pub pid: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("cannot listen on {addr}: {source}; pass --api 127.0.0.1:PORT with a free port")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--api {0}: the API only listens on loopback (e.g. 127.0.0.1:0)")]
+    NotLoopback(String),
+    #[error("{path}: cannot write the API endpoint file: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running API server.
+pub struct ApiServer {
+    pub addr: SocketAddr,
+    pub token: String,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Binds `addr` (loopback only) and serves the API until `shutdown` is cancelled.
+pub async fn serve(
+    registry: P2PRegistry,
+    addr: &str,
+    shutdown: CancellationToken,
+) -> Result<ApiServer, ApiError> {
+    let socket: SocketAddr = addr
+        .parse()
+        .map_err(|_| ApiError::NotLoopback(addr.to_string()))?;
+    if !socket.ip().is_loopback() {
+        return Err(ApiError::NotLoopback(addr.to_string()));
+    }
+    let listener = tokio::net::TcpListener::bind(socket)
+        .await
+        .map_err(|source| ApiError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| ApiError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let app = routes::router(registry, token.clone(), bound);
+    let task = tokio::spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+        if let Err(err) = server.await {
+            tracing::error!(%err, "api server failed");
+        }
+    });
+    Ok(ApiServer {
+        addr: bound,
+        token,
+        task,
+    })
+}
+
+/// Writes [`API_FILE`] so CLI invocations find this daemon.
+pub fn write_endpoint(data_dir: &Path, server: &ApiServer) -> Result<PathBuf, ApiError> {
+    let path = data_dir.join(API_FILE);
+    let endpoint = ApiEndpoint {
+        addr: server.addr,
+        token: server.token.clone(),
+        pid: std::process::id(),
+    };
+    let json = serde_json::to_vec_pretty(&endpoint).unwrap_or_default();
+    crate::package::keys::write_private(&path, &json).map_err(|source| ApiError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}

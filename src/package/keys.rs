@@ -159,19 +159,25 @@ impl PublisherKey {
                 path: path.to_path_buf(),
             });
         }
-        let io = |source| KeyError::Io {
+        let text = format!("{}\n", hex::encode(self.signing.to_bytes()));
+        write_private(path, text.as_bytes()).map_err(|source| KeyError::Io {
             path: path.to_path_buf(),
             source,
-        };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(io)?;
-        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-        set_private(file.path()).map_err(io)?;
-        writeln!(file, "{}", hex::encode(self.signing.to_bytes())).map_err(io)?;
-        file.as_file().sync_all().map_err(io)?;
-        file.persist(path).map_err(|e| io(e.error))?;
-        Ok(())
+        })
     }
+}
+
+/// Writes a secret file atomically (temp file with mode 0600, fsync, rename), so a crash
+/// never leaves a half-written key and the secret is never readable by others.
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    set_private(file.path())?;
+    file.write_all(contents)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(unix)]

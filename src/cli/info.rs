@@ -1,0 +1,79 @@
+//! `ggen-p2p info NAME[@REQ]`: one pack in full, its versions and who claims the name.
+
+use anyhow::Result;
+
+use super::output::human_bytes;
+use super::{split_spec, Backend, Output};
+use crate::package::PublisherId;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Pack name, optionally with a version or requirement: name@1.2.0, name@^1
+    pub spec: String,
+    /// Show the pack as published by this key (when several claim the name)
+    #[arg(long)]
+    pub publisher: Option<PublisherId>,
+}
+
+pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
+    let (name, req) = split_spec(&args.spec);
+    let report = backend.info(name, req, args.publisher).await?;
+    if out.json {
+        return Ok(out.json(&report)?);
+    }
+    let p = &report.package;
+    let mut lines = vec![
+        format!("{}@{}{}", p.name, p.version, if p.yanked { " (yanked)" } else { "" }),
+        format!("  {}", p.description),
+        format!("publisher:   {}", p.publisher),
+    ];
+    let optional = [
+        ("category", p.category.clone()),
+        ("license", p.license.clone()),
+        ("repository", p.repository.clone()),
+        ("keywords", (!p.keywords.is_empty()).then(|| p.keywords.join(", "))),
+        ("authors", (!p.authors.is_empty()).then(|| p.authors.join(", "))),
+    ];
+    for (label, value) in optional {
+        if let Some(value) = value {
+            lines.push(format!("{:<12} {value}", format!("{label}:")));
+        }
+    }
+    lines.push(format!("size:        {}", human_bytes(p.archive.size)));
+    lines.push(format!("blake3:      {}", p.archive.blake3));
+    lines.push(format!("sha256:      {}", p.archive.sha256));
+    lines.push(format!(
+        "providers:   {}{}",
+        report.providers,
+        if report.local { " (stored here)" } else { "" }
+    ));
+    for (dep, req) in &p.dependencies {
+        lines.push(format!("depends on:  {dep} {req}"));
+    }
+    for line in lines {
+        out.line(line)?;
+    }
+    out.line("versions:")?;
+    for v in &report.versions {
+        out.line(format!(
+            "  {:<12} {}{}",
+            v.version.to_string(),
+            v.publisher.short(),
+            if v.yanked { "  yanked" } else { "" }
+        ))?;
+    }
+    if report.claims.len() > 1 {
+        out.warn(format!(
+            "{} publishers claim {}: {}; pass --publisher ID to choose",
+            report.claims.len(),
+            p.name,
+            report
+                .claims
+                .iter()
+                .map(|c| c.publisher.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! `ggen-p2p install NAME[@REQ] [--to DIR]`: resolve, fetch if needed, verify, unpack.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::output::human_bytes;
+use super::{split_spec, Backend, Output};
+use crate::package::PublisherId;
+use crate::registry::install::Progress;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Pack name, optionally with a version or requirement: name@1.2.0, name@^1
+    pub spec: String,
+    /// Directory to install into (must not exist) [default: DATA_DIR/packs/NAME@VERSION]
+    #[arg(long)]
+    pub to: Option<PathBuf>,
+    /// Install the pack published by this key (needed when several claim the name)
+    #[arg(long)]
+    pub publisher: Option<PublisherId>,
+}
+
+pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
+    let (name, req) = split_spec(&args.spec);
+    let bar = progress_bar(out);
+    let progress: Option<Progress> = bar.clone().map(|bar| {
+        Arc::new(move |done: u64, total: u64| {
+            bar.set_length(total);
+            bar.set_position(done);
+        }) as Progress
+    });
+    let result = backend
+        .install(name, req, args.publisher, args.to, progress)
+        .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = result?;
+    if out.json {
+        return Ok(out.json(&report)?);
+    }
+    if report.already_installed {
+        out.line(format!(
+            "{}@{} is already installed in {}",
+            report.name,
+            report.version,
+            report.path.display()
+        ))?;
+        return Ok(());
+    }
+    let source = if report.fetched_from.is_empty() {
+        "from the local store".to_string()
+    } else {
+        format!("from {} peer(s)", report.fetched_from.len())
+    };
+    out.line(format!(
+        "installed {}@{} into {} ({} files, {}, {source}, verified)",
+        report.name,
+        report.version,
+        report.path.display(),
+        report.files,
+        human_bytes(report.size),
+    ))?;
+    Ok(())
+}
+
+fn progress_bar(out: &Output) -> Option<ProgressBar> {
+    if out.quiet || out.json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(0);
+    let style = ProgressStyle::with_template(
+        "{spinner} fetching [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    Some(bar)
+}

@@ -1,0 +1,49 @@
+//! `ggen-p2p peers [add MULTIADDR | remove PEER]`: inspect and change the running node's
+//! peers.
+
+use anyhow::Result;
+use clap::Subcommand;
+
+use super::{Backend, Output};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<PeersAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeersAction {
+    /// Connect to a peer: /ip4/1.2.3.4/tcp/4001/p2p/12D3Koo...
+    Add { addr: String },
+    /// Disconnect from a peer and forget its addresses
+    Remove { peer: String },
+}
+
+pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
+    let report = match &args.action {
+        None => backend.peers().await?,
+        Some(PeersAction::Add { addr }) => backend.add_peer(addr).await?,
+        Some(PeersAction::Remove { peer }) => backend.remove_peer(peer).await?,
+    };
+    if out.json {
+        return Ok(out.json(&report)?);
+    }
+    if report.peers.is_empty() {
+        out.note("no connected peers; add one with `ggen-p2p peers add MULTIADDR`");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = report
+        .peers
+        .iter()
+        .map(|p| {
+            vec![
+                p.peer_id.clone(),
+                p.rtt_ms.map(|ms| format!("{ms} ms")).unwrap_or_default(),
+                p.addrs.first().cloned().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.table(&["PEER", "RTT", "ADDRESS"], &rows)?;
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! `ggen-p2p start`: run a node until Ctrl-C or SIGTERM — the libp2p network, the local
+//! API and dashboard — then shut everything down in order and remove the API file.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio_util::sync::CancellationToken;
+
+use super::Output;
+use crate::api::{self, client::ApiClient};
+use crate::registry::{P2PRegistryBuilder, Registry};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on (repeatable) [default: /ip4/0.0.0.0/tcp/4001 and udp/4001/quic-v1]
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<String>,
+    /// Peer to join through (repeatable): /ip4/1.2.3.4/tcp/4001/p2p/12D3Koo...
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<String>,
+    /// Do not discover peers on the local network with mDNS
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Do not run AutoNAT probes (useful on loopback-only test networks)
+    #[arg(long)]
+    pub no_autonat: bool,
+    /// Address of the local HTTP API and dashboard [default: 127.0.0.1:0, a free port]
+    #[arg(long, value_name = "ADDR")]
+    pub api: Option<String>,
+}
+
+pub async fn run(data_dir: &Path, args: Args, out: &Output) -> Result<()> {
+    init_tracing();
+    if let Some(running) = ApiClient::discover(data_dir).await {
+        anyhow::bail!(
+            "a node already runs on {} (API {}); stop it first or pass another --data-dir",
+            data_dir.display(),
+            running.addr()
+        );
+    }
+    let mut builder = P2PRegistryBuilder::new().with_data_dir(data_dir);
+    if !args.listen.is_empty() {
+        builder = builder.with_listen_addresses(args.listen);
+    }
+    if !args.bootstrap.is_empty() {
+        builder = builder.with_bootstrap_peers(args.bootstrap);
+    }
+    if args.no_mdns {
+        builder = builder.with_mdns(false);
+    }
+    if args.no_autonat {
+        builder = builder.with_autonat(false);
+    }
+    let registry = builder.build()?;
+    registry.start().await?;
+    let client = registry
+        .client()
+        .context("the network did not start; see the log above")?;
+
+    let shutdown = CancellationToken::new();
+    let api_addr = args.api.unwrap_or_else(|| registry.config().api.clone());
+    let server = api::serve(registry.clone(), &api_addr, shutdown.clone()).await?;
+    let api_file = api::write_endpoint(data_dir, &server)?;
+
+    let addrs = wait_for_listen_addrs(&client).await;
+    if out.json {
+        out.json(&serde_json::json!({
+            "format_version": crate::registry::FORMAT_VERSION,
+            "peer_id": client.peer_id().to_string(),
+            "listen_addrs": addrs,
+            "api": server.addr.to_string(),
+        }))?;
+    } else {
+        out.line(format!("peer id   {}", client.peer_id()))?;
+        for addr in &addrs {
+            out.line(format!("listening {addr}/p2p/{}", client.peer_id()))?;
+        }
+        out.line(format!("api       http://{} (dashboard, /metrics)", server.addr))?;
+        out.note("node running; press Ctrl-C to stop");
+    }
+
+    wait_for_signal().await;
+    out.note("stopping…");
+    shutdown.cancel();
+    if let Err(err) = server.task.await {
+        tracing::warn!(%err, "api task ended abnormally");
+    }
+    let _ = std::fs::remove_file(&api_file);
+    registry.stop().await?;
+    out.note("stopped");
+    Ok(())
+}
+
+/// Listen addresses appear asynchronously; give the transports a moment to report them.
+async fn wait_for_listen_addrs(client: &crate::net::Client) -> Vec<String> {
+    for _ in 0..40 {
+        if let Ok(addrs) = client.listen_addrs().await {
+            if !addrs.is_empty() {
+                return addrs.iter().map(|a| a.to_string()).collect();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Vec::new()
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,53 @@
+//! `ggen-p2p status`: this node's identity, network and store at a glance.
+
+use anyhow::Result;
+
+use super::output::human_bytes;
+use super::{Backend, Output};
+
+pub async fn run(backend: &Backend, out: &Output) -> Result<()> {
+    let report = backend.status().await?;
+    if out.json {
+        return Ok(out.json(&report)?);
+    }
+    let publisher = report
+        .publisher
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "none (create one with `ggen-p2p key generate`)".into());
+    let s = &report.store;
+    let mut lines = vec![
+        format!("data dir:     {}", report.data_dir.display()),
+        format!("publisher:    {publisher}"),
+    ];
+    match &report.net {
+        Some(net) => {
+            lines.push(format!("node:         online, peer id {}", net.peer_id));
+            if let Some(api) = &report.api {
+                lines.push(format!("api:          http://{api}"));
+            }
+            for addr in &net.listen_addrs {
+                lines.push(format!("listening:    {addr}"));
+            }
+            lines.push(format!("peers:        {} connected", net.connected_peers));
+            lines.push(format!("dht:          {} peers in routing table", net.routing_table_size));
+        }
+        None => lines.push("node:         offline (start one with `ggen-p2p start`)".into()),
+    }
+    lines.push(format!("records:      {}", s.records));
+    lines.push(format!("packs:        {} ({} versions)", s.packages, s.versions));
+    lines.push(format!(
+        "archives:     {} stored, {}",
+        s.archives,
+        human_bytes(s.archive_bytes)
+    ));
+    if s.equivocations > 0 {
+        lines.push(format!(
+            "equivocations: {} refused (conflicting records kept as evidence)",
+            s.equivocations
+        ));
+    }
+    for line in lines {
+        out.line(line)?;
+    }
+    Ok(())
+}

@@ -1,1 +1,0 @@
-//! The registry façade. (Being written.)

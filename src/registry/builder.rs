@@ -1,0 +1,199 @@
+//! Building a registry (data directory, configuration layers, store) and starting or
+//! stopping its network side.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use tokio_util::sync::CancellationToken;
+
+use super::{Inner, P2PRegistry, RegistryError, Result, Running, NODE_KEY_FILE};
+use crate::config::{self, Config};
+use crate::net::{self, Multiaddr, NetConfig};
+use crate::package::keys::write_private;
+use crate::store::Store;
+
+/// Configures a [`P2PRegistry`]: anything not set comes from `config.toml` in the data
+/// directory, then the environment, then the defaults.
+#[derive(Debug, Default, Clone)]
+pub struct P2PRegistryBuilder {
+    data_dir: Option<PathBuf>,
+    config: Option<Config>,
+    listen: Option<Vec<String>>,
+    bootstrap: Option<Vec<String>>,
+    mdns: Option<bool>,
+    autonat: Option<bool>,
+}
+
+impl P2PRegistryBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Uses this configuration instead of reading `config.toml` and the environment.
+    pub fn with_config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    pub fn with_listen_addresses(mut self, addrs: Vec<String>) -> Self {
+        self.listen = Some(addrs);
+        self
+    }
+
+    pub fn with_bootstrap_peers(mut self, addrs: Vec<String>) -> Self {
+        self.bootstrap = Some(addrs);
+        self
+    }
+
+    pub fn with_mdns(mut self, enabled: bool) -> Self {
+        self.mdns = Some(enabled);
+        self
+    }
+
+    pub fn with_autonat(mut self, enabled: bool) -> Self {
+        self.autonat = Some(enabled);
+        self
+    }
+
+    /// Opens the data directory and store. Nothing touches the network until `start`.
+    pub fn build(self) -> Result<P2PRegistry> {
+        let data_dir = config::data_dir(self.data_dir.as_deref())?;
+        std::fs::create_dir_all(&data_dir).map_err(|e| {
+            RegistryError::Refused(format!(
+                "{}: cannot create the data directory: {e}; pass --data-dir to use another",
+                data_dir.display()
+            ))
+        })?;
+        let mut config = match self.config {
+            Some(config) => config,
+            None => Config::load(&data_dir)?,
+        };
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(bootstrap) = self.bootstrap {
+            config.bootstrap = bootstrap;
+        }
+        if let Some(mdns) = self.mdns {
+            config.mdns = mdns;
+        }
+        if let Some(autonat) = self.autonat {
+            config.autonat = autonat;
+        }
+        let store = Store::open(&data_dir)?;
+        store.set_pins(config.trusted_publishers.clone());
+        Ok(P2PRegistry {
+            inner: Arc::new(Inner {
+                data_dir,
+                config,
+                store,
+                running: Mutex::new(None),
+            }),
+        })
+    }
+}
+
+impl P2PRegistry {
+    /// Starts the libp2p node. Calling it twice is harmless.
+    pub(super) async fn start_network(&self) -> Result<()> {
+        if self.client().is_some() {
+            return Ok(());
+        }
+        let keypair = load_or_create_node_key(&self.inner.data_dir.join(NODE_KEY_FILE))?;
+        let net_config = net_config(&self.inner.config, keypair)?;
+        let shutdown = CancellationToken::new();
+        let (client, task) =
+            net::spawn(net_config, self.inner.store.clone(), shutdown.clone()).await?;
+        let mut running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
+        *running = Some(Running {
+            client,
+            shutdown,
+            task,
+        });
+        Ok(())
+    }
+
+    /// Stops the node gracefully and waits for its event loop to finish.
+    pub(super) async fn stop_network(&self) -> Result<()> {
+        let running = {
+            let mut running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
+            running.take()
+        };
+        if let Some(running) = running {
+            running.shutdown.cancel();
+            running
+                .task
+                .await
+                .map_err(|e| RegistryError::Task(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_addrs(field: &str, addrs: &[String]) -> Result<Vec<Multiaddr>> {
+    addrs
+        .iter()
+        .map(|addr| {
+            addr.parse::<Multiaddr>().map_err(|e| {
+                RegistryError::Refused(format!(
+                    "{field} address {addr:?} is not a multiaddr ({e}); example: /ip4/127.0.0.1/tcp/4001"
+                ))
+            })
+        })
+        .collect()
+}
+
+fn net_config(config: &Config, keypair: Keypair) -> Result<NetConfig> {
+    let mut net = NetConfig::new(keypair);
+    net.listen = parse_addrs("listen", &config.listen)?;
+    net.bootstrap = parse_addrs("bootstrap", &config.bootstrap)?;
+    net.mdns = config.mdns;
+    net.autonat = config.autonat;
+    net.max_connections = config.max_connections;
+    net.connection_timeout = Duration::from_secs(config.connection_timeout_secs);
+    net.idle_timeout = Duration::from_secs(config.idle_timeout_secs);
+    net.query_timeout = Duration::from_secs(config.query_timeout_secs);
+    net.replication_factor = config.replication_factor;
+    net.sync_interval = Duration::from_secs(config.sync_interval_secs.max(1));
+    net.cache_size = config.cache_size;
+    net.gossip_mesh = (
+        config.gossip.mesh_n,
+        config.gossip.mesh_n_low,
+        config.gossip.mesh_n_high,
+    );
+    net.heartbeat = Duration::from_millis(config.gossip.heartbeat_ms.max(10));
+    Ok(net)
+}
+
+/// The node's libp2p identity persists in `node.key` so its peer id survives restarts.
+fn load_or_create_node_key(path: &std::path::Path) -> Result<Keypair> {
+    match std::fs::read(path) {
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|e| {
+            RegistryError::Refused(format!(
+                "{}: not a node key ({e}); move it away to create a new identity",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let keypair = Keypair::generate_ed25519();
+            let bytes = keypair
+                .to_protobuf_encoding()
+                .map_err(|e| RegistryError::Refused(format!("cannot encode node key: {e}")))?;
+            write_private(path, &bytes).map_err(|e| {
+                RegistryError::Refused(format!("{}: cannot write node key: {e}", path.display()))
+            })?;
+            Ok(keypair)
+        }
+        Err(e) => Err(RegistryError::Refused(format!(
+            "{}: cannot read node key: {e}",
+            path.display()
+        ))),
+    }
+}
