@@ -15,7 +15,7 @@ use crate::package::PublisherId;
 use crate::registry::install::Progress;
 use crate::registry::{
     InfoReport, InstallReport, ListReport, PeersReport, PublishReport, SearchReport,
-    StatusReport, YankReport,
+    StatusReport, VerifyReport, YankReport,
 };
 use crate::store::Query;
 
@@ -139,6 +139,10 @@ impl ApiClient {
 
     pub async fn status(&self) -> Result<StatusReport> {
         self.call(self.request(Method::GET, "/api/v1/status")).await
+    }
+
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        self.call(self.request(Method::GET, "/api/v1/verify")).await
     }
 
     pub async fn peers(&self) -> Result<PeersReport> {

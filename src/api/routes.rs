@@ -18,7 +18,7 @@ use crate::net::{Multiaddr, PeerId};
 use crate::package::PublisherId;
 use crate::registry::{
     InfoReport, InstallReport, ListReport, P2PRegistry, Package, PeersReport, PublishReport,
-    RegistryError, SearchReport, StatusReport, YankReport, FORMAT_VERSION,
+    RegistryError, SearchReport, StatusReport, VerifyReport, YankReport, FORMAT_VERSION,
 };
 use crate::store::Query;
 
@@ -148,6 +148,7 @@ pub(super) fn router(registry: P2PRegistry, token: String, addr: SocketAddr) -> 
         .route("/api/v1/search", get(search))
         .route("/api/v1/packages/{name}", get(info))
         .route("/api/v1/list", get(list))
+        .route("/api/v1/verify", get(verify))
         .route("/api/v1/peers", get(peers))
         .merge(changing)
         .with_state(state)
@@ -232,6 +233,10 @@ async fn info(
             .info(&name, &params.req, params.publisher)
             .await?,
     ))
+}
+
+async fn verify(State(state): State<AppState>) -> ApiResult<VerifyReport> {
+    Ok(Json(state.registry.verify_store().await?))
 }
 
 async fn list(State(state): State<AppState>) -> ApiResult<ListReport> {

@@ -11,7 +11,7 @@ use crate::package::PublisherId;
 use crate::registry::install::Progress;
 use crate::registry::{
     InfoReport, InstallReport, ListReport, P2PRegistry, P2PRegistryBuilder, Package,
-    PeersReport, PublishReport, SearchReport, StatusReport, YankReport,
+    PeersReport, PublishReport, SearchReport, StatusReport, VerifyReport, YankReport,
 };
 use crate::store::Query;
 
@@ -106,6 +106,13 @@ impl Backend {
         match self {
             Backend::Local(registry) => Ok(registry.status_report().await?),
             Backend::Remote(api) => api.status().await,
+        }
+    }
+
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        match self {
+            Backend::Local(registry) => Ok(registry.verify_store().await?),
+            Backend::Remote(api) => api.verify().await,
         }
     }
 

@@ -17,6 +17,7 @@ mod publish;
 mod search;
 mod start;
 mod status;
+mod verify;
 mod yank;
 
 use std::path::PathBuf;
@@ -63,6 +64,8 @@ pub enum Command {
     Yank(yank::Args),
     /// Show this node: identity, peers, records and packs known, bytes stored
     Status,
+    /// Re-check every stored record signature and archive hash
+    Verify,
     /// Run a node: the libp2p network, the local API and the dashboard
     Start(start::Args),
     /// List connected peers, or add/remove one
@@ -89,6 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::List => list::run(&backend, &out).await,
                 Command::Yank(args) => yank::run(&backend, args, &out).await,
                 Command::Status => status::run(&backend, &out).await,
+                Command::Verify => verify::run(&backend, &out).await,
                 Command::Peers(args) => peers::run(&backend, args, &out).await,
                 Command::Key(_) | Command::Start(_) | Command::Demo(_) => Ok(()),
             }

@@ -137,6 +137,14 @@ impl P2PRegistry {
                 return Ok((0, true));
             }
         }
+        // The index row came from a record; re-check that record's signature so damage
+        // to the database cannot smuggle in another archive.
+        if store.record(&meta.record_id)?.is_none() {
+            return Err(RegistryError::Refused(format!(
+                "{}@{}: its signed record is missing from the store; run `ggen-p2p verify`",
+                meta.name, meta.version
+            )));
+        }
         store.verify_archive(&meta.archive)?;
         let path = store.archive_path(&meta.archive.blake3).ok_or_else(|| {
             RegistryError::Refused(format!(

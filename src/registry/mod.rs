@@ -25,7 +25,7 @@ use crate::store::{Query, Store};
 pub use builder::P2PRegistryBuilder;
 pub use reports::{
     InfoReport, InstallReport, KeyReport, ListReport, PeersReport, PublishReport, SearchReport,
-    SearchResult, StatusReport, VersionLine, YankReport, FORMAT_VERSION,
+    SearchResult, StatusReport, VerifyReport, VersionLine, YankReport, FORMAT_VERSION,
 };
 
 pub const PUBLISHER_KEY_FILE: &str = "publisher.key";

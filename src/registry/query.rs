@@ -2,7 +2,7 @@
 //! (and, for `--network` search, after asking connected peers first).
 
 use super::reports::{
-    InfoReport, ListReport, SearchReport, SearchResult, StatusReport, VersionLine,
+    DamagedItem, InfoReport, VerifyReport, ListReport, SearchReport, SearchResult, StatusReport, VersionLine,
     FORMAT_VERSION,
 };
 use super::{install::parse_requirement, P2PRegistry, Result};
@@ -126,5 +126,33 @@ impl P2PRegistry {
             store,
             net,
         })
+    }
+}
+
+impl P2PRegistry {
+    /// Re-verifies every stored record and re-hashes every stored archive.
+    pub async fn verify_store(&self) -> Result<VerifyReport> {
+        self.blocking(|this| {
+            let store = this.store();
+            let (records_checked, bad_records) = store.check_records()?;
+            let (archives_checked, bad_archives) = store.check_archives()?;
+            let damaged = |items: Vec<(crate::package::Blake3Hash, String)>| {
+                items
+                    .into_iter()
+                    .map(|(id, reason)| DamagedItem {
+                        id: id.to_string(),
+                        reason,
+                    })
+                    .collect()
+            };
+            Ok(VerifyReport {
+                format_version: FORMAT_VERSION,
+                records_checked,
+                archives_checked,
+                bad_records: damaged(bad_records),
+                bad_archives: damaged(bad_archives),
+            })
+        })
+        .await
     }
 }

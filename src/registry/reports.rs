@@ -134,3 +134,21 @@ pub struct PeersReport {
     pub format_version: u32,
     pub peers: Vec<PeerInfo>,
 }
+
+/// One damaged item found by `verify`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DamagedItem {
+    /// Record id or archive BLAKE3, hex.
+    pub id: String,
+    pub reason: String,
+}
+
+/// `verify`: every stored record re-verified, every stored archive re-hashed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub format_version: u32,
+    pub records_checked: u64,
+    pub archives_checked: u64,
+    pub bad_records: Vec<DamagedItem>,
+    pub bad_archives: Vec<DamagedItem>,
+}

@@ -1,0 +1,29 @@
+//! `ggen-p2p verify`: re-check every stored record's signature and every stored archive's
+//! hash, like `npm audit signatures`. Exits 1 if anything is damaged.
+
+use anyhow::{bail, Result};
+
+use super::{Backend, Output};
+
+pub async fn run(backend: &Backend, out: &Output) -> Result<()> {
+    let report = backend.verify().await?;
+    if out.json {
+        out.json(&report)?;
+    } else {
+        out.line(format!(
+            "checked {} records and {} archives",
+            report.records_checked, report.archives_checked
+        ))?;
+        for bad in &report.bad_records {
+            out.line(format!("bad record {}: {}", bad.id, bad.reason))?;
+        }
+        for bad in &report.bad_archives {
+            out.line(format!("bad archive {}: {}", bad.id, bad.reason))?;
+        }
+    }
+    let damaged = report.bad_records.len() + report.bad_archives.len();
+    if damaged > 0 {
+        bail!("{damaged} damaged item(s) in the store; republish or reinstall them (their data cannot be trusted)");
+    }
+    Ok(())
+}
