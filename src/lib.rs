@@ -17,5 +17,12 @@ pub mod cli;
 pub mod config;
 pub mod net;
 pub mod package;
-// pub mod registry;
+pub mod registry;
 pub mod store;
+
+pub use package::{Manifest, PublisherId, PublisherKey};
+pub use registry::{
+    P2PRegistry, P2PRegistryBuilder, Package, PackageMetadata, Registry, RegistryError,
+    SearchResult,
+};
+pub use store::Query;
