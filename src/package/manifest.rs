@@ -159,22 +159,23 @@ impl Manifest {
         })?;
         let ctx = Context { path };
         let table_name = format.table();
-        let table =
-            match root.get(table_name) {
-                Some(toml::Value::Table(table)) => table,
-                Some(other) => {
-                    return Err(ctx.invalid(
-                        table_name,
-                        format!("expected a table, found {}", other.type_str()),
-                    ))
-                }
-                None => return Err(ctx.invalid(
+        let table = match root.get(table_name) {
+            Some(toml::Value::Table(table)) => table,
+            Some(other) => {
+                return Err(ctx.invalid(
+                    table_name,
+                    format!("expected a table, found {}", other.type_str()),
+                ))
+            }
+            None => {
+                return Err(ctx.invalid(
                     table_name,
                     format!(
                         "missing; add a [{table_name}] table with name, version and description"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let fields = Fields {
             ctx: &ctx,
             prefix: table_name,
