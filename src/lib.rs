@@ -19,3 +19,5 @@ pub mod net;
 pub mod package;
 pub mod registry;
 pub mod store;
+
+pub use store::Query;
