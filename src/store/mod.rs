@@ -4,6 +4,7 @@
 //! Everything here is synchronous; async callers use `tokio::task::spawn_blocking`.
 
 mod blobs;
+pub mod corpus;
 mod local;
 mod records;
 mod schema;
