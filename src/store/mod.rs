@@ -1,1 +1,390 @@
-//! The blob store and the SQLite index. (Being written.)
+//! The node's local state: a SQLite index (exact record bytes plus the tables derived from
+//! them: versions, yanks, rotations, evidence, packages and their FTS5 search index,
+//! archives, providers, installs) and a content-addressed blob directory for archives.
+//! Everything here is synchronous; async callers use `tokio::task::spawn_blocking`.
+
+mod blobs;
+pub mod corpus;
+mod local;
+mod records;
+mod schema;
+mod search;
+mod trust;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::Connection;
+use semver::Version;
+use serde::{Deserialize, Serialize};
+
+use crate::package::{Blake3Hash, PublisherId, RecordError, RecordId};
+
+pub use blobs::BlobWriter;
+pub use search::{PackageMetadata, Query, SearchHit};
+
+/// File name of the index inside the store directory.
+pub const INDEX_FILE: &str = "index.sqlite";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: index database error: {source}; if it persists, move the file away and resync from peers")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: index schema version {found} is newer than this build understands ({supported}); upgrade ggen-p2p")]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("stored record {id} no longer verifies ({source}); the index is damaged: move it away and resync")]
+    DamagedRecord {
+        id: RecordId,
+        #[source]
+        source: RecordError,
+    },
+    #[error(
+        "no package named {name:?} is known here; check the spelling or sync with peers first"
+    )]
+    UnknownName { name: String },
+    #[error("{name}: no version matches {req}{publisher}; available: {available}")]
+    NoMatch {
+        name: String,
+        req: String,
+        /// Empty or " from <publisher>".
+        publisher: String,
+        available: String,
+    },
+    #[error(
+        "{name}: claimed by several publishers: {claimants}; pass --publisher <id> to choose one"
+    )]
+    Ambiguous { name: String, claimants: String },
+    #[error(
+        "{name}: publisher {publisher} has published no version of it; claimants: {claimants}"
+    )]
+    NotPublishedBy {
+        name: String,
+        publisher: PublisherId,
+        claimants: String,
+    },
+    #[error("{path}: archive does not match its record: expected {expected}, got {actual}; the file was left in place")]
+    ArchiveMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("{path}: stored archive is corrupt: expected {expected}, got {actual}; delete it and fetch it again")]
+    Corrupt {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("archive {blake3} is not stored here; fetch it from a provider first")]
+    MissingArchive { blake3: Blake3Hash },
+    #[error("archive {blake3}: chunk {index} is out of range (it has {chunks} chunks)")]
+    ChunkOutOfRange {
+        blake3: Blake3Hash,
+        index: u32,
+        chunks: u64,
+    },
+}
+
+/// What [`Store::ingest`] did with a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum IngestOutcome {
+    Added,
+    Duplicate,
+    /// The publisher already signed another archive for the same name and version; the
+    /// new record was refused and kept as evidence.
+    Equivocation {
+        existing: RecordId,
+    },
+    Rejected {
+        reason: String,
+    },
+}
+
+/// A publisher claiming a name (one per rotation chain, named by its oldest key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameClaim {
+    pub publisher: PublisherId,
+    /// When this node first stored a version of the name from this publisher (ms).
+    pub first_seen_at: u64,
+    /// Smallest `published_at` of the publisher's versions of the name (ms).
+    pub earliest_published_at: u64,
+    pub pinned: bool,
+}
+
+/// Two version records by one key for the same name and version but different archives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Equivocation {
+    pub publisher: PublisherId,
+    pub name: String,
+    pub version: Version,
+    pub accepted: RecordId,
+    pub refused_bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Install {
+    pub name: String,
+    pub version: Version,
+    pub path: PathBuf,
+    pub installed_at: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStats {
+    pub records: u64,
+    pub packages: u64,
+    pub versions: u64,
+    pub archives: u64,
+    pub archive_bytes: u64,
+    pub equivocations: u64,
+}
+
+/// Handle to a store directory. Cheap to clone; all clones share one connection.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    db_path: PathBuf,
+    /// One connection for reads and writes: SQLite serialises writers anyway, and every
+    /// call here is short and synchronous, so the lock is never held across an await.
+    conn: Mutex<Connection>,
+    /// Configured `trusted_publishers`, keyed by normalized name.
+    pins: RwLock<BTreeMap<String, PublisherId>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) `<dir>/index.sqlite` (WAL, FTS5) and `<dir>/blobs/`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        for sub in [dir.to_path_buf(), dir.join("blobs"), dir.join("blobs/tmp")] {
+            std::fs::create_dir_all(&sub).map_err(|source| StoreError::Io { path: sub, source })?;
+        }
+        let db_path = dir.join(INDEX_FILE);
+        let conn = schema::open(&db_path)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                db_path,
+                conn: Mutex::new(conn),
+                pins: RwLock::new(BTreeMap::new()),
+            }),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Pinned keys (from config `trusted_publishers`): name -> key. A pinned key owns its
+    /// name whatever else was seen. Derived package rows are recomputed for the names
+    /// whose pin changed; a database failure there is logged (the next ingest of the
+    /// name recomputes it again).
+    pub fn set_pins(&self, pins: BTreeMap<String, PublisherId>) {
+        let pins: BTreeMap<String, PublisherId> = pins
+            .into_iter()
+            .map(|(name, key)| (crate::package::manifest::normalize_name(&name), key))
+            .collect();
+        let changed: Vec<String> = {
+            let mut current = self.inner.pins.write().unwrap_or_else(|e| e.into_inner());
+            let mut changed: Vec<String> = current
+                .iter()
+                .filter(|(name, key)| pins.get(*name) != Some(key))
+                .map(|(name, _)| name.clone())
+                .collect();
+            changed.extend(
+                pins.iter()
+                    .filter(|(name, key)| current.get(*name) != Some(key))
+                    .map(|(name, _)| name.clone()),
+            );
+            *current = pins;
+            changed
+        };
+        if changed.is_empty() {
+            return;
+        }
+        let result = self.write(|tx, store| {
+            for norm in &changed {
+                records::refresh_name(tx, store, norm, None)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            tracing::warn!("applying publisher pins: {e}");
+        }
+    }
+
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.read(|conn| {
+            let count = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0));
+            Ok(StoreStats {
+                records: count("SELECT COUNT(*) FROM records")? as u64,
+                packages: count("SELECT COUNT(*) FROM packages")? as u64,
+                versions: count("SELECT COUNT(*) FROM versions")? as u64,
+                archives: count("SELECT COUNT(*) FROM archives")? as u64,
+                archive_bytes: count("SELECT COALESCE(SUM(size), 0) FROM archives")? as u64,
+                equivocations: count("SELECT COUNT(*) FROM evidence")? as u64,
+            })
+        })
+    }
+
+    fn pin(&self, norm: &str) -> Option<PublisherId> {
+        self.inner
+            .pins
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(norm)
+            .copied()
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves no half-done transaction behind (rusqlite
+        // rolls back on drop), so a poisoned lock is safe to reuse.
+        self.inner.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sql_err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.inner.db_path.clone(),
+            source,
+        }
+    }
+
+    /// Runs `f` on the connection, mapping SQLite errors to [`StoreError::Sqlite`].
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, StoreError> {
+        let conn = self.conn();
+        f(&conn).map_err(|e| e.into_store(self))
+    }
+
+    /// Runs `f` in one immediate transaction, committed only if `f` succeeds.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, &Store) -> Result<T, Error>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.sql_err(e))?;
+        let value = f(&tx, self).map_err(|e| e.into_store(self))?;
+        tx.commit().map_err(|e| self.sql_err(e))?;
+        Ok(value)
+    }
+}
+
+/// Internal error: SQLite errors carry no path until they leave the store.
+#[derive(Debug)]
+enum Error {
+    Sql(rusqlite::Error),
+    Store(StoreError),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Sql(e)
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Store(e)
+    }
+}
+
+impl Error {
+    fn into_store(self, store: &Store) -> StoreError {
+        match self {
+            Error::Sql(e) => store.sql_err(e),
+            Error::Store(e) => e,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use std::collections::BTreeMap;
+
+    use semver::Version;
+
+    use crate::package::{
+        ArchiveInfo, Blake3Hash, PublisherKey, Record, RecordBody, Sha256Hash, VersionRecord,
+        YankRecord,
+    };
+
+    pub fn archive(seed: &str) -> ArchiveInfo {
+        ArchiveInfo {
+            blake3: Blake3Hash::of(seed.as_bytes()),
+            sha256: Sha256Hash([1; 32]),
+            size: 10,
+            chunk_size: 1 << 20,
+            chunks_root: Blake3Hash::of(b"root"),
+        }
+    }
+
+    pub fn version_body(
+        key: &PublisherKey,
+        name: &str,
+        version: &str,
+        published_at: u64,
+    ) -> VersionRecord {
+        VersionRecord {
+            publisher: key.id(),
+            name: name.into(),
+            version: Version::parse(version).unwrap(),
+            archive: archive(&format!("{name}@{version}")),
+            description: format!("the {name} package"),
+            category: None,
+            keywords: vec![],
+            authors: vec![],
+            license: None,
+            repository: None,
+            dependencies: BTreeMap::new(),
+            published_at,
+        }
+    }
+
+    pub fn version(key: &PublisherKey, name: &str, version: &str, published_at: u64) -> Record {
+        Record::sign(
+            RecordBody::Version(version_body(key, name, version, published_at)),
+            key,
+        )
+        .unwrap()
+    }
+
+    pub fn yank(key: &PublisherKey, name: &str, version: &str) -> Record {
+        Record::sign(
+            RecordBody::Yank(YankRecord {
+                publisher: key.id(),
+                name: name.into(),
+                version: Version::parse(version).unwrap(),
+                yanked_at: 99,
+            }),
+            key,
+        )
+        .unwrap()
+    }
+}

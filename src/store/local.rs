@@ -1,0 +1,144 @@
+//! Node-local bookkeeping that is not derived from records: which peers provide which
+//! archive (peer ids as plain strings; the store knows nothing of libp2p) and what was
+//! installed where.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::params;
+use semver::Version;
+
+use super::{now_ms, Install, Store, StoreError};
+use crate::package::manifest::normalize_name;
+use crate::package::Blake3Hash;
+
+impl Store {
+    pub fn add_provider(&self, blake3: &Blake3Hash, peer: &str) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            tx.prepare_cached(
+                "INSERT INTO providers (blake3, peer, added_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (blake3, peer) DO UPDATE SET added_at = excluded.added_at",
+            )?
+            .execute(params![blake3.as_bytes().as_slice(), peer, now_ms() as i64])?;
+            Ok(())
+        })
+    }
+
+    pub fn remove_provider(&self, blake3: &Blake3Hash, peer: &str) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            tx.prepare_cached("DELETE FROM providers WHERE blake3 = ?1 AND peer = ?2")?
+                .execute(params![blake3.as_bytes().as_slice(), peer])?;
+            Ok(())
+        })
+    }
+
+    /// Known providers of an archive, most recently announced first.
+    pub fn providers(&self, blake3: &Blake3Hash) -> Result<Vec<String>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT peer FROM providers WHERE blake3 = ?1 ORDER BY added_at DESC, peer",
+            )?;
+            let peers = stmt
+                .query_map([blake3.as_bytes().as_slice()], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(peers)
+        })
+    }
+
+    /// Remembers that `name@version` was installed into `path` (again: time updated).
+    pub fn record_install(
+        &self,
+        name: &str,
+        version: &Version,
+        path: &Path,
+    ) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            tx.prepare_cached(
+                "INSERT INTO installs (norm, name, version, path, installed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (norm, version, path) DO UPDATE SET
+                     name = excluded.name, installed_at = excluded.installed_at",
+            )?
+            .execute(params![
+                normalize_name(name),
+                name,
+                version.to_string(),
+                path.to_string_lossy(),
+                now_ms() as i64
+            ])?;
+            Ok(())
+        })
+    }
+
+    /// Every recorded install, by name then version.
+    pub fn installs(&self) -> Result<Vec<Install>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT name, version, path, installed_at FROM installs ORDER BY norm, path",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (name, version, path, installed_at) = row?;
+                let Ok(version) = Version::parse(&version) else {
+                    continue;
+                };
+                out.push(Install {
+                    name,
+                    version,
+                    path: PathBuf::from(path),
+                    installed_at: installed_at as u64,
+                });
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name).then(b.version.cmp(&a.version)));
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_and_installs_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = Blake3Hash::of(b"archive");
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.add_provider(&hash, "peer-a").unwrap();
+            store.add_provider(&hash, "peer-b").unwrap();
+            store.add_provider(&hash, "peer-a").unwrap();
+            store.remove_provider(&hash, "peer-b").unwrap();
+            store.add_provider(&hash, "peer-c").unwrap();
+            store
+                .record_install("my_pack", &Version::new(1, 0, 0), Path::new("/tmp/x"))
+                .unwrap();
+            store
+                .record_install("my_pack", &Version::new(1, 0, 0), Path::new("/tmp/x"))
+                .unwrap();
+            store
+                .record_install("my-pack", &Version::new(2, 0, 0), Path::new("/tmp/y"))
+                .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let mut peers = store.providers(&hash).unwrap();
+        peers.sort();
+        assert_eq!(peers, ["peer-a", "peer-c"]);
+        assert!(store
+            .providers(&Blake3Hash::of(b"other"))
+            .unwrap()
+            .is_empty());
+        let installs = store.installs().unwrap();
+        assert_eq!(installs.len(), 2);
+        assert_eq!(installs[0].path, PathBuf::from("/tmp/y"));
+        assert_eq!(installs[0].version, Version::new(2, 0, 0));
+        assert!(installs[1].installed_at > 0);
+    }
+}

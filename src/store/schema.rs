@@ -1,0 +1,166 @@
+//! The SQLite schema and its migrations, versioned by `PRAGMA user_version`.
+//!
+//! `records` keeps the exact signed bytes and is the only source of truth; every other
+//! table (versions, yanks, rotations, evidence, packages, the FTS5 index) is derived from
+//! it, while archives, providers and installs are local bookkeeping.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE records (
+    rid INTEGER PRIMARY KEY,
+    id BLOB NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('version', 'yank', 'rotation')),
+    bytes BLOB NOT NULL,
+    received_at INTEGER NOT NULL
+);
+CREATE TABLE versions (
+    rid INTEGER PRIMARY KEY REFERENCES records(rid),
+    publisher BLOB NOT NULL,
+    norm TEXT NOT NULL,
+    version TEXT NOT NULL,
+    archive BLOB NOT NULL,
+    published_at INTEGER NOT NULL,
+    yanked INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (norm, version, publisher)
+);
+CREATE INDEX versions_publisher ON versions(publisher);
+CREATE INDEX versions_archive ON versions(archive);
+CREATE TABLE yanks (
+    rid INTEGER PRIMARY KEY REFERENCES records(rid),
+    publisher BLOB NOT NULL,
+    norm TEXT NOT NULL,
+    version TEXT NOT NULL
+);
+CREATE INDEX yanks_target ON yanks(norm, version);
+CREATE TABLE rotations (
+    rid INTEGER PRIMARY KEY REFERENCES records(rid),
+    old BLOB NOT NULL,
+    new BLOB NOT NULL,
+    rotated_at INTEGER NOT NULL
+);
+CREATE INDEX rotations_old ON rotations(old);
+CREATE INDEX rotations_new ON rotations(new);
+CREATE TABLE evidence (
+    id BLOB PRIMARY KEY,
+    accepted BLOB NOT NULL,
+    publisher BLOB NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    received_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE packages (
+    pid INTEGER PRIMARY KEY,
+    norm TEXT NOT NULL UNIQUE,
+    rid INTEGER NOT NULL REFERENCES records(rid),
+    category TEXT,
+    conflict INTEGER NOT NULL
+);
+CREATE INDEX packages_category ON packages(category);
+CREATE TABLE package_keywords (
+    keyword TEXT NOT NULL,
+    pid INTEGER NOT NULL REFERENCES packages(pid) ON DELETE CASCADE,
+    PRIMARY KEY (keyword, pid)
+) WITHOUT ROWID;
+CREATE INDEX package_keywords_pid ON package_keywords(pid);
+CREATE VIRTUAL TABLE packages_fts USING fts5(
+    joined, words, keywords, description, prefix = '2 3'
+);
+CREATE TABLE archives (
+    blake3 BLOB PRIMARY KEY,
+    size INTEGER NOT NULL,
+    chunk_size INTEGER NOT NULL,
+    chunks BLOB NOT NULL,
+    published_here INTEGER NOT NULL DEFAULT 0,
+    last_used INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX archives_lru ON archives(published_here, last_used);
+CREATE TABLE providers (
+    blake3 BLOB NOT NULL,
+    peer TEXT NOT NULL,
+    added_at INTEGER NOT NULL,
+    PRIMARY KEY (blake3, peer)
+) WITHOUT ROWID;
+CREATE TABLE installs (
+    norm TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    path TEXT NOT NULL,
+    installed_at INTEGER NOT NULL,
+    PRIMARY KEY (norm, version, path)
+) WITHOUT ROWID;
+";
+
+/// Opens the index, sets the connection pragmas and brings the schema up to date.
+///
+/// WAL with `synchronous = NORMAL`: a commit is durable once the WAL is synced at the
+/// next checkpoint; a power cut can lose the last transactions but never corrupts the
+/// database, and every record lost that way is re-fetched from peers by anti-entropy
+/// (archives are fsynced separately). That trade makes bulk ingest and gossip cheap.
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    let sql = |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(sql)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sql)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -32000;",
+    )
+    .map_err(sql)?;
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(sql)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found < 1 {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA_V1} PRAGMA user_version = 1; COMMIT;"
+        ))
+        .map_err(sql)?;
+    }
+    Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_schema_once_and_refuses_newer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        drop(open(&path).unwrap());
+        let conn = open(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        conn.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(conn);
+        let err = open(&path).unwrap_err();
+        assert!(matches!(err, StoreError::SchemaTooNew { found: 99, .. }));
+    }
+}

@@ -1,0 +1,409 @@
+//! Local search over the `packages` rows: an FTS5 match on the name (joined and split
+//! into words), keywords and description ranked by bm25 with column weights, plus
+//! boosts for an exact name, a name equal to one query word, and a name prefix.
+
+use std::collections::BTreeMap;
+
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use super::{records, Store, StoreError};
+use crate::package::manifest::normalize_name;
+use crate::package::{ArchiveInfo, PublisherId, RecordId, VersionRecord};
+
+/// Default number of hits per page.
+pub const DEFAULT_LIMIT: usize = 20;
+/// Largest page a query may ask for.
+pub const MAX_LIMIT: usize = 1000;
+
+/// bm25 column weights: joined name, name words, keywords, description.
+const BM25_WEIGHTS: &str = "8.0, 8.0, 4.0, 1.0";
+/// The whole query, normalized, is the name.
+const EXACT_BOOST: f64 = 1000.0;
+/// The name is one of the query words.
+const WORD_NAME_BOOST: f64 = 200.0;
+/// The name starts with the whole query.
+const PREFIX_BOOST: f64 = 100.0;
+
+/// A search: free-text terms plus exact filters. `limit` 0 means [`DEFAULT_LIMIT`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Query {
+    pub terms: Vec<String>,
+    pub category: Option<String>,
+    pub keyword: Option<String>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Self {
+            terms: Vec::new(),
+            category: None,
+            keyword: None,
+            limit: DEFAULT_LIMIT,
+            offset: 0,
+        }
+    }
+}
+
+impl Query {
+    pub fn new(terms: Vec<String>) -> Self {
+        Self {
+            terms,
+            ..Self::default()
+        }
+    }
+
+    pub fn with_category(self, category: String) -> Self {
+        Self {
+            category: Some(category),
+            ..self
+        }
+    }
+
+    pub fn with_keyword(self, keyword: String) -> Self {
+        Self {
+            keyword: Some(keyword),
+            ..self
+        }
+    }
+
+    pub fn with_limit(self, limit: usize) -> Self {
+        Self { limit, ..self }
+    }
+
+    pub fn with_offset(self, offset: usize) -> Self {
+        Self { offset, ..self }
+    }
+
+    /// Lowercase alphanumeric words of the terms, in order, without repeats.
+    fn tokens(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for term in &self.terms {
+            for word in term.split(|c: char| !c.is_alphanumeric()) {
+                let word = word.to_lowercase();
+                if !word.is_empty() && !out.contains(&word) {
+                    out.push(word);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One version of one package, as the index knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageMetadata {
+    pub name: String,
+    pub version: semver::Version,
+    pub publisher: PublisherId,
+    pub description: String,
+    pub category: Option<String>,
+    pub keywords: Vec<String>,
+    pub authors: Vec<String>,
+    pub license: Option<String>,
+    pub repository: Option<String>,
+    pub dependencies: BTreeMap<String, String>,
+    pub archive: ArchiveInfo,
+    pub published_at: u64,
+    pub yanked: bool,
+    pub record_id: RecordId,
+}
+
+impl PackageMetadata {
+    pub fn from_record(v: &VersionRecord, yanked: bool, record_id: RecordId) -> Self {
+        Self {
+            name: v.name.clone(),
+            version: v.version.clone(),
+            publisher: v.publisher,
+            description: v.description.clone(),
+            category: v.category.clone(),
+            keywords: v.keywords.clone(),
+            authors: v.authors.clone(),
+            license: v.license.clone(),
+            repository: v.repository.clone(),
+            dependencies: v.dependencies.clone(),
+            archive: v.archive.clone(),
+            published_at: v.published_at,
+            yanked,
+            record_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// The owner's latest non-yanked version.
+    pub package: PackageMetadata,
+    pub score: f64,
+    /// More than one publisher claims the name.
+    pub conflict: bool,
+}
+
+impl Store {
+    /// One hit per name, best first; see the module doc for the ranking.
+    pub fn search(&self, query: &Query) -> Result<Vec<SearchHit>, StoreError> {
+        let tokens = query.tokens();
+        let limit = match query.limit {
+            0 => DEFAULT_LIMIT,
+            n => n.min(MAX_LIMIT),
+        } as i64;
+        let offset = query.offset.min(i64::MAX as usize) as i64;
+        let category = query.category.as_ref().map(|c| c.to_lowercase());
+        let keyword = query.keyword.as_ref().map(|k| k.to_lowercase());
+        self.read(|conn| {
+            let mut found: Vec<(i64, bool, f64)> = Vec::new();
+            if tokens.is_empty() {
+                if category.is_none() && keyword.is_none() {
+                    return Ok(Vec::new());
+                }
+                let mut stmt = conn.prepare_cached(
+                    "SELECT p.rid, p.conflict FROM packages p
+                     WHERE (?1 IS NULL OR p.category = ?1)
+                       AND (?2 IS NULL OR EXISTS (SELECT 1 FROM package_keywords k
+                                                  WHERE k.keyword = ?2 AND k.pid = p.pid))
+                     ORDER BY p.norm LIMIT ?3 OFFSET ?4",
+                )?;
+                let rows = stmt.query_map(params![category, keyword, limit, offset], |row| {
+                    Ok((row.get(0)?, row.get(1)?, 0.0))
+                })?;
+                for row in rows {
+                    found.push(row?);
+                }
+            } else {
+                let fts = fts_expression(&tokens);
+                let whole = normalize_name(&tokens.join("-"));
+                let words = format!(" {} ", tokens.join(" "));
+                let sql = format!(
+                    "SELECT p.rid, p.conflict,
+                        -bm25(packages_fts, {BM25_WEIGHTS})
+                        + CASE WHEN p.norm = ?4 THEN {EXACT_BOOST} ELSE 0.0 END
+                        + CASE WHEN instr(?5, ' ' || p.norm || ' ') > 0
+                               THEN {WORD_NAME_BOOST} ELSE 0.0 END
+                        + CASE WHEN p.norm <> ?4 AND substr(p.norm, 1, length(?4)) = ?4
+                               THEN {PREFIX_BOOST} ELSE 0.0 END AS score
+                     FROM packages_fts JOIN packages p ON p.pid = packages_fts.rowid
+                     WHERE packages_fts MATCH ?1
+                       AND (?2 IS NULL OR p.category = ?2)
+                       AND (?3 IS NULL OR EXISTS (SELECT 1 FROM package_keywords k
+                                                  WHERE k.keyword = ?3 AND k.pid = p.pid))
+                     ORDER BY score DESC, p.norm LIMIT ?6 OFFSET ?7"
+                );
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let rows = stmt.query_map(
+                    params![fts, category, keyword, whole, words, limit, offset],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )?;
+                for row in rows {
+                    found.push(row?);
+                }
+            }
+            found
+                .into_iter()
+                .map(|(rid, conflict, score)| {
+                    Ok(SearchHit {
+                        package: records::metadata(conn, rid)?,
+                        score,
+                        conflict,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+/// `"a" OR "b" OR "c"*`: any word matches (bm25 rewards matching more of them); the last
+/// word is also a prefix so a half-typed query finds something.
+fn fts_expression(tokens: &[String]) -> String {
+    let mut parts: Vec<String> = tokens.iter().map(|t| format!("\"{t}\"")).collect();
+    if let Some(last) = parts.last_mut() {
+        if tokens.last().is_some_and(|t| t.chars().count() >= 2) {
+            last.push('*');
+        }
+    }
+    parts.join(" OR ")
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::package::{PublisherKey, Record, RecordBody};
+    use crate::store::test_util::version_body;
+
+    fn package(
+        key: &PublisherKey,
+        name: &str,
+        description: &str,
+        category: Option<&str>,
+        keywords: &[&str],
+    ) -> Record {
+        let mut body = version_body(key, name, "1.0.0", 1);
+        body.description = description.into();
+        body.category = category.map(String::from);
+        body.keywords = keywords.iter().map(|k| k.to_string()).collect();
+        Record::sign(RecordBody::Version(body), key).unwrap()
+    }
+
+    fn names(hits: &[SearchHit]) -> Vec<&str> {
+        hits.iter().map(|h| h.package.name.as_str()).collect()
+    }
+
+    fn sample_store(dir: &std::path::Path) -> Store {
+        let store = Store::open(dir).unwrap();
+        let key = PublisherKey::generate();
+        store
+            .ingest_many(&[
+                package(
+                    &key,
+                    "async-runtime",
+                    "an executor",
+                    Some("Runtime"),
+                    &["tokio"],
+                ),
+                package(
+                    &key,
+                    "tokio",
+                    "the async runtime",
+                    Some("runtime"),
+                    &["async"],
+                ),
+                package(
+                    &key,
+                    "net-helpers",
+                    "helpers for tokio sockets",
+                    Some("net"),
+                    &[],
+                ),
+                package(&key, "tokio-util", "utilities", Some("runtime"), &["async"]),
+                package(&key, "unrelated", "nothing to see", None, &["misc"]),
+            ])
+            .unwrap();
+        store
+    }
+
+    #[test]
+    fn ranking_exact_then_prefix_then_keyword_then_description() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sample_store(dir.path());
+        let hits = store.search(&Query::new(vec!["tokio".into()])).unwrap();
+        assert_eq!(
+            names(&hits),
+            ["tokio", "tokio-util", "async-runtime", "net-helpers"]
+        );
+        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+        // normalized exact name: '_' and '-' are the same
+        let hits = store
+            .search(&Query::new(vec!["tokio_util".into()]))
+            .unwrap();
+        assert_eq!(hits[0].package.name, "tokio-util");
+    }
+
+    #[test]
+    fn filters_limit_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sample_store(dir.path());
+        let runtime = store
+            .search(&Query::new(vec!["tokio".into()]).with_category("RUNTIME".into()))
+            .unwrap();
+        assert_eq!(names(&runtime), ["tokio", "tokio-util", "async-runtime"]);
+        let keyword = store
+            .search(&Query::new(vec!["tokio".into()]).with_keyword("Async".into()))
+            .unwrap();
+        assert_eq!(names(&keyword), ["tokio", "tokio-util"]);
+        let only_filter = store
+            .search(&Query::default().with_keyword("misc".into()))
+            .unwrap();
+        assert_eq!(names(&only_filter), ["unrelated"]);
+        let page = store
+            .search(
+                &Query::new(vec!["tokio".into()])
+                    .with_limit(2)
+                    .with_offset(1),
+            )
+            .unwrap();
+        assert_eq!(names(&page), ["tokio-util", "async-runtime"]);
+        assert!(store
+            .search(&Query::new(vec!["zzz".into()]))
+            .unwrap()
+            .is_empty());
+        // punctuation and FTS syntax in the query are plain words, not errors
+        let odd = store
+            .search(&Query::new(vec!["\"tokio\" OR (*".into()]))
+            .unwrap();
+        assert_eq!(odd[0].package.name, "tokio");
+    }
+
+    #[test]
+    fn one_hit_per_name_with_latest_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = PublisherKey::generate();
+        for (v, description) in [
+            ("1.0.0", "old words"),
+            ("1.10.0", "new words"),
+            ("1.9.0", "mid"),
+        ] {
+            let mut body = version_body(&key, "multi", v, 1);
+            body.description = description.into();
+            store
+                .ingest(&Record::sign(RecordBody::Version(body), &key).unwrap())
+                .unwrap();
+        }
+        let hits = store.search(&Query::new(vec!["multi".into()])).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].package.version, semver::Version::new(1, 10, 0));
+        // the FTS text follows the latest version
+        assert_eq!(
+            store.search(&Query::new(vec!["new".into()])).unwrap().len(),
+            1
+        );
+        assert!(store
+            .search(&Query::new(vec!["old".into()]))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn owner_rule_is_independent_of_arrival_order() {
+        let a = PublisherKey::generate();
+        let b = PublisherKey::generate();
+        let mut records = vec![
+            package(&a, "shared", "by a", None, &[]),
+            package(&b, "shared", "by b", None, &[]),
+        ];
+        let mut early = version_body(&b, "other", "1.0.0", 0);
+        early.description = "shared other".into();
+        records.push(Record::sign(RecordBody::Version(early), &b).unwrap());
+        records.push(package(&a, "other", "shared by a later", None, &[]));
+        let one = tempfile::tempdir().unwrap();
+        let two = tempfile::tempdir().unwrap();
+        let first = Store::open(one.path()).unwrap();
+        let second = Store::open(two.path()).unwrap();
+        for record in &records {
+            first.ingest(record).unwrap();
+        }
+        for record in records.iter().rev() {
+            second.ingest(record).unwrap();
+        }
+        for name in ["shared", "other"] {
+            let (x, y) = (first.claims(name).unwrap(), second.claims(name).unwrap());
+            assert_eq!(x[0].publisher, y[0].publisher, "{name}");
+        }
+        let query = Query::new(vec!["shared".into()]);
+        let (x, y) = (
+            first.search(&query).unwrap(),
+            second.search(&query).unwrap(),
+        );
+        let summary = |hits: &[SearchHit]| -> Vec<(String, PublisherId, bool)> {
+            hits.iter()
+                .map(|h| (h.package.name.clone(), h.package.publisher, h.conflict))
+                .collect()
+        };
+        assert_eq!(summary(&x), summary(&y));
+        assert!(x.iter().all(|h| h.conflict));
+        // "other": b published earlier (published_at 0), so b owns it on both nodes
+        assert_eq!(first.claims("other").unwrap()[0].publisher, b.id());
+    }
+}

@@ -1,0 +1,403 @@
+//! Who owns a name, and resolution on top of that: the pinned key if configured, else the
+//! claimant whose earliest version has the smallest `(published_at, publisher id)`, so
+//! nodes holding the same records agree. Rotated keys count as their oldest key.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use rusqlite::Connection;
+use semver::{Version, VersionReq};
+
+use super::search::PackageMetadata;
+use super::{records, Error, NameClaim, Store, StoreError};
+use crate::package::manifest::normalize_name;
+use crate::package::PublisherId;
+
+/// Follows key rotations back to the oldest key of a chain, with a cache per operation.
+pub(super) struct Chains<'c> {
+    conn: &'c Connection,
+    cache: HashMap<PublisherId, PublisherId>,
+}
+
+impl<'c> Chains<'c> {
+    pub fn new(conn: &'c Connection) -> Self {
+        Self {
+            conn,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The oldest key `key` acts for. When a key was rotated into from several old keys,
+    /// the earliest rotation (then the smallest old key) wins, so the answer is stable.
+    pub fn canonical(&mut self, key: PublisherId) -> Result<PublisherId, rusqlite::Error> {
+        if let Some(root) = self.cache.get(&key) {
+            return Ok(*root);
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT old FROM rotations WHERE new = ?1 ORDER BY rotated_at, old LIMIT 1",
+        )?;
+        let mut current = key;
+        let mut seen = HashSet::from([key]);
+        loop {
+            let old: Option<Vec<u8>> = stmt
+                .query_row([current.as_bytes().as_slice()], |row| row.get(0))
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })?;
+            let Some(old) = old.and_then(|bytes| <[u8; 32]>::try_from(bytes).ok()) else {
+                break;
+            };
+            let old = PublisherId::from_bytes(old);
+            if !seen.insert(old) {
+                break; // a rotation cycle: stop at the first repeat
+            }
+            current = old;
+        }
+        self.cache.insert(key, current);
+        Ok(current)
+    }
+}
+
+/// Claims on `norm`, one per rotation chain, in owner order: pinned first, then by
+/// `(earliest_published_at, publisher)`.
+pub(super) fn claims(
+    conn: &Connection,
+    norm: &str,
+    pin: Option<PublisherId>,
+) -> Result<Vec<NameClaim>, Error> {
+    let mut chains = Chains::new(conn);
+    let pin = pin.map(|key| chains.canonical(key)).transpose()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT v.publisher, MIN(r.received_at), MIN(v.published_at)
+         FROM versions v JOIN records r ON r.rid = v.rid
+         WHERE v.norm = ?1 GROUP BY v.publisher",
+    )?;
+    let rows = stmt.query_map([norm], |row| {
+        Ok((
+            row.get::<_, Vec<u8>>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+        ))
+    })?;
+    let mut groups: BTreeMap<PublisherId, (u64, u64)> = BTreeMap::new();
+    for row in rows {
+        let (key, seen, published) = row?;
+        let Ok(key) = <[u8; 32]>::try_from(key) else {
+            continue;
+        };
+        let root = chains.canonical(PublisherId::from_bytes(key))?;
+        let entry = groups.entry(root).or_insert((u64::MAX, u64::MAX));
+        entry.0 = entry.0.min(seen as u64);
+        entry.1 = entry.1.min(published as u64);
+    }
+    let mut claims: Vec<NameClaim> = groups
+        .into_iter()
+        .map(
+            |(publisher, (first_seen_at, earliest_published_at))| NameClaim {
+                publisher,
+                first_seen_at,
+                earliest_published_at,
+                pinned: Some(publisher) == pin,
+            },
+        )
+        .collect();
+    claims.sort_by_key(|c| (!c.pinned, c.earliest_published_at, c.publisher));
+    Ok(claims)
+}
+
+/// The chain that owns `norm`: the pinned one, else the first claim.
+pub(super) fn owner(
+    conn: &Connection,
+    claims: &[NameClaim],
+    pin: Option<PublisherId>,
+) -> Result<Option<PublisherId>, rusqlite::Error> {
+    match pin {
+        Some(key) => Chains::new(conn).canonical(key).map(Some),
+        None => Ok(claims.first().map(|c| c.publisher)),
+    }
+}
+
+/// "gpA (first seen), gpB" for error messages.
+fn list_claimants(claims: &[NameClaim]) -> String {
+    let first_seen = claims.iter().map(|c| c.first_seen_at).min();
+    claims
+        .iter()
+        .map(|c| {
+            let mut text = c.publisher.to_string();
+            if c.pinned {
+                text.push_str(" (pinned)");
+            } else if Some(c.first_seen_at) == first_seen {
+                text.push_str(" (first seen)");
+            }
+            text
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn list_versions(versions: &[PackageMetadata]) -> String {
+    if versions.is_empty() {
+        return "none".into();
+    }
+    versions
+        .iter()
+        .map(|m| {
+            if m.yanked {
+                format!("{} (yanked)", m.version)
+            } else {
+                m.version.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store {
+    /// Publishers claiming a name, owner first (see the module doc for the rule).
+    pub fn claims(&self, name: &str) -> Result<Vec<NameClaim>, StoreError> {
+        let norm = normalize_name(name);
+        let pin = self.pin(&norm);
+        self.read(|conn| claims(conn, &norm, pin))
+    }
+
+    /// Every version of a name (normalized compare) from every publisher, newest first,
+    /// yanked included (flagged).
+    pub fn versions(&self, name: &str) -> Result<Vec<PackageMetadata>, StoreError> {
+        let norm = normalize_name(name);
+        self.read(|conn| records::name_versions(conn, &norm))
+    }
+
+    /// Highest non-yanked version matching `req` from the name's owner, or from
+    /// `publisher` (or a key it rotated to or from) when given.
+    pub fn resolve(
+        &self,
+        name: &str,
+        req: &VersionReq,
+        publisher: Option<&PublisherId>,
+    ) -> Result<PackageMetadata, StoreError> {
+        let (candidates, from) = self.chain_versions(name, publisher)?;
+        candidates
+            .iter()
+            .filter(|m| !m.yanked && req.matches(&m.version))
+            .max_by(|a, b| a.version.cmp(&b.version))
+            .cloned()
+            .ok_or_else(|| StoreError::NoMatch {
+                name: name.to_string(),
+                req: req.to_string(),
+                publisher: from.map(|p| format!(" from {p}")).unwrap_or_default(),
+                available: list_versions(&candidates),
+            })
+    }
+
+    /// Exact version (yanked allowed: lockfiles still fetch it).
+    pub fn version(
+        &self,
+        name: &str,
+        version: &Version,
+        publisher: Option<&PublisherId>,
+    ) -> Result<Option<PackageMetadata>, StoreError> {
+        let norm = normalize_name(name);
+        let pin = self.pin(&norm);
+        self.read(|conn| {
+            let all: Vec<PackageMetadata> = records::name_versions(conn, &norm)?
+                .into_iter()
+                .filter(|m| &m.version == version)
+                .collect();
+            let mut chains = Chains::new(conn);
+            let wanted = match publisher.copied().or(pin) {
+                Some(key) => Some(chains.canonical(key)?),
+                None => None,
+            };
+            let mut by_chain: BTreeMap<PublisherId, PackageMetadata> = BTreeMap::new();
+            for meta in all {
+                let root = chains.canonical(meta.publisher)?;
+                if wanted.map_or(true, |w| w == root) {
+                    by_chain.entry(root).or_insert(meta);
+                }
+            }
+            if by_chain.len() > 1 {
+                let claims: Vec<NameClaim> = claims(conn, &norm, pin)?
+                    .into_iter()
+                    .filter(|c| by_chain.contains_key(&c.publisher))
+                    .collect();
+                return Err(StoreError::Ambiguous {
+                    name: name.to_string(),
+                    claimants: list_claimants(&claims),
+                }
+                .into());
+            }
+            Ok(by_chain.into_values().next())
+        })
+    }
+
+    /// Versions of `name` from the chosen rotation chain, and the key named in errors.
+    fn chain_versions(
+        &self,
+        name: &str,
+        publisher: Option<&PublisherId>,
+    ) -> Result<(Vec<PackageMetadata>, Option<PublisherId>), StoreError> {
+        let norm = normalize_name(name);
+        let pin = self.pin(&norm);
+        self.read(|conn| {
+            let all = records::name_versions(conn, &norm)?;
+            if all.is_empty() {
+                return Err(StoreError::UnknownName {
+                    name: name.to_string(),
+                }
+                .into());
+            }
+            let claims = claims(conn, &norm, pin)?;
+            let mut chains = Chains::new(conn);
+            let chain = match publisher {
+                Some(key) => {
+                    let root = chains.canonical(*key)?;
+                    if !claims.iter().any(|c| c.publisher == root) {
+                        return Err(StoreError::NotPublishedBy {
+                            name: name.to_string(),
+                            publisher: *key,
+                            claimants: list_claimants(&claims),
+                        }
+                        .into());
+                    }
+                    root
+                }
+                None if pin.is_none() && claims.len() > 1 => {
+                    return Err(StoreError::Ambiguous {
+                        name: name.to_string(),
+                        claimants: list_claimants(&claims),
+                    }
+                    .into());
+                }
+                None => match owner(conn, &claims, pin)? {
+                    Some(owner) => owner,
+                    None => {
+                        return Err(StoreError::UnknownName {
+                            name: name.to_string(),
+                        }
+                        .into())
+                    }
+                },
+            };
+            let mut mine = Vec::new();
+            for meta in all {
+                if chains.canonical(meta.publisher)? == chain {
+                    mine.push(meta);
+                }
+            }
+            Ok((mine, publisher.copied().or(pin)))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::{KeyRotation, PublisherKey, Record, RecordBody};
+    use crate::store::test_util::{version, yank};
+    use crate::store::IngestOutcome;
+
+    fn req(text: &str) -> VersionReq {
+        VersionReq::parse(text).unwrap()
+    }
+
+    #[test]
+    fn resolve_picks_highest_unyanked_and_explains_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = PublisherKey::generate();
+        for v in ["1.0.0", "1.2.0", "1.3.0", "2.0.0"] {
+            store.ingest(&version(&key, "web_kit", v, 10)).unwrap();
+        }
+        store.ingest(&yank(&key, "web-kit", "1.3.0")).unwrap();
+        let got = store.resolve("web-kit", &req("^1"), None).unwrap();
+        assert_eq!(got.version, Version::new(1, 2, 0));
+        assert_eq!(got.name, "web_kit");
+        let err = store.resolve("web-kit", &req("^3"), None).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("2.0.0, 1.3.0 (yanked), 1.2.0, 1.0.0"),
+            "{text}"
+        );
+        let err = store.resolve("nope", &req("*"), None).unwrap_err();
+        assert!(matches!(err, StoreError::UnknownName { .. }), "{err}");
+        // exact version: yanked still returned
+        let exact = store
+            .version("web-kit", &Version::new(1, 3, 0), None)
+            .unwrap()
+            .unwrap();
+        assert!(exact.yanked);
+        assert!(store
+            .version("web-kit", &Version::new(9, 0, 0), None)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn two_claimants_are_ambiguous_until_chosen_or_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let first = PublisherKey::generate();
+        let second = PublisherKey::generate();
+        store
+            .ingest(&version(&second, "tool", "1.0.0", 20))
+            .unwrap();
+        store.ingest(&version(&first, "tool", "1.1.0", 10)).unwrap();
+        let claims = store.claims("tool").unwrap();
+        assert_eq!(claims.len(), 2);
+        assert_eq!(claims[0].publisher, first.id(), "earliest published owns");
+        let err = store.resolve("tool", &req("*"), None).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("--publisher"), "{text}");
+        assert!(text.contains(&first.id().to_string()), "{text}");
+        assert!(
+            text.contains(&format!("{} (first seen)", second.id())),
+            "{text}"
+        );
+        let chosen = store
+            .resolve("tool", &req("*"), Some(&second.id()))
+            .unwrap();
+        assert_eq!(chosen.version, Version::new(1, 0, 0));
+        let stranger = PublisherKey::generate();
+        let err = store
+            .resolve("tool", &req("*"), Some(&stranger.id()))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotPublishedBy { .. }), "{err}");
+        store.set_pins(BTreeMap::from([("tool".to_string(), second.id())]));
+        let pinned = store.resolve("tool", &req("*"), None).unwrap();
+        assert_eq!(pinned.publisher, second.id());
+        assert!(store.claims("tool").unwrap()[0].pinned);
+    }
+
+    #[test]
+    fn rotation_lets_the_new_key_act_for_the_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = PublisherKey::generate();
+        let new = PublisherKey::generate();
+        store.ingest(&version(&old, "lib", "1.0.0", 10)).unwrap();
+        let rotation = Record::sign(
+            RecordBody::Rotation(KeyRotation::new(old.id(), &new, 50)),
+            &old,
+        )
+        .unwrap();
+        assert_eq!(store.ingest(&rotation).unwrap(), IngestOutcome::Added);
+        assert_eq!(store.ingest(&rotation).unwrap(), IngestOutcome::Duplicate);
+        store.ingest(&version(&new, "lib", "2.0.0", 60)).unwrap();
+        assert_eq!(store.claims("lib").unwrap().len(), 1, "not a conflict");
+        let got = store.resolve("lib", &req("*"), None).unwrap();
+        assert_eq!(got.version, Version::new(2, 0, 0));
+        assert_eq!(got.publisher, new.id());
+        // the new key may yank the old key's version
+        assert_eq!(
+            store.ingest(&yank(&new, "lib", "1.0.0")).unwrap(),
+            IngestOutcome::Added
+        );
+        let err = store.resolve("lib", &req("^1"), None).unwrap_err();
+        assert!(err.to_string().contains("1.0.0 (yanked)"), "{err}");
+        let hits = store
+            .search(&crate::store::Query::new(vec!["lib".into()]))
+            .unwrap();
+        assert!(!hits[0].conflict);
+    }
+}
