@@ -1,0 +1,3 @@
+//! Verified, resumable, multi-provider archive download.
+
+pub mod schedule;
