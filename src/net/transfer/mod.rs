@@ -1,3 +1,4 @@
 //! Verified, resumable, multi-provider archive download.
 
+pub mod partial;
 pub mod schedule;
