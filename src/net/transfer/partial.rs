@@ -4,9 +4,12 @@
 //! on disk is trusted on resume: the list is checked against the record's chunks root and
 //! every chunk named in `.have` is re-hashed before it counts.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 use crate::package::digest::{chunks_root, ArchiveHasher};
 use crate::package::{ArchiveInfo, Blake3Hash};
@@ -16,6 +19,8 @@ pub const SYNC_EVERY: u32 = 16;
 /// Largest chunk accepted (the wire limit of one response is 4 MiB).
 pub const MAX_CHUNK_SIZE: u32 = 4 << 20;
 const HAVE_MAGIC: &str = "ggen-p2p partial v1";
+/// How long `open` waits for another `PartialFile` of the same archive to close.
+const BUSY_WAIT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PartialError {
@@ -26,8 +31,46 @@ pub enum PartialError {
          was removed, retry the download"
     )]
     Mismatch { path: PathBuf, reason: String },
-    #[error("{path}: chunk {index} written before the download finished its chunk list")]
+    #[error("{path}: chunk {index} is still missing; the download is not finished")]
     Incomplete { path: PathBuf, index: u32 },
+    #[error(
+        "{path}: another download of this archive in this process did not finish within \
+         {BUSY_WAIT:?}; hint: wait for it, then retry"
+    )]
+    Busy { path: PathBuf },
+}
+
+/// Part files open in this process. Two `PartialFile`s of one archive would clobber each
+/// other's sidecars, so `open` waits for the other to close (e.g. an interrupted attempt
+/// whose last write is still finishing on a blocking thread).
+static OPEN: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+static CLOSED: Condvar = Condvar::new();
+
+#[derive(Debug)]
+struct OpenGuard(PathBuf);
+
+impl OpenGuard {
+    fn acquire(path: &Path) -> Result<Self, PartialError> {
+        let open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut open, _) = CLOSED
+            .wait_timeout_while(open, BUSY_WAIT, |open| open.contains(path))
+            .unwrap_or_else(|e| e.into_inner());
+        if !open.insert(path.to_path_buf()) {
+            return Err(PartialError::Busy {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(Self(path.to_path_buf()))
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        OPEN.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+        CLOSED.notify_all();
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PartialError + '_ {
@@ -161,6 +204,8 @@ pub struct PartialFile {
     have_count: u32,
     /// Chunks written since the last `sync`.
     unsynced: u32,
+    /// Declared last: released only after `Drop` saved `.have`.
+    _guard: OpenGuard,
 }
 
 impl PartialFile {
@@ -183,6 +228,7 @@ impl PartialFile {
             });
         }
         fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let guard = OpenGuard::acquire(&part_path)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -205,6 +251,7 @@ impl PartialFile {
             have: vec![false; layout.count as usize],
             have_count: 0,
             unsynced: 0,
+            _guard: guard,
         };
         partial.reverify(chunks)?;
         Ok(partial)
