@@ -76,7 +76,10 @@ pub async fn download_with<S: ChunkSource>(
     while !schedule.is_complete() {
         if let Some(stuck) = schedule.stuck() {
             let done_chunks = layout.count - stuck.missing;
-            blocking(archive, move || partial.sync()).await??;
+            // Best effort: the error to report is that the download is stuck.
+            if let Err(e) = blocking(archive, move || partial.sync()).await? {
+                tracing::warn!("saving download progress: {e}");
+            }
             return Err(TransferError::Stuck {
                 archive,
                 stuck: stuck.to_string(),

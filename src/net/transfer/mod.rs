@@ -3,6 +3,9 @@
 //! partial file an interrupted attempt left. The network is behind [`ChunkSource`]; the
 //! decisions live in [`schedule`], the disk format in [`partial`].
 
+// `client.rs` (the libp2p `Client` as a `ChunkSource`, and `download_to_store`) needs
+// `net::Client` and `store::Store`, which land on other branches: at merge, add
+// `mod client;` and `pub use client::download_to_store;` here.
 mod download;
 pub mod partial;
 pub mod schedule;
@@ -76,6 +79,8 @@ pub enum TransferError {
     },
     #[error(transparent)]
     Partial(#[from] PartialError),
+    #[error("archive {archive}: downloaded and verified, but the store refused it: {reason}")]
+    Store { archive: Blake3Hash, reason: String },
     #[error("archive {archive}: a disk task failed: {reason}")]
     Task { archive: Blake3Hash, reason: String },
 }
