@@ -2,7 +2,7 @@
 //! failure, a stall or a success means, and when the download is done or cannot finish.
 //! It takes events and `now` and answers with work to do; it never touches I/O or time.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::{self, Debug};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
@@ -86,8 +86,9 @@ pub struct Schedule<P> {
     limits: Limits,
     verified: Vec<bool>,
     missing: u32,
-    /// Per chunk: the provider (index into `providers`) asked for it, and since when.
-    outstanding: Vec<Option<(usize, Instant)>>,
+    /// Chunks asked for: the provider (index into `providers`) and since when. At most
+    /// `limits.total` entries, so per-event scans stay cheap on huge archives.
+    outstanding: BTreeMap<u32, (usize, Instant)>,
     in_flight: usize,
     /// Missing chunks nobody is asked for, lowest first except re-queued ones (front).
     queue: VecDeque<u32>,
@@ -124,7 +125,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             },
             missing: queue.len() as u32,
             verified,
-            outstanding: vec![None; chunk_count as usize],
+            outstanding: BTreeMap::new(),
             in_flight: 0,
             queue,
             providers: Vec::new(),
@@ -169,7 +170,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             let Some(index) = self.queue.pop_front() else {
                 break;
             };
-            self.outstanding[index as usize] = Some((p, now));
+            self.outstanding.insert(index, (p, now));
             self.providers[p].in_flight += 1;
             self.in_flight += 1;
             self.cursor = (p + 1) % self.providers.len();
@@ -219,8 +220,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
         let deadline = self.limits.chunk_deadline;
         let mut stalled: Vec<usize> = self
             .outstanding
-            .iter()
-            .flatten()
+            .values()
             .filter(|(_, since)| now.saturating_duration_since(*since) >= deadline)
             .map(|&(p, _)| p)
             .collect();
@@ -239,8 +239,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
     /// The earliest instant at which `on_stalls` would drop someone.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.outstanding
-            .iter()
-            .flatten()
+            .values()
             .map(|&(_, since)| since + self.limits.chunk_deadline)
             .min()
     }
@@ -324,10 +323,9 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
     /// Clears chunk `index`'s request if `id` is the one asked for it.
     fn take_outstanding(&mut self, id: &P, index: u32) -> Option<usize> {
         let &p = self.by_id.get(id)?;
-        let slot = self.outstanding.get_mut(index as usize)?;
-        match *slot {
-            Some((owner, _)) if owner == p => {
-                *slot = None;
+        match self.outstanding.get(&index) {
+            Some(&(owner, _)) if owner == p => {
+                self.outstanding.remove(&index);
                 self.providers[p].in_flight -= 1;
                 self.in_flight -= 1;
                 Some(p)
@@ -341,12 +339,14 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
         if provider.dropped.is_none() {
             provider.dropped = Some(why);
         }
-        let mut requeued = Vec::new();
-        for (index, slot) in self.outstanding.iter_mut().enumerate() {
-            if matches!(slot, Some((owner, _)) if *owner == p) {
-                *slot = None;
-                requeued.push(index as u32);
-            }
+        let requeued: Vec<u32> = self
+            .outstanding
+            .iter()
+            .filter(|(_, &(owner, _))| owner == p)
+            .map(|(&index, _)| index)
+            .collect();
+        for index in &requeued {
+            self.outstanding.remove(index);
         }
         self.providers[p].in_flight = 0;
         self.in_flight -= requeued.len();
