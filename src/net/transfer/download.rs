@@ -154,9 +154,10 @@ pub async fn download_with<S: ChunkSource>(
     Ok(blocking(archive, move || partial.finish()).await??)
 }
 
-/// Asks providers in turn for the chunk list; the first that matches `info` wins. Those
-/// answering a wrong list are returned in `wrong` (to be dropped); errors and timeouts
-/// leave the provider in the running.
+/// Asks every provider for the chunk list at once; the first list that matches `info`
+/// wins and the other requests are cancelled. Providers that answered a wrong list by
+/// then are returned in `wrong` (to be dropped); errors and timeouts leave a provider in
+/// the running (its chunk requests will tell).
 async fn fetch_chunk_list<S: ChunkSource>(
     source: &S,
     info: &ArchiveInfo,
@@ -165,10 +166,16 @@ async fn fetch_chunk_list<S: ChunkSource>(
     wrong: &mut Vec<(S::Peer, String)>,
 ) -> Result<Vec<Blake3Hash>, TransferError> {
     let archive = info.blake3;
+    let mut asks: FuturesUnordered<_> = providers
+        .iter()
+        .map(|peer| async move {
+            let ask = source.chunk_list(peer, &archive);
+            (peer, tokio::time::timeout(config.list_deadline, ask).await)
+        })
+        .collect();
     let mut tried = Vec::new();
-    for peer in providers {
-        let answer = tokio::time::timeout(config.list_deadline, source.chunk_list(peer, &archive));
-        let why = match answer.await {
+    while let Some((peer, answer)) = asks.next().await {
+        let why = match answer {
             Ok(Ok(chunks)) => match check_chunk_list(info, &chunks) {
                 Ok(()) => return Ok(chunks),
                 Err(reason) if chunks_root(&chunks) == info.chunks_root => {
@@ -586,8 +593,8 @@ mod tests {
         assert_eq!(unique.len(), second.len());
         assert_eq!(
             peers.list_requests.load(Ordering::SeqCst),
-            1,
-            "chunk list reused"
+            2,
+            "the list is asked of each provider once, then reused from disk on resume"
         );
     }
 
