@@ -1,1 +1,2 @@
 //! The libp2p node. (Being written.)
+pub mod transfer;

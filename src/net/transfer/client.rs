@@ -1,0 +1,177 @@
+//! The libp2p side of a download: the node's [`Client`] as a [`ChunkSource`] (one
+//! `/ggen/rr` exchange per chunk list or chunk), and [`download_to_store`], which files
+//! the finished, verified archive into the [`Store`].
+
+use std::path::PathBuf;
+
+use super::{download, ChunkSource, TransferError};
+use crate::net::{Client, PeerId, Request, Response};
+use crate::package::{ArchiveInfo, Blake3Hash};
+use crate::store::Store;
+
+impl ChunkSource for Client {
+    type Peer = PeerId;
+
+    async fn chunk_list(
+        &self,
+        peer: &PeerId,
+        archive: &Blake3Hash,
+    ) -> Result<Vec<Blake3Hash>, String> {
+        let request = Request::ChunkList { archive: *archive };
+        match self.request(*peer, request).await {
+            Ok(Response::ChunkList { chunks }) => Ok(chunks),
+            Ok(other) => Err(unexpected(other, "chunk list")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn chunk(
+        &self,
+        peer: &PeerId,
+        archive: &Blake3Hash,
+        index: u32,
+    ) -> Result<Vec<u8>, String> {
+        let request = Request::Chunk {
+            archive: *archive,
+            index,
+        };
+        match self.request(*peer, request).await {
+            Ok(Response::Chunk { bytes }) => Ok(bytes.into_vec()),
+            Ok(other) => Err(unexpected(other, &format!("chunk {index}"))),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+fn unexpected(response: Response, asked: &str) -> String {
+    match response {
+        Response::NotFound => format!("does not have {asked}"),
+        Response::Error { message } => format!("refused {asked}: {message}"),
+        other => format!("answered {} to a {asked} request", other.kind()),
+    }
+}
+
+/// Downloads `info`'s archive from `providers` (partial state in `blobs/partial/` of the
+/// store, resumed on the next attempt) and moves it into the store. Already stored:
+/// nothing to do.
+pub async fn download_to_store(
+    client: &Client,
+    store: &Store,
+    info: &ArchiveInfo,
+    providers: Vec<PeerId>,
+    progress: impl Fn(u64, u64) + Send + Sync,
+) -> Result<(), TransferError> {
+    if store.has_archive(&info.blake3) {
+        return Ok(());
+    }
+    let partial_dir: PathBuf = store.dir().join("blobs").join("partial");
+    let path = download(client, &partial_dir, info, providers, progress).await?;
+    let (store, info) = (store.clone(), info.clone());
+    let archive = info.blake3;
+    tokio::task::spawn_blocking(move || {
+        let result = store.put_archive_file(&path, &info);
+        // On success the file was renamed away; on failure nothing is worth keeping.
+        let _ = std::fs::remove_file(&path);
+        result
+    })
+    .await
+    .map_err(|e| TransferError::Task {
+        archive,
+        reason: e.to_string(),
+    })?
+    .map_err(|e| TransferError::Store {
+        archive,
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use libp2p::multiaddr::Protocol;
+    use rand::{RngCore, SeedableRng};
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::net::{self, Multiaddr, NetConfig};
+    use crate::package::digest::CHUNK_SIZE;
+
+    struct Node {
+        client: Client,
+        store: Store,
+        addr: Multiaddr,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn start(shutdown: &CancellationToken) -> Node {
+        let mut config = NetConfig::new(libp2p::identity::Keypair::generate_ed25519());
+        config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+        config.mdns = false;
+        config.autonat = false;
+        config.connection_timeout = Duration::from_secs(10);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (client, _task) = net::spawn(config, store.clone(), shutdown.child_token())
+            .await
+            .unwrap();
+        let addr = client.listen_addrs().await.unwrap()[0]
+            .clone()
+            .with(Protocol::P2p(client.peer_id()));
+        Node {
+            client,
+            store,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// Real swarms on loopback: the downloader asks a peer that has the archive and one
+    /// that does not; the archive arrives verified in the store and the partial dir is
+    /// left empty.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn downloads_over_libp2p_into_the_store() {
+        let shutdown = CancellationToken::new();
+        let (seeder, empty, leecher) = (
+            start(&shutdown).await,
+            start(&shutdown).await,
+            start(&shutdown).await,
+        );
+        let mut bytes = vec![0u8; 3 * CHUNK_SIZE as usize + 12_345];
+        rand::rngs::StdRng::seed_from_u64(3).fill_bytes(&mut bytes);
+        let mut writer = seeder.store.blob_writer().unwrap();
+        writer.write_all(&bytes).unwrap();
+        let info = writer.commit().unwrap().info;
+
+        for node in [&seeder, &empty] {
+            leecher.client.dial(node.addr.clone()).await.unwrap();
+        }
+        let reports = Mutex::new(Vec::new());
+        let providers = vec![empty.client.peer_id(), seeder.client.peer_id()];
+        download_to_store(
+            &leecher.client,
+            &leecher.store,
+            &info,
+            providers,
+            |done, total| reports.lock().unwrap().push((done, total)),
+        )
+        .await
+        .unwrap();
+
+        let path = leecher.store.archive_path(&info.blake3).unwrap();
+        assert_eq!(std::fs::read(path).unwrap(), bytes);
+        assert_eq!(
+            reports.lock().unwrap().last(),
+            Some(&(info.size, info.size))
+        );
+        let partial = leecher.store.dir().join("blobs/partial");
+        assert_eq!(std::fs::read_dir(partial).unwrap().count(), 0);
+        // Stored already: a second call has nothing to do, even with no providers.
+        download_to_store(&leecher.client, &leecher.store, &info, vec![], |_, _| {})
+            .await
+            .unwrap();
+        shutdown.cancel();
+    }
+}

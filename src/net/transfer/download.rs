@@ -1,0 +1,610 @@
+//! The async driver of one download: fetches and checks the chunk list, then keeps the
+//! scheduler's requests in flight, verifies and writes each chunk as it arrives, and
+//! cancels what a stalled or dropped provider still owes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::future::{AbortHandle, Abortable};
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use super::partial::{check_chunk_list, saved_chunk_list, Layout, PartialFile};
+use super::{ChunkSource, Failure, Schedule, TransferConfig, TransferError};
+use crate::package::digest::chunks_root;
+use crate::package::{ArchiveInfo, Blake3Hash};
+
+/// Downloads `info`'s archive from `providers` with the default [`TransferConfig`] into
+/// `partial_dir` and returns the path of the complete, fully verified file (BLAKE3,
+/// SHA-256 and size match `info`), ready for `Store::put_archive_file`.
+/// `progress(bytes_done, total)` is called at the start and after each chunk.
+pub async fn download<S: ChunkSource>(
+    source: &S,
+    partial_dir: &Path,
+    info: &ArchiveInfo,
+    providers: Vec<S::Peer>,
+    progress: impl Fn(u64, u64) + Send + Sync,
+) -> Result<PathBuf, TransferError> {
+    download_with(
+        source,
+        partial_dir,
+        info,
+        providers,
+        TransferConfig::default(),
+        progress,
+    )
+    .await
+}
+
+/// [`download`] with explicit caps and deadlines.
+pub async fn download_with<S: ChunkSource>(
+    source: &S,
+    partial_dir: &Path,
+    info: &ArchiveInfo,
+    providers: Vec<S::Peer>,
+    config: TransferConfig,
+    progress: impl Fn(u64, u64) + Send + Sync,
+) -> Result<PathBuf, TransferError> {
+    let archive = info.blake3;
+    let layout = Layout::of(info).map_err(|reason| TransferError::BadRecord { archive, reason })?;
+
+    // The chunk list: saved by an earlier attempt (re-checked), or from the first
+    // provider whose list matches the record's root.
+    let mut wrong_list = Vec::new();
+    let chunks = match saved_chunk_list(partial_dir, info) {
+        Some(chunks) => chunks,
+        None => fetch_chunk_list(source, info, &providers, &config, &mut wrong_list).await?,
+    };
+    let chunks: Arc<[Blake3Hash]> = chunks.into();
+
+    let dir = partial_dir.to_path_buf();
+    let (info_owned, list) = (info.clone(), chunks.clone());
+    let mut partial =
+        blocking(archive, move || PartialFile::open(&dir, &info_owned, &list)).await??;
+
+    let mut schedule = Schedule::new(layout.count, partial.verified(), providers, config.limits);
+    for (peer, why) in wrong_list {
+        schedule.drop_provider(&peer, why);
+    }
+    let mut done = partial.verified_bytes();
+    progress(done, layout.size);
+
+    // Requests in flight, each abortable so a stalled or dropped provider's requests are
+    // cancelled (and their memory freed) at once.
+    let mut pending = FuturesUnordered::new();
+    let mut aborts: HashMap<(S::Peer, u32), AbortHandle> = HashMap::new();
+    while !schedule.is_complete() {
+        if let Some(stuck) = schedule.stuck() {
+            let done_chunks = layout.count - stuck.missing;
+            // Best effort: the error to report is that the download is stuck.
+            if let Err(e) = blocking(archive, move || partial.sync()).await? {
+                tracing::warn!("saving download progress: {e}");
+            }
+            return Err(TransferError::Stuck {
+                archive,
+                stuck: stuck.to_string(),
+                missing: stuck.missing,
+                done: done_chunks,
+            });
+        }
+        for (peer, index) in schedule.next_assignments(now()) {
+            let (handle, registration) = AbortHandle::new_pair();
+            aborts.insert((peer.clone(), index), handle);
+            let request = async move {
+                let result = source.chunk(&peer, &archive, index).await;
+                (peer, index, result)
+            };
+            pending.push(Abortable::new(request, registration));
+        }
+        if pending.is_empty() {
+            // Unreachable while the schedule is sound (an active provider always gets
+            // work); an error beats waiting forever.
+            return Err(TransferError::Task {
+                archive,
+                reason: format!("{} chunks missing but nothing to ask", schedule.missing()),
+            });
+        }
+        let deadline = schedule.next_deadline();
+        let event = tokio::select! {
+            Some(outcome) = pending.next() => outcome.ok(),
+            () = sleep_until(deadline) => None,
+        };
+        let Some((peer, index, result)) = event else {
+            for key in schedule.on_stalls(now()) {
+                if let Some(handle) = aborts.remove(&key) {
+                    handle.abort();
+                }
+            }
+            continue;
+        };
+        aborts.remove(&(peer.clone(), index));
+        let checked = result.map_err(Failure::Transport).and_then(|bytes| {
+            match layout.check_chunk(&chunks, index, &bytes) {
+                Ok(()) => Ok(bytes),
+                Err(why) => Err(Failure::Corrupt(why)),
+            }
+        });
+        match checked {
+            Ok(bytes) => {
+                if !schedule.on_chunk_ok(&peer, index) {
+                    continue;
+                }
+                partial = blocking(archive, move || {
+                    let written = partial.write_chunk(index, &bytes);
+                    written.map(|()| partial)
+                })
+                .await??;
+                done += layout.len(index);
+                progress(done, layout.size);
+            }
+            Err(failure) => {
+                tracing::debug!(?peer, index, ?failure, "chunk request failed");
+                for index in schedule
+                    .on_chunk_failed(&peer, index, failure)
+                    .unwrap_or_default()
+                {
+                    if let Some(handle) = aborts.remove(&(peer.clone(), index)) {
+                        handle.abort();
+                    }
+                }
+            }
+        }
+    }
+    drop(pending);
+    Ok(blocking(archive, move || partial.finish()).await??)
+}
+
+/// Asks every provider for the chunk list at once; the first list that matches `info`
+/// wins and the other requests are cancelled. Providers that answered a wrong list by
+/// then are returned in `wrong` (to be dropped); errors and timeouts leave a provider in
+/// the running (its chunk requests will tell).
+async fn fetch_chunk_list<S: ChunkSource>(
+    source: &S,
+    info: &ArchiveInfo,
+    providers: &[S::Peer],
+    config: &TransferConfig,
+    wrong: &mut Vec<(S::Peer, String)>,
+) -> Result<Vec<Blake3Hash>, TransferError> {
+    let archive = info.blake3;
+    let mut asks: FuturesUnordered<_> = providers
+        .iter()
+        .map(|peer| async move {
+            let ask = source.chunk_list(peer, &archive);
+            (peer, tokio::time::timeout(config.list_deadline, ask).await)
+        })
+        .collect();
+    let mut tried = Vec::new();
+    while let Some((peer, answer)) = asks.next().await {
+        let why = match answer {
+            Ok(Ok(chunks)) => match check_chunk_list(info, &chunks) {
+                Ok(()) => return Ok(chunks),
+                Err(reason) if chunks_root(&chunks) == info.chunks_root => {
+                    return Err(TransferError::BadRecord { archive, reason });
+                }
+                Err(reason) => {
+                    let why = format!("sent a wrong chunk list: {reason}");
+                    wrong.push((peer.clone(), why.clone()));
+                    why
+                }
+            },
+            Ok(Err(e)) => format!("chunk list request failed: {e}"),
+            Err(_) => format!("no chunk list within {:?}", config.list_deadline),
+        };
+        tried.push(format!("{peer:?}: {why}"));
+    }
+    if tried.is_empty() {
+        tried.push("no providers were given".to_string());
+    }
+    Err(TransferError::NoChunkList {
+        archive,
+        tried: tried.join("; "),
+    })
+}
+
+/// Runs disk work off the async threads. If the caller is dropped meanwhile, the work
+/// still completes and the `PartialFile` it owns is dropped there (saving `.have`).
+async fn blocking<T: Send + 'static>(
+    archive: Blake3Hash,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, TransferError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| TransferError::Task {
+            archive,
+            reason: e.to_string(),
+        })
+}
+
+/// The scheduler's clock is std `Instant`; reading tokio's keeps paused-time tests exact.
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use rand::{RngCore, SeedableRng};
+
+    use super::*;
+    use crate::net::transfer::Limits;
+    use crate::package::digest::{ArchiveDigest, ArchiveHasher, CHUNK_SIZE};
+
+    /// A real tar + zstd archive of incompressible files, about `size` bytes, described
+    /// with chunks of `chunk_size`.
+    fn archive(size: usize, chunk_size: u32) -> (Arc<Vec<u8>>, ArchiveDigest) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut tar = tar::Builder::new(Vec::new());
+        for n in 0..4 {
+            let mut body = vec![0u8; size / 4];
+            rng.fill_bytes(&mut body);
+            let mut header = tar::Header::new_gnu();
+            header.set_size(body.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, format!("pack/file{n}.bin"), &body[..])
+                .unwrap();
+        }
+        let bytes = zstd::encode_all(&tar.into_inner().unwrap()[..], 3).unwrap();
+        let mut digest = ArchiveHasher::digest_reader(&bytes[..]).unwrap();
+        if chunk_size != CHUNK_SIZE {
+            digest.chunks = bytes
+                .chunks(chunk_size as usize)
+                .map(Blake3Hash::of)
+                .collect();
+            digest.info.chunk_size = chunk_size;
+            digest.info.chunks_root = chunks_root(&digest.chunks);
+        }
+        (Arc::new(bytes), digest)
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Peer {
+        Honest,
+        /// Flips a byte of every chunk.
+        Corrupt,
+        /// Answers the list, never a chunk.
+        Stall,
+        /// Serves this many chunks, then errors.
+        FailAfter(usize),
+        /// Sends someone else's chunk list.
+        WrongList,
+    }
+
+    /// In-memory providers of one archive: the peer side only.
+    struct Peers {
+        bytes: Arc<Vec<u8>>,
+        digest: ArchiveDigest,
+        peers: HashMap<u32, Peer>,
+        list_requests: AtomicUsize,
+        chunk_requests: Mutex<Vec<(u32, u32)>>,
+        open: Arc<AtomicUsize>,
+        max_open: AtomicUsize,
+    }
+
+    /// Counts a request as open until its future completes or is dropped (aborted).
+    struct Open(Arc<AtomicUsize>);
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Peers {
+        fn new(bytes: Arc<Vec<u8>>, digest: ArchiveDigest, peers: &[(u32, Peer)]) -> Self {
+            Self {
+                bytes,
+                digest,
+                peers: peers.iter().copied().collect(),
+                list_requests: AtomicUsize::new(0),
+                chunk_requests: Mutex::new(Vec::new()),
+                open: Arc::new(AtomicUsize::new(0)),
+                max_open: AtomicUsize::new(0),
+            }
+        }
+
+        fn requests(&self) -> Vec<(u32, u32)> {
+            self.chunk_requests.lock().unwrap().clone()
+        }
+
+        fn requests_to(&self, peer: u32) -> usize {
+            self.requests().iter().filter(|r| r.0 == peer).count()
+        }
+    }
+
+    impl ChunkSource for Peers {
+        type Peer = u32;
+
+        async fn chunk_list(
+            &self,
+            peer: &u32,
+            archive: &Blake3Hash,
+        ) -> Result<Vec<Blake3Hash>, String> {
+            self.list_requests.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            match self.peers.get(peer) {
+                _ if *archive != self.digest.info.blake3 => Err("not found".into()),
+                Some(Peer::WrongList) => Ok(vec![Blake3Hash::of(b"junk"); 3]),
+                Some(_) => Ok(self.digest.chunks.clone()),
+                None => Err("unknown peer".into()),
+            }
+        }
+
+        async fn chunk(
+            &self,
+            peer: &u32,
+            archive: &Blake3Hash,
+            index: u32,
+        ) -> Result<Vec<u8>, String> {
+            let served = {
+                let mut log = self.chunk_requests.lock().unwrap();
+                log.push((*peer, index));
+                log.iter().filter(|r| r.0 == *peer).count() - 1
+            };
+            let now_open = self.open.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_open.fetch_max(now_open, Ordering::SeqCst);
+            let _open = Open(self.open.clone());
+            tokio::time::sleep(Duration::from_millis(1 + u64::from(index % 3))).await;
+            if *archive != self.digest.info.blake3 {
+                return Err("not found".into());
+            }
+            let size = self.digest.info.chunk_size as usize;
+            let start = index as usize * size;
+            let end = (start + size).min(self.bytes.len());
+            let mut bytes = self.bytes.get(start..end).ok_or("no such chunk")?.to_vec();
+            match self.peers.get(peer) {
+                Some(Peer::Honest) => Ok(bytes),
+                Some(Peer::Corrupt) => {
+                    bytes[0] ^= 0xff;
+                    Ok(bytes)
+                }
+                Some(Peer::Stall) => std::future::pending().await,
+                Some(Peer::FailAfter(n)) if served >= *n => Err("connection reset".into()),
+                Some(Peer::FailAfter(_)) => Ok(bytes),
+                Some(Peer::WrongList) | None => Err("not found".into()),
+            }
+        }
+    }
+
+    /// Real time: short enough for a quick test, long enough for a loaded machine.
+    const DEADLINE: Duration = Duration::from_secs(1);
+
+    fn config(per_provider: usize, total: usize) -> TransferConfig {
+        TransferConfig {
+            limits: Limits {
+                per_provider,
+                total,
+                chunk_deadline: DEADLINE,
+                max_strikes: 2,
+            },
+            list_deadline: DEADLINE,
+        }
+    }
+
+    #[tokio::test]
+    async fn completes_despite_corrupt_stalling_and_failing_providers() {
+        let (bytes, digest) = archive(7 << 20, CHUNK_SIZE);
+        assert!(digest.chunks.len() >= 7, "{} chunks", digest.chunks.len());
+        let peers = Peers::new(
+            bytes.clone(),
+            digest.clone(),
+            &[
+                (1, Peer::WrongList),
+                (2, Peer::Stall),
+                (3, Peer::Corrupt),
+                (4, Peer::FailAfter(2)),
+                (5, Peer::Honest),
+            ],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let reports = Mutex::new(Vec::new());
+        let path = download_with(
+            &peers,
+            dir.path(),
+            &digest.info,
+            vec![1, 2, 3, 4, 5],
+            config(2, 8),
+            |done, total| reports.lock().unwrap().push((done, total)),
+        )
+        .await
+        .unwrap();
+
+        assert_eq!(std::fs::read(&path).unwrap(), *bytes);
+        assert_eq!(
+            peers.requests_to(1),
+            0,
+            "wrong chunk list: never asked for chunks"
+        );
+        assert!(
+            peers.requests_to(2) <= 2,
+            "stalled provider dropped at its first deadline"
+        );
+        assert_eq!(
+            peers.requests_to(3),
+            2,
+            "corrupt provider dropped at its first bad chunk"
+        );
+        assert!(
+            peers.requests_to(4) >= 3,
+            "failing provider served, then failed"
+        );
+        assert!(peers.max_open.load(Ordering::SeqCst) <= 8);
+        let reports = reports.into_inner().unwrap();
+        assert_eq!(reports.first(), Some(&(0, digest.info.size)));
+        assert_eq!(reports.last(), Some(&(digest.info.size, digest.info.size)));
+        assert_eq!(reports.len(), digest.chunks.len() + 1);
+        assert!(reports.windows(2).all(|w| w[0].0 < w[1].0));
+        // Each chunk was accepted exactly once: one report per chunk.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "only the finished file is left");
+    }
+
+    #[tokio::test]
+    async fn all_bad_providers_fail_with_a_clear_error_and_keep_progress() {
+        let (bytes, digest) = archive(3 << 20, 256 * 1024);
+        let peers = Peers::new(
+            bytes,
+            digest.clone(),
+            &[
+                (1, Peer::Corrupt),
+                (2, Peer::Stall),
+                (3, Peer::FailAfter(3)),
+            ],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let err = download_with(
+            &peers,
+            dir.path(),
+            &digest.info,
+            vec![1, 2, 3],
+            config(1, 3),
+            |_, _| {},
+        )
+        .await
+        .unwrap_err();
+        let text = err.to_string();
+        let TransferError::Stuck { missing, done, .. } = err else {
+            panic!("{text}");
+        };
+        assert_eq!(done, 3, "{text}");
+        assert_eq!(missing as usize, digest.chunks.len() - 3);
+        for part in [
+            "chunks missing and no provider left",
+            "1: sent bad bytes: chunk",
+            "2: stalled: no answer within 1s",
+            "3: 2 failed requests, last: connection reset",
+            "hint: retry later",
+        ] {
+            assert!(text.contains(part), "{part:?} not in {text}");
+        }
+        assert!(dir
+            .path()
+            .join(format!("{}.part", digest.info.blake3))
+            .exists());
+        let have = dir.path().join(format!("{}.have", digest.info.blake3));
+        assert!(have.exists(), "progress saved for the next attempt");
+    }
+
+    #[tokio::test]
+    async fn no_usable_chunk_list_is_a_clear_error() {
+        let (bytes, digest) = archive(1 << 20, 256 * 1024);
+        let peers = Peers::new(bytes, digest.clone(), &[(1, Peer::WrongList)]);
+        let dir = tempfile::tempdir().unwrap();
+        let err = download(&peers, dir.path(), &digest.info, vec![1, 9], |_, _| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no provider sent a chunk list matching the record"),
+            "{err}"
+        );
+        assert!(err.contains("1: sent a wrong chunk list"), "{err}");
+        assert!(
+            err.contains("9: chunk list request failed: unknown peer"),
+            "{err}"
+        );
+
+        let err = download(&peers, dir.path(), &digest.info, vec![], |_, _| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no providers were given"), "{err}");
+
+        let bad = ArchiveInfo {
+            chunk_size: 0,
+            ..digest.info.clone()
+        };
+        let err = download(&peers, dir.path(), &bad, vec![1], |_, _| {}).await;
+        assert!(matches!(err, Err(TransferError::BadRecord { .. })));
+    }
+
+    #[tokio::test]
+    async fn interrupted_download_resumes_with_only_missing_chunks() {
+        let (bytes, digest) = archive(3 << 20, 64 * 1024);
+        let count = digest.chunks.len();
+        assert!(count > 40, "{count} chunks");
+        let peers = Peers::new(
+            bytes.clone(),
+            digest.clone(),
+            &[(1, Peer::Honest), (2, Peer::Honest)],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let reached = tokio::sync::Notify::new();
+        let first = download_with(
+            &peers,
+            dir.path(),
+            &digest.info,
+            vec![1, 2],
+            config(2, 3),
+            |done, _| {
+                if done >= 20 * 64 * 1024 {
+                    reached.notify_one();
+                }
+            },
+        );
+        tokio::select! {
+            result = first => panic!("finished before the interruption: {result:?}"),
+            () = reached.notified() => {}
+        }
+        // The dropped attempt may still be writing one chunk on a blocking thread.
+        tokio::task::yield_now().await;
+        let first_requests = peers.requests().len();
+        assert!(first_requests < count);
+
+        let resumed_at = Mutex::new(None);
+        let path = download_with(
+            &peers,
+            dir.path(),
+            &digest.info,
+            vec![1, 2],
+            config(2, 3),
+            |done, _| {
+                resumed_at.lock().unwrap().get_or_insert(done);
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), *bytes);
+        let resumed_at = resumed_at.into_inner().unwrap().unwrap();
+        let kept = (resumed_at / (64 * 1024)) as usize;
+        assert!(kept >= 20, "only {kept} chunks kept");
+        let second: Vec<u32> = peers.requests()[first_requests..]
+            .iter()
+            .map(|r| r.1)
+            .collect();
+        assert_eq!(
+            second.len(),
+            count - kept,
+            "only missing chunks are fetched"
+        );
+        let mut unique = second.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), second.len());
+        assert_eq!(
+            peers.list_requests.load(Ordering::SeqCst),
+            2,
+            "the list is asked of each provider once, then reused from disk on resume"
+        );
+    }
+
+    #[test]
+    fn download_future_is_send() {
+        fn is_send<T: Send>(_: &T) {}
+        let (bytes, digest) = archive(1024, 256);
+        let peers = Peers::new(bytes, digest.clone(), &[]);
+        let dir = tempfile::tempdir().unwrap();
+        let future = download(&peers, dir.path(), &digest.info, vec![], |_, _| {});
+        is_send(&future);
+    }
+}

@@ -1,0 +1,86 @@
+//! Downloads one archive from several providers at once, verifying every chunk on arrival
+//! against a chunk list that is itself checked against the record, and resuming from the
+//! partial file an interrupted attempt left. The network is behind [`ChunkSource`]; the
+//! decisions live in [`schedule`], the disk format in [`partial`].
+
+// `client.rs` (the libp2p `Client` as a `ChunkSource`, and `download_to_store`) needs
+// `net::Client` and `store::Store`, which land on other branches: at merge, add
+// `mod client;` and `pub use client::download_to_store;` here.
+mod download;
+pub mod partial;
+pub mod schedule;
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::Hash;
+use std::time::Duration;
+
+use crate::package::Blake3Hash;
+pub use download::{download, download_with};
+use partial::PartialError;
+pub use schedule::{Failure, Limits, Schedule, Stuck};
+
+/// Where chunks come from: the peer side of the chunk protocol. The libp2p client
+/// implements it with `Request::ChunkList` / `Request::Chunk`; tests use in-memory peers.
+pub trait ChunkSource: Send + Sync {
+    type Peer: Clone + Eq + Hash + Debug + Send + Sync;
+
+    /// The provider's chunk list of `archive` (checked by the caller).
+    fn chunk_list(
+        &self,
+        peer: &Self::Peer,
+        archive: &Blake3Hash,
+    ) -> impl Future<Output = Result<Vec<Blake3Hash>, String>> + Send;
+
+    /// Chunk `index` of `archive` (checked by the caller).
+    fn chunk(
+        &self,
+        peer: &Self::Peer,
+        archive: &Blake3Hash,
+        index: u32,
+    ) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
+}
+
+/// Tuning of one download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferConfig {
+    pub limits: Limits,
+    /// How long a provider may take to send the chunk list.
+    pub list_deadline: Duration,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            list_deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("archive {archive}: the record cannot be downloaded: {reason}")]
+    BadRecord { archive: Blake3Hash, reason: String },
+    #[error(
+        "archive {archive}: no provider sent a chunk list matching the record ({tried}); \
+         hint: retry when other providers are online"
+    )]
+    NoChunkList { archive: Blake3Hash, tried: String },
+    #[error(
+        "archive {archive}: {stuck}; hint: retry later, the {done} verified chunks are kept \
+         and the download resumes"
+    )]
+    Stuck {
+        archive: Blake3Hash,
+        stuck: String,
+        missing: u32,
+        done: u32,
+    },
+    #[error(transparent)]
+    Partial(#[from] PartialError),
+    #[error("archive {archive}: downloaded and verified, but the store refused it: {reason}")]
+    Store { archive: Blake3Hash, reason: String },
+    #[error("archive {archive}: a disk task failed: {reason}")]
+    Task { archive: Blake3Hash, reason: String },
+}

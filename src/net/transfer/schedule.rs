@@ -1,0 +1,624 @@
+//! The socket-free heart of a download: which chunk to ask of which provider next, what a
+//! failure, a stall or a success means, and when the download is done or cannot finish.
+//! It takes events and `now` and answers with work to do; it never touches I/O or time.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::{self, Debug};
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+/// Caps and deadlines of one download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests outstanding to one provider at a time.
+    pub per_provider: usize,
+    /// Requests outstanding overall (this bounds memory: at most this many chunks held).
+    pub total: usize,
+    /// A request outstanding longer than this marks its provider as stalled.
+    pub chunk_deadline: Duration,
+    /// Consecutive transport errors after which a provider is dropped.
+    pub max_strikes: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_provider: 4,
+            total: 16,
+            chunk_deadline: Duration::from_secs(30),
+            max_strikes: 3,
+        }
+    }
+}
+
+/// Why a chunk request did not yield a verified chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The provider answered with bytes that do not match the chunk list: dropped at once.
+    Corrupt(String),
+    /// The request failed (connection, not found, remote error): a strike.
+    Transport(String),
+}
+
+/// The download cannot finish: chunks are missing and every provider was dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stuck<P> {
+    pub missing: u32,
+    pub total: u32,
+    /// Each provider given, with why it was dropped.
+    pub failures: Vec<(P, String)>,
+}
+
+impl<P: Debug> fmt::Display for Stuck<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} of {} chunks missing and no provider left",
+            self.missing, self.total
+        )?;
+        if self.failures.is_empty() {
+            return f.write_str(" (no providers were given)");
+        }
+        f.write_str(" (")?;
+        for (n, (peer, why)) in self.failures.iter().enumerate() {
+            if n > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{peer:?}: {why}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+#[derive(Debug)]
+struct Provider<P> {
+    id: P,
+    in_flight: usize,
+    strikes: u32,
+    /// `Some(reason)` once dropped; a dropped provider gets no more work.
+    dropped: Option<String>,
+}
+
+/// The plan of one download. Each missing chunk is either queued or outstanding with
+/// exactly one provider; only the outstanding provider's answer counts for it.
+#[derive(Debug)]
+pub struct Schedule<P> {
+    limits: Limits,
+    verified: Vec<bool>,
+    missing: u32,
+    /// Chunks asked for: the provider (index into `providers`) and since when. At most
+    /// `limits.total` entries, so per-event scans stay cheap on huge archives.
+    outstanding: BTreeMap<u32, (usize, Instant)>,
+    in_flight: usize,
+    /// Missing chunks nobody is asked for, lowest first except re-queued ones (front).
+    queue: VecDeque<u32>,
+    providers: Vec<Provider<P>>,
+    by_id: HashMap<P, usize>,
+    /// Where the least-loaded search starts, so ties rotate between providers.
+    cursor: usize,
+}
+
+impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
+    /// A plan for `chunk_count` chunks of which `have` are already verified (resume).
+    /// Indices out of range in `have` are ignored; duplicate providers are merged.
+    pub fn new(
+        chunk_count: u32,
+        have: impl IntoIterator<Item = u32>,
+        providers: impl IntoIterator<Item = P>,
+        limits: Limits,
+    ) -> Self {
+        let mut verified = vec![false; chunk_count as usize];
+        for index in have {
+            if let Some(slot) = verified.get_mut(index as usize) {
+                *slot = true;
+            }
+        }
+        let queue: VecDeque<u32> = (0..chunk_count)
+            .filter(|&i| !verified[i as usize])
+            .collect();
+        let mut schedule = Self {
+            limits: Limits {
+                per_provider: limits.per_provider.max(1),
+                total: limits.total.max(1),
+                max_strikes: limits.max_strikes.max(1),
+                ..limits
+            },
+            missing: queue.len() as u32,
+            verified,
+            outstanding: BTreeMap::new(),
+            in_flight: 0,
+            queue,
+            providers: Vec::new(),
+            by_id: HashMap::new(),
+            cursor: 0,
+        };
+        for provider in providers {
+            schedule.add_provider(provider);
+        }
+        schedule
+    }
+
+    /// Adds a provider found later; a known one (even dropped) is left as it is.
+    pub fn add_provider(&mut self, id: P) {
+        if self.by_id.contains_key(&id) {
+            return;
+        }
+        self.by_id.insert(id.clone(), self.providers.len());
+        self.providers.push(Provider {
+            id,
+            in_flight: 0,
+            strikes: 0,
+            dropped: None,
+        });
+    }
+
+    /// Drops a provider for a reason found outside chunk requests (e.g. a wrong chunk
+    /// list). Its outstanding chunks are re-queued; returns them so the caller can cancel
+    /// those requests.
+    pub fn drop_provider(&mut self, id: &P, why: impl Into<String>) -> Vec<u32> {
+        match self.by_id.get(id) {
+            Some(&p) => self.drop_index(p, why.into()),
+            None => Vec::new(),
+        }
+    }
+
+    /// New requests to send now, within the caps, spread over the least-loaded providers.
+    pub fn next_assignments(&mut self, now: Instant) -> Vec<(P, u32)> {
+        let mut out = Vec::new();
+        while self.in_flight < self.limits.total && !self.queue.is_empty() {
+            let Some(p) = self.least_loaded() else { break };
+            let Some(index) = self.queue.pop_front() else {
+                break;
+            };
+            self.outstanding.insert(index, (p, now));
+            self.providers[p].in_flight += 1;
+            self.in_flight += 1;
+            self.cursor = (p + 1) % self.providers.len();
+            out.push((self.providers[p].id.clone(), index));
+        }
+        out
+    }
+
+    /// A verified chunk arrived. Returns true if it is the answer to an outstanding
+    /// request (then the caller keeps the bytes); false for a stale answer (ignore it).
+    pub fn on_chunk_ok(&mut self, id: &P, index: u32) -> bool {
+        let Some(p) = self.take_outstanding(id, index) else {
+            return false;
+        };
+        self.providers[p].strikes = 0;
+        self.verified[index as usize] = true;
+        self.missing -= 1;
+        true
+    }
+
+    /// A request failed. Corrupt bytes drop the provider; a transport error is a strike
+    /// and drops it after `max_strikes` in a row. The chunk is re-queued. Returns false
+    /// for a stale answer (nothing changed). When the provider is dropped, its other
+    /// outstanding chunks are re-queued too and returned in `cancel`.
+    pub fn on_chunk_failed(&mut self, id: &P, index: u32, failure: Failure) -> Option<Vec<u32>> {
+        let p = self.take_outstanding(id, index)?;
+        self.queue.push_front(index);
+        let cancel = match failure {
+            Failure::Corrupt(why) => self.drop_index(p, format!("sent bad bytes: {why}")),
+            Failure::Transport(why) => {
+                let provider = &mut self.providers[p];
+                provider.strikes += 1;
+                if provider.strikes >= self.limits.max_strikes {
+                    let strikes = provider.strikes;
+                    self.drop_index(p, format!("{strikes} failed requests, last: {why}"))
+                } else {
+                    Vec::new()
+                }
+            }
+        };
+        Some(cancel)
+    }
+
+    /// Drops every provider with a request outstanding past the deadline and re-queues
+    /// all their chunks. Returns the cancelled requests.
+    pub fn on_stalls(&mut self, now: Instant) -> Vec<(P, u32)> {
+        let deadline = self.limits.chunk_deadline;
+        let mut stalled: Vec<usize> = self
+            .outstanding
+            .values()
+            .filter(|(_, since)| now.saturating_duration_since(*since) >= deadline)
+            .map(|&(p, _)| p)
+            .collect();
+        stalled.sort_unstable();
+        stalled.dedup();
+        let mut cancelled = Vec::new();
+        for p in stalled {
+            let why = format!("stalled: no answer within {deadline:?}");
+            for index in self.drop_index(p, why) {
+                cancelled.push((self.providers[p].id.clone(), index));
+            }
+        }
+        cancelled
+    }
+
+    /// The earliest instant at which `on_stalls` would drop someone.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.outstanding
+            .values()
+            .map(|&(_, since)| since + self.limits.chunk_deadline)
+            .min()
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.missing == 0
+    }
+
+    /// `Some` when chunks are missing and no provider is left to ask.
+    pub fn stuck(&self) -> Option<Stuck<P>> {
+        if self.missing == 0 || self.providers.iter().any(|p| p.dropped.is_none()) {
+            return None;
+        }
+        Some(Stuck {
+            missing: self.missing,
+            total: self.verified.len() as u32,
+            failures: self
+                .providers
+                .iter()
+                .map(|p| (p.id.clone(), p.dropped.clone().unwrap_or_default()))
+                .collect(),
+        })
+    }
+
+    pub fn is_stuck(&self) -> bool {
+        self.stuck().is_some()
+    }
+
+    pub fn chunk_count(&self) -> u32 {
+        self.verified.len() as u32
+    }
+
+    pub fn missing(&self) -> u32 {
+        self.missing
+    }
+
+    pub fn is_verified(&self, index: u32) -> bool {
+        self.verified.get(index as usize).copied().unwrap_or(false)
+    }
+
+    /// Requests outstanding overall.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Requests outstanding to `id`.
+    pub fn in_flight_to(&self, id: &P) -> usize {
+        self.by_id
+            .get(id)
+            .map_or(0, |&p| self.providers[p].in_flight)
+    }
+
+    /// Providers still in use.
+    pub fn active_providers(&self) -> Vec<P> {
+        self.providers
+            .iter()
+            .filter(|p| p.dropped.is_none())
+            .map(|p| p.id.clone())
+            .collect()
+    }
+
+    /// Dropped providers with the reason.
+    pub fn dropped_providers(&self) -> Vec<(P, String)> {
+        self.providers
+            .iter()
+            .filter_map(|p| p.dropped.clone().map(|why| (p.id.clone(), why)))
+            .collect()
+    }
+
+    fn least_loaded(&self) -> Option<usize> {
+        let n = self.providers.len();
+        (0..n)
+            .map(|k| (self.cursor + k) % n)
+            .filter(|&p| {
+                let provider = &self.providers[p];
+                provider.dropped.is_none() && provider.in_flight < self.limits.per_provider
+            })
+            .min_by_key(|&p| self.providers[p].in_flight)
+    }
+
+    /// Clears chunk `index`'s request if `id` is the one asked for it.
+    fn take_outstanding(&mut self, id: &P, index: u32) -> Option<usize> {
+        let &p = self.by_id.get(id)?;
+        match self.outstanding.get(&index) {
+            Some(&(owner, _)) if owner == p => {
+                self.outstanding.remove(&index);
+                self.providers[p].in_flight -= 1;
+                self.in_flight -= 1;
+                Some(p)
+            }
+            _ => None,
+        }
+    }
+
+    fn drop_index(&mut self, p: usize, why: String) -> Vec<u32> {
+        let provider = &mut self.providers[p];
+        if provider.dropped.is_none() {
+            provider.dropped = Some(why);
+        }
+        let requeued: Vec<u32> = self
+            .outstanding
+            .iter()
+            .filter(|(_, &(owner, _))| owner == p)
+            .map(|(&index, _)| index)
+            .collect();
+        for index in &requeued {
+            self.outstanding.remove(index);
+        }
+        self.providers[p].in_flight = 0;
+        self.in_flight -= requeued.len();
+        for &index in requeued.iter().rev() {
+            self.queue.push_front(index);
+        }
+        requeued
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn limits(per_provider: usize, total: usize) -> Limits {
+        Limits {
+            per_provider,
+            total,
+            chunk_deadline: Duration::from_secs(10),
+            max_strikes: 2,
+        }
+    }
+
+    #[test]
+    fn spreads_work_within_caps() {
+        let now = Instant::now();
+        let mut s = Schedule::new(20, [], [1, 2, 3], limits(2, 5));
+        let got = s.next_assignments(now);
+        assert_eq!(got.len(), 5);
+        for p in [1, 2, 3] {
+            assert!(s.in_flight_to(&p) <= 2);
+            assert!(s.in_flight_to(&p) >= 1, "provider {p} got no work");
+        }
+        assert!(s.next_assignments(now).is_empty(), "overall cap reached");
+        let (peer, index) = got[0];
+        assert!(s.on_chunk_ok(&peer, index));
+        assert_eq!(s.next_assignments(now).len(), 1);
+        assert_eq!(s.missing(), 19);
+    }
+
+    #[test]
+    fn resume_skips_verified_chunks() {
+        let now = Instant::now();
+        let mut s = Schedule::new(4, [0, 2, 9], [7], limits(4, 4));
+        let got: Vec<u32> = s.next_assignments(now).into_iter().map(|a| a.1).collect();
+        assert_eq!(got, vec![1, 3]);
+        assert_eq!(s.missing(), 2);
+        assert!(s.on_chunk_ok(&7, 1) && s.on_chunk_ok(&7, 3));
+        assert!(s.is_complete());
+        assert!(s.stuck().is_none());
+    }
+
+    #[test]
+    fn corrupt_bytes_drop_the_provider_and_requeue_its_chunks() {
+        let now = Instant::now();
+        let mut s = Schedule::new(4, [], ["bad", "good"], limits(2, 4));
+        let got = s.next_assignments(now);
+        let bad: Vec<u32> = got.iter().filter(|a| a.0 == "bad").map(|a| a.1).collect();
+        assert_eq!(bad.len(), 2);
+        let cancel = s
+            .on_chunk_failed(&"bad", bad[0], Failure::Corrupt("hash mismatch".into()))
+            .unwrap();
+        assert_eq!(cancel, vec![bad[1]]);
+        assert_eq!(s.active_providers(), vec!["good"]);
+        // The other outstanding answer of the dropped provider is now stale.
+        assert!(!s.on_chunk_ok(&"bad", bad[1]));
+        let mut done = 0;
+        while !s.is_complete() {
+            for (peer, index) in s.next_assignments(now) {
+                assert_eq!(peer, "good");
+                assert!(s.on_chunk_ok(&peer, index));
+                done += 1;
+            }
+            for (_, index) in got.iter().filter(|a| a.0 == "good") {
+                s.on_chunk_ok(&"good", *index);
+            }
+        }
+        assert_eq!(done, 2);
+    }
+
+    #[test]
+    fn transport_errors_drop_after_strikes_and_success_resets() {
+        let now = Instant::now();
+        let mut s = Schedule::new(10, [], [1], limits(1, 1));
+        let fail = |s: &mut Schedule<i32>| {
+            let (p, i) = s.next_assignments(now)[0];
+            s.on_chunk_failed(&p, i, Failure::Transport("reset".into()))
+                .unwrap();
+        };
+        fail(&mut s);
+        let (p, i) = s.next_assignments(now)[0];
+        assert!(s.on_chunk_ok(&p, i));
+        fail(&mut s);
+        assert_eq!(
+            s.active_providers(),
+            vec![1],
+            "strikes were reset by a success"
+        );
+        fail(&mut s);
+        let stuck = s.stuck().unwrap();
+        assert_eq!(stuck.missing, 9);
+        assert!(stuck.to_string().contains("9 of 10 chunks missing"));
+        assert!(stuck.to_string().contains("2 failed requests, last: reset"));
+    }
+
+    #[test]
+    fn stalls_drop_the_provider_after_the_deadline() {
+        let start = Instant::now();
+        let mut s = Schedule::new(3, [], ["slow", "fast"], limits(2, 4));
+        let got = s.next_assignments(start);
+        assert_eq!(got.len(), 3);
+        assert_eq!(s.next_deadline(), Some(start + Duration::from_secs(10)));
+        for (peer, index) in &got {
+            if *peer == "fast" {
+                s.on_chunk_ok(peer, *index);
+            }
+        }
+        assert!(s.on_stalls(start + Duration::from_secs(9)).is_empty());
+        let cancelled = s.on_stalls(start + Duration::from_secs(10));
+        assert!(!cancelled.is_empty());
+        assert!(cancelled.iter().all(|c| c.0 == "slow"));
+        assert_eq!(s.in_flight(), 0);
+        assert_eq!(s.dropped_providers()[0].0, "slow");
+        assert!(s.dropped_providers()[0].1.starts_with("stalled"));
+        let retry = s.next_assignments(start + Duration::from_secs(10));
+        assert_eq!(retry.len(), cancelled.len());
+        assert!(retry.iter().all(|a| a.0 == "fast"));
+    }
+
+    #[test]
+    fn no_providers_is_stuck_at_once_and_says_so() {
+        let s: Schedule<u8> = Schedule::new(2, [], [], Limits::default());
+        assert_eq!(
+            s.stuck().unwrap().to_string(),
+            "2 of 2 chunks missing and no provider left (no providers were given)"
+        );
+        let done: Schedule<u8> = Schedule::new(2, [0, 1], [], Limits::default());
+        assert!(done.is_complete() && !done.is_stuck());
+    }
+
+    #[test]
+    fn explicit_drop_requeues() {
+        let now = Instant::now();
+        let mut s = Schedule::new(2, [], [1, 2], limits(1, 2));
+        let got = s.next_assignments(now);
+        let on_one: Vec<u32> = got.iter().filter(|a| a.0 == 1).map(|a| a.1).collect();
+        assert_eq!(s.drop_provider(&1, "wrong chunk list"), on_one);
+        assert_eq!(s.dropped_providers(), vec![(1, "wrong chunk list".into())]);
+        assert!(s.drop_provider(&99, "unknown").is_empty());
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Act {
+        Ok,
+        Corrupt,
+        Transport,
+        Stall,
+    }
+
+    fn act() -> impl Strategy<Value = Act> {
+        prop_oneof![
+            3 => Just(Act::Ok),
+            1 => Just(Act::Corrupt),
+            2 => Just(Act::Transport),
+            1 => Just(Act::Stall),
+        ]
+    }
+
+    proptest! {
+        /// Any failure pattern of the others completes as long as one provider is honest,
+        /// never asks for a verified chunk, and never exceeds a cap.
+        #[test]
+        fn one_honest_provider_suffices(
+            chunks in 1u32..40,
+            have in proptest::collection::vec(any::<bool>(), 40),
+            per_provider in 1usize..5,
+            total in 1usize..12,
+            honest in 0usize..5,
+            behaviour in proptest::collection::vec(proptest::collection::vec(act(), 64), 5),
+        ) {
+            let lim = limits(per_provider, total);
+            let have_idx: Vec<u32> = (0..chunks).filter(|&i| have[i as usize]).collect();
+            let mut s = Schedule::new(chunks, have_idx.clone(), 0..5usize, lim);
+            let mut verified: Vec<bool> = have[..chunks as usize].to_vec();
+            let mut calls = [0usize; 5];
+            let mut now = Instant::now();
+            let mut stalled: Vec<(usize, u32)> = Vec::new();
+            let mut steps = 0;
+            while !s.is_complete() {
+                steps += 1;
+                prop_assert!(steps < 10_000, "no progress");
+                prop_assert!(!s.is_stuck(), "stuck with an honest provider");
+                let work = s.next_assignments(now);
+                prop_assert!(s.in_flight() <= lim.total);
+                for p in 0..5 {
+                    prop_assert!(s.in_flight_to(&p) <= lim.per_provider);
+                }
+                for (p, index) in work {
+                    prop_assert!(!verified[index as usize], "assigned verified chunk {}", index);
+                    let act = if p == honest { Act::Ok } else {
+                        behaviour[p][calls[p] % 64]
+                    };
+                    calls[p] += 1;
+                    match act {
+                        Act::Ok => {
+                            if s.on_chunk_ok(&p, index) {
+                                verified[index as usize] = true;
+                            } else {
+                                // Stale only because an earlier answer in this batch
+                                // got the provider dropped.
+                                prop_assert!(!s.active_providers().contains(&p));
+                            }
+                        }
+                        Act::Corrupt => {
+                            s.on_chunk_failed(&p, index, Failure::Corrupt("x".into()));
+                        }
+                        Act::Transport => {
+                            s.on_chunk_failed(&p, index, Failure::Transport("x".into()));
+                        }
+                        Act::Stall => stalled.push((p, index)),
+                    }
+                }
+                if s.in_flight() > 0 {
+                    // Only stalled requests can remain: time passes, they are dropped,
+                    // and their late answers are stale.
+                    now += lim.chunk_deadline;
+                    s.on_stalls(now);
+                    prop_assert_eq!(s.in_flight(), 0);
+                    for (p, index) in stalled.drain(..) {
+                        prop_assert!(!s.on_chunk_ok(&p, index));
+                    }
+                }
+            }
+            prop_assert!(verified.iter().all(|&v| v));
+            prop_assert!(s.active_providers().contains(&honest));
+        }
+
+        /// With no honest provider the schedule always ends stuck (never loops forever),
+        /// and the report names every provider.
+        #[test]
+        fn all_bad_providers_end_stuck(
+            chunks in 1u32..20,
+            behaviour in proptest::collection::vec(
+                proptest::collection::vec(prop_oneof![Just(Act::Corrupt), Just(Act::Transport), Just(Act::Stall)], 64), 3),
+        ) {
+            let mut s = Schedule::new(chunks, [], 0..3usize, limits(2, 4));
+            let mut now = Instant::now();
+            let mut calls = [0usize; 3];
+            let mut steps = 0;
+            while !s.is_stuck() {
+                steps += 1;
+                prop_assert!(steps < 10_000);
+                for (p, index) in s.next_assignments(now) {
+                    let act = behaviour[p][calls[p] % 64];
+                    calls[p] += 1;
+                    match act {
+                        Act::Corrupt => { s.on_chunk_failed(&p, index, Failure::Corrupt("x".into())); }
+                        Act::Transport => { s.on_chunk_failed(&p, index, Failure::Transport("x".into())); }
+                        _ => {}
+                    }
+                }
+                now += lim_deadline();
+                s.on_stalls(now);
+            }
+            let stuck = s.stuck().unwrap();
+            prop_assert_eq!(stuck.missing, chunks);
+            prop_assert_eq!(stuck.failures.len(), 3);
+        }
+    }
+
+    fn lim_deadline() -> Duration {
+        limits(1, 1).chunk_deadline
+    }
+}
