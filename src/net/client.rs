@@ -95,12 +95,7 @@ impl Client {
             .map_err(|e| NetError::Store(e.to_string()))?
             .map_err(|e| NetError::Store(e.to_string()))?;
         let wait = self.query_timeout + REPLY_SLACK;
-        let gossip_peers = self
-            .call("gossip publish", self.quick(), |reply| Command::Publish {
-                record: record.clone(),
-                reply,
-            })
-            .await?;
+        let gossip_peers = self.gossip_raw(record.as_bytes().to_vec()).await?;
         let dht_peers = self
             .call("dht put", wait, |reply| Command::PutRecord {
                 record,
@@ -117,6 +112,16 @@ impl Client {
             dht_peers,
             providers,
         })
+    }
+
+    /// Gossips bytes as they are, unverified: for tests and diagnostics that must put bad
+    /// input on the wire (peers validate and reject it). Returns the peers reached.
+    pub async fn gossip_raw(&self, bytes: Vec<u8>) -> Result<usize, NetError> {
+        self.call("gossip publish", self.quick(), |reply| Command::Publish {
+            bytes,
+            reply,
+        })
+        .await
     }
 
     /// Records this node as a provider of `archive` (store and DHT).

@@ -118,7 +118,7 @@ mod tests {
     #[test]
     fn addresses_without_peer_id_are_refused() {
         let plain: Multiaddr = "/ip4/127.0.0.1/tcp/4001".parse().unwrap();
-        let (boot, refused) = Bootstrap::new(&[plain.clone()], Instant::now());
+        let (boot, refused) = Bootstrap::new(std::slice::from_ref(&plain), Instant::now());
         assert_eq!(refused, vec![plain]);
         assert_eq!(boot.addrs().count(), 0);
     }
@@ -127,7 +127,7 @@ mod tests {
     fn backoff_doubles_until_connected_then_resets() {
         let now = Instant::now();
         let (peer, a) = addr();
-        let (mut boot, _) = Bootstrap::new(&[a.clone()], now);
+        let (mut boot, _) = Bootstrap::new(std::slice::from_ref(&a), now);
         assert_eq!(boot.due(now), vec![(peer, a.clone())]);
         assert!(
             boot.due(now).is_empty(),

@@ -39,12 +39,16 @@ const LISTEN_WAIT: Duration = Duration::from_secs(10);
 
 /// Work for the event loop: public calls (each with its reply) and reports from tasks the
 /// loop spawned.
+// Commands are short-lived and sent one by one; boxing the big variants would only add
+// an allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     ListenAddrs {
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
+    /// Gossip raw record bytes (the client only sends verified records, or test input).
     Publish {
-        record: Record,
+        bytes: Vec<u8>,
         reply: oneshot::Sender<usize>,
     },
     PutRecord {
@@ -312,6 +316,7 @@ impl EventLoop {
     fn penalize(&mut self, peer: PeerId) {
         if self.penalties.penalize(peer) {
             tracing::info!("banning {peer}: too many invalid records");
+            self.bootstrap.forget(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);
             self.swarm.behaviour_mut().kad.remove_peer(&peer);
         }
@@ -322,11 +327,11 @@ impl EventLoop {
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
-            Command::Publish { record, reply } => {
+            Command::Publish { bytes, reply } => {
                 let topic = records_topic();
                 let hash = topic.hash();
                 let gossip = &mut self.swarm.behaviour_mut().gossipsub;
-                let reached = match gossip.publish(topic, record.into_bytes()) {
+                let reached = match gossip.publish(topic, bytes) {
                     Ok(_) => gossip
                         .all_peers()
                         .filter(|(_, topics)| topics.contains(&&hash))
@@ -537,13 +542,11 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 ..
             } => {
-                if num_established == 0 {
-                    self.peers.remove(&peer_id);
-                    self.bootstrap.on_lost(&peer_id, Instant::now());
-                }
+                self.peers.remove(&peer_id);
+                self.bootstrap.on_lost(&peer_id, Instant::now());
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
