@@ -160,6 +160,7 @@ async fn record_crosses_a_line_of_five_and_providers_are_found() {
         "the first node knows only its neighbour"
     );
     assert!(receipt.providers >= 1, "the publisher itself provides");
+    assert!(receipt.dht_peers >= 1, "the DHT record reached a peer");
 
     for (i, node) in nodes.iter().enumerate() {
         eventually(&format!("record at node {i}"), || {
@@ -337,4 +338,69 @@ async fn network_search_pulls_matching_records() {
     })
     .await;
     shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn periodic_sync_fills_gaps_gossip_never_carried() {
+    let shutdown = CancellationToken::new();
+    let nodes = line(3, Duration::from_millis(500), &shutdown).await;
+    let key = PublisherKey::generate();
+    let (info, _) = put_archive(&nodes[0].store, 50, 100);
+    // Written straight into the first store: no gossip, no DHT, only anti-entropy.
+    let record = version_record(&key, "quiet-pack", "1.0.0", info);
+    nodes[0].store.ingest(&record).unwrap();
+    eventually("record two hops away via periodic sync", || {
+        has_record(&nodes[2].store, record.id())
+    })
+    .await;
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dial_sync_now_disconnect_and_shutdown() {
+    let shutdown = CancellationToken::new();
+    let far = Duration::from_secs(3600);
+    let a = start(config(vec![], far), &shutdown).await;
+    let b = start(config(vec![], far), &shutdown).await;
+    let key = PublisherKey::generate();
+    for i in 0..3u8 {
+        let (info, _) = put_archive(&a.store, 60 + i, 100);
+        a.store
+            .ingest(&version_record(
+                &key,
+                "dialed-pack",
+                &format!("1.{i}.0"),
+                info,
+            ))
+            .unwrap();
+    }
+    // Dial by plain address (no /p2p): the peer id is learned from the handshake.
+    let plain: Multiaddr = a
+        .addr
+        .iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect();
+    assert_eq!(b.client.dial(plain).await.unwrap(), a.client.peer_id());
+    // The sync started on connect may race this one; together they gain all three.
+    let gained = b.client.sync_now().await.unwrap();
+    eventually("all records at the dialer", || async {
+        b.store.stats().unwrap().records == 3
+    })
+    .await;
+    assert!(gained <= 3);
+
+    b.client.disconnect(a.client.peer_id()).await.unwrap();
+    eventually("disconnected", || async {
+        b.client.connected_peers().await.unwrap().is_empty()
+    })
+    .await;
+
+    let unreachable: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
+    assert!(b.client.dial(unreachable).await.is_err());
+
+    shutdown.cancel();
+    eventually("calls fail once the loop stopped", || async {
+        matches!(b.client.status().await, Err(net::NetError::Shutdown))
+    })
+    .await;
 }
