@@ -1,0 +1,165 @@
+//! The composed libp2p behaviour and the swarm built around it: transports (TCP, QUIC,
+//! DNS, relay client), identify, ping, our own Kademlia, gossipsub with application
+//! validation, request-response, and optional mDNS/AutoNAT. Configuration only; events
+//! are handled in `event_loop.rs`.
+
+use std::num::NonZeroUsize;
+
+use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{
+    autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns, noise, ping, relay,
+    request_response, tcp, yamux, StreamProtocol, Swarm, SwarmBuilder,
+};
+
+use super::protocol::{
+    Request, Response, IDENTIFY_PROTOCOL, KAD_PROTOCOL, MAX_GOSSIP_SIZE, MAX_KAD_PACKET_SIZE,
+    MAX_REQUEST_SIZE, MAX_RESPONSE_SIZE, RECORDS_TOPIC, RR_PROTOCOL,
+};
+use super::{NetConfig, NetError};
+
+/// Records and provider keys kept by the DHT store (the defaults of 1024 are far too few
+/// for a registry).
+const KAD_MAX_RECORDS: usize = 1 << 20;
+const KAD_MAX_PROVIDED_KEYS: usize = 1 << 20;
+/// Concurrent connections to one peer.
+const MAX_PER_PEER: u32 = 2;
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub limits: connection_limits::Behaviour,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub kad: kad::Behaviour<MemoryStore>,
+    pub gossipsub: gossipsub::Behaviour,
+    pub rr: request_response::cbor::Behaviour<Request, Response>,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    pub autonat: Toggle<autonat::Behaviour>,
+    pub relay: relay::client::Behaviour,
+    pub dcutr: dcutr::Behaviour,
+}
+
+pub fn records_topic() -> gossipsub::IdentTopic {
+    gossipsub::IdentTopic::new(RECORDS_TOPIC)
+}
+
+fn gossip_config(config: &NetConfig) -> Result<gossipsub::Config, NetError> {
+    let (n, low, high) = config.gossip_mesh;
+    gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(config.heartbeat)
+        .mesh_n(n)
+        .mesh_n_low(low)
+        .mesh_n_high(high)
+        .mesh_outbound_min((low / 2).min(n / 2))
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .max_transmit_size(MAX_GOSSIP_SIZE)
+        .flood_publish(true)
+        .message_id_fn(|message: &gossipsub::Message| {
+            gossipsub::MessageId::from(blake3::hash(&message.data).as_bytes().to_vec())
+        })
+        .build()
+        .map_err(|e| NetError::Config(format!("gossipsub: {e}")))
+}
+
+fn kad_behaviour(config: &NetConfig, id: libp2p::PeerId) -> kad::Behaviour<MemoryStore> {
+    let replication =
+        NonZeroUsize::new(config.replication_factor.max(1)).unwrap_or(NonZeroUsize::MIN);
+    let store = MemoryStore::with_config(
+        id,
+        MemoryStoreConfig {
+            max_records: KAD_MAX_RECORDS,
+            max_value_bytes: MAX_KAD_PACKET_SIZE,
+            max_providers_per_key: replication.get(),
+            max_provided_keys: KAD_MAX_PROVIDED_KEYS,
+        },
+    );
+    let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+    kad_config
+        .set_query_timeout(config.query_timeout)
+        .set_replication_factor(replication)
+        .set_record_filtering(kad::StoreInserts::FilterBoth)
+        .set_max_packet_size(MAX_KAD_PACKET_SIZE);
+    let mut kad = kad::Behaviour::with_config(id, store, kad_config);
+    kad.set_mode(Some(kad::Mode::Server));
+    kad
+}
+
+/// Builds the swarm (TCP + QUIC + DNS + relay client) and subscribes to the records topic.
+pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
+    let gossip = gossip_config(config)?;
+    let mut swarm = SwarmBuilder::with_existing_identity(config.keypair.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| NetError::Config(format!("tcp transport: {e}")))?
+        .with_quic()
+        .with_dns()
+        .map_err(|e| NetError::Config(format!("dns resolver: {e}")))?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| NetError::Config(format!("relay client: {e}")))?
+        .with_behaviour(|key, relay| {
+            let id = key.public().to_peer_id();
+            let limits = connection_limits::ConnectionLimits::default()
+                .with_max_established(Some(config.max_connections))
+                .with_max_established_per_peer(Some(MAX_PER_PEER))
+                .with_max_pending_incoming(Some(config.max_connections))
+                .with_max_pending_outgoing(Some(config.max_connections));
+            let identify = identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                    .with_agent_version(format!("ggen-p2p/{}", env!("CARGO_PKG_VERSION"))),
+            );
+            let gossipsub = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gossip,
+            )
+            .map_err(|e| NetError::Config(format!("gossipsub: {e}")))?;
+            let codec = request_response::cbor::codec::Codec::default()
+                .set_request_size_maximum(MAX_REQUEST_SIZE)
+                .set_response_size_maximum(MAX_RESPONSE_SIZE);
+            let rr = request_response::Behaviour::with_codec(
+                codec,
+                [(
+                    StreamProtocol::new(RR_PROTOCOL),
+                    request_response::ProtocolSupport::Full,
+                )],
+                request_response::Config::default().with_request_timeout(config.connection_timeout),
+            );
+            let mdns = if config.mdns {
+                Some(
+                    mdns::tokio::Behaviour::new(mdns::Config::default(), id)
+                        .map_err(|e| NetError::Config(format!("mdns: {e}")))?,
+                )
+            } else {
+                None
+            };
+            let autonat = config
+                .autonat
+                .then(|| autonat::Behaviour::new(id, autonat::Config::default()));
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
+                identify,
+                ping: ping::Behaviour::default(),
+                kad: kad_behaviour(config, id),
+                gossipsub,
+                rr,
+                mdns: mdns.into(),
+                autonat: autonat.into(),
+                relay,
+                dcutr: dcutr::Behaviour::new(id),
+            })
+        })
+        .map_err(|e| NetError::Config(format!("behaviour: {e}")))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
+        .build();
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&records_topic())
+        .map_err(|e| NetError::Config(format!("gossip topic {RECORDS_TOPIC}: {e}")))?;
+    Ok(swarm)
+}

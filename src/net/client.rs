@@ -1,0 +1,353 @@
+//! The cloneable handle to the network: each call sends a [`Command`] with a oneshot reply
+//! to the event loop and waits (bounded) for the answer. Multi-step work that needs no
+//! swarm access between steps (announce, anti-entropy, network search) runs here, so the
+//! event loop stays a translator.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::future::join_all;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+use super::event_loop::Command;
+use super::protocol::{parse_record, Request, Response, MAX_IDS_PER_REQUEST};
+use super::{sync, NetError, NetStatus, PeerInfo, Receipt};
+use crate::package::{Blake3Hash, Record, RecordId};
+use crate::store::{IngestOutcome, Query, Store};
+
+/// Slack on top of the loop's own timeouts before a caller gives up waiting.
+const REPLY_SLACK: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct Client {
+    peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+    store: Store,
+    query_timeout: Duration,
+    request_timeout: Duration,
+}
+
+impl Client {
+    pub(crate) fn new(
+        peer_id: PeerId,
+        commands: mpsc::Sender<Command>,
+        store: Store,
+        query_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Self {
+        Self {
+            peer_id,
+            commands,
+            store,
+            query_timeout,
+            request_timeout,
+        }
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    async fn call<T>(
+        &self,
+        what: &str,
+        wait: Duration,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| NetError::Shutdown)?;
+        match tokio::time::timeout(wait, answer).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(_)) => Err(NetError::Shutdown),
+            Err(_) => Err(NetError::Timeout {
+                what: what.to_string(),
+                after: wait,
+            }),
+        }
+    }
+
+    fn quick(&self) -> Duration {
+        REPLY_SLACK * 2
+    }
+
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.call("listen addresses", self.quick(), |reply| {
+            Command::ListenAddrs { reply }
+        })
+        .await
+    }
+
+    /// Ingests locally, gossips the record, puts it in the DHT, and with `provide` starts
+    /// providing that archive; the receipt says how far it reached.
+    pub async fn announce(
+        &self,
+        record: Record,
+        provide: Option<Blake3Hash>,
+    ) -> Result<Receipt, NetError> {
+        let store = self.store.clone();
+        let local = record.clone();
+        tokio::task::spawn_blocking(move || store.ingest(&local))
+            .await
+            .map_err(|e| NetError::Store(e.to_string()))?
+            .map_err(|e| NetError::Store(e.to_string()))?;
+        let wait = self.query_timeout + REPLY_SLACK;
+        let gossip_peers = self.gossip_raw(record.as_bytes().to_vec()).await?;
+        let dht_peers = self
+            .call("dht put", wait, |reply| Command::PutRecord {
+                record,
+                reply,
+            })
+            .await??;
+        let mut providers = 0;
+        if let Some(archive) = provide {
+            self.provide(archive).await?;
+            providers = self.find_providers(archive).await?.len() + 1;
+        }
+        Ok(Receipt {
+            gossip_peers,
+            dht_peers,
+            providers,
+        })
+    }
+
+    /// Gossips bytes as they are, unverified: for tests and diagnostics that must put bad
+    /// input on the wire (peers validate and reject it). Returns the peers reached.
+    pub async fn gossip_raw(&self, bytes: Vec<u8>) -> Result<usize, NetError> {
+        self.call("gossip publish", self.quick(), |reply| Command::Publish {
+            bytes,
+            reply,
+        })
+        .await
+    }
+
+    /// Records this node as a provider of `archive` (store and DHT).
+    pub async fn provide(&self, archive: Blake3Hash) -> Result<(), NetError> {
+        let store = self.store.clone();
+        let me = self.peer_id.to_string();
+        blocking(move || store.add_provider(&archive, &me)).await?;
+        let wait = self.query_timeout + REPLY_SLACK;
+        self.call("dht provide", wait, |reply| Command::StartProviding {
+            archive,
+            reply,
+        })
+        .await?
+    }
+
+    /// Providers known locally merged with a DHT lookup, this node excluded.
+    pub async fn find_providers(&self, archive: Blake3Hash) -> Result<Vec<PeerId>, NetError> {
+        let store = self.store.clone();
+        let known = blocking(move || store.providers(&archive)).await?;
+        let mut found: HashSet<PeerId> = known.iter().filter_map(|p| p.parse().ok()).collect();
+        let wait = self.query_timeout + REPLY_SLACK;
+        let from_dht = self
+            .call("dht get providers", wait, |reply| Command::GetProviders {
+                archive,
+                reply,
+            })
+            .await?;
+        let store = self.store.clone();
+        let fresh: Vec<String> = from_dht
+            .iter()
+            .filter(|p| **p != self.peer_id && !found.contains(p))
+            .map(|p| p.to_string())
+            .collect();
+        if !fresh.is_empty() {
+            blocking(move || {
+                fresh
+                    .iter()
+                    .try_for_each(|peer| store.add_provider(&archive, peer))
+            })
+            .await?;
+        }
+        found.extend(from_dht);
+        found.remove(&self.peer_id);
+        Ok(found.into_iter().collect())
+    }
+
+    /// Asks every connected peer to run `query`; the records they return are verified and
+    /// ingested, so a local search afterwards sees them. Returns how many peers answered.
+    pub async fn search_network(&self, query: Query) -> Result<usize, NetError> {
+        let peers = self.connected_peers().await?;
+        let answers = join_all(peers.into_iter().map(|peer| {
+            let request = Request::Search {
+                query: query.clone(),
+            };
+            async move { (peer, self.request(peer, request).await) }
+        }))
+        .await;
+        let mut answered = 0;
+        for (peer, answer) in answers {
+            if let Ok(Response::Records { records }) = answer {
+                answered += 1;
+                self.ingest_from(peer, records.into_iter().map(|b| b.into_vec()).collect())
+                    .await?;
+            }
+        }
+        Ok(answered)
+    }
+
+    /// One request-response exchange.
+    pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, NetError> {
+        let wait = self.request_timeout + REPLY_SLACK;
+        self.call("request", wait, |reply| Command::Request {
+            peer,
+            request,
+            reply,
+        })
+        .await?
+    }
+
+    /// Anti-entropy with every connected peer now; returns records gained.
+    pub async fn sync_now(&self) -> Result<usize, NetError> {
+        let peers = self.connected_peers().await?;
+        let results = join_all(peers.into_iter().map(|peer| self.sync_peer(peer))).await;
+        let mut gained = 0;
+        for result in results {
+            match result {
+                Ok(n) => gained += n,
+                Err(NetError::Shutdown) => return Err(NetError::Shutdown),
+                Err(e) => tracing::debug!("sync: {e}"),
+            }
+        }
+        Ok(gained)
+    }
+
+    /// Anti-entropy with one peer: compare bucket digests, list differing buckets, fetch
+    /// the records we lack in batches. Returns records added to the store.
+    pub async fn sync_peer(&self, peer: PeerId) -> Result<usize, NetError> {
+        let theirs = match self.request(peer, Request::SyncSummary).await? {
+            Response::Summary { buckets } => buckets,
+            other => return Err(unexpected(peer, "sync summary", &other)),
+        };
+        let store = self.store.clone();
+        let ours = blocking(move || store.record_ids()).await?;
+        let mut wanted: Vec<RecordId> = Vec::new();
+        for bucket in sync::differing_buckets(&sync::bucket_digests(&ours), &theirs) {
+            match self.request(peer, Request::SyncBucket { bucket }).await? {
+                Response::Ids { ids } => wanted.extend(sync::missing(&ours, bucket, &ids)),
+                other => return Err(unexpected(peer, "sync bucket", &other)),
+            }
+        }
+        let mut gained = 0;
+        while !wanted.is_empty() {
+            let batch: Vec<RecordId> = wanted.iter().take(MAX_IDS_PER_REQUEST).copied().collect();
+            let records = match self
+                .request(peer, Request::GetRecords { ids: batch.clone() })
+                .await?
+            {
+                Response::Records { records } => records,
+                other => return Err(unexpected(peer, "get records", &other)),
+            };
+            if records.is_empty() {
+                break;
+            }
+            let bytes: Vec<Vec<u8>> = records.into_iter().map(|b| b.into_vec()).collect();
+            let received: HashSet<RecordId> = bytes.iter().map(|b| Blake3Hash::of(b)).collect();
+            gained += self.ingest_from(peer, bytes).await?;
+            let before = wanted.len();
+            wanted.retain(|id| !received.contains(id));
+            if wanted.len() == before {
+                break; // the peer sent nothing we asked for: stop rather than loop
+            }
+        }
+        Ok(gained)
+    }
+
+    /// Verifies and ingests records `peer` sent; each invalid one counts against it.
+    /// Returns how many were new.
+    pub(crate) async fn ingest_from(
+        &self,
+        peer: PeerId,
+        bytes: Vec<Vec<u8>>,
+    ) -> Result<usize, NetError> {
+        let mut valid = Vec::with_capacity(bytes.len());
+        for item in bytes {
+            match parse_record(item) {
+                Ok(record) => valid.push(record),
+                Err(reason) => {
+                    tracing::debug!("invalid record from {peer}: {reason}");
+                    self.penalize(peer).await;
+                }
+            }
+        }
+        if valid.is_empty() {
+            return Ok(0);
+        }
+        let store = self.store.clone();
+        let outcomes = blocking(move || store.ingest_many(&valid)).await?;
+        Ok(outcomes
+            .iter()
+            .filter(|o| matches!(o, IngestOutcome::Added))
+            .count())
+    }
+
+    pub(crate) async fn penalize(&self, peer: PeerId) {
+        let _ = self.send_internal(Command::Penalize { peer }).await;
+    }
+
+    /// Reports from tasks the event loop spawned (no reply expected).
+    pub(crate) async fn send_internal(&self, command: Command) -> Result<(), NetError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| NetError::Shutdown)
+    }
+
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetError> {
+        self.call("connected peers", self.quick(), |reply| {
+            Command::ConnectedPeers { reply }
+        })
+        .await
+    }
+
+    pub async fn status(&self) -> Result<NetStatus, NetError> {
+        self.call("status", self.quick(), |reply| Command::Status { reply })
+            .await
+    }
+
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {
+        self.call("peers", self.quick(), |reply| Command::Peers { reply })
+            .await
+    }
+
+    /// Dials `addr` and waits until connected; returns the remote peer id.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
+        let wait = self.request_timeout + REPLY_SLACK;
+        self.call(&format!("dial {addr}"), wait, |reply| Command::Dial {
+            addr: addr.clone(),
+            reply,
+        })
+        .await?
+    }
+
+    /// Closes every connection to `peer` and forgets its addresses.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<(), NetError> {
+        self.call("disconnect", self.quick(), |reply| Command::Disconnect {
+            peer,
+            reply,
+        })
+        .await
+    }
+}
+
+fn unexpected(peer: PeerId, asked: &str, got: &Response) -> NetError {
+    let reason = match got {
+        Response::Error { message } => format!("{asked}: peer error: {message}"),
+        other => format!("{asked}: unexpected {} response", other.kind()),
+    };
+    NetError::Request { peer, reason }
+}
+
+/// Runs store work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, NetError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| NetError::Store(format!("store task failed: {e}")))?
+        .map_err(|e| NetError::Store(e.to_string()))
+}

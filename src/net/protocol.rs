@@ -1,0 +1,153 @@
+//! The wire spec of ggen-p2p: protocol ids, the request-response messages of
+//! `/ggen/rr/1.0.0` and their limits, the gossip topic and the DHT key of each record.
+//!
+//! Participants are equal peers. Requests are at most [`MAX_REQUEST_SIZE`] bytes, responses
+//! at most [`MAX_RESPONSE_SIZE`], both enforced by the CBOR codec on read. Record bytes
+//! always travel verbatim (`signature || body`) and are verified on arrival; nothing
+//! here carries trust. Out of scope: authentication beyond libp2p's noise peer ids.
+
+use libp2p::kad::RecordKey;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::package::record::MAX_RECORD_SIZE;
+use crate::package::{Blake3Hash, Record, RecordBody, RecordId};
+use crate::store::Query;
+
+/// Request-response protocol (CBOR codec).
+pub const RR_PROTOCOL: &str = "/ggen/rr/1.0.0";
+/// Kademlia protocol: our own DHT, never the public IPFS one.
+pub const KAD_PROTOCOL: &str = "/ggen/kad/1.0.0";
+/// Identify protocol version string.
+pub const IDENTIFY_PROTOCOL: &str = "/ggen/id/1.0.0";
+/// Gossipsub topic carrying record bytes.
+pub const RECORDS_TOPIC: &str = "ggen/records/v1";
+
+/// Largest request read from a peer.
+pub const MAX_REQUEST_SIZE: u64 = 64 * 1024;
+/// Largest response read from a peer (a 1 MiB chunk fits with room to spare).
+pub const MAX_RESPONSE_SIZE: u64 = 4 * 1024 * 1024;
+/// Record bytes put into one `Records` response at most, leaving room for framing.
+pub const RECORDS_RESPONSE_BUDGET: usize = 3 * 1024 * 1024 + 512 * 1024;
+/// Ids per `GetRecords` request at most (512 hex ids stay well under 64 KiB).
+pub const MAX_IDS_PER_REQUEST: usize = 512;
+/// Search hits a peer returns at most.
+pub const MAX_SEARCH_RESULTS: usize = 100;
+/// Largest gossip message: one record plus slack for gossipsub framing.
+pub const MAX_GOSSIP_SIZE: usize = 128 * 1024;
+/// Largest Kademlia packet (a record with its envelope).
+pub const MAX_KAD_PACKET_SIZE: usize = 256 * 1024;
+
+/// One request of `/ggen/rr/1.0.0`. Tags are stable: add variants, never reorder meaning.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// -> `Summary`: 256 bucket digests of record ids, bucketed by first id byte.
+    SyncSummary,
+    /// -> `Ids`: every record id in that bucket.
+    SyncBucket { bucket: u8 },
+    /// -> `Records` (at most [`MAX_IDS_PER_REQUEST`] ids; the answer may hold a prefix
+    /// when the bytes would pass [`RECORDS_RESPONSE_BUDGET`]).
+    GetRecords { ids: Vec<RecordId> },
+    /// -> `Records`: version records of the local hits.
+    Search { query: Query },
+    /// -> `ChunkList` or `NotFound`.
+    ChunkList { archive: Blake3Hash },
+    /// -> `Chunk` or `NotFound`.
+    Chunk { archive: Blake3Hash, index: u32 },
+}
+
+/// One response of `/ggen/rr/1.0.0`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    Summary { buckets: Vec<[u8; 32]> },
+    Ids { ids: Vec<RecordId> },
+    Records { records: Vec<ByteBuf> },
+    ChunkList { chunks: Vec<Blake3Hash> },
+    Chunk { bytes: ByteBuf },
+    NotFound,
+    Error { message: String },
+}
+
+impl Response {
+    /// Short name for error messages ("peer answered X to Y").
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Response::Summary { .. } => "summary",
+            Response::Ids { .. } => "ids",
+            Response::Records { .. } => "records",
+            Response::ChunkList { .. } => "chunk list",
+            Response::Chunk { .. } => "chunk",
+            Response::NotFound => "not found",
+            Response::Error { .. } => "error",
+        }
+    }
+}
+
+/// DHT key of a record: `/ggen/v/<name>/<version>/<publisher>` for versions,
+/// `/ggen/y/<name>/<version>/<publisher>` for yanks, `/ggen/r/<old key>` for rotations.
+/// Names are normalized so `a_b` and `a-b` share a key.
+pub fn dht_key(record: &Record) -> RecordKey {
+    let text = match record.body() {
+        RecordBody::Version(v) => format!(
+            "/ggen/v/{}/{}/{}",
+            v.name.to_lowercase().replace('_', "-"),
+            v.version,
+            v.publisher
+        ),
+        RecordBody::Yank(y) => format!(
+            "/ggen/y/{}/{}/{}",
+            y.name.to_lowercase().replace('_', "-"),
+            y.version,
+            y.publisher
+        ),
+        RecordBody::Rotation(r) => format!("/ggen/r/{}", r.old),
+    };
+    RecordKey::new(&text)
+}
+
+/// DHT provider key of an archive: its raw 32-byte BLAKE3.
+pub fn provider_key(archive: &Blake3Hash) -> RecordKey {
+    RecordKey::new(archive.as_bytes())
+}
+
+/// The archive a provider key names, if it is one.
+pub fn archive_of_key(key: &RecordKey) -> Option<Blake3Hash> {
+    let bytes: [u8; 32] = key.as_ref().try_into().ok()?;
+    Some(Blake3Hash(bytes))
+}
+
+/// Size-checks then verifies bytes from the network; the error says why they are refused.
+pub fn parse_record(bytes: Vec<u8>) -> Result<Record, String> {
+    if bytes.len() > MAX_RECORD_SIZE {
+        return Err(format!(
+            "record is {} bytes, over the {MAX_RECORD_SIZE}-byte limit",
+            bytes.len()
+        ));
+    }
+    Record::verify(bytes).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_keys_round_trip() {
+        let hash = Blake3Hash::of(b"archive");
+        assert_eq!(archive_of_key(&provider_key(&hash)), Some(hash));
+        assert_eq!(archive_of_key(&RecordKey::new(&"/ggen/v/x")), None);
+    }
+
+    #[test]
+    fn oversize_bytes_are_refused_before_parsing() {
+        let error = parse_record(vec![0; MAX_RECORD_SIZE + 1]).unwrap_err();
+        assert!(error.contains("limit"), "{error}");
+    }
+
+    #[test]
+    fn requests_round_trip_through_cbor_sizes() {
+        let ids = vec![Blake3Hash::of(b"x"); MAX_IDS_PER_REQUEST];
+        let bytes = serde_json::to_vec(&Request::GetRecords { ids }).unwrap();
+        assert!((bytes.len() as u64) < MAX_REQUEST_SIZE);
+    }
+}

@@ -1,0 +1,406 @@
+//! Real libp2p swarms over 127.0.0.1 TCP in one process: records travel along a line of
+//! nodes by gossip, a late joiner catches up by anti-entropy, invalid gossip is refused,
+//! providers are found across the line, and chunks are served over request-response.
+
+use std::future::Future;
+use std::io::Write;
+use std::time::Duration;
+
+use ggen_p2p::net::{self, Client, Multiaddr, NetConfig, PeerId, Request, Response};
+use ggen_p2p::package::digest::{chunks_root, CHUNK_SIZE};
+use ggen_p2p::package::{
+    ArchiveInfo, Blake3Hash, PublisherKey, Record, RecordBody, RecordId, VersionRecord,
+};
+use ggen_p2p::store::Store;
+use libp2p::multiaddr::Protocol;
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+const DEADLINE: Duration = Duration::from_secs(40);
+
+struct Node {
+    client: Client,
+    store: Store,
+    _dir: TempDir,
+    addr: Multiaddr,
+}
+
+/// Options that differ between tests; everything else is the loopback test config.
+fn config(bootstrap: Vec<Multiaddr>, sync_interval: Duration) -> NetConfig {
+    let mut config = NetConfig::new(libp2p::identity::Keypair::generate_ed25519());
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    config.bootstrap = bootstrap;
+    config.mdns = false;
+    config.autonat = false;
+    config.heartbeat = Duration::from_millis(200);
+    config.query_timeout = Duration::from_secs(10);
+    config.connection_timeout = Duration::from_secs(10);
+    config.sync_interval = sync_interval;
+    config
+}
+
+async fn start(config: NetConfig, shutdown: &CancellationToken) -> Node {
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (client, _task) = net::spawn(config, store.clone(), shutdown.child_token())
+        .await
+        .unwrap();
+    let listen = client.listen_addrs().await.unwrap();
+    let addr = listen[0].clone().with(Protocol::P2p(client.peer_id()));
+    Node {
+        client,
+        store,
+        _dir: dir,
+        addr,
+    }
+}
+
+/// Polls `check` until it holds or the deadline passes (then fails with `what`).
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {DEADLINE:?} waiting for: {what}");
+}
+
+async fn has_record(store: &Store, id: RecordId) -> bool {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.record(&id).unwrap().is_some())
+        .await
+        .unwrap()
+}
+
+async fn connected(client: &Client, peer: PeerId) -> bool {
+    client.connected_peers().await.unwrap().contains(&peer)
+}
+
+/// Writes a real archive of `size` pseudo-random bytes through the store's blob writer.
+fn put_archive(store: &Store, seed: u8, size: usize) -> (ArchiveInfo, Vec<Blake3Hash>) {
+    let mut writer = store.blob_writer().unwrap();
+    let mut state = u32::from(seed) + 1;
+    let bytes: Vec<u8> = (0..size)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        })
+        .collect();
+    writer.write_all(&bytes).unwrap();
+    let digest = writer.commit().unwrap();
+    (digest.info, digest.chunks)
+}
+
+fn version_record(key: &PublisherKey, name: &str, version: &str, archive: ArchiveInfo) -> Record {
+    let body = VersionRecord {
+        publisher: key.id(),
+        name: name.into(),
+        version: version.parse().unwrap(),
+        archive,
+        description: format!("{name} test pack"),
+        category: Some("testing".into()),
+        keywords: vec!["test".into()],
+        authors: vec![],
+        license: Some("MIT".into()),
+        repository: None,
+        dependencies: Default::default(),
+        published_at: 1_700_000_000_000,
+    };
+    Record::sign(RecordBody::Version(body), key).unwrap()
+}
+
+/// Starts `n` nodes in a line, each bootstrapping only to its predecessor, and waits
+/// until every link is up.
+async fn line(n: usize, sync_interval: Duration, shutdown: &CancellationToken) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for i in 0..n {
+        let bootstrap = nodes
+            .last()
+            .map(|p| vec![p.addr.clone()])
+            .unwrap_or_default();
+        nodes.push(start(config(bootstrap, sync_interval), shutdown).await);
+        if i > 0 {
+            let (prev, this) = (&nodes[i - 1], &nodes[i]);
+            let peer = prev.client.peer_id();
+            eventually("line link", || connected(&this.client, peer)).await;
+        }
+    }
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn record_crosses_a_line_of_five_and_providers_are_found() {
+    let shutdown = CancellationToken::new();
+    // Periodic sync far away: after the links are up only gossip can carry the record.
+    let nodes = line(5, Duration::from_secs(3600), &shutdown).await;
+    let (first, last) = (&nodes[0], &nodes[4]);
+    // Let the gossip meshes form before publishing.
+    eventually("gossip mesh on the middle node", || async {
+        nodes[2].client.status().await.unwrap().gossip_mesh_peers >= 2
+    })
+    .await;
+
+    let key = PublisherKey::generate();
+    let (info, _) = put_archive(&first.store, 1, 3000);
+    let record = version_record(&key, "line-pack", "1.0.0", info.clone());
+    let id = record.id();
+    let receipt = first
+        .client
+        .announce(record, Some(info.blake3))
+        .await
+        .unwrap();
+    assert_eq!(
+        receipt.gossip_peers, 1,
+        "the first node knows only its neighbour"
+    );
+    assert!(receipt.providers >= 1, "the publisher itself provides");
+    assert!(receipt.dht_peers >= 1, "the DHT record reached a peer");
+
+    for (i, node) in nodes.iter().enumerate() {
+        eventually(&format!("record at node {i}"), || {
+            has_record(&node.store, id)
+        })
+        .await;
+    }
+
+    let publisher = first.client.peer_id();
+    eventually("last node finds the publisher as provider", || async {
+        last.client
+            .find_providers(info.blake3)
+            .await
+            .unwrap()
+            .contains(&publisher)
+    })
+    .await;
+    let own = first.client.find_providers(info.blake3).await.unwrap();
+    assert!(!own.contains(&publisher), "find_providers excludes self");
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn late_joiner_catches_up_by_sync() {
+    let shutdown = CancellationToken::new();
+    let nodes = line(2, Duration::from_secs(3600), &shutdown).await;
+    let key = PublisherKey::generate();
+    let mut ids = Vec::new();
+    for i in 0..3u8 {
+        let (info, _) = put_archive(&nodes[0].store, 10 + i, 100);
+        let record = version_record(&key, "early-pack", &format!("0.{i}.0"), info);
+        ids.push(record.id());
+        nodes[0].client.announce(record, None).await.unwrap();
+    }
+    for id in &ids {
+        eventually("records at the second node", || {
+            has_record(&nodes[1].store, *id)
+        })
+        .await;
+    }
+
+    // Joins after publication, knowing only the second node: gossip will not replay,
+    // so the records can only arrive through anti-entropy on connect.
+    let late = start(
+        config(vec![nodes[1].addr.clone()], Duration::from_secs(3600)),
+        &shutdown,
+    )
+    .await;
+    for id in &ids {
+        eventually("records at the late joiner", || {
+            has_record(&late.store, *id)
+        })
+        .await;
+    }
+    // And sync_now reports nothing more to gain.
+    assert_eq!(late.client.sync_now().await.unwrap(), 0);
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invalid_gossip_is_rejected_and_its_sender_banned() {
+    let shutdown = CancellationToken::new();
+    let nodes = line(2, Duration::from_secs(3600), &shutdown).await;
+    let (sender, receiver) = (&nodes[0], &nodes[1]);
+    eventually("gossip mesh", || async {
+        sender.client.status().await.unwrap().gossip_mesh_peers >= 1
+    })
+    .await;
+    let key = PublisherKey::generate();
+    let (info, _) = put_archive(&sender.store, 20, 100);
+    let good = version_record(&key, "good-pack", "1.0.0", info);
+
+    // A genuine record with one signature byte flipped.
+    let mut bad = good.as_bytes().to_vec();
+    bad[0] ^= 1;
+    assert_eq!(sender.client.gossip_raw(bad.clone()).await.unwrap(), 1);
+    sender.client.announce(good.clone(), None).await.unwrap();
+    eventually("valid record delivered", || {
+        has_record(&receiver.store, good.id())
+    })
+    .await;
+    assert!(!has_record(&receiver.store, Blake3Hash::of(&bad)).await);
+
+    // Repeated invalid records get the sender disconnected.
+    for i in 1..8u8 {
+        let mut bad = good.as_bytes().to_vec();
+        bad[1] ^= i;
+        let _ = sender.client.gossip_raw(bad).await;
+    }
+    let banned_peer = sender.client.peer_id();
+    eventually(
+        "sender disconnected after repeated invalid gossip",
+        || async { !connected(&receiver.client, banned_peer).await },
+    )
+    .await;
+    let stats = receiver.store.stats().unwrap();
+    assert_eq!(stats.records, 1, "only the valid record was stored");
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chunks_are_served_over_request_response() {
+    let shutdown = CancellationToken::new();
+    let nodes = line(2, Duration::from_secs(3600), &shutdown).await;
+    let (server, fetcher) = (&nodes[0], &nodes[1]);
+    let size = CHUNK_SIZE as usize * 2 + 12_345;
+    let (info, chunks) = put_archive(&server.store, 30, size);
+    let peer = server.client.peer_id();
+
+    let listed = match fetcher
+        .client
+        .request(
+            peer,
+            Request::ChunkList {
+                archive: info.blake3,
+            },
+        )
+        .await
+        .unwrap()
+    {
+        Response::ChunkList { chunks } => chunks,
+        other => panic!("expected a chunk list, got {other:?}"),
+    };
+    assert_eq!(listed, chunks);
+    assert_eq!(chunks_root(&listed), info.chunks_root);
+
+    let mut total = 0;
+    for (index, expected) in listed.iter().enumerate() {
+        let request = Request::Chunk {
+            archive: info.blake3,
+            index: index as u32,
+        };
+        let bytes = match fetcher.client.request(peer, request).await.unwrap() {
+            Response::Chunk { bytes } => bytes.into_vec(),
+            other => panic!("expected a chunk, got {other:?}"),
+        };
+        assert_eq!(Blake3Hash::of(&bytes), *expected, "chunk {index}");
+        total += bytes.len();
+    }
+    assert_eq!(total, size);
+
+    let unknown = Blake3Hash::of(b"no such archive");
+    let answer = fetcher
+        .client
+        .request(peer, Request::ChunkList { archive: unknown })
+        .await
+        .unwrap();
+    assert!(matches!(answer, Response::NotFound), "{answer:?}");
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn network_search_pulls_matching_records() {
+    let shutdown = CancellationToken::new();
+    let nodes = line(2, Duration::from_secs(3600), &shutdown).await;
+    let key = PublisherKey::generate();
+    let (info, _) = put_archive(&nodes[0].store, 40, 100);
+    // Stored only at the first node (no announce), so only a search can bring it over.
+    let record = version_record(&key, "searchable-pack", "2.0.0", info);
+    nodes[0].store.ingest(&record).unwrap();
+    let query = ggen_p2p::store::Query::new(vec!["searchable".into()]);
+    let answered = nodes[1].client.search_network(query).await.unwrap();
+    assert_eq!(answered, 1);
+    assert!(has_record(&nodes[1].store, record.id()).await);
+    let status = nodes[1].client.status().await.unwrap();
+    assert_eq!(status.connected_peers, 1);
+    eventually("identify reports the peer's agent", || async {
+        let peers = nodes[1].client.peers().await.unwrap();
+        peers.len() == 1
+            && peers[0]
+                .agent
+                .as_deref()
+                .is_some_and(|a| a.starts_with("ggen-p2p/"))
+            && peers[0].peer_id == nodes[0].client.peer_id().to_string()
+    })
+    .await;
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn periodic_sync_fills_gaps_gossip_never_carried() {
+    let shutdown = CancellationToken::new();
+    let nodes = line(3, Duration::from_millis(500), &shutdown).await;
+    let key = PublisherKey::generate();
+    let (info, _) = put_archive(&nodes[0].store, 50, 100);
+    // Written straight into the first store: no gossip, no DHT, only anti-entropy.
+    let record = version_record(&key, "quiet-pack", "1.0.0", info);
+    nodes[0].store.ingest(&record).unwrap();
+    eventually("record two hops away via periodic sync", || {
+        has_record(&nodes[2].store, record.id())
+    })
+    .await;
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dial_sync_now_disconnect_and_shutdown() {
+    let shutdown = CancellationToken::new();
+    let far = Duration::from_secs(3600);
+    let a = start(config(vec![], far), &shutdown).await;
+    let b = start(config(vec![], far), &shutdown).await;
+    let key = PublisherKey::generate();
+    for i in 0..3u8 {
+        let (info, _) = put_archive(&a.store, 60 + i, 100);
+        a.store
+            .ingest(&version_record(
+                &key,
+                "dialed-pack",
+                &format!("1.{i}.0"),
+                info,
+            ))
+            .unwrap();
+    }
+    // Dial by plain address (no /p2p): the peer id is learned from the handshake.
+    let plain: Multiaddr = a
+        .addr
+        .iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect();
+    assert_eq!(b.client.dial(plain).await.unwrap(), a.client.peer_id());
+    // The sync started on connect may race this one; together they gain all three.
+    let gained = b.client.sync_now().await.unwrap();
+    eventually("all records at the dialer", || async {
+        b.store.stats().unwrap().records == 3
+    })
+    .await;
+    assert!(gained <= 3);
+
+    b.client.disconnect(a.client.peer_id()).await.unwrap();
+    eventually("disconnected", || async {
+        b.client.connected_peers().await.unwrap().is_empty()
+    })
+    .await;
+
+    let unreachable: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
+    assert!(b.client.dial(unreachable).await.is_err());
+
+    shutdown.cancel();
+    eventually("calls fail once the loop stopped", || async {
+        matches!(b.client.status().await, Err(net::NetError::Shutdown))
+    })
+    .await;
+}
