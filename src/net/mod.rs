@@ -18,7 +18,7 @@ pub mod transfer;
 use std::time::Duration;
 
 pub use libp2p::{Multiaddr, PeerId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 pub use client::Client;
@@ -103,7 +103,7 @@ pub enum NetError {
 }
 
 /// What an announcement reached.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Receipt {
     /// Peers subscribed to the records topic when the record was gossiped.
     pub gossip_peers: usize,
@@ -113,7 +113,7 @@ pub struct Receipt {
     pub providers: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NetStatus {
     pub peer_id: String,
     pub listen_addrs: Vec<String>,
@@ -122,7 +122,7 @@ pub struct NetStatus {
     pub gossip_mesh_peers: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeerInfo {
     pub peer_id: String,
     pub addrs: Vec<String>,

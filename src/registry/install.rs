@@ -107,11 +107,11 @@ impl P2PRegistry {
             )));
         }
         let progress = progress.unwrap_or_else(|| Arc::new(|_, _| {}));
-        let used = crate::net::transfer::fetch_into_store(
+        crate::net::transfer::download_to_store(
             &client,
             self.store(),
             &meta.archive,
-            providers,
+            providers.clone(),
             move |done, total| progress(done, total),
         )
         .await?;
@@ -119,7 +119,7 @@ impl P2PRegistry {
         client.provide(meta.archive.blake3).await?;
         let evicted = self.store().evict_archives(self.config().cache_size)?;
         tracing::debug!(count = evicted.len(), "evicted cached archives");
-        Ok(used.into_iter().map(|peer| peer.to_string()).collect())
+        Ok(providers.into_iter().map(|peer| peer.to_string()).collect())
     }
 
     /// Checks the stored archive against its record, then unpacks it. Returns the number

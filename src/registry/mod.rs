@@ -47,6 +47,8 @@ pub enum RegistryError {
     #[error(transparent)]
     Net(#[from] net::NetError),
     #[error(transparent)]
+    Transfer(#[from] net::transfer::TransferError),
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Refused(String),

@@ -3,6 +3,7 @@
 //! archives, providers, installs) and a content-addressed blob directory for archives.
 //! Everything here is synchronous; async callers use `tokio::task::spawn_blocking`.
 
+mod audit;
 mod blobs;
 pub mod corpus;
 mod local;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::package::{Blake3Hash, PublisherId, RecordError, RecordId};
 
+pub use audit::RECORDS_TABLE;
 pub use blobs::BlobWriter;
 pub use search::{PackageMetadata, Query, SearchHit};
 

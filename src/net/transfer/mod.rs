@@ -3,9 +3,7 @@
 //! partial file an interrupted attempt left. The network is behind [`ChunkSource`]; the
 //! decisions live in [`schedule`], the disk format in [`partial`].
 
-// `client.rs` (the libp2p `Client` as a `ChunkSource`, and `download_to_store`) needs
-// `net::Client` and `store::Store`, which land on other branches: at merge, add
-// `mod client;` and `pub use client::download_to_store;` here.
+mod client;
 mod download;
 pub mod partial;
 pub mod schedule;
@@ -16,6 +14,7 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use crate::package::Blake3Hash;
+pub use client::download_to_store;
 pub use download::{download, download_with};
 use partial::PartialError;
 pub use schedule::{Failure, Limits, Schedule, Stuck};
