@@ -568,6 +568,36 @@ mod tests {
     }
 
     #[test]
+    fn example_packs_read_pack_and_round_trip() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/packs");
+        let mut names = Vec::new();
+        for dir in std::fs::read_dir(&root).unwrap() {
+            let dir = dir.unwrap().path();
+            let manifest = Manifest::from_dir(&dir).unwrap();
+            let bytes = pack_bytes(&dir);
+            assert_eq!(bytes, pack_bytes(&dir), "{}", dir.display());
+            let out = tempfile::tempdir().unwrap();
+            let target = out.path().join("pack");
+            let report = unpack(&bytes[..], &target, &UnpackLimits::default()).unwrap();
+            assert!(report.files >= 3, "{}: {report:?}", dir.display());
+            assert_eq!(Manifest::from_dir(&target).unwrap(), manifest);
+            names.push(manifest.name);
+        }
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "github-actions-ci",
+                "python-fastapi-service",
+                "readme-generator",
+                "rust-axum-service",
+                "rust-cli-subcommand",
+                "rust-tracing-setup"
+            ]
+        );
+    }
+
+    #[test]
     fn entry_paths_are_checked() {
         assert!(check_entry_path("a/b.txt").is_ok());
         for bad in [
