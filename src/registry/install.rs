@@ -55,10 +55,20 @@ impl P2PRegistry {
         to: Option<PathBuf>,
         progress: Option<Progress>,
     ) -> Result<InstallReport> {
+        let exact = semver::Version::parse(req.trim()).ok();
         let req = parse_requirement(req)?;
         let name = name.to_string();
         let meta = self
-            .blocking(move |this| Ok(this.store().resolve(&name, &req, publisher.as_ref())?))
+            .blocking(move |this| {
+                let store = this.store();
+                // An exact version installs even when yanked, as a lockfile needs.
+                if let Some(version) = exact {
+                    if let Some(meta) = store.version(&name, &version, publisher.as_ref())? {
+                        return Ok(meta);
+                    }
+                }
+                Ok(store.resolve(&name, &req, publisher.as_ref())?)
+            })
             .await?;
         let target = to.unwrap_or_else(|| self.default_install_dir(&meta.name, &meta.version));
 
