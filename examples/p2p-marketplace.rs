@@ -30,12 +30,18 @@ async fn main() -> anyhow::Result<()> {
             continue;
         }
         let report = registry.publish(Package::from_dir(&dir)?).await?;
-        println!("published {}@{} ({} bytes)", report.name, report.version, report.archive.size);
+        println!(
+            "published {}@{} ({} bytes)",
+            report.name, report.version, report.archive.size
+        );
     }
 
     let query = Query::new(vec!["rust".into()]).with_limit(5);
     for hit in registry.search(&query).await? {
-        println!("{:>6.2}  {}  {}", hit.score, hit.package.name, hit.package.description);
+        println!(
+            "{:>6.2}  {}  {}",
+            hit.score, hit.package.name, hit.package.description
+        );
     }
     let web = Query::new(vec![]).with_category("web".into());
     println!("web packs: {}", registry.search(&web).await?.len());
@@ -44,7 +50,11 @@ async fn main() -> anyhow::Result<()> {
     let installed = registry
         .install("rust-axum-service", "^1", Some(target.clone()))
         .await?;
-    println!("installed {} files into {}", installed.files, target.display());
+    println!(
+        "installed {} files into {}",
+        installed.files,
+        target.display()
+    );
 
     let status = registry.status().await?;
     println!(

@@ -48,7 +48,10 @@ impl Node {
             String::from_utf8_lossy(&output.stderr)
         );
         let value: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-            panic!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout))
+            panic!(
+                "{args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
         });
         assert_eq!(value["format_version"], 1, "{args:?}: {value}");
         value
@@ -99,7 +102,10 @@ fn publish_search_info_install_list_yank_round_trip() {
     let published = node.publish_sample("rust-axum-service");
     assert_eq!(published["name"], "rust-axum-service");
     assert_eq!(published["already_published"], false);
-    assert!(published["receipt"].is_null(), "offline publish has no receipt");
+    assert!(
+        published["receipt"].is_null(),
+        "offline publish has no receipt"
+    );
     node.publish_sample("rust-tracing-setup");
     node.publish_sample("python-fastapi-service");
 
@@ -108,14 +114,20 @@ fn publish_search_info_install_list_yank_round_trip() {
 
     let found = node.json(&["search", "axum"]);
     let results = found["results"].as_array().unwrap();
-    assert_eq!(results[0]["package"]["name"], "rust-axum-service", "{found}");
+    assert_eq!(
+        results[0]["package"]["name"], "rust-axum-service",
+        "{found}"
+    );
     assert_eq!(results[0]["providers"], 1);
 
     let exact = node.json(&["search", "rust-tracing-setup"]);
     assert_eq!(exact["results"][0]["package"]["name"], "rust-tracing-setup");
 
     let info = node.json(&["info", "rust-axum-service"]);
-    assert_eq!(info["package"]["archive"]["blake3"], published["archive"]["blake3"]);
+    assert_eq!(
+        info["package"]["archive"]["blake3"],
+        published["archive"]["blake3"]
+    );
     assert_eq!(info["local"], true);
     // '-' and '_' name the same pack.
     let underscored = node.json(&["info", "rust_axum_service"]);
@@ -142,7 +154,10 @@ fn publish_search_info_install_list_yank_round_trip() {
     assert_eq!(yanked["name"], "rust-axum-service");
     // Yanked: gone from new resolutions, still installable by exact version.
     let err = node.fails(&["install", "rust-axum-service"], 1);
-    assert!(err.contains("yanked") || err.contains("no version"), "{err}");
+    assert!(
+        err.contains("yanked") || err.contains("no version"),
+        "{err}"
+    );
     let pinned = node.dir.path().join("pinned");
     node.json(&["install", &spec, "--to", pinned.to_str().unwrap()]);
     assert!(pinned.join("package.toml").is_file());
@@ -162,7 +177,10 @@ fn human_output_is_a_table() {
     let text = String::from_utf8(output.stdout).unwrap();
     let mut lines = text.lines();
     assert!(lines.next().unwrap().starts_with("NAME"), "{text}");
-    assert!(lines.next().unwrap().starts_with("github-actions-ci"), "{text}");
+    assert!(
+        lines.next().unwrap().starts_with("github-actions-ci"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -177,7 +195,10 @@ fn invalid_manifest_names_file_field_and_rule() {
     )
     .unwrap();
     let err = node.fails(&["publish", pack.to_str().unwrap()], 1);
-    assert!(err.contains("package.toml") && err.contains("name"), "{err}");
+    assert!(
+        err.contains("package.toml") && err.contains("name"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 
     std::fs::write(
@@ -223,11 +244,19 @@ fn tampered_archive_is_refused_and_nothing_is_installed() {
 
     let target = node.dir.path().join("out");
     let err = node.fails(
-        &["install", "rust-cli-subcommand", "--to", target.to_str().unwrap()],
+        &[
+            "install",
+            "rust-cli-subcommand",
+            "--to",
+            target.to_str().unwrap(),
+        ],
         1,
     );
     assert!(err.contains(hash) || err.contains("hash"), "{err}");
-    assert!(!target.exists(), "nothing may be installed from a tampered archive");
+    assert!(
+        !target.exists(),
+        "nothing may be installed from a tampered archive"
+    );
 }
 
 #[test]
@@ -248,7 +277,8 @@ fn tampered_record_fails_verification() {
     let last = bytes.len() - 3;
     bytes[last] ^= 0x01;
     let sql = format!("UPDATE {table} SET bytes = ?1 WHERE id = ?2");
-    db.execute(&sql, rusqlite::params![bytes, hex_blob(id)]).unwrap();
+    db.execute(&sql, rusqlite::params![bytes, hex_blob(id)])
+        .unwrap();
     drop(db);
 
     let report = node.run(&["verify", "--json"]);
@@ -258,7 +288,12 @@ fn tampered_record_fails_verification() {
 
     let target = node.dir.path().join("out");
     node.fails(
-        &["install", "rust-tracing-setup", "--to", target.to_str().unwrap()],
+        &[
+            "install",
+            "rust-tracing-setup",
+            "--to",
+            target.to_str().unwrap(),
+        ],
         1,
     );
     assert!(!target.exists());
@@ -274,8 +309,7 @@ fn hex_blob(id: &str) -> Vec<u8> {
 #[test]
 fn malicious_archives_are_refused_without_a_trace() {
     use ggen_p2p::package::{
-        archive::malicious_corpus, digest::ArchiveHasher, Manifest, PublisherKey, Record,
-        RecordBody, VersionRecord,
+        archive::malicious_corpus, Manifest, PublisherKey, Record, RecordBody, VersionRecord,
     };
     let node = Node::new();
     node.json(&["key", "generate"]);
@@ -304,11 +338,17 @@ fn malicious_archives_are_refused_without_a_trace() {
 
         let target = node.dir.path().join("targets").join(&name);
         let err = node.fails(&["install", &name, "--to", target.to_str().unwrap()], 1);
-        assert!(!target.exists(), "{what}: partial install left at target ({err})");
+        assert!(
+            !target.exists(),
+            "{what}: partial install left at target ({err})"
+        );
         assert!(!outside.exists(), "{what}: wrote outside the target");
         let leftovers: Vec<_> = std::fs::read_dir(target.parent().unwrap())
             .map(|dir| dir.filter_map(|e| e.ok()).map(|e| e.path()).collect())
             .unwrap_or_default();
-        assert!(leftovers.is_empty(), "{what}: temporary files left: {leftovers:?}");
+        assert!(
+            leftovers.is_empty(),
+            "{what}: temporary files left: {leftovers:?}"
+        );
     }
 }

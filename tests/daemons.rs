@@ -23,7 +23,13 @@ impl Daemon {
         command
             .arg("--data-dir")
             .arg(&data)
-            .args(["start", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--no-autonat"])
+            .args([
+                "start",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--no-mdns",
+                "--no-autonat",
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -100,13 +106,17 @@ fn three_daemons_publish_search_install_through_the_cli() {
     a.cli(&["key", "generate"]);
     let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/packs/rust-axum-service");
     let published = a.cli(&["publish", pack.to_str().unwrap()]);
-    assert!(published["receipt"].is_object(), "online publish: {published}");
+    assert!(
+        published["receipt"].is_object(),
+        "online publish: {published}"
+    );
 
     wait_until("the record to reach node c", || {
         let found = c.cli(&["search", "axum"]);
-        found["results"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|h| h["package"]["name"] == "rust-axum-service"))
+        found["results"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|h| h["package"]["name"] == "rust-axum-service")
+        })
     });
     let status = c.cli(&["status"]);
     assert_eq!(status["online"], true);
@@ -115,7 +125,12 @@ fn three_daemons_publish_search_install_through_the_cli() {
     assert!(!peers["peers"].as_array().unwrap().is_empty());
 
     let target = root.path().join("installed");
-    let installed = c.cli(&["install", "rust-axum-service", "--to", target.to_str().unwrap()]);
+    let installed = c.cli(&[
+        "install",
+        "rust-axum-service",
+        "--to",
+        target.to_str().unwrap(),
+    ]);
     assert_eq!(installed["archive"], published["archive"]["blake3"]);
     assert!(target.join("package.toml").is_file());
 

@@ -36,7 +36,10 @@ async fn address(node: &P2PRegistry) -> String {
         if let Some(addr) = client.listen_addrs().await.unwrap().first() {
             return format!("{addr}/p2p/{}", client.peer_id());
         }
-        assert!(begun.elapsed() < DEADLINE, "node never reported a listen address");
+        assert!(
+            begun.elapsed() < DEADLINE,
+            "node never reported a listen address"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -110,7 +113,11 @@ async fn late_joiner_catches_up_on_everything() {
     let nodes = line(root.path(), 2).await;
     with_key(&nodes[0]);
     let mut published = Vec::new();
-    for pack in ["rust-tracing-setup", "github-actions-ci", "python-fastapi-service"] {
+    for pack in [
+        "rust-tracing-setup",
+        "github-actions-ci",
+        "python-fastapi-service",
+    ] {
         let package = Package::from_dir(packs().join(pack)).unwrap();
         published.push(nodes[0].publish(package).await.unwrap());
     }
@@ -178,7 +185,10 @@ async fn provider_dies_mid_download_and_install_completes_from_another() {
         .install_package("big-pack", "", None, Some(target.clone()), Some(progress))
         .await
         .unwrap();
-    assert!(killed.load(Ordering::SeqCst), "the download outlived the provider");
+    assert!(
+        killed.load(Ordering::SeqCst),
+        "the download outlived the provider"
+    );
     assert_eq!(report.archive, published.archive.blake3);
     assert_eq!(
         std::fs::metadata(target.join("blob.bin")).unwrap().len(),

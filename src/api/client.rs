@@ -14,8 +14,8 @@ use super::{ApiEndpoint, API_FILE};
 use crate::package::PublisherId;
 use crate::registry::install::Progress;
 use crate::registry::{
-    InfoReport, InstallReport, ListReport, PeersReport, PublishReport, SearchReport,
-    StatusReport, VerifyReport, YankReport,
+    InfoReport, InstallReport, ListReport, PeersReport, PublishReport, SearchReport, StatusReport,
+    VerifyReport, YankReport,
 };
 use crate::store::Query;
 
@@ -64,7 +64,10 @@ impl ApiClient {
             .await
             .with_context(|| format!("the node at {} did not answer", self.endpoint.addr))?;
         let status = response.status();
-        let body = response.bytes().await.context("reading the node's answer")?;
+        let body = response
+            .bytes()
+            .await
+            .context("reading the node's answer")?;
         if status.is_success() {
             return serde_json::from_slice(&body)
                 .with_context(|| format!("the node sent an unexpected answer ({status})"));

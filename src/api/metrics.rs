@@ -15,18 +15,30 @@ pub fn render(status: &StatusReport) -> String {
         registry.register(name, help, metric);
     };
     let store = &status.store;
-    gauge("records", "Signed records in the local replica", store.records);
+    gauge(
+        "records",
+        "Signed records in the local replica",
+        store.records,
+    );
     gauge("packages", "Package names known", store.packages);
     gauge("versions", "Package versions known", store.versions);
     gauge("archives", "Archives stored locally", store.archives);
-    gauge("archive_bytes", "Bytes of archives stored locally", store.archive_bytes);
+    gauge(
+        "archive_bytes",
+        "Bytes of archives stored locally",
+        store.archive_bytes,
+    );
     gauge(
         "equivocations",
         "Conflicting records refused and kept as evidence",
         store.equivocations,
     );
     if let Some(net) = &status.net {
-        gauge("connected_peers", "Peers connected now", net.connected_peers as u64);
+        gauge(
+            "connected_peers",
+            "Peers connected now",
+            net.connected_peers as u64,
+        );
         gauge(
             "routing_table_peers",
             "Peers in the Kademlia routing table",

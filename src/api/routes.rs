@@ -199,7 +199,10 @@ async fn install(
     Ok(Json(report))
 }
 
-async fn yank(State(state): State<AppState>, Json(body): Json<YankRequest>) -> ApiResult<YankReport> {
+async fn yank(
+    State(state): State<AppState>,
+    Json(body): Json<YankRequest>,
+) -> ApiResult<YankReport> {
     Ok(Json(state.registry.yank(&body.name, &body.version).await?))
 }
 
@@ -283,9 +286,11 @@ async fn remove_peer(
     State(state): State<AppState>,
     Path(peer): Path<String>,
 ) -> ApiResult<PeersReport> {
-    let peer: PeerId = peer
-        .parse()
-        .map_err(|e| bad_request(format!("{peer:?} is not a peer id ({e}); `ggen-p2p peers` lists them")))?;
+    let peer: PeerId = peer.parse().map_err(|e| {
+        bad_request(format!(
+            "{peer:?} is not a peer id ({e}); `ggen-p2p peers` lists them"
+        ))
+    })?;
     let client = network(&state)?;
     client.disconnect(peer).await.map_err(RegistryError::from)?;
     peers_report(&client).await

@@ -10,8 +10,8 @@ use crate::api::client::ApiClient;
 use crate::package::PublisherId;
 use crate::registry::install::Progress;
 use crate::registry::{
-    InfoReport, InstallReport, ListReport, P2PRegistry, P2PRegistryBuilder, Package,
-    PeersReport, PublishReport, SearchReport, StatusReport, VerifyReport, YankReport,
+    InfoReport, InstallReport, ListReport, P2PRegistry, P2PRegistryBuilder, Package, PeersReport,
+    PublishReport, SearchReport, StatusReport, VerifyReport, YankReport,
 };
 use crate::store::Query;
 

@@ -28,7 +28,10 @@ pub async fn run(args: Args, out: &Output) -> Result<()> {
     }
     let packs = pack_dirs(&args.packs)?;
     let root = tempfile::tempdir().context("creating a temporary directory for the demo")?;
-    out.line(format!("starting {} nodes on 127.0.0.1 in a line…", args.nodes))?;
+    out.line(format!(
+        "starting {} nodes on 127.0.0.1 in a line…",
+        args.nodes
+    ))?;
     let started = Instant::now();
     let nodes = start_line(root.path(), args.nodes).await?;
     out.line(format!(
@@ -97,7 +100,10 @@ fn pack_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     dirs.sort();
     if dirs.is_empty() {
-        bail!("{}: no pack directories (with package.toml) inside", dir.display());
+        bail!(
+            "{}: no pack directories (with package.toml) inside",
+            dir.display()
+        );
     }
     Ok(dirs)
 }

@@ -23,7 +23,12 @@ pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
     }
     let p = &report.package;
     let mut lines = vec![
-        format!("{}@{}{}", p.name, p.version, if p.yanked { " (yanked)" } else { "" }),
+        format!(
+            "{}@{}{}",
+            p.name,
+            p.version,
+            if p.yanked { " (yanked)" } else { "" }
+        ),
         format!("  {}", p.description),
         format!("publisher:   {}", p.publisher),
     ];
@@ -31,8 +36,14 @@ pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
         ("category", p.category.clone()),
         ("license", p.license.clone()),
         ("repository", p.repository.clone()),
-        ("keywords", (!p.keywords.is_empty()).then(|| p.keywords.join(", "))),
-        ("authors", (!p.authors.is_empty()).then(|| p.authors.join(", "))),
+        (
+            "keywords",
+            (!p.keywords.is_empty()).then(|| p.keywords.join(", ")),
+        ),
+        (
+            "authors",
+            (!p.authors.is_empty()).then(|| p.authors.join(", ")),
+        ),
     ];
     for (label, value) in optional {
         if let Some(value) = value {

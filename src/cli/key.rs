@@ -42,10 +42,7 @@ pub fn run(data_dir: &Path, command: KeyCommand, out: &Output) -> Result<()> {
         out.json(&report)?;
     } else {
         if created {
-            out.note(format!(
-                "created publisher key {}",
-                report.path.display()
-            ));
+            out.note(format!("created publisher key {}", report.path.display()));
         }
         out.line(report.publisher)?;
     }

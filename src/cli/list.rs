@@ -11,7 +11,9 @@ pub async fn run(backend: &Backend, out: &Output) -> Result<()> {
         return Ok(out.json(&report)?);
     }
     if report.installed.is_empty() && report.published.is_empty() {
-        out.note("nothing installed or published yet; try `ggen-p2p search` and `ggen-p2p install`");
+        out.note(
+            "nothing installed or published yet; try `ggen-p2p search` and `ggen-p2p install`",
+        );
         return Ok(());
     }
     if !report.installed.is_empty() {
@@ -19,7 +21,13 @@ pub async fn run(backend: &Backend, out: &Output) -> Result<()> {
         let rows: Vec<Vec<String>> = report
             .installed
             .iter()
-            .map(|i| vec![i.name.clone(), i.version.to_string(), i.path.display().to_string()])
+            .map(|i| {
+                vec![
+                    i.name.clone(),
+                    i.version.to_string(),
+                    i.path.display().to_string(),
+                ]
+            })
             .collect();
         out.table(&["NAME", "VERSION", "PATH"], &rows)?;
     }
@@ -32,7 +40,11 @@ pub async fn run(backend: &Backend, out: &Output) -> Result<()> {
                 vec![
                     p.name.clone(),
                     p.version.to_string(),
-                    if p.yanked { "yanked".into() } else { String::new() },
+                    if p.yanked {
+                        "yanked".into()
+                    } else {
+                        String::new()
+                    },
                     truncate(&p.description, 50),
                 ]
             })

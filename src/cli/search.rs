@@ -30,7 +30,9 @@ pub struct Args {
 
 pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
     if args.terms.is_empty() && args.category.is_none() && args.keyword.is_none() {
-        anyhow::bail!("search needs words, --category or --keyword; example: ggen-p2p search rust web");
+        anyhow::bail!(
+            "search needs words, --category or --keyword; example: ggen-p2p search rust web"
+        );
     }
     let mut query = Query::new(args.terms)
         .with_limit(args.limit)

@@ -76,7 +76,10 @@ pub async fn run(data_dir: &Path, args: Args, out: &Output) -> Result<()> {
         for addr in &addrs {
             out.line(format!("listening {addr}/p2p/{}", client.peer_id()))?;
         }
-        out.line(format!("api       http://{} (dashboard, /metrics)", server.addr))?;
+        out.line(format!(
+            "api       http://{} (dashboard, /metrics)",
+            server.addr
+        ))?;
         out.note("node running; press Ctrl-C to stop");
     }
 

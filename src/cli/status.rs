@@ -29,12 +29,18 @@ pub async fn run(backend: &Backend, out: &Output) -> Result<()> {
                 lines.push(format!("listening:    {addr}"));
             }
             lines.push(format!("peers:        {} connected", net.connected_peers));
-            lines.push(format!("dht:          {} peers in routing table", net.routing_table_size));
+            lines.push(format!(
+                "dht:          {} peers in routing table",
+                net.routing_table_size
+            ));
         }
         None => lines.push("node:         offline (start one with `ggen-p2p start`)".into()),
     }
     lines.push(format!("records:      {}", s.records));
-    lines.push(format!("packs:        {} ({} versions)", s.packages, s.versions));
+    lines.push(format!(
+        "packs:        {} ({} versions)",
+        s.packages, s.versions
+    ));
     lines.push(format!(
         "archives:     {} stored, {}",
         s.archives,

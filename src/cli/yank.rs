@@ -12,7 +12,10 @@ pub struct Args {
 
 pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
     let Some((name, version)) = args.spec.split_once('@') else {
-        anyhow::bail!("yank needs an exact version: ggen-p2p yank {}@1.2.0", args.spec);
+        anyhow::bail!(
+            "yank needs an exact version: ggen-p2p yank {}@1.2.0",
+            args.spec
+        );
     };
     let version = semver::Version::parse(version)
         .with_context(|| format!("{version:?} is not an exact version (example: {name}@1.2.0)"))?;

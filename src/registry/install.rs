@@ -44,7 +44,9 @@ pub fn parse_requirement(req: &str) -> Result<semver::VersionReq> {
 impl P2PRegistry {
     /// Where a pack is installed when no `--to` is given.
     pub fn default_install_dir(&self, name: &str, version: &semver::Version) -> PathBuf {
-        self.data_dir().join("packs").join(format!("{name}@{version}"))
+        self.data_dir()
+            .join("packs")
+            .join(format!("{name}@{version}"))
     }
 
     pub async fn install_package(

@@ -21,7 +21,9 @@ pub(crate) fn now_ms() -> u64 {
 impl P2PRegistry {
     /// Packs, stores and signs `package` locally; the record is then announced.
     pub async fn publish_package(&self, package: Package) -> Result<PublishReport> {
-        let (record, mut report) = self.blocking(move |this| this.publish_local(&package)).await?;
+        let (record, mut report) = self
+            .blocking(move |this| this.publish_local(&package))
+            .await?;
         if let Some(client) = self.client() {
             let provide = Some(report.archive.blake3);
             report.receipt = Some(client.announce(record, provide).await?);

@@ -2,8 +2,8 @@
 //! (and, for `--network` search, after asking connected peers first).
 
 use super::reports::{
-    DamagedItem, InfoReport, VerifyReport, ListReport, SearchReport, SearchResult, StatusReport, VersionLine,
-    FORMAT_VERSION,
+    DamagedItem, InfoReport, ListReport, SearchReport, SearchResult, StatusReport, VerifyReport,
+    VersionLine, FORMAT_VERSION,
 };
 use super::{install::parse_requirement, P2PRegistry, Result};
 use crate::package::PublisherId;
@@ -114,9 +114,7 @@ impl P2PRegistry {
             Some(client) => Some(client.status().await?),
             None => None,
         };
-        let store = self
-            .blocking(|this| Ok(this.store().stats()?))
-            .await?;
+        let store = self.blocking(|this| Ok(this.store().stats()?)).await?;
         Ok(StatusReport {
             format_version: FORMAT_VERSION,
             data_dir: self.data_dir().to_path_buf(),

@@ -67,7 +67,10 @@ impl Store {
     }
 
     /// Every version signed by `publisher`, by name then version.
-    pub fn published_by(&self, publisher: &PublisherId) -> Result<Vec<PackageMetadata>, StoreError> {
+    pub fn published_by(
+        &self,
+        publisher: &PublisherId,
+    ) -> Result<Vec<PackageMetadata>, StoreError> {
         let rows: Vec<(Vec<u8>, bool)> = self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT r.bytes, v.yanked FROM versions v JOIN records r ON r.rid = v.rid
@@ -83,8 +86,8 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for (bytes, yanked) in rows {
             let id = Blake3Hash::of(&bytes);
-            let record = Record::verify(bytes)
-                .map_err(|source| StoreError::DamagedRecord { id, source })?;
+            let record =
+                Record::verify(bytes).map_err(|source| StoreError::DamagedRecord { id, source })?;
             if let RecordBody::Version(v) = record.body() {
                 out.push(PackageMetadata::from_record(v, yanked, id));
             }
