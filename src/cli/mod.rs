@@ -32,8 +32,9 @@ pub use output::Output;
 #[derive(Debug, Parser)]
 #[command(name = "ggen-p2p", version, propagate_version = true)]
 pub struct Cli {
-    /// Data directory (keys, config.toml, index, archives) [default: platform data dir]
-    #[arg(long, global = true, env = "GGEN_P2P_HOME", value_name = "DIR")]
+    /// Data directory (keys, config.toml, index, archives) [default: $GGEN_P2P_HOME, else
+    /// the platform data dir]
+    #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Print machine-readable JSON on stdout (documented shapes with `format_version`)
     #[arg(long, global = true)]
