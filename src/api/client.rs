@@ -9,7 +9,9 @@ use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::routes::{InstallRequest, PeerAddRequest, PublishRequest, SearchParams, YankRequest};
+use super::routes::{
+    InstallEvent, InstallRequest, PeerAddRequest, PublishRequest, SearchParams, YankRequest,
+};
 use super::{ApiEndpoint, API_FILE};
 use crate::package::PublisherId;
 use crate::registry::install::Progress;
@@ -72,11 +74,7 @@ impl ApiClient {
             return serde_json::from_slice(&body)
                 .with_context(|| format!("the node sent an unexpected answer ({status})"));
         }
-        let message = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
-            .unwrap_or_else(|| format!("the node answered {status}"));
-        Err(anyhow!(message))
+        Err(error_from_body(status, &body))
     }
 
     async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
@@ -111,13 +109,14 @@ impl ApiClient {
             .await
     }
 
+    /// Installs through the daemon, feeding its streamed progress to `progress`.
     pub async fn install(
         &self,
         name: &str,
         req: &str,
         publisher: Option<PublisherId>,
         to: Option<PathBuf>,
-        _progress: Option<Progress>,
+        progress: Option<Progress>,
     ) -> Result<InstallReport> {
         let body = InstallRequest {
             name: name.to_string(),
@@ -125,7 +124,41 @@ impl ApiClient {
             publisher,
             to,
         };
-        self.post("/api/v1/install", &body).await
+        let mut response = self
+            .request(Method::POST, "/api/v1/install")
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("the node at {} did not answer", self.endpoint.addr))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            return Err(error_from_body(status, text.as_bytes()));
+        }
+        let mut pending = Vec::new();
+        while let Some(bytes) = response
+            .chunk()
+            .await
+            .context("reading the node's answer")?
+        {
+            pending.extend_from_slice(&bytes);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                match serde_json::from_slice::<InstallEvent>(&line) {
+                    Ok(InstallEvent::Progress { done, total }) => {
+                        if let Some(progress) = &progress {
+                            progress(done, total);
+                        }
+                    }
+                    Ok(InstallEvent::Done(report)) => return Ok(*report),
+                    Ok(InstallEvent::Error(message)) => return Err(anyhow!(message)),
+                    Err(e) => return Err(anyhow!("the node sent an unexpected answer: {e}")),
+                }
+            }
+        }
+        Err(anyhow!(
+            "the node closed the connection before the install finished; see its log"
+        ))
     }
 
     pub async fn list(&self) -> Result<ListReport> {
@@ -163,4 +196,13 @@ impl ApiClient {
         let path = format!("/api/v1/peers/{peer}");
         self.call(self.request(Method::DELETE, &path)).await
     }
+}
+
+/// The API's `{"error": "..."}` message, or the bare status when there is none.
+fn error_from_body(status: reqwest::StatusCode, body: &[u8]) -> anyhow::Error {
+    let message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
+        .unwrap_or_else(|| format!("the node answered {status}"));
+    anyhow!(message)
 }

@@ -12,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::net::{Multiaddr, PeerId};
@@ -188,15 +189,52 @@ async fn publish(
     Ok(Json(state.registry.publish_package(package).await?))
 }
 
-async fn install(
-    State(state): State<AppState>,
-    Json(body): Json<InstallRequest>,
-) -> ApiResult<InstallReport> {
-    let report = state
-        .registry
-        .install_package(&body.name, &body.req, body.publisher, body.to, None)
-        .await?;
-    Ok(Json(report))
+/// One line of the `POST /api/v1/install` answer (newline-delimited JSON): progress
+/// lines while the archive downloads, then exactly one `done` or `error` line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstallEvent {
+    Progress { done: u64, total: u64 },
+    Done(Box<InstallReport>),
+    Error(String),
+}
+
+/// Streams [`InstallEvent`]s so the CLI can draw a progress bar for a download the
+/// daemon performs. Progress lines are dropped rather than queued when the client reads
+/// slowly; the final line always arrives.
+async fn install(State(state): State<AppState>, Json(body): Json<InstallRequest>) -> Response {
+    let (events, mut receiver) = tokio::sync::mpsc::channel::<InstallEvent>(64);
+    let progress_events = events.clone();
+    let progress: crate::registry::install::Progress = std::sync::Arc::new(move |done, total| {
+        let _ = progress_events.try_send(InstallEvent::Progress { done, total });
+    });
+    tokio::spawn(async move {
+        let result = state
+            .registry
+            .install_package(
+                &body.name,
+                &body.req,
+                body.publisher,
+                body.to,
+                Some(progress),
+            )
+            .await;
+        let last = match result {
+            Ok(report) => InstallEvent::Done(Box::new(report)),
+            Err(err) => InstallEvent::Error(err.to_string()),
+        };
+        let _ = events.send(last).await;
+    });
+    let lines = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).map(|event| {
+        let mut line = serde_json::to_vec(&event).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(line))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response()
 }
 
 async fn yank(

@@ -45,7 +45,10 @@ pub async fn run(args: Args, out: &Output) -> Result<()> {
     let mut published = Vec::new();
     for dir in &packs {
         let package = Package::from_dir(dir)?;
-        let (name, version) = (package.manifest.name.clone(), package.manifest.version.clone());
+        let (name, version) = (
+            package.manifest.name.clone(),
+            package.manifest.version.clone(),
+        );
         // Publish and watch the other indexes at the same time: arrival times count from
         // the moment publish starts, not from when its replication receipt is ready.
         let begun = Instant::now();
@@ -57,7 +60,12 @@ pub async fn run(args: Args, out: &Output) -> Result<()> {
         let receipt = report
             .receipt
             .as_ref()
-            .map(|r| format!("receipt: {} gossip peers, {} providers", r.gossip_peers, r.providers))
+            .map(|r| {
+                format!(
+                    "receipt: {} gossip peers, {} providers",
+                    r.gossip_peers, r.providers
+                )
+            })
             .unwrap_or_default();
         out.line(format!(
             "published {}@{}: in every index after {:.1} ms (per node: {}); {receipt}",
