@@ -8,6 +8,7 @@
 //! sides share (relative, no `..`, no case-insensitive collisions) live here.
 
 mod corpus;
+mod pipe;
 mod unpack;
 
 use std::collections::HashMap;
@@ -180,19 +181,40 @@ pub fn pack_entries(dir: &Path) -> Result<Vec<PackEntry>, ArchiveError> {
 /// PAX or extended attributes (paths over 100 bytes use GNU long-name entries). The zstd
 /// frame uses [`ZSTD_LEVEL`], [`ZSTD_WINDOW_LOG`], a content checksum and one thread,
 /// so the bytes depend only on the files' paths, contents and execute bits.
-pub fn pack_dir<W: Write>(dir: &Path, out: W) -> Result<W, ArchiveError> {
-    let entries = pack_entries(dir)?;
-    let encoder = deterministic_encoder(out).map_err(ArchiveError::Write)?;
-    let mut builder = tar::Builder::new(encoder);
-    for entry in &entries {
-        append_entry(&mut builder, entry)?;
-    }
-    let encoder = builder.into_inner().map_err(ArchiveError::Write)?;
-    encoder.finish().map_err(ArchiveError::Write)
+///
+/// Compression runs on the calling thread and `out` is written from a second thread
+/// (so hashing in a tee overlaps with compression); hence `W: Send`.
+pub fn pack_dir<W: Write + Send>(dir: &Path, out: W) -> Result<W, ArchiveError> {
+    pack_dir_at_level(dir, out, ZSTD_LEVEL)
 }
 
-fn deterministic_encoder<W: Write>(out: W) -> io::Result<zstd::Encoder<'static, W>> {
-    let mut encoder = zstd::Encoder::new(out, ZSTD_LEVEL)?;
+/// [`pack_dir`] at another zstd level, for benchmarks comparing levels. Archives made
+/// this way are deterministic too but differ from [`pack_dir`]'s; publish never uses it.
+#[doc(hidden)]
+pub fn pack_dir_at_level<W: Write + Send>(
+    dir: &Path,
+    out: W,
+    level: i32,
+) -> Result<W, ArchiveError> {
+    let entries = pack_entries(dir)?;
+    pipe::piped(
+        out,
+        |pipe| {
+            let encoder = deterministic_encoder(pipe, level).map_err(ArchiveError::Write)?;
+            let mut builder = tar::Builder::new(encoder);
+            for entry in &entries {
+                append_entry(&mut builder, entry)?;
+            }
+            let encoder = builder.into_inner().map_err(ArchiveError::Write)?;
+            let pipe = encoder.finish().map_err(ArchiveError::Write)?;
+            pipe.close().map_err(ArchiveError::Write)
+        },
+        ArchiveError::Write,
+    )
+}
+
+fn deterministic_encoder<W: Write>(out: W, level: i32) -> io::Result<zstd::Encoder<'static, W>> {
+    let mut encoder = zstd::Encoder::new(out, level)?;
     encoder.window_log(ZSTD_WINDOW_LOG)?;
     encoder.include_checksum(true)?;
     encoder.include_dictid(false)?;
