@@ -374,7 +374,9 @@ pub(crate) fn check_entry_path(path: &str) -> Result<(), String> {
 
 /// Names seen so far, compared the way case-insensitive file systems (macOS, Windows)
 /// compare them, so two entries can never land on the same file there. Parents of every
-/// path count as directories, so a file cannot also be used as a directory.
+/// path count as directories, so a file cannot also be used as a directory. Folding is
+/// Unicode lowercase only: NFC/NFD variants of one name (which macOS treats as equal)
+/// are not detected, since that needs normalization tables this crate does not carry.
 #[derive(Default)]
 pub(crate) struct Namespace {
     /// Folded path → (path as written, is a directory).
