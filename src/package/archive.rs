@@ -97,6 +97,13 @@ pub enum PackKind {
 /// files, non-UTF-8 names, unsafe or colliding names, and a missing or ignored manifest.
 pub fn pack_entries(dir: &Path) -> Result<Vec<PackEntry>, ArchiveError> {
     let (manifest_path, _) = Manifest::locate(dir)?;
+    // The directory named on the command line may itself be a symlink; links inside it
+    // are refused below.
+    let dir = &std::fs::canonicalize(dir).map_err(|source| ArchiveError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let manifest_path = dir.join(manifest_path.file_name().unwrap_or_default());
     let mut walker = ignore::WalkBuilder::new(dir);
     walker
         .standard_filters(false)
@@ -111,7 +118,8 @@ pub fn pack_entries(dir: &Path) -> Result<Vec<PackEntry>, ArchiveError> {
         .filter_entry(|entry| {
             let name = entry.file_name();
             let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-            !(is_dir && (name == ".git" || (entry.depth() == 1 && name == "target")))
+            // `.git` is a file in git worktrees and submodules.
+            name != ".git" && !(is_dir && entry.depth() == 1 && name == "target")
         });
     let mut entries = Vec::new();
     let mut names = Namespace::default();
@@ -564,6 +572,21 @@ mod tests {
         // An ignored symlink is simply left out.
         write(&dir.path().join(".ggenignore"), "secret.txt\nlink\n");
         pack_dir(dir.path(), Vec::new()).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_pack_dir_and_a_git_file_are_handled() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        sample_pack(&real);
+        write(&real.join("sub/.git"), "gitdir: ../../.git/worktrees/sub\n");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let paths = listed(&pack_bytes(&link));
+        assert!(paths.iter().any(|p| p == "package.toml"), "{paths:?}");
+        assert!(!paths.iter().any(|p| p.ends_with(".git")), "{paths:?}");
+        assert_eq!(pack_bytes(&link), pack_bytes(&real));
     }
 
     #[test]
