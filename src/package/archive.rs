@@ -17,8 +17,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 #[doc(hidden)]
-pub use corpus::malicious_corpus;
-pub use unpack::{list_entries, unpack, EntryInfo, UnpackLimits, UnpackReport};
+pub use corpus::{malicious_corpus, CORPUS_ESCAPE_DIR};
+pub use unpack::{list_entries, unpack, EntryInfo, UnpackLimits, UnpackReport, STAGING_PREFIX};
 
 use super::manifest::{Manifest, ManifestError};
 
