@@ -12,7 +12,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ggen_p2p::package::archive::{pack_dir, ZSTD_LEVEL};
+use ggen_p2p::package::archive::{pack_dir, pack_dir_at_level, ZSTD_LEVEL};
 use ggen_p2p::package::digest::ArchiveHasher;
 use rand::{Rng, RngCore, SeedableRng};
 
@@ -80,6 +80,58 @@ fn main() -> anyhow::Result<()> {
     println!(
         "ratio publish/baseline: {:.2}x (target >= 0.5x)",
         pub_ / base
+    );
+    breakdown(&pack, work.path(), input, archive_size)
+}
+
+/// Where the time goes: the same work with parts taken away (one run each), and the
+/// disk alone writing and fsyncing archive-sized data.
+fn breakdown(pack: &Path, work: &Path, input: u64, archive_size: u64) -> anyhow::Result<()> {
+    let rate = |time: Duration| input as f64 / MIB as f64 / time.as_secs_f64();
+    println!("breakdown (one run each, MiB/s of input):");
+    for level in [-5, -1, 1, 3] {
+        let started = Instant::now();
+        pack_dir_at_level(pack, std::io::sink(), level)?;
+        let bare = started.elapsed();
+        let started = Instant::now();
+        let (_, digest) = pack_dir_at_level(pack, ArchiveHasher::new(), level)?.finish();
+        let hashed = started.elapsed();
+        let out = work.join("variant.tar.zst");
+        let started = Instant::now();
+        let file = File::create(&out)?;
+        let writer = pack_dir_at_level(
+            pack,
+            ArchiveHasher::tee(BufWriter::with_capacity(MIB, file)),
+            level,
+        )?;
+        let file = writer.finish().0.into_inner().map_err(|e| e.into_error())?;
+        let written = started.elapsed();
+        file.sync_all()?;
+        let synced = started.elapsed();
+        fs::remove_file(&out)?;
+        println!(
+            "  level {level}: pack {:7.1} | +hash {:7.1} | +write {:7.1} | +fsync {:7.1}  (archive {:.1} MiB)",
+            rate(bare),
+            rate(hashed),
+            rate(written),
+            rate(synced),
+            digest.info.size as f64 / MIB as f64
+        );
+    }
+    let out = work.join("disk.bin");
+    let block = vec![0x5au8; MIB];
+    let started = Instant::now();
+    let mut file = File::create(&out)?;
+    for _ in 0..(archive_size as usize).div_ceil(MIB) {
+        file.write_all(&block)?;
+    }
+    file.sync_all()?;
+    let disk = started.elapsed();
+    fs::remove_file(&out)?;
+    println!(
+        "  disk alone: write+fsync {:.1} MiB: {:.1} MiB/s",
+        archive_size as f64 / MIB as f64,
+        archive_size as f64 / MIB as f64 / disk.as_secs_f64()
     );
     Ok(())
 }

@@ -7,9 +7,8 @@ use std::path::Path;
 
 use ggen_p2p::package::archive::{
     list_entries, malicious_corpus, pack_dir, unpack, ArchiveError, UnpackLimits,
+    CORPUS_ESCAPE_DIR as ESCAPE_DIR,
 };
-
-const ESCAPE_DIR: &str = "/tmp/ggen-p2p-corpus-escape";
 
 fn tree(root: &Path) -> Vec<String> {
     let mut out = Vec::new();

@@ -8,6 +8,7 @@
 //! sides share (relative, no `..`, no case-insensitive collisions) live here.
 
 mod corpus;
+mod pipe;
 mod unpack;
 
 use std::collections::HashMap;
@@ -16,14 +17,15 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 #[doc(hidden)]
-pub use corpus::malicious_corpus;
-pub use unpack::{list_entries, unpack, EntryInfo, UnpackLimits, UnpackReport};
+pub use corpus::{malicious_corpus, CORPUS_ESCAPE_DIR};
+pub use unpack::{list_entries, unpack, EntryInfo, UnpackLimits, UnpackReport, STAGING_PREFIX};
 
 use super::manifest::{Manifest, ManifestError};
 
-/// zstd level used for every archive. Level 3 (zstd's default) keeps packing faster than
-/// the disk on text-heavy packs while compressing templates ~4x; higher levels cost far
-/// more time for a few percent. Changing it changes every archive's bytes.
+/// zstd level used for every archive. On the publish benchmark (`benches/publish.rs`)
+/// levels -5, -1, 1 and 3 pack at the same speed within noise (the streaming tar/zstd
+/// path and hashing dominate, not the match finder), so zstd's default level 3 is kept
+/// for the smallest output of the four. Changing it changes every archive's bytes.
 pub const ZSTD_LEVEL: i32 = 3;
 /// zstd window, pinned (rather than left to the level's default) so the output does not
 /// move if a future zstd retunes its levels. 8 MiB: within every decoder's default limit.
@@ -95,6 +97,13 @@ pub enum PackKind {
 /// files, non-UTF-8 names, unsafe or colliding names, and a missing or ignored manifest.
 pub fn pack_entries(dir: &Path) -> Result<Vec<PackEntry>, ArchiveError> {
     let (manifest_path, _) = Manifest::locate(dir)?;
+    // The directory named on the command line may itself be a symlink; links inside it
+    // are refused below.
+    let dir = &std::fs::canonicalize(dir).map_err(|source| ArchiveError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let manifest_path = dir.join(manifest_path.file_name().unwrap_or_default());
     let mut walker = ignore::WalkBuilder::new(dir);
     walker
         .standard_filters(false)
@@ -109,7 +118,8 @@ pub fn pack_entries(dir: &Path) -> Result<Vec<PackEntry>, ArchiveError> {
         .filter_entry(|entry| {
             let name = entry.file_name();
             let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-            !(is_dir && (name == ".git" || (entry.depth() == 1 && name == "target")))
+            // `.git` is a file in git worktrees and submodules.
+            name != ".git" && !(is_dir && entry.depth() == 1 && name == "target")
         });
     let mut entries = Vec::new();
     let mut names = Namespace::default();
@@ -180,19 +190,40 @@ pub fn pack_entries(dir: &Path) -> Result<Vec<PackEntry>, ArchiveError> {
 /// PAX or extended attributes (paths over 100 bytes use GNU long-name entries). The zstd
 /// frame uses [`ZSTD_LEVEL`], [`ZSTD_WINDOW_LOG`], a content checksum and one thread,
 /// so the bytes depend only on the files' paths, contents and execute bits.
-pub fn pack_dir<W: Write>(dir: &Path, out: W) -> Result<W, ArchiveError> {
-    let entries = pack_entries(dir)?;
-    let encoder = deterministic_encoder(out).map_err(ArchiveError::Write)?;
-    let mut builder = tar::Builder::new(encoder);
-    for entry in &entries {
-        append_entry(&mut builder, entry)?;
-    }
-    let encoder = builder.into_inner().map_err(ArchiveError::Write)?;
-    encoder.finish().map_err(ArchiveError::Write)
+///
+/// Compression runs on the calling thread and `out` is written from a second thread
+/// (so hashing in a tee overlaps with compression); hence `W: Send`.
+pub fn pack_dir<W: Write + Send>(dir: &Path, out: W) -> Result<W, ArchiveError> {
+    pack_dir_at_level(dir, out, ZSTD_LEVEL)
 }
 
-fn deterministic_encoder<W: Write>(out: W) -> io::Result<zstd::Encoder<'static, W>> {
-    let mut encoder = zstd::Encoder::new(out, ZSTD_LEVEL)?;
+/// [`pack_dir`] at another zstd level, for benchmarks comparing levels. Archives made
+/// this way are deterministic too but differ from [`pack_dir`]'s; publish never uses it.
+#[doc(hidden)]
+pub fn pack_dir_at_level<W: Write + Send>(
+    dir: &Path,
+    out: W,
+    level: i32,
+) -> Result<W, ArchiveError> {
+    let entries = pack_entries(dir)?;
+    pipe::piped(
+        out,
+        |pipe| {
+            let encoder = deterministic_encoder(pipe, level).map_err(ArchiveError::Write)?;
+            let mut builder = tar::Builder::new(encoder);
+            for entry in &entries {
+                append_entry(&mut builder, entry)?;
+            }
+            let encoder = builder.into_inner().map_err(ArchiveError::Write)?;
+            let pipe = encoder.finish().map_err(ArchiveError::Write)?;
+            pipe.close().map_err(ArchiveError::Write)
+        },
+        ArchiveError::Write,
+    )
+}
+
+fn deterministic_encoder<W: Write>(out: W, level: i32) -> io::Result<zstd::Encoder<'static, W>> {
+    let mut encoder = zstd::Encoder::new(out, level)?;
     encoder.window_log(ZSTD_WINDOW_LOG)?;
     encoder.include_checksum(true)?;
     encoder.include_dictid(false)?;
@@ -351,7 +382,9 @@ pub(crate) fn check_entry_path(path: &str) -> Result<(), String> {
 
 /// Names seen so far, compared the way case-insensitive file systems (macOS, Windows)
 /// compare them, so two entries can never land on the same file there. Parents of every
-/// path count as directories, so a file cannot also be used as a directory.
+/// path count as directories, so a file cannot also be used as a directory. Folding is
+/// Unicode lowercase only: NFC/NFD variants of one name (which macOS treats as equal)
+/// are not detected, since that needs normalization tables this crate does not carry.
 #[derive(Default)]
 pub(crate) struct Namespace {
     /// Folded path → (path as written, is a directory).
@@ -539,6 +572,21 @@ mod tests {
         // An ignored symlink is simply left out.
         write(&dir.path().join(".ggenignore"), "secret.txt\nlink\n");
         pack_dir(dir.path(), Vec::new()).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_pack_dir_and_a_git_file_are_handled() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        sample_pack(&real);
+        write(&real.join("sub/.git"), "gitdir: ../../.git/worktrees/sub\n");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let paths = listed(&pack_bytes(&link));
+        assert!(paths.iter().any(|p| p == "package.toml"), "{paths:?}");
+        assert!(!paths.iter().any(|p| p.ends_with(".git")), "{paths:?}");
+        assert_eq!(pack_bytes(&link), pack_bytes(&real));
     }
 
     #[test]
