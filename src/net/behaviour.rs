@@ -9,8 +9,8 @@ use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns, noise, ping, relay,
-    request_response, tcp, yamux, StreamProtocol, Swarm, SwarmBuilder,
+    allow_block_list, autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns, noise,
+    ping, relay, request_response, tcp, yamux, StreamProtocol, Swarm, SwarmBuilder,
 };
 
 use super::protocol::{
@@ -28,6 +28,8 @@ const MAX_PER_PEER: u32 = 2;
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Peers banned for invalid input: their connections are denied outright.
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub limits: connection_limits::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
@@ -141,6 +143,7 @@ pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
                 .autonat
                 .then(|| autonat::Behaviour::new(id, autonat::Config::default()));
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Behaviour {
+                blocked: allow_block_list::Behaviour::default(),
                 limits: connection_limits::Behaviour::new(limits),
                 identify,
                 ping: ping::Behaviour::default(),

@@ -90,10 +90,19 @@ impl Client {
     ) -> Result<Receipt, NetError> {
         let store = self.store.clone();
         let local = record.clone();
-        tokio::task::spawn_blocking(move || store.ingest(&local))
-            .await
-            .map_err(|e| NetError::Store(e.to_string()))?
-            .map_err(|e| NetError::Store(e.to_string()))?;
+        match blocking(move || store.ingest(&local)).await? {
+            IngestOutcome::Added | IngestOutcome::Duplicate => {}
+            IngestOutcome::Equivocation { existing } => return Err(NetError::Store(format!(
+                "record {}: conflicts with record {existing} for the same version; not announced",
+                record.id()
+            ))),
+            IngestOutcome::Rejected { reason } => {
+                return Err(NetError::Store(format!(
+                    "record {}: refused by the local store: {reason}; not announced",
+                    record.id()
+                )))
+            }
+        }
         let wait = self.query_timeout + REPLY_SLACK;
         let gossip_peers = self.gossip_raw(record.as_bytes().to_vec()).await?;
         let dht_peers = self

@@ -133,8 +133,7 @@ struct EventLoop {
     syncing: HashSet<PeerId>,
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     pending_dial_addrs: HashMap<ConnectionId, Multiaddr>,
-    pending_requests:
-        HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<Response, NetError>>)>,
+    pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, NetError>>>,
     pending_puts: HashMap<QueryId, oneshot::Sender<Result<usize, NetError>>>,
     pending_provides: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     pending_providers: HashMap<QueryId, ProvidersQuery>,
@@ -317,6 +316,7 @@ impl EventLoop {
         if self.penalties.penalize(peer) {
             tracing::info!("banning {peer}: too many invalid records");
             self.bootstrap.forget(&peer);
+            self.swarm.behaviour_mut().blocked.block_peer(peer);
             let _ = self.swarm.disconnect_peer_id(peer);
             self.swarm.behaviour_mut().kad.remove_peer(&peer);
         }
@@ -395,7 +395,7 @@ impl EventLoop {
                 reply,
             } => {
                 let id = self.swarm.behaviour_mut().rr.send_request(&peer, request);
-                self.pending_requests.insert(id, (peer, reply));
+                self.pending_requests.insert(id, reply);
             }
             Command::ConnectedPeers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
@@ -821,7 +821,7 @@ impl EventLoop {
                     request_id,
                     response,
                 } => {
-                    if let Some((_, reply)) = self.pending_requests.remove(&request_id) {
+                    if let Some(reply) = self.pending_requests.remove(&request_id) {
                         let _ = reply.send(Ok(response));
                     }
                 }
@@ -832,7 +832,7 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                if let Some((_, reply)) = self.pending_requests.remove(&request_id) {
+                if let Some(reply) = self.pending_requests.remove(&request_id) {
                     let _ = reply.send(Err(NetError::Request {
                         peer,
                         reason: error.to_string(),
@@ -926,4 +926,42 @@ fn records_response(records: Vec<Record>) -> Response {
         out.push(ByteBuf::from(record.into_bytes()));
     }
     Response::Records { records: out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_come_from_the_store_and_limits_hold() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let missing = Blake3Hash::of(b"missing");
+        assert!(matches!(
+            answer(&store, Request::ChunkList { archive: missing }),
+            Response::NotFound
+        ));
+        assert!(matches!(
+            answer(
+                &store,
+                Request::Chunk {
+                    archive: missing,
+                    index: 0
+                }
+            ),
+            Response::NotFound
+        ));
+        let too_many = vec![missing; MAX_IDS_PER_REQUEST + 1];
+        assert!(matches!(
+            answer(&store, Request::GetRecords { ids: too_many }),
+            Response::Error { .. }
+        ));
+        match answer(&store, Request::SyncSummary) {
+            Response::Summary { buckets } => {
+                assert_eq!(buckets.len(), sync::BUCKETS);
+                assert!(buckets.iter().all(|b| *b == [0; 32]));
+            }
+            other => panic!("expected a summary, got {other:?}"),
+        }
+    }
 }
