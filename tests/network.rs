@@ -404,3 +404,23 @@ async fn dial_sync_now_disconnect_and_shutdown() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quic_transport_carries_requests() {
+    let shutdown = CancellationToken::new();
+    let far = Duration::from_secs(3600);
+    let mut quic = config(vec![], far);
+    quic.listen = vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()];
+    let a = start(quic, &shutdown).await;
+    assert!(
+        a.addr.iter().any(|p| matches!(p, Protocol::QuicV1)),
+        "{}",
+        a.addr
+    );
+    let b = start(config(vec![a.addr.clone()], far), &shutdown).await;
+    let peer = a.client.peer_id();
+    eventually("connected over quic", || connected(&b.client, peer)).await;
+    let answer = b.client.request(peer, Request::SyncSummary).await.unwrap();
+    assert!(matches!(answer, Response::Summary { .. }), "{answer:?}");
+    shutdown.cancel();
+}

@@ -92,10 +92,12 @@ impl Client {
         let local = record.clone();
         match blocking(move || store.ingest(&local)).await? {
             IngestOutcome::Added | IngestOutcome::Duplicate => {}
-            IngestOutcome::Equivocation { existing } => return Err(NetError::Store(format!(
+            IngestOutcome::Equivocation { existing } => {
+                return Err(NetError::Store(format!(
                 "record {}: conflicts with record {existing} for the same version; not announced",
                 record.id()
-            ))),
+            )))
+            }
             IngestOutcome::Rejected { reason } => {
                 return Err(NetError::Store(format!(
                     "record {}: refused by the local store: {reason}; not announced",
