@@ -25,8 +25,8 @@ use super::client::Client;
 use super::discovery::{peer_of, Bootstrap};
 use super::peers::Penalties;
 use super::protocol::{
-    archive_of_key, dht_key, parse_record, provider_key, Request, Response, KAD_PROTOCOL,
-    MAX_IDS_PER_REQUEST, MAX_SEARCH_RESULTS, RECORDS_RESPONSE_BUDGET,
+    archive_of_key, check_dht_record, dht_key, parse_record, provider_key, Request, Response,
+    KAD_PROTOCOL, MAX_IDS_PER_REQUEST, MAX_SEARCH_RESULTS, RECORDS_RESPONSE_BUDGET,
 };
 use super::{sync, NetConfig, NetError, NetStatus, PeerInfo};
 use crate::package::{Blake3Hash, Record};
@@ -770,13 +770,8 @@ impl EventLoop {
 
     /// A peer asked us to store a DHT record: it must be a valid record under its own key.
     fn on_dht_put(&mut self, source: PeerId, kad_record: kad::Record) {
-        let record = match parse_record(kad_record.value.clone()) {
-            Ok(record) if dht_key(&record) == kad_record.key => record,
-            Ok(_) => {
-                tracing::debug!("dht put from {source}: record under a foreign key");
-                self.penalize(source);
-                return;
-            }
+        let record = match check_dht_record(&kad_record.key, kad_record.value.clone()) {
+            Ok(record) => record,
             Err(reason) => {
                 tracing::debug!("dht put from {source}: {reason}");
                 self.penalize(source);
