@@ -118,13 +118,28 @@ fn version_record(key: &PublisherKey, name: &str, version: &str, archive: Archiv
 /// Starts `n` nodes in a line, each bootstrapping only to its predecessor, and waits
 /// until every link is up.
 async fn line(n: usize, sync_interval: Duration, shutdown: &CancellationToken) -> Vec<Node> {
+    line_with(n, sync_interval, false, shutdown).await
+}
+
+/// `strict`: connection limits (1 at the ends, 2 inside) keep Kademlia from opening
+/// shortcuts, so the line stays a line.
+async fn line_with(
+    n: usize,
+    sync_interval: Duration,
+    strict: bool,
+    shutdown: &CancellationToken,
+) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..n {
         let bootstrap = nodes
             .last()
             .map(|p| vec![p.addr.clone()])
             .unwrap_or_default();
-        nodes.push(start(config(bootstrap, sync_interval), shutdown).await);
+        let mut config = config(bootstrap, sync_interval);
+        if strict {
+            config.max_connections = if i == 0 || i == n - 1 { 1 } else { 2 };
+        }
+        nodes.push(start(config, shutdown).await);
         if i > 0 {
             let (prev, this) = (&nodes[i - 1], &nodes[i]);
             let peer = prev.client.peer_id();
@@ -135,11 +150,11 @@ async fn line(n: usize, sync_interval: Duration, shutdown: &CancellationToken) -
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn record_crosses_a_line_of_five_and_providers_are_found() {
+async fn record_crosses_a_strict_line_of_five_hop_by_hop() {
     let shutdown = CancellationToken::new();
     // Periodic sync far away: after the links are up only gossip can carry the record.
-    let nodes = line(5, Duration::from_secs(3600), &shutdown).await;
-    let (first, last) = (&nodes[0], &nodes[4]);
+    let nodes = line_with(5, Duration::from_secs(3600), true, &shutdown).await;
+    let first = &nodes[0];
     // Let the gossip meshes form before publishing.
     eventually("gossip mesh on the middle node", || async {
         nodes[2].client.status().await.unwrap().gossip_mesh_peers >= 2
@@ -168,7 +183,25 @@ async fn record_crosses_a_line_of_five_and_providers_are_found() {
         })
         .await;
     }
+    // Still a line: the record went hop by hop.
+    for (i, node) in nodes.iter().enumerate() {
+        let degree = node.client.connected_peers().await.unwrap().len();
+        let expected = if i == 0 || i == 4 { 1 } else { 2 };
+        assert_eq!(degree, expected, "node {i} peers");
+    }
 
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn providers_are_found_across_a_line_of_five() {
+    let shutdown = CancellationToken::new();
+    // No connection caps here: a DHT lookup dials the peers it learns about, which is
+    // how the far end reaches the nodes holding the provider record.
+    let nodes = line(5, Duration::from_secs(3600), &shutdown).await;
+    let (first, last) = (&nodes[0], &nodes[4]);
+    let (info, _) = put_archive(&first.store, 2, 3000);
+    first.client.provide(info.blake3).await.unwrap();
     let publisher = first.client.peer_id();
     eventually("last node finds the publisher as provider", || async {
         last.client

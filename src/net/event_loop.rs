@@ -272,9 +272,10 @@ impl EventLoop {
     }
 
     /// Keeps connections bounded: gossipsub keeps every connection alive (rust-libp2p
-    /// #5190), so past 90% of the limit close peers that are neither bootstrap nor mesh.
+    /// #5190), so past 90% of the limit (rounded up) close peers that are neither bootstrap nor mesh.
     fn prune(&mut self) {
-        let target = (self.max_connections as usize * 9) / 10;
+        let max = self.max_connections as usize;
+        let target = max - max / 10;
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         if connected.len() <= target {
             return;
