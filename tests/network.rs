@@ -457,3 +457,26 @@ async fn quic_transport_carries_requests() {
     assert!(matches!(answer, Response::Summary { .. }), "{answer:?}");
     shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sync_moves_thousands_of_records_in_batches() {
+    let shutdown = CancellationToken::new();
+    let far = Duration::from_secs(3600);
+    let a = start(config(vec![], far), &shutdown).await;
+    let key = PublisherKey::generate();
+    let (info, _) = put_archive(&a.store, 70, 100);
+    // More than several GetRecords batches (512 ids each) and every bucket populated.
+    let records: Vec<Record> = (0..2000)
+        .map(|i| version_record(&key, &format!("bulk-pack-{i}"), "1.0.0", info.clone()))
+        .collect();
+    a.store.ingest_many(&records).unwrap();
+
+    let b = start(config(vec![a.addr.clone()], far), &shutdown).await;
+    eventually("all 2000 records at the new node", || async {
+        b.store.stats().unwrap().records == 2000
+    })
+    .await;
+    let ids = b.store.record_ids().unwrap();
+    assert!(records.iter().all(|r| ids.binary_search(&r.id()).is_ok()));
+    shutdown.cancel();
+}
