@@ -16,7 +16,6 @@ use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{identify, mdns, ping, Multiaddr, PeerId, Swarm};
-use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -26,9 +25,9 @@ use super::discovery::{peer_of, Bootstrap};
 use super::peers::Penalties;
 use super::protocol::{
     archive_of_key, check_dht_record, dht_key, parse_record, provider_key, Request, Response,
-    KAD_PROTOCOL, MAX_IDS_PER_REQUEST, MAX_SEARCH_RESULTS, RECORDS_RESPONSE_BUDGET,
+    KAD_PROTOCOL,
 };
-use super::{sync, NetConfig, NetError, NetStatus, PeerInfo};
+use super::{NetConfig, NetError, NetStatus, PeerInfo};
 use crate::package::{Blake3Hash, Record};
 use crate::store::{IngestOutcome, Store};
 
@@ -800,7 +799,7 @@ impl EventLoop {
                     let client = self.client.clone();
                     tokio::spawn(async move {
                         let response = match tokio::task::spawn_blocking(move || {
-                            answer(&store, request)
+                            super::inbound::answer(&store, request)
                         })
                         .await
                         {
@@ -845,119 +844,4 @@ impl EventLoop {
 
 async fn client_send(client: &Client, command: Command) -> Result<(), NetError> {
     client.send_internal(command).await
-}
-
-/// Computes the answer to an inbound request from the store (runs on a blocking thread).
-pub fn answer(store: &Store, request: Request) -> Response {
-    let error = |e: crate::store::StoreError| Response::Error {
-        message: e.to_string(),
-    };
-    match request {
-        Request::SyncSummary => match store.record_ids() {
-            Ok(ids) => Response::Summary {
-                buckets: sync::bucket_digests(&ids),
-            },
-            Err(e) => error(e),
-        },
-        Request::SyncBucket { bucket } => match store.record_ids() {
-            Ok(ids) => Response::Ids {
-                ids: sync::ids_in_bucket(&ids, bucket),
-            },
-            Err(e) => error(e),
-        },
-        Request::GetRecords { ids } => {
-            if ids.len() > MAX_IDS_PER_REQUEST {
-                return Response::Error {
-                    message: format!(
-                        "{} ids requested, at most {MAX_IDS_PER_REQUEST} per request",
-                        ids.len()
-                    ),
-                };
-            }
-            match store.records(&ids) {
-                Ok(records) => records_response(records),
-                Err(e) => error(e),
-            }
-        }
-        Request::Search { mut query } => {
-            query.limit = query.limit.clamp(1, MAX_SEARCH_RESULTS);
-            let hits = match store.search(&query) {
-                Ok(hits) => hits,
-                Err(e) => return error(e),
-            };
-            let ids: Vec<_> = hits.iter().map(|h| h.package.record_id).collect();
-            match store.records(&ids) {
-                Ok(records) => records_response(records),
-                Err(e) => error(e),
-            }
-        }
-        Request::ChunkList { archive } => match store.chunk_hashes(&archive) {
-            Ok(Some(chunks)) => Response::ChunkList { chunks },
-            Ok(None) => Response::NotFound,
-            Err(e) => error(e),
-        },
-        Request::Chunk { archive, index } => {
-            if !store.has_archive(&archive) {
-                return Response::NotFound;
-            }
-            match store.read_chunk(&archive, index) {
-                Ok(bytes) => Response::Chunk {
-                    bytes: ByteBuf::from(bytes),
-                },
-                Err(e) => error(e),
-            }
-        }
-    }
-}
-
-/// Record bytes up to the response budget (the requester asks again for the rest).
-fn records_response(records: Vec<Record>) -> Response {
-    let mut total = 0;
-    let mut out = Vec::new();
-    for record in records {
-        total += record.as_bytes().len() + 8;
-        if total > RECORDS_RESPONSE_BUDGET {
-            break;
-        }
-        out.push(ByteBuf::from(record.into_bytes()));
-    }
-    Response::Records { records: out }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn answers_come_from_the_store_and_limits_hold() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let missing = Blake3Hash::of(b"missing");
-        assert!(matches!(
-            answer(&store, Request::ChunkList { archive: missing }),
-            Response::NotFound
-        ));
-        assert!(matches!(
-            answer(
-                &store,
-                Request::Chunk {
-                    archive: missing,
-                    index: 0
-                }
-            ),
-            Response::NotFound
-        ));
-        let too_many = vec![missing; MAX_IDS_PER_REQUEST + 1];
-        assert!(matches!(
-            answer(&store, Request::GetRecords { ids: too_many }),
-            Response::Error { .. }
-        ));
-        match answer(&store, Request::SyncSummary) {
-            Response::Summary { buckets } => {
-                assert_eq!(buckets.len(), sync::BUCKETS);
-                assert!(buckets.iter().all(|b| *b == [0; 32]));
-            }
-            other => panic!("expected a summary, got {other:?}"),
-        }
-    }
 }
