@@ -1,1 +1,0 @@
-//! Archive download from providers (written by the transfer engineer).
