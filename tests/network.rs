@@ -118,13 +118,28 @@ fn version_record(key: &PublisherKey, name: &str, version: &str, archive: Archiv
 /// Starts `n` nodes in a line, each bootstrapping only to its predecessor, and waits
 /// until every link is up.
 async fn line(n: usize, sync_interval: Duration, shutdown: &CancellationToken) -> Vec<Node> {
+    line_with(n, sync_interval, false, shutdown).await
+}
+
+/// `strict`: connection limits (1 at the ends, 2 inside) keep Kademlia from opening
+/// shortcuts, so the line stays a line.
+async fn line_with(
+    n: usize,
+    sync_interval: Duration,
+    strict: bool,
+    shutdown: &CancellationToken,
+) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..n {
         let bootstrap = nodes
             .last()
             .map(|p| vec![p.addr.clone()])
             .unwrap_or_default();
-        nodes.push(start(config(bootstrap, sync_interval), shutdown).await);
+        let mut config = config(bootstrap, sync_interval);
+        if strict {
+            config.max_connections = if i == 0 || i == n - 1 { 1 } else { 2 };
+        }
+        nodes.push(start(config, shutdown).await);
         if i > 0 {
             let (prev, this) = (&nodes[i - 1], &nodes[i]);
             let peer = prev.client.peer_id();
@@ -135,11 +150,11 @@ async fn line(n: usize, sync_interval: Duration, shutdown: &CancellationToken) -
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn record_crosses_a_line_of_five_and_providers_are_found() {
+async fn record_crosses_a_strict_line_of_five_hop_by_hop() {
     let shutdown = CancellationToken::new();
     // Periodic sync far away: after the links are up only gossip can carry the record.
-    let nodes = line(5, Duration::from_secs(3600), &shutdown).await;
-    let (first, last) = (&nodes[0], &nodes[4]);
+    let nodes = line_with(5, Duration::from_secs(3600), true, &shutdown).await;
+    let first = &nodes[0];
     // Let the gossip meshes form before publishing.
     eventually("gossip mesh on the middle node", || async {
         nodes[2].client.status().await.unwrap().gossip_mesh_peers >= 2
@@ -168,7 +183,25 @@ async fn record_crosses_a_line_of_five_and_providers_are_found() {
         })
         .await;
     }
+    // Still a line: the record went hop by hop.
+    for (i, node) in nodes.iter().enumerate() {
+        let degree = node.client.connected_peers().await.unwrap().len();
+        let expected = if i == 0 || i == 4 { 1 } else { 2 };
+        assert_eq!(degree, expected, "node {i} peers");
+    }
 
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn providers_are_found_across_a_line_of_five() {
+    let shutdown = CancellationToken::new();
+    // No connection caps here: a DHT lookup dials the peers it learns about, which is
+    // how the far end reaches the nodes holding the provider record.
+    let nodes = line(5, Duration::from_secs(3600), &shutdown).await;
+    let (first, last) = (&nodes[0], &nodes[4]);
+    let (info, _) = put_archive(&first.store, 2, 3000);
+    first.client.provide(info.blake3).await.unwrap();
     let publisher = first.client.peer_id();
     eventually("last node finds the publisher as provider", || async {
         last.client
@@ -403,4 +436,47 @@ async fn dial_sync_now_disconnect_and_shutdown() {
         matches!(b.client.status().await, Err(net::NetError::Shutdown))
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quic_transport_carries_requests() {
+    let shutdown = CancellationToken::new();
+    let far = Duration::from_secs(3600);
+    let mut quic = config(vec![], far);
+    quic.listen = vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()];
+    let a = start(quic, &shutdown).await;
+    assert!(
+        a.addr.iter().any(|p| matches!(p, Protocol::QuicV1)),
+        "{}",
+        a.addr
+    );
+    let b = start(config(vec![a.addr.clone()], far), &shutdown).await;
+    let peer = a.client.peer_id();
+    eventually("connected over quic", || connected(&b.client, peer)).await;
+    let answer = b.client.request(peer, Request::SyncSummary).await.unwrap();
+    assert!(matches!(answer, Response::Summary { .. }), "{answer:?}");
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sync_moves_thousands_of_records_in_batches() {
+    let shutdown = CancellationToken::new();
+    let far = Duration::from_secs(3600);
+    let a = start(config(vec![], far), &shutdown).await;
+    let key = PublisherKey::generate();
+    let (info, _) = put_archive(&a.store, 70, 100);
+    // More than several GetRecords batches (512 ids each) and every bucket populated.
+    let records: Vec<Record> = (0..2000)
+        .map(|i| version_record(&key, &format!("bulk-pack-{i}"), "1.0.0", info.clone()))
+        .collect();
+    a.store.ingest_many(&records).unwrap();
+
+    let b = start(config(vec![a.addr.clone()], far), &shutdown).await;
+    eventually("all 2000 records at the new node", || async {
+        b.store.stats().unwrap().records == 2000
+    })
+    .await;
+    let ids = b.store.record_ids().unwrap();
+    assert!(records.iter().all(|r| ids.binary_search(&r.id()).is_ok()));
+    shutdown.cancel();
 }

@@ -6,11 +6,12 @@
 use std::num::NonZeroUsize;
 
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
+use libp2p::multiaddr::Protocol;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns, noise, ping, relay,
-    request_response, tcp, yamux, StreamProtocol, Swarm, SwarmBuilder,
+    allow_block_list, autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns, noise,
+    ping, relay, request_response, tcp, yamux, Multiaddr, StreamProtocol, Swarm, SwarmBuilder,
 };
 
 use super::protocol::{
@@ -28,6 +29,8 @@ const MAX_PER_PEER: u32 = 2;
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Peers banned for invalid input: their connections are denied outright.
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub limits: connection_limits::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
@@ -86,6 +89,19 @@ fn kad_behaviour(config: &NetConfig, id: libp2p::PeerId) -> kad::Behaviour<Memor
     kad
 }
 
+/// True when every listen address is on loopback: AutoNAT has nothing to learn there and
+/// its probes drop QUIC connections on localhost (rust-libp2p #3308).
+pub fn loopback_only(listen: &[Multiaddr]) -> bool {
+    !listen.is_empty()
+        && listen.iter().all(|addr| {
+            addr.iter().any(|p| match p {
+                Protocol::Ip4(ip) => ip.is_loopback(),
+                Protocol::Ip6(ip) => ip.is_loopback(),
+                _ => false,
+            })
+        })
+}
+
 /// Builds the swarm (TCP + QUIC + DNS + relay client) and subscribes to the records topic.
 pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
     let gossip = gossip_config(config)?;
@@ -137,10 +153,10 @@ pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
             } else {
                 None
             };
-            let autonat = config
-                .autonat
+            let autonat = (config.autonat && !loopback_only(&config.listen))
                 .then(|| autonat::Behaviour::new(id, autonat::Config::default()));
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Behaviour {
+                blocked: allow_block_list::Behaviour::default(),
                 limits: connection_limits::Behaviour::new(limits),
                 identify,
                 ping: ping::Behaviour::default(),
@@ -162,4 +178,23 @@ pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
         .subscribe(&records_topic())
         .map_err(|e| NetError::Config(format!("gossip topic {RECORDS_TOPIC}: {e}")))?;
     Ok(swarm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn autonat_is_skipped_only_for_loopback_listeners() {
+        let parse = |a: &str| a.parse::<Multiaddr>().unwrap();
+        assert!(loopback_only(&[
+            parse("/ip4/127.0.0.1/tcp/0"),
+            parse("/ip6/::1/udp/0/quic-v1")
+        ]));
+        assert!(!loopback_only(&[
+            parse("/ip4/127.0.0.1/tcp/0"),
+            parse("/ip4/0.0.0.0/tcp/4001")
+        ]));
+        assert!(!loopback_only(&[]));
+    }
 }

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::future::join_all;
+use futures::StreamExt;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -16,6 +17,8 @@ use super::{sync, NetError, NetStatus, PeerInfo, Receipt};
 use crate::package::{Blake3Hash, Record, RecordId};
 use crate::store::{IngestOutcome, Query, Store};
 
+/// Concurrent `SyncBucket` requests to one peer.
+const SYNC_BUCKETS_IN_FLIGHT: usize = 8;
 /// Slack on top of the loop's own timeouts before a caller gives up waiting.
 const REPLY_SLACK: Duration = Duration::from_secs(5);
 
@@ -90,10 +93,21 @@ impl Client {
     ) -> Result<Receipt, NetError> {
         let store = self.store.clone();
         let local = record.clone();
-        tokio::task::spawn_blocking(move || store.ingest(&local))
-            .await
-            .map_err(|e| NetError::Store(e.to_string()))?
-            .map_err(|e| NetError::Store(e.to_string()))?;
+        match blocking(move || store.ingest(&local)).await? {
+            IngestOutcome::Added | IngestOutcome::Duplicate => {}
+            IngestOutcome::Equivocation { existing } => {
+                return Err(NetError::Store(format!(
+                "record {}: conflicts with record {existing} for the same version; not announced",
+                record.id()
+            )))
+            }
+            IngestOutcome::Rejected { reason } => {
+                return Err(NetError::Store(format!(
+                    "record {}: refused by the local store: {reason}; not announced",
+                    record.id()
+                )))
+            }
+        }
         let wait = self.query_timeout + REPLY_SLACK;
         let gossip_peers = self.gossip_raw(record.as_bytes().to_vec()).await?;
         let dht_peers = self
@@ -225,13 +239,24 @@ impl Client {
         };
         let store = self.store.clone();
         let ours = blocking(move || store.record_ids()).await?;
+        let differing = sync::differing_buckets(&sync::bucket_digests(&ours), &theirs);
+        // A few bucket listings in flight at once: a fresh node differs in all 256.
+        let mut listings = futures::stream::iter(differing)
+            .map(|bucket| async move {
+                (
+                    bucket,
+                    self.request(peer, Request::SyncBucket { bucket }).await,
+                )
+            })
+            .buffer_unordered(SYNC_BUCKETS_IN_FLIGHT);
         let mut wanted: Vec<RecordId> = Vec::new();
-        for bucket in sync::differing_buckets(&sync::bucket_digests(&ours), &theirs) {
-            match self.request(peer, Request::SyncBucket { bucket }).await? {
+        while let Some((bucket, answer)) = listings.next().await {
+            match answer? {
                 Response::Ids { ids } => wanted.extend(sync::missing(&ours, bucket, &ids)),
                 other => return Err(unexpected(peer, "sync bucket", &other)),
             }
         }
+        drop(listings);
         let mut gained = 0;
         while !wanted.is_empty() {
             let batch: Vec<RecordId> = wanted.iter().take(MAX_IDS_PER_REQUEST).copied().collect();

@@ -16,7 +16,6 @@ use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{identify, mdns, ping, Multiaddr, PeerId, Swarm};
-use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -25,10 +24,10 @@ use super::client::Client;
 use super::discovery::{peer_of, Bootstrap};
 use super::peers::Penalties;
 use super::protocol::{
-    archive_of_key, dht_key, parse_record, provider_key, Request, Response, KAD_PROTOCOL,
-    MAX_IDS_PER_REQUEST, MAX_SEARCH_RESULTS, RECORDS_RESPONSE_BUDGET,
+    archive_of_key, check_dht_record, dht_key, parse_record, provider_key, Request, Response,
+    KAD_PROTOCOL,
 };
-use super::{sync, NetConfig, NetError, NetStatus, PeerInfo};
+use super::{NetConfig, NetError, NetStatus, PeerInfo};
 use crate::package::{Blake3Hash, Record};
 use crate::store::{IngestOutcome, Store};
 
@@ -133,8 +132,7 @@ struct EventLoop {
     syncing: HashSet<PeerId>,
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     pending_dial_addrs: HashMap<ConnectionId, Multiaddr>,
-    pending_requests:
-        HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<Response, NetError>>)>,
+    pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, NetError>>>,
     pending_puts: HashMap<QueryId, oneshot::Sender<Result<usize, NetError>>>,
     pending_provides: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     pending_providers: HashMap<QueryId, ProvidersQuery>,
@@ -273,9 +271,10 @@ impl EventLoop {
     }
 
     /// Keeps connections bounded: gossipsub keeps every connection alive (rust-libp2p
-    /// #5190), so past 90% of the limit close peers that are neither bootstrap nor mesh.
+    /// #5190), so past 90% of the limit (rounded up) close peers that are neither bootstrap nor mesh.
     fn prune(&mut self) {
-        let target = (self.max_connections as usize * 9) / 10;
+        let max = self.max_connections as usize;
+        let target = max - max / 10;
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         if connected.len() <= target {
             return;
@@ -317,6 +316,7 @@ impl EventLoop {
         if self.penalties.penalize(peer) {
             tracing::info!("banning {peer}: too many invalid records");
             self.bootstrap.forget(&peer);
+            self.swarm.behaviour_mut().blocked.block_peer(peer);
             let _ = self.swarm.disconnect_peer_id(peer);
             self.swarm.behaviour_mut().kad.remove_peer(&peer);
         }
@@ -395,7 +395,7 @@ impl EventLoop {
                 reply,
             } => {
                 let id = self.swarm.behaviour_mut().rr.send_request(&peer, request);
-                self.pending_requests.insert(id, (peer, reply));
+                self.pending_requests.insert(id, reply);
             }
             Command::ConnectedPeers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
@@ -770,13 +770,8 @@ impl EventLoop {
 
     /// A peer asked us to store a DHT record: it must be a valid record under its own key.
     fn on_dht_put(&mut self, source: PeerId, kad_record: kad::Record) {
-        let record = match parse_record(kad_record.value.clone()) {
-            Ok(record) if dht_key(&record) == kad_record.key => record,
-            Ok(_) => {
-                tracing::debug!("dht put from {source}: record under a foreign key");
-                self.penalize(source);
-                return;
-            }
+        let record = match check_dht_record(&kad_record.key, kad_record.value.clone()) {
+            Ok(record) => record,
             Err(reason) => {
                 tracing::debug!("dht put from {source}: {reason}");
                 self.penalize(source);
@@ -804,7 +799,7 @@ impl EventLoop {
                     let client = self.client.clone();
                     tokio::spawn(async move {
                         let response = match tokio::task::spawn_blocking(move || {
-                            answer(&store, request)
+                            super::inbound::answer(&store, request)
                         })
                         .await
                         {
@@ -821,7 +816,7 @@ impl EventLoop {
                     request_id,
                     response,
                 } => {
-                    if let Some((_, reply)) = self.pending_requests.remove(&request_id) {
+                    if let Some(reply) = self.pending_requests.remove(&request_id) {
                         let _ = reply.send(Ok(response));
                     }
                 }
@@ -832,7 +827,7 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                if let Some((_, reply)) = self.pending_requests.remove(&request_id) {
+                if let Some(reply) = self.pending_requests.remove(&request_id) {
                     let _ = reply.send(Err(NetError::Request {
                         peer,
                         reason: error.to_string(),
@@ -849,81 +844,4 @@ impl EventLoop {
 
 async fn client_send(client: &Client, command: Command) -> Result<(), NetError> {
     client.send_internal(command).await
-}
-
-/// Computes the answer to an inbound request from the store (runs on a blocking thread).
-pub fn answer(store: &Store, request: Request) -> Response {
-    let error = |e: crate::store::StoreError| Response::Error {
-        message: e.to_string(),
-    };
-    match request {
-        Request::SyncSummary => match store.record_ids() {
-            Ok(ids) => Response::Summary {
-                buckets: sync::bucket_digests(&ids),
-            },
-            Err(e) => error(e),
-        },
-        Request::SyncBucket { bucket } => match store.record_ids() {
-            Ok(ids) => Response::Ids {
-                ids: sync::ids_in_bucket(&ids, bucket),
-            },
-            Err(e) => error(e),
-        },
-        Request::GetRecords { ids } => {
-            if ids.len() > MAX_IDS_PER_REQUEST {
-                return Response::Error {
-                    message: format!(
-                        "{} ids requested, at most {MAX_IDS_PER_REQUEST} per request",
-                        ids.len()
-                    ),
-                };
-            }
-            match store.records(&ids) {
-                Ok(records) => records_response(records),
-                Err(e) => error(e),
-            }
-        }
-        Request::Search { mut query } => {
-            query.limit = query.limit.clamp(1, MAX_SEARCH_RESULTS);
-            let hits = match store.search(&query) {
-                Ok(hits) => hits,
-                Err(e) => return error(e),
-            };
-            let ids: Vec<_> = hits.iter().map(|h| h.package.record_id).collect();
-            match store.records(&ids) {
-                Ok(records) => records_response(records),
-                Err(e) => error(e),
-            }
-        }
-        Request::ChunkList { archive } => match store.chunk_hashes(&archive) {
-            Ok(Some(chunks)) => Response::ChunkList { chunks },
-            Ok(None) => Response::NotFound,
-            Err(e) => error(e),
-        },
-        Request::Chunk { archive, index } => {
-            if !store.has_archive(&archive) {
-                return Response::NotFound;
-            }
-            match store.read_chunk(&archive, index) {
-                Ok(bytes) => Response::Chunk {
-                    bytes: ByteBuf::from(bytes),
-                },
-                Err(e) => error(e),
-            }
-        }
-    }
-}
-
-/// Record bytes up to the response budget (the requester asks again for the rest).
-fn records_response(records: Vec<Record>) -> Response {
-    let mut total = 0;
-    let mut out = Vec::new();
-    for record in records {
-        total += record.as_bytes().len() + 8;
-        if total > RECORDS_RESPONSE_BUDGET {
-            break;
-        }
-        out.push(ByteBuf::from(record.into_bytes()));
-    }
-    Response::Records { records: out }
 }

@@ -3,13 +3,14 @@
 //! configuration, the error type, the report types and [`spawn`].
 //!
 //! Layout: `protocol` (the wire spec), `behaviour` (swarm construction), `event_loop`
-//! (the owner of the swarm), `client` (the handle), `sync` (anti-entropy digests),
+//! (the owner of the swarm), `inbound` (answers to requests), `client` (the handle), `sync` (anti-entropy digests),
 //! `discovery` (bootstrap redial), `peers` (penalties), `transfer` (archive download).
 
 pub mod behaviour;
 pub mod client;
 pub mod discovery;
 pub mod event_loop;
+pub mod inbound;
 pub mod peers;
 pub mod protocol;
 pub mod sync;

@@ -127,9 +127,63 @@ pub fn parse_record(bytes: Vec<u8>) -> Result<Record, String> {
     Record::verify(bytes).map_err(|e| e.to_string())
 }
 
+/// Checks a record a peer asks us to keep in the DHT: a valid record stored under the
+/// key derived from it (so nobody can squat another record's key).
+pub fn check_dht_record(key: &RecordKey, value: Vec<u8>) -> Result<Record, String> {
+    let record = parse_record(value)?;
+    if dht_key(&record) != *key {
+        return Err("record stored under a key that is not its own".into());
+    }
+    Ok(record)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::package::{ArchiveInfo, PublisherKey, Sha256Hash, VersionRecord};
+
+    fn record(key: &PublisherKey, name: &str) -> Record {
+        let body = VersionRecord {
+            publisher: key.id(),
+            name: name.into(),
+            version: semver::Version::new(1, 0, 0),
+            archive: ArchiveInfo {
+                blake3: Blake3Hash::of(name.as_bytes()),
+                sha256: Sha256Hash([0; 32]),
+                size: 1,
+                chunk_size: 1 << 20,
+                chunks_root: Blake3Hash::of(b"root"),
+            },
+            description: String::new(),
+            category: None,
+            keywords: vec![],
+            authors: vec![],
+            license: None,
+            repository: None,
+            dependencies: Default::default(),
+            published_at: 1,
+        };
+        Record::sign(RecordBody::Version(body), key).unwrap()
+    }
+
+    #[test]
+    fn dht_records_must_sit_under_their_own_key() {
+        let key = PublisherKey::generate();
+        let a = record(&key, "pack-a");
+        let b = record(&key, "pack-b");
+        assert!(check_dht_record(&dht_key(&a), a.as_bytes().to_vec()).is_ok());
+        assert!(check_dht_record(&dht_key(&b), a.as_bytes().to_vec()).is_err());
+        let mut forged = a.as_bytes().to_vec();
+        forged[5] ^= 1;
+        assert!(check_dht_record(&dht_key(&a), forged).is_err());
+    }
+
+    #[test]
+    fn dht_keys_normalize_names() {
+        let key = PublisherKey::generate();
+        let text = String::from_utf8(dht_key(&record(&key, "my_pack")).to_vec()).unwrap();
+        assert_eq!(text, format!("/ggen/v/my-pack/1.0.0/{}", key.id()));
+    }
 
     #[test]
     fn provider_keys_round_trip() {
