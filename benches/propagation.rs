@@ -1,0 +1,329 @@
+//! Propagation and provider lookup in one process: N real registry nodes on loopback TCP
+//! (node i bootstraps from up to 3 random earlier nodes), for each N in `NODES`
+//! (default 20,50,100):
+//! publish → record in the index of every node, over `PUBLISHES` publishes from random
+//! nodes (times are each node's own `records.received_at` in its SQLite index, minus the
+//! moment `publish_package` was called); cold `Client::find_providers` from nodes with no
+//! local provider entry for the archive; connections per node (`Client::status`) once
+//! the mesh formed and at the end. All against a baseline measured in the same network: one request-response round trip
+//! (`GetRecords` with no ids) from a node to a connected peer — the cost of one hop
+//! through both event loops and the store thread pool.
+//!
+//! Run: `cargo bench --bench propagation` (`NODES=20,50`, `PUBLISHES`, `LOOKUPS`).
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use common::{address, load, ms, node, percentile, with_key};
+use ggen_p2p::net::Request;
+use ggen_p2p::package::Blake3Hash;
+use ggen_p2p::registry::{P2PRegistry, Package, Registry};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+const BOOTSTRAP_PEERS: usize = 3;
+const MESH_WAIT: Duration = Duration::from_secs(90);
+const ARRIVAL_WAIT: Duration = Duration::from_secs(30);
+
+fn env_or<T: std::str::FromStr>(var: &str, default: T) -> T {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let sizes: Vec<usize> = std::env::var("NODES")
+        .unwrap_or_else(|_| "20,50,100".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let publishes: usize = env_or("PUBLISHES", 10);
+    let lookups: usize = env_or("LOOKUPS", 30);
+    let mut rows = Vec::new();
+    for n in sizes {
+        println!("== {n} nodes (load {})", load());
+        rows.push(run(n, publishes, lookups).await?);
+    }
+    println!("\n| nodes | mesh formed after | peers/node max (mean) | gossip mesh mean | baseline RR p50 | publish→all p50 | publish→all max | ratio p50/RR | publish call p50 | cold lookup p50 | p99 | lookups | ratio p50/RR |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!("{r}");
+    }
+    Ok(())
+}
+
+struct Row(String);
+
+impl std::fmt::Display for Row {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
+    let work = tempfile::tempdir()?;
+    let root = work.path();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(n as u64);
+    let mut nodes: Vec<P2PRegistry> = Vec::new();
+    let mut addrs: Vec<String> = Vec::new();
+    let begun = Instant::now();
+    for i in 0..n {
+        let bootstrap: Vec<String> = addrs
+            .choose_multiple(&mut rng, BOOTSTRAP_PEERS)
+            .cloned()
+            .collect();
+        let node = node(root, &format!("n{i}"), bootstrap).await?;
+        addrs.push(address(&node).await?);
+        nodes.push(node);
+    }
+    println!(
+        "started {n} nodes in {:.1} s",
+        begun.elapsed().as_secs_f64()
+    );
+
+    // The mesh has formed when every node has its gossip mesh filled (at least
+    // mesh_n_low peers, or all its connections if fewer).
+    let begun = Instant::now();
+    let low = nodes[0].config().gossip.mesh_n_low;
+    let formed = loop {
+        let stats = statuses(&nodes).await?;
+        let ready = stats
+            .iter()
+            .filter(|(peers, mesh)| *peers > 0 && *mesh >= low.min(*peers))
+            .count();
+        if ready == n {
+            break Some(begun.elapsed());
+        }
+        if begun.elapsed() > MESH_WAIT {
+            println!(
+                "mesh incomplete after {MESH_WAIT:?}: {ready}/{n} nodes ready; measuring anyway"
+            );
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    // Let the first round of anti-entropy and DHT bootstrap traffic settle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (peers_max, peers_mean, mesh_mean) = connection_stats(&statuses(&nodes).await?);
+    println!("mesh formed: {formed:?}; peers/node max {peers_max} mean {peers_mean:.1}; gossip mesh mean {mesh_mean:.1}");
+
+    let rtt = round_trips(&nodes, &mut rng, 30).await?;
+    println!(
+        "baseline RR round trip p50 {:.2} ms p99 {:.2} ms",
+        ms(percentile(&rtt, 50.0)),
+        ms(percentile(&rtt, 99.0))
+    );
+
+    // Publishes from random nodes, one at a time.
+    let mut to_all = Vec::new();
+    let mut calls = Vec::new();
+    let mut archives: Vec<(Blake3Hash, usize)> = Vec::new();
+    for k in 0..publishes {
+        let from = rng.gen_range(0..n);
+        let publisher = &nodes[from];
+        if !publisher.publisher_key_path().exists() {
+            with_key(publisher)?;
+        }
+        let pack = tiny_pack(root, &format!("prop-{n}-{k}"))?;
+        let package = Package::from_dir(&pack)?;
+        let t0 = epoch_ms();
+        let begun = Instant::now();
+        let report = publisher.publish_package(package).await?;
+        calls.push(begun.elapsed());
+        archives.push((report.archive.blake3, from));
+        let arrivals = arrivals(&nodes, &report.record_id, ARRIVAL_WAIT).await?;
+        let missing = arrivals.iter().filter(|a| a.is_none()).count();
+        let last = arrivals.iter().flatten().max().copied().unwrap_or(0);
+        let all = Duration::from_millis(last.saturating_sub(t0));
+        if missing > 0 {
+            println!("publish {k}: {missing}/{n} nodes missed it within {ARRIVAL_WAIT:?}");
+            to_all.push(ARRIVAL_WAIT);
+        } else {
+            to_all.push(all);
+        }
+        let mut per_node: Vec<Duration> = arrivals
+            .iter()
+            .flatten()
+            .map(|a| Duration::from_millis(a.saturating_sub(t0)))
+            .collect();
+        per_node.sort();
+        println!(
+            "publish {k} from n{from}: publish call {:.0} ms; in every index after {:.0} ms (median node {:.0} ms)",
+            ms(calls[k]),
+            ms(all),
+            ms(percentile(&per_node, 50.0))
+        );
+    }
+
+    // Cold lookups: a random archive asked by a random node that holds no provider entry
+    // for it (so neither its store nor, by construction, its DHT store knows one).
+    let mut lookup_times = Vec::new();
+    let mut skipped = 0;
+    for _ in 0..lookups {
+        let (archive, provider) = archives[rng.gen_range(0..archives.len())];
+        let cold: Vec<usize> = (0..n)
+            .filter(|i| *i != provider)
+            .filter(|i| {
+                nodes[*i]
+                    .store()
+                    .providers(&archive)
+                    .map(|p| p.is_empty())
+                    .unwrap_or(false)
+            })
+            .collect();
+        let Some(&asker) = cold.choose(&mut rng) else {
+            skipped += 1;
+            continue;
+        };
+        let client = nodes[asker].client().context("started")?;
+        let begun = Instant::now();
+        let found = client.find_providers(archive).await?;
+        lookup_times.push(begun.elapsed());
+        if found.is_empty() {
+            println!("lookup from n{asker}: no provider found");
+        }
+    }
+    if skipped > 0 {
+        println!("{skipped} lookups skipped: no node without a provider entry (every node is among the closest to the key)");
+    }
+    let (end_max, end_mean, end_mesh) = connection_stats(&statuses(&nodes).await?);
+    println!("end: peers/node max {end_max} mean {end_mean:.1}; gossip mesh mean {end_mesh:.1}");
+
+    for node in &nodes {
+        node.stop().await?;
+    }
+    let rr = percentile(&rtt, 50.0);
+    let p50 = percentile(&to_all, 50.0);
+    let lookup = |p| {
+        if lookup_times.is_empty() {
+            "n/a".to_string()
+        } else {
+            format!("{:.1} ms", ms(percentile(&lookup_times, p)))
+        }
+    };
+    Ok(Row(format!(
+        "| {n} | {} | {peers_max} ({peers_mean:.1}); end {end_max} ({end_mean:.1}) | {mesh_mean:.1} | {:.2} ms | {:.0} ms | {:.0} ms | {:.0}× | {:.0} ms | {} | {} | {} | {} |",
+        formed.map(|d| format!("{:.1} s", d.as_secs_f64())).unwrap_or_else(|| "incomplete".into()),
+        ms(rr),
+        ms(p50),
+        ms(percentile(&to_all, 100.0)),
+        ms(p50) / ms(rr),
+        ms(percentile(&calls, 50.0)),
+        lookup(50.0),
+        lookup(99.0),
+        lookup_times.len(),
+        if lookup_times.is_empty() { "–".to_string() } else { format!("{:.0}×", ms(percentile(&lookup_times, 50.0)) / ms(rr)) },
+    )))
+}
+
+fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn tiny_pack(root: &Path, name: &str) -> Result<std::path::PathBuf> {
+    let pack = root.join("packs").join(name);
+    std::fs::create_dir_all(&pack)?;
+    std::fs::write(
+        pack.join("package.toml"),
+        format!("[package]\nname = \"{name}\"\nversion = \"1.0.0\"\ndescription = \"propagation benchmark\"\n"),
+    )?;
+    std::fs::write(pack.join("README.md"), format!("# {name}\n"))?;
+    Ok(pack)
+}
+
+/// (connected peers, gossip mesh peers) of every node.
+async fn statuses(nodes: &[P2PRegistry]) -> Result<Vec<(usize, usize)>> {
+    let mut out = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let status = node.client().context("started")?.status().await?;
+        out.push((status.connected_peers, status.gossip_mesh_peers));
+    }
+    Ok(out)
+}
+
+fn connection_stats(stats: &[(usize, usize)]) -> (usize, f64, f64) {
+    let max = stats.iter().map(|s| s.0).max().unwrap_or(0);
+    let mean = stats.iter().map(|s| s.0).sum::<usize>() as f64 / stats.len().max(1) as f64;
+    let mesh = stats.iter().map(|s| s.1).sum::<usize>() as f64 / stats.len().max(1) as f64;
+    (max, mean, mesh)
+}
+
+/// One `GetRecords { ids: [] }` exchange from random nodes to one of their peers.
+async fn round_trips(
+    nodes: &[P2PRegistry],
+    rng: &mut rand::rngs::StdRng,
+    count: usize,
+) -> Result<Vec<Duration>> {
+    let mut times = Vec::new();
+    while times.len() < count {
+        let client = nodes[rng.gen_range(0..nodes.len())]
+            .client()
+            .context("started")?;
+        let peers = client.connected_peers().await?;
+        let Some(&peer) = peers.choose(rng) else {
+            continue;
+        };
+        let begun = Instant::now();
+        client
+            .request(peer, Request::GetRecords { ids: vec![] })
+            .await?;
+        times.push(begun.elapsed());
+    }
+    Ok(times)
+}
+
+/// Each node's `received_at` (ms since the epoch) for `record`, polled until every node
+/// has it or `wait` passes.
+async fn arrivals(
+    nodes: &[P2PRegistry],
+    record: &Blake3Hash,
+    wait: Duration,
+) -> Result<Vec<Option<u64>>> {
+    let dbs: Vec<std::path::PathBuf> = nodes
+        .iter()
+        .map(|n| n.data_dir().join("index.sqlite"))
+        .collect();
+    let id = record.as_bytes().to_vec();
+    let begun = Instant::now();
+    let mut seen: Vec<Option<u64>> = vec![None; nodes.len()];
+    let mut pending: HashSet<usize> = (0..nodes.len()).collect();
+    while !pending.is_empty() && begun.elapsed() < wait {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (dbs, id, todo) = (dbs.clone(), id.clone(), pending.clone());
+        let found = tokio::task::spawn_blocking(move || -> Result<Vec<(usize, u64)>> {
+            let mut found = Vec::new();
+            for i in todo {
+                let conn = rusqlite::Connection::open_with_flags(
+                    &dbs[i],
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )?;
+                let at: Option<i64> = conn
+                    .query_row(
+                        "SELECT received_at FROM records WHERE id = ?1",
+                        [&id],
+                        |row| row.get(0),
+                    )
+                    .ok();
+                if let Some(at) = at {
+                    found.push((i, at as u64));
+                }
+            }
+            Ok(found)
+        })
+        .await??;
+        for (i, at) in found {
+            seen[i] = Some(at);
+            pending.remove(&i);
+        }
+    }
+    Ok(seen)
+}
