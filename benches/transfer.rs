@@ -301,10 +301,19 @@ fn daemon_install(root: &Path, bootstrap: &str, name: &str) -> Result<Memory> {
         .spawn()?;
     let result = (|| {
         let stdout = child.stdout.take().context("daemon stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let started: serde_json::Value =
-            serde_json::from_str(&line).with_context(|| format!("daemon start line {line:?}"))?;
+        // `--json` pretty-prints one object: read lines until it parses.
+        let mut reader = BufReader::new(stdout);
+        let mut text = String::new();
+        let started: serde_json::Value = loop {
+            if reader.read_line(&mut text)? == 0 {
+                bail!("daemon exited before printing its start object: {text:?}");
+            }
+            if let Ok(value) = serde_json::from_str(&text) {
+                break value;
+            }
+        };
+        // Keep draining stdout so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || for _ in reader.lines() {});
         let api = started["api"].as_str().context("api address")?.to_string();
         let begun = Instant::now();
         while http_status(&api, &format!("/api/v1/packages/{name}")) != Some(200) {
