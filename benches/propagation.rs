@@ -50,8 +50,8 @@ async fn main() -> Result<()> {
         println!("== {n} nodes (load {})", load());
         rows.push(run(n, publishes, lookups).await?);
     }
-    println!("\n| nodes | mesh formed after | peers/node max (mean) | gossip mesh mean | baseline RR p50 | publish→all p50 | publish→all max | ratio p50/RR | publish call p50 | cold lookup p50 | p99 | lookups | ratio p50/RR |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("\n| nodes | mesh formed after | peers/node max (mean) | gossip mesh mean | process CPU (cores) | baseline RR p50 | publish→all p50 | publish→all max | ratio p50/RR | publish call p50 | cold lookup p50 | p99 | lookups | ratio p50/RR |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!("{r}");
     }
@@ -108,17 +108,27 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    // Let the first round of anti-entropy and DHT bootstrap traffic settle.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Let the connection count settle (DHT bootstrap keeps dialing after the mesh forms):
+    // stable over 2 s, or 60 s at most.
+    let settle = Instant::now();
+    let mut last = 0;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let total: usize = statuses(&nodes).await?.iter().map(|s| s.0).sum();
+        if total == last || settle.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        last = total;
+    }
+    println!(
+        "connections settled after {:.1} s more",
+        settle.elapsed().as_secs_f64()
+    );
     let (peers_max, peers_mean, mesh_mean) = connection_stats(&statuses(&nodes).await?);
     println!("mesh formed: {formed:?}; peers/node max {peers_max} mean {peers_mean:.1}; gossip mesh mean {mesh_mean:.1}");
 
-    let rtt = round_trips(&nodes, &mut rng, 30).await?;
-    println!(
-        "baseline RR round trip p50 {:.2} ms p99 {:.2} ms",
-        ms(percentile(&rtt, 50.0)),
-        ms(percentile(&rtt, 99.0))
-    );
+    let cpu_start = (cpu_seconds(), Instant::now());
+    let mut rtt = Vec::new();
 
     // Publishes from random nodes, one at a time.
     let mut to_all = Vec::new();
@@ -130,6 +140,8 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
         if !publisher.publisher_key_path().exists() {
             with_key(publisher)?;
         }
+        // The baseline, side by side: round trips from this publisher just before.
+        rtt.extend(round_trips(&nodes[from..=from], &mut rng, 5).await?);
         let pack = tiny_pack(root, &format!("prop-{n}-{k}"))?;
         let package = Package::from_dir(&pack)?;
         let t0 = epoch_ms();
@@ -192,6 +204,12 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
     if skipped > 0 {
         println!("{skipped} lookups skipped: no node without a provider entry (every node is among the closest to the key)");
     }
+    let cores = (cpu_seconds() - cpu_start.0) / cpu_start.1.elapsed().as_secs_f64();
+    println!(
+        "baseline RR round trip p50 {:.2} ms p99 {:.2} ms; this process used {cores:.2} cores while measuring",
+        ms(percentile(&rtt, 50.0)),
+        ms(percentile(&rtt, 99.0))
+    );
     let (end_max, end_mean, end_mesh) = connection_stats(&statuses(&nodes).await?);
     println!("end: peers/node max {end_max} mean {end_mean:.1}; gossip mesh mean {end_mesh:.1}");
 
@@ -208,7 +226,7 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
         }
     };
     Ok(Row(format!(
-        "| {n} | {} | {peers_max} ({peers_mean:.1}); end {end_max} ({end_mean:.1}) | {mesh_mean:.1} | {:.2} ms | {:.0} ms | {:.0} ms | {:.0}× | {:.0} ms | {} | {} | {} | {} |",
+        "| {n} | {} | {peers_max} ({peers_mean:.1}); end {end_max} ({end_mean:.1}) | {mesh_mean:.1} | {cores:.2} | {:.2} ms | {:.0} ms | {:.0} ms | {:.0}× | {:.0} ms | {} | {} | {} | {} |",
         formed.map(|d| format!("{:.1} s", d.as_secs_f64())).unwrap_or_else(|| "incomplete".into()),
         ms(rr),
         ms(p50),
@@ -220,6 +238,22 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
         lookup_times.len(),
         if lookup_times.is_empty() { "–".to_string() } else { format!("{:.0}×", ms(percentile(&lookup_times, 50.0)) / ms(rr)) },
     )))
+}
+
+/// CPU time (user + system) this process has used, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start at the state.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime (fields 14 and 15 of stat(5)), in clock ticks of 1/100 s.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn epoch_ms() -> u64 {
