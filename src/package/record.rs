@@ -12,6 +12,7 @@ use std::fmt;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
+use super::digest::CHUNK_SIZE;
 use super::hash::{Blake3Hash, Sha256Hash};
 use super::keys::{PublisherId, PublisherKey};
 use super::manifest::{self, Manifest};
@@ -291,8 +292,13 @@ fn validate_body(body: &RecordBody) -> Result<(), RecordError> {
                 semver::VersionReq::parse(req)
                     .map_err(|e| invalid(format!("dependency {name}: {req:?}: {e}")))?;
             }
-            if v.archive.chunk_size == 0 {
-                return Err(invalid("archive chunk_size is 0".into()));
+            // One chunk size for every archive keeps chunk lists comparable across
+            // nodes; a later record format may allow others.
+            if v.archive.chunk_size != CHUNK_SIZE {
+                return Err(invalid(format!(
+                    "archive chunk_size is {}, this version only accepts {CHUNK_SIZE}",
+                    v.archive.chunk_size
+                )));
             }
         }
         RecordBody::Yank(y) => manifest::validate_name(&y.name).map_err(invalid)?,
