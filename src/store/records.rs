@@ -402,9 +402,16 @@ pub(super) fn refresh_name(
         }
         None => {
             tx.prepare_cached(
-                "INSERT INTO packages (norm, rid, category, conflict) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO packages (pid, norm, rid, category, conflict)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![norm, rid, category, conflict])?;
+            .execute(params![
+                package_id(norm, rid),
+                norm,
+                rid,
+                category,
+                conflict
+            ])?;
             tx.last_insert_rowid()
         }
     };
@@ -427,6 +434,14 @@ pub(super) fn refresh_name(
         keyword.execute(params![k.to_lowercase(), pid])?;
     }
     Ok(())
+}
+
+/// A package row id that sorts shorter names first: `(name length << 40) | rid` (the rid
+/// of the version that created the row, unique to this name). FTS5 walks matches in
+/// rowid order, so a broad query can rank its first matches (shortest names) without
+/// scoring every match; see `search.rs`.
+fn package_id(norm: &str, rid: i64) -> i64 {
+    ((norm.len() as i64) << 40) | (rid & ((1 << 40) - 1))
 }
 
 /// The version record stored under `rid`, re-verified.
