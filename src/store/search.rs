@@ -29,7 +29,7 @@ const PREFIX_BOOST: f64 = 100.0;
 /// shorter names first (see `records::package_id`). bm25 costs about a microsecond per
 /// scored row, so this bounds a query over common words; a query matching fewer rows
 /// than this is scored exhaustively.
-const POOL: usize = 1500;
+const POOL: usize = 1000;
 /// Name-column matches scored, so name hits are not crowded out by description hits.
 const NAME_POOL: usize = 500;
 
@@ -181,9 +181,12 @@ impl Store {
                     found.push(row?);
                 }
             } else {
-                let any = fts_expression(&tokens, " OR ");
-                let all = fts_expression(&tokens, " ");
-                let in_name = format!("{{joined words}} : ({any})");
+                let any = fts_expression(&tokens, " OR ", false);
+                let all = fts_expression(&tokens, " ", false);
+                let in_name = format!(
+                    "{{joined words}} : ({})",
+                    fts_expression(&tokens, " OR ", true)
+                );
                 let whole = normalize_name(&tokens.join("-"));
                 let words = format!(" {} ", tokens.join(" "));
                 let mut names: Vec<&str> = tokens.iter().map(String::as_str).collect();
@@ -198,10 +201,9 @@ impl Store {
                 };
                 let sql = format!(
                     "WITH c(pid, bm) AS (
-                        {any_pool} UNION ALL {all_pool} UNION ALL {name_pool}
-                        UNION ALL SELECT rowid, bm25(packages_fts, {BM25_WEIGHTS})
-                            FROM packages_fts WHERE packages_fts MATCH ?1 AND rowid IN
-                            (SELECT pid FROM packages WHERE norm IN (SELECT value FROM json_each(?10)))
+                        {any_pool} UNION ALL {name_pool} {all_pool}
+                        UNION ALL SELECT pid, 0.0 FROM packages
+                            WHERE norm IN (SELECT value FROM json_each(?10))
                      )
                      SELECT p.rid, p.conflict,
                         -MIN(c.bm)
@@ -217,7 +219,13 @@ impl Store {
                      GROUP BY p.pid
                      ORDER BY score DESC, p.norm LIMIT ?6 OFFSET ?7",
                     any_pool = pool("?1", POOL),
-                    all_pool = pool("?8", POOL),
+                    // With one word "all" is "any": skip the second pool.
+                    all_pool = if tokens.len() > 1 {
+                        format!("UNION ALL {}", pool("?8", POOL))
+                    } else {
+                        // (still mentions ?8 so both shapes take the same parameters)
+                        "UNION ALL SELECT pid, 0.0 FROM packages WHERE ?8 IS NULL".to_string()
+                    },
                     name_pool = pool("?9", NAME_POOL),
                 );
                 let mut stmt = conn.prepare_cached(&sql)?;
@@ -243,12 +251,13 @@ impl Store {
     }
 }
 
-/// `"a" OR "b" OR "c"*` (or with `" "`: all of them); the last word is also a prefix so
-/// a half-typed query finds something.
-fn fts_expression(tokens: &[String], joiner: &str) -> String {
+/// `"a" OR "b" OR "c"` (or with `" "`: all of them). With `prefix` the last word is
+/// also a prefix so a half-typed name is found (only used on the name columns: prefix
+/// expansion over descriptions is the costliest part of a query).
+fn fts_expression(tokens: &[String], joiner: &str, prefix: bool) -> String {
     let mut parts: Vec<String> = tokens.iter().map(|t| format!("\"{t}\"")).collect();
     if let Some(last) = parts.last_mut() {
-        if tokens.last().is_some_and(|t| t.chars().count() >= 2) {
+        if prefix && tokens.last().is_some_and(|t| t.chars().count() >= 2) {
             last.push('*');
         }
     }
