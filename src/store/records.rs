@@ -370,6 +370,8 @@ pub(super) fn refresh_name(
         if let Some((pid, _, _)) = existing {
             tx.prepare_cached("DELETE FROM packages_fts WHERE rowid = ?1")?
                 .execute([pid])?;
+            tx.prepare_cached("DELETE FROM names_fts WHERE rowid = ?1")?
+                .execute([pid])?;
             tx.prepare_cached("DELETE FROM packages WHERE pid = ?1")?
                 .execute([pid])?;
         }
@@ -395,6 +397,8 @@ pub(super) fn refresh_name(
             )?
             .execute(params![pid, rid, category, conflict])?;
             tx.prepare_cached("DELETE FROM packages_fts WHERE rowid = ?1")?
+                .execute([pid])?;
+            tx.prepare_cached("DELETE FROM names_fts WHERE rowid = ?1")?
                 .execute([pid])?;
             tx.prepare_cached("DELETE FROM package_keywords WHERE pid = ?1")?
                 .execute([pid])?;
@@ -424,10 +428,12 @@ pub(super) fn refresh_name(
     .execute(params![
         pid,
         joined,
-        words,
+        &words,
         v.keywords.join(" "),
         v.description
     ])?;
+    tx.prepare_cached("INSERT INTO names_fts (rowid, words) VALUES (?1, ?2)")?
+        .execute(params![pid, words])?;
     let mut keyword =
         tx.prepare_cached("INSERT OR IGNORE INTO package_keywords (keyword, pid) VALUES (?1, ?2)")?;
     for k in &v.keywords {

@@ -30,8 +30,11 @@ const PREFIX_BOOST: f64 = 100.0;
 /// scored row, so this bounds a query over common words; a query matching fewer rows
 /// than this is scored exhaustively.
 const POOL: usize = 1000;
-/// Name-column matches scored, so name hits are not crowded out by description hits.
+/// Name matches (from `names_fts`, last word as a prefix) scored, so name hits are not
+/// crowded out by description hits.
 const NAME_POOL: usize = 500;
+/// Scale of a `names_fts` bm25 next to a `packages_fts` one (the name column weight).
+const NAME_WEIGHT: &str = "8.0";
 
 /// A search: free-text terms plus exact filters. `limit` 0 means [`DEFAULT_LIMIT`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -183,10 +186,7 @@ impl Store {
             } else {
                 let any = fts_expression(&tokens, " OR ", false);
                 let all = fts_expression(&tokens, " ", false);
-                let in_name = format!(
-                    "{{joined words}} : ({})",
-                    fts_expression(&tokens, " OR ", true)
-                );
+                let in_name = fts_expression(&tokens, " OR ", true);
                 let whole = normalize_name(&tokens.join("-"));
                 let words = format!(" {} ", tokens.join(" "));
                 let mut names: Vec<&str> = tokens.iter().map(String::as_str).collect();
@@ -224,9 +224,12 @@ impl Store {
                         format!("UNION ALL {}", pool("?8", POOL))
                     } else {
                         // (still mentions ?8 so both shapes take the same parameters)
-                        "UNION ALL SELECT pid, 0.0 FROM packages WHERE ?8 IS NULL".to_string()
+                        "UNION ALL SELECT NULL, NULL WHERE ?8 IS NULL".to_string()
                     },
-                    name_pool = pool("?9", NAME_POOL),
+                    name_pool = format!(
+                        "SELECT * FROM (SELECT rowid, bm25(names_fts) * {NAME_WEIGHT}
+                         FROM names_fts WHERE names_fts MATCH ?9 ORDER BY rowid LIMIT {NAME_POOL})"
+                    ),
                 );
                 let mut stmt = conn.prepare_cached(&sql)?;
                 let rows = stmt.query_map(
