@@ -66,6 +66,7 @@ fn main() -> anyhow::Result<()> {
 
     // Baseline table in the same database file, with the same text.
     let conn = Connection::open(dir.path().join("index.sqlite"))?;
+    conn.execute_batch("PRAGMA cache_size = -65536; PRAGMA mmap_size = 1073741824;")?;
     conn.execute_batch(
         "CREATE TABLE plain (norm TEXT PRIMARY KEY, description TEXT NOT NULL) WITHOUT ROWID",
     )?;
