@@ -25,11 +25,13 @@ const EXACT_BOOST: f64 = 1000.0;
 const WORD_NAME_BOOST: f64 = 200.0;
 /// The name starts with the whole query.
 const PREFIX_BOOST: f64 = 100.0;
-/// Matches scored per pool (any word, all words), in FTS rowid order, which puts
+/// Matches of any word scored, in FTS rowid order, which puts
 /// shorter names first (see `records::package_id`). bm25 costs about a microsecond per
 /// scored row, so this bounds a query over common words; a query matching fewer rows
 /// than this is scored exhaustively.
-const POOL: usize = 1000;
+const POOL: usize = 700;
+/// Matches of all the words scored (multi-word queries only).
+const ALL_POOL: usize = 300;
 /// Name matches (from `names_fts`, last word as a prefix) scored, so name hits are not
 /// crowded out by description hits.
 const NAME_POOL: usize = 500;
@@ -221,7 +223,7 @@ impl Store {
                     any_pool = pool("?1", POOL),
                     // With one word "all" is "any": skip the second pool.
                     all_pool = if tokens.len() > 1 {
-                        format!("UNION ALL {}", pool("?8", POOL))
+                        format!("UNION ALL {}", pool("?8", ALL_POOL))
                     } else {
                         // (still mentions ?8 so both shapes take the same parameters)
                         "UNION ALL SELECT NULL, NULL WHERE ?8 IS NULL".to_string()
