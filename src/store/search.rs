@@ -201,6 +201,18 @@ impl Store {
                          ORDER BY rowid LIMIT {cap})"
                     )
                 };
+                let any_pool = pool("?1", POOL);
+                // With one word "all" is "any": skip the second pool (the stand-in still
+                // mentions ?8 so both shapes take the same parameters).
+                let all_pool = if tokens.len() > 1 {
+                    format!("UNION ALL {}", pool("?8", ALL_POOL))
+                } else {
+                    "UNION ALL SELECT NULL, NULL WHERE ?8 IS NULL".to_string()
+                };
+                let name_pool = format!(
+                    "SELECT * FROM (SELECT rowid, bm25(names_fts) * {NAME_WEIGHT}
+                     FROM names_fts WHERE names_fts MATCH ?9 ORDER BY rowid LIMIT {NAME_POOL})"
+                );
                 let sql = format!(
                     "WITH c(pid, bm) AS (
                         {any_pool} UNION ALL {name_pool} {all_pool}
@@ -219,19 +231,7 @@ impl Store {
                        AND (?3 IS NULL OR EXISTS (SELECT 1 FROM package_keywords k
                                                   WHERE k.keyword = ?3 AND k.pid = p.pid))
                      GROUP BY p.pid
-                     ORDER BY score DESC, p.norm LIMIT ?6 OFFSET ?7",
-                    any_pool = pool("?1", POOL),
-                    // With one word "all" is "any": skip the second pool.
-                    all_pool = if tokens.len() > 1 {
-                        format!("UNION ALL {}", pool("?8", ALL_POOL))
-                    } else {
-                        // (still mentions ?8 so both shapes take the same parameters)
-                        "UNION ALL SELECT NULL, NULL WHERE ?8 IS NULL".to_string()
-                    },
-                    name_pool = format!(
-                        "SELECT * FROM (SELECT rowid, bm25(names_fts) * {NAME_WEIGHT}
-                         FROM names_fts WHERE names_fts MATCH ?9 ORDER BY rowid LIMIT {NAME_POOL})"
-                    ),
+                     ORDER BY score DESC, p.norm LIMIT ?6 OFFSET ?7"
                 );
                 let mut stmt = conn.prepare_cached(&sql)?;
                 let rows = stmt.query_map(
