@@ -370,6 +370,8 @@ pub(super) fn refresh_name(
         if let Some((pid, _, _)) = existing {
             tx.prepare_cached("DELETE FROM packages_fts WHERE rowid = ?1")?
                 .execute([pid])?;
+            tx.prepare_cached("DELETE FROM names_fts WHERE rowid = ?1")?
+                .execute([pid])?;
             tx.prepare_cached("DELETE FROM packages WHERE pid = ?1")?
                 .execute([pid])?;
         }
@@ -396,15 +398,24 @@ pub(super) fn refresh_name(
             .execute(params![pid, rid, category, conflict])?;
             tx.prepare_cached("DELETE FROM packages_fts WHERE rowid = ?1")?
                 .execute([pid])?;
+            tx.prepare_cached("DELETE FROM names_fts WHERE rowid = ?1")?
+                .execute([pid])?;
             tx.prepare_cached("DELETE FROM package_keywords WHERE pid = ?1")?
                 .execute([pid])?;
             pid
         }
         None => {
             tx.prepare_cached(
-                "INSERT INTO packages (norm, rid, category, conflict) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO packages (pid, norm, rid, category, conflict)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![norm, rid, category, conflict])?;
+            .execute(params![
+                package_id(norm, rid),
+                norm,
+                rid,
+                category,
+                conflict
+            ])?;
             tx.last_insert_rowid()
         }
     };
@@ -417,16 +428,26 @@ pub(super) fn refresh_name(
     .execute(params![
         pid,
         joined,
-        words,
+        &words,
         v.keywords.join(" "),
         v.description
     ])?;
+    tx.prepare_cached("INSERT INTO names_fts (rowid, words) VALUES (?1, ?2)")?
+        .execute(params![pid, words])?;
     let mut keyword =
         tx.prepare_cached("INSERT OR IGNORE INTO package_keywords (keyword, pid) VALUES (?1, ?2)")?;
     for k in &v.keywords {
         keyword.execute(params![k.to_lowercase(), pid])?;
     }
     Ok(())
+}
+
+/// A package row id that sorts shorter names first: `(name length << 40) | rid` (the rid
+/// of the version that created the row, unique to this name). FTS5 walks matches in
+/// rowid order, so a broad query can rank its first matches (shortest names) without
+/// scoring every match; see `search.rs`.
+fn package_id(norm: &str, rid: i64) -> i64 {
+    ((norm.len() as i64) << 40) | (rid & ((1 << 40) - 1))
 }
 
 /// The version record stored under `rid`, re-verified.
