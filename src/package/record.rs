@@ -193,6 +193,20 @@ impl Record {
         Blake3Hash::of(&self.bytes)
     }
 
+    /// Parses the body of record bytes *without* checking the signature. Only for
+    /// showing records this node verified when it stored them (search results); anything
+    /// that acts on a record (install, forwarding) goes through [`Record::verify`].
+    pub fn parse_unverified(bytes: &[u8]) -> Result<RecordBody, RecordError> {
+        if bytes.len() > MAX_RECORD_SIZE {
+            return Err(RecordError::TooLarge { size: bytes.len() });
+        }
+        if bytes.len() <= SIGNATURE_LEN {
+            return Err(RecordError::TooShort { size: bytes.len() });
+        }
+        serde_json::from_slice(&bytes[SIGNATURE_LEN..])
+            .map_err(|e| RecordError::Malformed(e.to_string()))
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }

@@ -466,8 +466,23 @@ fn load_version(conn: &Connection, rid: i64) -> Result<VersionRecord, Error> {
     }
 }
 
-/// Metadata of the version stored under `rid`.
+/// Metadata of the version stored under `rid`, its record signature re-verified.
 pub(super) fn metadata(conn: &Connection, rid: i64) -> Result<PackageMetadata, Error> {
+    let (id, bytes, yanked) = version_row(conn, rid)?;
+    let record = verify_stored(id, bytes)?;
+    version_metadata(id, record.body(), yanked)
+}
+
+/// Metadata of the version stored under `rid` for display only: the record was verified
+/// when it was ingested and is not re-verified here (search hits; installs re-verify).
+pub(super) fn display_metadata(conn: &Connection, rid: i64) -> Result<PackageMetadata, Error> {
+    let (id, bytes, yanked) = version_row(conn, rid)?;
+    let body = Record::parse_unverified(&bytes)
+        .map_err(|source| StoreError::DamagedRecord { id, source })?;
+    version_metadata(id, &body, yanked)
+}
+
+fn version_row(conn: &Connection, rid: i64) -> Result<(RecordId, Vec<u8>, bool), Error> {
     let (id, bytes, yanked): (Vec<u8>, Vec<u8>, bool) = conn
         .prepare_cached(
             "SELECT r.id, r.bytes, v.yanked FROM records r JOIN versions v ON v.rid = r.rid
@@ -475,8 +490,15 @@ pub(super) fn metadata(conn: &Connection, rid: i64) -> Result<PackageMetadata, E
         )?
         .query_row([rid], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
     let id = Blake3Hash(<[u8; 32]>::try_from(id).unwrap_or([0; 32]));
-    let record = verify_stored(id, bytes)?;
-    match record.body() {
+    Ok((id, bytes, yanked))
+}
+
+fn version_metadata(
+    id: RecordId,
+    body: &RecordBody,
+    yanked: bool,
+) -> Result<PackageMetadata, Error> {
+    match body {
         RecordBody::Version(v) => Ok(PackageMetadata::from_record(v, yanked, id)),
         _ => Err(StoreError::DamagedRecord {
             id,

@@ -246,7 +246,7 @@ impl Store {
                 .into_iter()
                 .map(|(rid, conflict, score)| {
                     Ok(SearchHit {
-                        package: records::metadata(conn, rid)?,
+                        package: records::display_metadata(conn, rid)?,
                         score,
                         conflict,
                     })
