@@ -123,6 +123,29 @@ fn three_daemons_publish_search_install_through_the_cli() {
     assert!(status["net"]["connected_peers"].as_u64().unwrap() >= 1);
     let peers = c.cli(&["peers"]);
     assert!(!peers["peers"].as_array().unwrap().is_empty());
+    let network = c.cli(&["search", "axum", "--network"]);
+    assert!(network["peers_asked"].as_u64().unwrap() >= 1, "{network}");
+
+    // Peers change at run time: c joins a directly, then drops it again.
+    let a_id = a.addr.rsplit('/').next().unwrap().to_string();
+    let added = c.cli(&["peers", "add", &a.addr]);
+    assert!(
+        added["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["peer_id"] == a_id.as_str()),
+        "{added}"
+    );
+    let removed = c.cli(&["peers", "remove", &a_id]);
+    assert!(
+        !removed["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["peer_id"] == a_id.as_str()),
+        "{removed}"
+    );
 
     let target = root.path().join("installed");
     let installed = c.cli(&[

@@ -350,12 +350,21 @@ impl Client {
     }
 
     /// Closes every connection to `peer` and forgets its addresses.
+    /// Closes every connection to `peer` and forgets its addresses. Returns once the
+    /// connections are closed (closing is asynchronous in the swarm), or after 2 s.
     pub async fn disconnect(&self, peer: PeerId) -> Result<(), NetError> {
         self.call("disconnect", self.quick(), |reply| Command::Disconnect {
             peer,
             reply,
         })
-        .await
+        .await?;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        while self.connected_peers().await?.contains(&peer)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        Ok(())
     }
 }
 

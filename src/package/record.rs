@@ -12,6 +12,7 @@ use std::fmt;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
+use super::digest::CHUNK_SIZE;
 use super::hash::{Blake3Hash, Sha256Hash};
 use super::keys::{PublisherId, PublisherKey};
 use super::manifest::{self, Manifest};
@@ -192,6 +193,20 @@ impl Record {
         Blake3Hash::of(&self.bytes)
     }
 
+    /// Parses the body of record bytes *without* checking the signature. Only for
+    /// showing records this node verified when it stored them (search results); anything
+    /// that acts on a record (install, forwarding) goes through [`Record::verify`].
+    pub fn parse_unverified(bytes: &[u8]) -> Result<RecordBody, RecordError> {
+        if bytes.len() > MAX_RECORD_SIZE {
+            return Err(RecordError::TooLarge { size: bytes.len() });
+        }
+        if bytes.len() <= SIGNATURE_LEN {
+            return Err(RecordError::TooShort { size: bytes.len() });
+        }
+        serde_json::from_slice(&bytes[SIGNATURE_LEN..])
+            .map_err(|e| RecordError::Malformed(e.to_string()))
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
@@ -291,8 +306,13 @@ fn validate_body(body: &RecordBody) -> Result<(), RecordError> {
                 semver::VersionReq::parse(req)
                     .map_err(|e| invalid(format!("dependency {name}: {req:?}: {e}")))?;
             }
-            if v.archive.chunk_size == 0 {
-                return Err(invalid("archive chunk_size is 0".into()));
+            // One chunk size for every archive keeps chunk lists comparable across
+            // nodes; a later record format may allow others.
+            if v.archive.chunk_size != CHUNK_SIZE {
+                return Err(invalid(format!(
+                    "archive chunk_size is {}, this version only accepts {CHUNK_SIZE}",
+                    v.archive.chunk_size
+                )));
             }
         }
         RecordBody::Yank(y) => manifest::validate_name(&y.name).map_err(invalid)?,

@@ -120,6 +120,17 @@ impl P2PRegistry {
         Ok(())
     }
 
+    /// This node's libp2p peer id: from the running network, else from `node.key` (absent
+    /// until the node has been started once).
+    pub fn node_peer_id(&self) -> Option<String> {
+        if let Some(client) = self.client() {
+            return Some(client.peer_id().to_string());
+        }
+        let bytes = std::fs::read(self.inner.data_dir.join(NODE_KEY_FILE)).ok()?;
+        let keypair = Keypair::from_protobuf_encoding(&bytes).ok()?;
+        Some(keypair.public().to_peer_id().to_string())
+    }
+
     /// Stops the node gracefully and waits for its event loop to finish.
     pub(super) async fn stop_network(&self) -> Result<()> {
         let running = {

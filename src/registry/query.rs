@@ -22,23 +22,16 @@ impl P2PRegistry {
         let query = query.clone();
         let results = self
             .blocking(move |this| {
-                let store = this.store();
-                let own = this.client().map(|c| c.peer_id().to_string());
-                store
+                let own = this.node_peer_id();
+                this.store()
                     .search(&query)?
                     .into_iter()
                     .map(|hit| {
-                        let archive = &hit.package.archive.blake3;
-                        let mut providers = store.providers(archive)?;
-                        if store.has_archive(archive) {
-                            providers.push(own.clone().unwrap_or_else(|| "self".into()));
-                        }
-                        providers.sort();
-                        providers.dedup();
+                        let providers = this.provider_count(&hit.package.archive.blake3, &own)?;
                         Ok(SearchResult {
                             package: hit.package,
                             score: hit.score,
-                            providers: providers.len(),
+                            providers,
                             conflict: hit.conflict,
                         })
                     })
@@ -79,7 +72,7 @@ impl P2PRegistry {
                 .collect();
             let archive = &package.archive.blake3;
             let local = store.has_archive(archive);
-            let providers = store.providers(archive)?.len() + usize::from(local);
+            let providers = this.provider_count(archive, &this.node_peer_id())?;
             Ok(InfoReport {
                 format_version: FORMAT_VERSION,
                 package,
@@ -152,5 +145,22 @@ impl P2PRegistry {
             })
         })
         .await
+    }
+}
+
+impl P2PRegistry {
+    /// Peers known to hold an archive, this node included when it stores it (counted
+    /// once, whether or not it has announced itself as a provider before).
+    fn provider_count(
+        &self,
+        archive: &crate::package::Blake3Hash,
+        own: &Option<String>,
+    ) -> Result<usize> {
+        let store = self.store();
+        let mut providers = store.providers(archive)?;
+        if let Some(own) = own {
+            providers.retain(|peer| peer != own);
+        }
+        Ok(providers.len() + usize::from(store.has_archive(archive)))
     }
 }

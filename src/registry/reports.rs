@@ -82,7 +82,8 @@ pub struct InstallReport {
     pub size: u64,
     pub path: PathBuf,
     pub files: u64,
-    /// Peers the archive was downloaded from; empty when it was already stored here.
+    /// Providers the download was spread over; empty when the archive was already
+    /// stored here.
     pub fetched_from: Vec<String>,
     /// The same archive was already installed at `path`; nothing was written.
     pub already_installed: bool,

@@ -150,8 +150,10 @@ impl Store {
         self.write(|tx, _| insert_archive(tx, info, &digest.chunks, false))
     }
 
+    /// True when both the file and its chunk list are stored (a crash between the two
+    /// leaves a file that the next store of the same archive completes).
     pub fn has_archive(&self, blake3: &Blake3Hash) -> bool {
-        self.blob_path(blake3).is_file()
+        self.blob_path(blake3).is_file() && matches!(self.archive_row(blake3), Ok(Some(_)))
     }
 
     pub fn archive_path(&self, blake3: &Blake3Hash) -> Option<PathBuf> {

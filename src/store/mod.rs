@@ -390,3 +390,24 @@ pub(crate) mod test_util {
         .unwrap()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_is_a_shareable_handle() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<Store>();
+        fn sendable<T: Send>() {}
+        sendable::<BlobWriter>();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let clone = store.clone();
+        let handle = std::thread::spawn(move || clone.stats().unwrap());
+        assert_eq!(handle.join().unwrap(), StoreStats::default());
+        assert_eq!(store.dir(), dir.path());
+        assert!(dir.path().join(INDEX_FILE).is_file());
+        assert!(dir.path().join("blobs/tmp").is_dir());
+    }
+}

@@ -370,6 +370,8 @@ pub(super) fn refresh_name(
         if let Some((pid, _, _)) = existing {
             tx.prepare_cached("DELETE FROM packages_fts WHERE rowid = ?1")?
                 .execute([pid])?;
+            tx.prepare_cached("DELETE FROM names_fts WHERE rowid = ?1")?
+                .execute([pid])?;
             tx.prepare_cached("DELETE FROM packages WHERE pid = ?1")?
                 .execute([pid])?;
         }
@@ -396,15 +398,24 @@ pub(super) fn refresh_name(
             .execute(params![pid, rid, category, conflict])?;
             tx.prepare_cached("DELETE FROM packages_fts WHERE rowid = ?1")?
                 .execute([pid])?;
+            tx.prepare_cached("DELETE FROM names_fts WHERE rowid = ?1")?
+                .execute([pid])?;
             tx.prepare_cached("DELETE FROM package_keywords WHERE pid = ?1")?
                 .execute([pid])?;
             pid
         }
         None => {
             tx.prepare_cached(
-                "INSERT INTO packages (norm, rid, category, conflict) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO packages (pid, norm, rid, category, conflict)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![norm, rid, category, conflict])?;
+            .execute(params![
+                package_id(norm, rid),
+                norm,
+                rid,
+                category,
+                conflict
+            ])?;
             tx.last_insert_rowid()
         }
     };
@@ -417,16 +428,26 @@ pub(super) fn refresh_name(
     .execute(params![
         pid,
         joined,
-        words,
+        &words,
         v.keywords.join(" "),
         v.description
     ])?;
+    tx.prepare_cached("INSERT INTO names_fts (rowid, words) VALUES (?1, ?2)")?
+        .execute(params![pid, words])?;
     let mut keyword =
         tx.prepare_cached("INSERT OR IGNORE INTO package_keywords (keyword, pid) VALUES (?1, ?2)")?;
     for k in &v.keywords {
         keyword.execute(params![k.to_lowercase(), pid])?;
     }
     Ok(())
+}
+
+/// A package row id that sorts shorter names first: `(name length << 40) | rid` (the rid
+/// of the version that created the row, unique to this name). FTS5 walks matches in
+/// rowid order, so a broad query can rank its first matches (shortest names) without
+/// scoring every match; see `search.rs`.
+fn package_id(norm: &str, rid: i64) -> i64 {
+    ((norm.len() as i64) << 40) | (rid & ((1 << 40) - 1))
 }
 
 /// The version record stored under `rid`, re-verified.
@@ -445,8 +466,23 @@ fn load_version(conn: &Connection, rid: i64) -> Result<VersionRecord, Error> {
     }
 }
 
-/// Metadata of the version stored under `rid`.
+/// Metadata of the version stored under `rid`, its record signature re-verified.
 pub(super) fn metadata(conn: &Connection, rid: i64) -> Result<PackageMetadata, Error> {
+    let (id, bytes, yanked) = version_row(conn, rid)?;
+    let record = verify_stored(id, bytes)?;
+    version_metadata(id, record.body(), yanked)
+}
+
+/// Metadata of the version stored under `rid` for display only: the record was verified
+/// when it was ingested and is not re-verified here (search hits; installs re-verify).
+pub(super) fn display_metadata(conn: &Connection, rid: i64) -> Result<PackageMetadata, Error> {
+    let (id, bytes, yanked) = version_row(conn, rid)?;
+    let body = Record::parse_unverified(&bytes)
+        .map_err(|source| StoreError::DamagedRecord { id, source })?;
+    version_metadata(id, &body, yanked)
+}
+
+fn version_row(conn: &Connection, rid: i64) -> Result<(RecordId, Vec<u8>, bool), Error> {
     let (id, bytes, yanked): (Vec<u8>, Vec<u8>, bool) = conn
         .prepare_cached(
             "SELECT r.id, r.bytes, v.yanked FROM records r JOIN versions v ON v.rid = r.rid
@@ -454,8 +490,15 @@ pub(super) fn metadata(conn: &Connection, rid: i64) -> Result<PackageMetadata, E
         )?
         .query_row([rid], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
     let id = Blake3Hash(<[u8; 32]>::try_from(id).unwrap_or([0; 32]));
-    let record = verify_stored(id, bytes)?;
-    match record.body() {
+    Ok((id, bytes, yanked))
+}
+
+fn version_metadata(
+    id: RecordId,
+    body: &RecordBody,
+    yanked: bool,
+) -> Result<PackageMetadata, Error> {
+    match body {
         RecordBody::Version(v) => Ok(PackageMetadata::from_record(v, yanked, id)),
         _ => Err(StoreError::DamagedRecord {
             id,

@@ -1,6 +1,7 @@
 //! Local search over the `packages` rows: an FTS5 match on the name (joined and split
 //! into words), keywords and description ranked by bm25 with column weights, plus
-//! boosts for an exact name, a name equal to one query word, and a name prefix.
+//! boosts for an exact name, a name equal to one query word, and a name prefix. Broad
+//! queries score bounded candidate pools (shortest names first) instead of every match.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +25,18 @@ const EXACT_BOOST: f64 = 1000.0;
 const WORD_NAME_BOOST: f64 = 200.0;
 /// The name starts with the whole query.
 const PREFIX_BOOST: f64 = 100.0;
+/// Matches of any word scored, in FTS rowid order, which puts
+/// shorter names first (see `records::package_id`). bm25 costs about a microsecond per
+/// scored row, so this bounds a query over common words; a query matching fewer rows
+/// than this is scored exhaustively.
+const POOL: usize = 700;
+/// Matches of all the words scored (multi-word queries only).
+const ALL_POOL: usize = 300;
+/// Name matches (from `names_fts`, last word as a prefix) scored, so name hits are not
+/// crowded out by description hits.
+const NAME_POOL: usize = 500;
+/// Scale of a `names_fts` bm25 next to a `packages_fts` one (the name column weight).
+const NAME_WEIGHT: &str = "8.0";
 
 /// A search: free-text terms plus exact filters. `limit` 0 means [`DEFAULT_LIMIT`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,27 +186,56 @@ impl Store {
                     found.push(row?);
                 }
             } else {
-                let fts = fts_expression(&tokens);
+                let any = fts_expression(&tokens, " OR ", false);
+                let all = fts_expression(&tokens, " ", false);
+                let in_name = fts_expression(&tokens, " OR ", true);
                 let whole = normalize_name(&tokens.join("-"));
                 let words = format!(" {} ", tokens.join(" "));
+                let mut names: Vec<&str> = tokens.iter().map(String::as_str).collect();
+                names.push(&whole);
+                let names = serde_json::to_string(&names).unwrap_or_default();
+                let pool = |expr: &str, cap: usize| {
+                    format!(
+                        "SELECT * FROM (SELECT rowid AS pid, bm25(packages_fts, {BM25_WEIGHTS}) AS bm
+                         FROM packages_fts WHERE packages_fts MATCH {expr}
+                         ORDER BY rowid LIMIT {cap})"
+                    )
+                };
+                let any_pool = pool("?1", POOL);
+                // With one word "all" is "any": skip the second pool (the stand-in still
+                // mentions ?8 so both shapes take the same parameters).
+                let all_pool = if tokens.len() > 1 {
+                    format!("UNION ALL {}", pool("?8", ALL_POOL))
+                } else {
+                    "UNION ALL SELECT NULL, NULL WHERE ?8 IS NULL".to_string()
+                };
+                let name_pool = format!(
+                    "SELECT * FROM (SELECT rowid, bm25(names_fts) * {NAME_WEIGHT}
+                     FROM names_fts WHERE names_fts MATCH ?9 ORDER BY rowid LIMIT {NAME_POOL})"
+                );
                 let sql = format!(
-                    "SELECT p.rid, p.conflict,
-                        -bm25(packages_fts, {BM25_WEIGHTS})
+                    "WITH c(pid, bm) AS (
+                        {any_pool} UNION ALL {name_pool} {all_pool}
+                        UNION ALL SELECT pid, 0.0 FROM packages
+                            WHERE norm IN (SELECT value FROM json_each(?10))
+                     )
+                     SELECT p.rid, p.conflict,
+                        -MIN(c.bm)
                         + CASE WHEN p.norm = ?4 THEN {EXACT_BOOST} ELSE 0.0 END
                         + CASE WHEN instr(?5, ' ' || p.norm || ' ') > 0
                                THEN {WORD_NAME_BOOST} ELSE 0.0 END
                         + CASE WHEN p.norm <> ?4 AND substr(p.norm, 1, length(?4)) = ?4
                                THEN {PREFIX_BOOST} ELSE 0.0 END AS score
-                     FROM packages_fts JOIN packages p ON p.pid = packages_fts.rowid
-                     WHERE packages_fts MATCH ?1
-                       AND (?2 IS NULL OR p.category = ?2)
+                     FROM c JOIN packages p ON p.pid = c.pid
+                     WHERE (?2 IS NULL OR p.category = ?2)
                        AND (?3 IS NULL OR EXISTS (SELECT 1 FROM package_keywords k
                                                   WHERE k.keyword = ?3 AND k.pid = p.pid))
+                     GROUP BY p.pid
                      ORDER BY score DESC, p.norm LIMIT ?6 OFFSET ?7"
                 );
                 let mut stmt = conn.prepare_cached(&sql)?;
                 let rows = stmt.query_map(
-                    params![fts, category, keyword, whole, words, limit, offset],
+                    params![any, category, keyword, whole, words, limit, offset, all, in_name, names],
                     |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
                 )?;
                 for row in rows {
@@ -204,7 +246,7 @@ impl Store {
                 .into_iter()
                 .map(|(rid, conflict, score)| {
                     Ok(SearchHit {
-                        package: records::metadata(conn, rid)?,
+                        package: records::display_metadata(conn, rid)?,
                         score,
                         conflict,
                     })
@@ -214,16 +256,17 @@ impl Store {
     }
 }
 
-/// `"a" OR "b" OR "c"*`: any word matches (bm25 rewards matching more of them); the last
-/// word is also a prefix so a half-typed query finds something.
-fn fts_expression(tokens: &[String]) -> String {
+/// `"a" OR "b" OR "c"` (or with `" "`: all of them). With `prefix` the last word is
+/// also a prefix so a half-typed name is found (only used on the name columns: prefix
+/// expansion over descriptions is the costliest part of a query).
+fn fts_expression(tokens: &[String], joiner: &str, prefix: bool) -> String {
     let mut parts: Vec<String> = tokens.iter().map(|t| format!("\"{t}\"")).collect();
     if let Some(last) = parts.last_mut() {
-        if tokens.last().is_some_and(|t| t.chars().count() >= 2) {
+        if prefix && tokens.last().is_some_and(|t| t.chars().count() >= 2) {
             last.push('*');
         }
     }
-    parts.join(" OR ")
+    parts.join(joiner)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! claimant whose earliest version has the smallest `(published_at, publisher id)`, so
 //! nodes holding the same records agree. Rotated keys count as their oldest key.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::Connection;
 use semver::{Version, VersionReq};
@@ -36,7 +36,7 @@ impl<'c> Chains<'c> {
             "SELECT old FROM rotations WHERE new = ?1 ORDER BY rotated_at, old LIMIT 1",
         )?;
         let mut current = key;
-        let mut seen = HashSet::from([key]);
+        let mut path = vec![key];
         loop {
             let old: Option<Vec<u8>> = stmt
                 .query_row([current.as_bytes().as_slice()], |row| row.get(0))
@@ -49,9 +49,13 @@ impl<'c> Chains<'c> {
                 break;
             };
             let old = PublisherId::from_bytes(old);
-            if !seen.insert(old) {
-                break; // a rotation cycle: stop at the first repeat
+            if let Some(start) = path.iter().position(|k| *k == old) {
+                // A rotation cycle: every key on it stands for the smallest one, so all
+                // of them agree whichever they start from.
+                current = path[start..].iter().min().copied().unwrap_or(old);
+                break;
             }
+            path.push(old);
             current = old;
         }
         self.cache.insert(key, current);
@@ -399,5 +403,26 @@ mod tests {
             .search(&crate::store::Query::new(vec!["lib".into()]))
             .unwrap();
         assert!(!hits[0].conflict);
+    }
+
+    #[test]
+    fn rotation_cycle_is_one_publisher() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = PublisherKey::generate();
+        let b = PublisherKey::generate();
+        let there = Record::sign(RecordBody::Rotation(KeyRotation::new(a.id(), &b, 1)), &a);
+        let back = Record::sign(RecordBody::Rotation(KeyRotation::new(b.id(), &a, 2)), &b);
+        store
+            .ingest_many(&[
+                there.unwrap(),
+                back.unwrap(),
+                version(&a, "cyc", "1.0.0", 1),
+                version(&b, "cyc", "1.1.0", 2),
+            ])
+            .unwrap();
+        let claims = store.claims("cyc").unwrap();
+        assert_eq!(claims.len(), 1, "{claims:?}");
+        assert_eq!(claims[0].publisher, a.id().min(b.id()));
     }
 }
