@@ -190,16 +190,18 @@ async fn main() -> Result<()> {
 
     // Memory of a separate downloader process, per pack size.
     println!("\ndownloader daemon memory (`ggen-p2p start` + CLI install through its API)");
-    println!("| pack | VmRSS before | peak VmRSS during install | growth | install time |");
-    println!("|---|---|---|---|---|");
+    println!("| pack | VmRSS before | peak VmRSS during install | growth | RssAnon growth | peak at | install time |");
+    println!("|---|---|---|---|---|---|---|");
     for report in [&small, &big] {
         let m = daemon_install(root, &p0_addr, &report.name)?;
         println!(
-            "| {:.0} MiB | {:.1} MiB | {:.1} MiB | {:+.1} MiB | {:.0} ms |",
+            "| {:.0} MiB | {:.1} MiB | {:.1} MiB | {:+.1} MiB | {:+.1} MiB | {:.0} ms | {:.0} ms |",
             report.archive.size as f64 / MIB as f64,
             m.before_kib as f64 / 1024.0,
             m.peak_kib as f64 / 1024.0,
             (m.peak_kib as f64 - m.before_kib as f64) / 1024.0,
+            (m.peak_anon_kib as f64 - m.before_anon_kib as f64) / 1024.0,
+            ms(m.peak_at),
             ms(m.took)
         );
     }
@@ -276,6 +278,10 @@ impl Drop for HttpServer {
 struct Memory {
     before_kib: u64,
     peak_kib: u64,
+    before_anon_kib: u64,
+    peak_anon_kib: u64,
+    /// When VmRSS peaked, from the start of the install.
+    peak_at: Duration,
     took: Duration,
 }
 
@@ -325,13 +331,22 @@ fn daemon_install(root: &Path, bootstrap: &str, name: &str) -> Result<Memory> {
         std::thread::sleep(Duration::from_secs(2));
         let pid = child.id();
         let before_kib = vm_rss(pid);
+        let before_anon_kib = status_kib(pid, "RssAnon:");
         let peak = Arc::new(AtomicU64::new(before_kib));
+        let peak_anon = Arc::new(AtomicU64::new(before_anon_kib));
+        let peak_at = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
         let sampler = {
             let (peak, stop) = (peak.clone(), stop.clone());
+            let (peak_anon, peak_at) = (peak_anon.clone(), peak_at.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    peak.fetch_max(vm_rss(pid), Ordering::Relaxed);
+                    let rss = vm_rss(pid);
+                    if rss > peak.fetch_max(rss, Ordering::Relaxed) {
+                        peak_at.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    }
+                    peak_anon.fetch_max(status_kib(pid, "RssAnon:"), Ordering::Relaxed);
                     std::thread::sleep(Duration::from_millis(2));
                 }
             })
@@ -360,6 +375,9 @@ fn daemon_install(root: &Path, bootstrap: &str, name: &str) -> Result<Memory> {
         Ok(Memory {
             before_kib,
             peak_kib: peak.load(Ordering::Relaxed),
+            before_anon_kib,
+            peak_anon_kib: peak_anon.load(Ordering::Relaxed),
+            peak_at: Duration::from_micros(peak_at.load(Ordering::Relaxed)),
             took,
         })
     })();
@@ -371,11 +389,16 @@ fn daemon_install(root: &Path, bootstrap: &str, name: &str) -> Result<Memory> {
 }
 
 fn vm_rss(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// One kB field of /proc/<pid>/status.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.split_whitespace().next())
                 .and_then(|v| v.parse().ok())
         })
