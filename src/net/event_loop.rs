@@ -4,6 +4,7 @@
 //! spawned tasks that report back through the same command channel, so SQLite never
 //! blocks the loop.
 
+use rand::seq::SliceRandom;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,11 @@ use crate::store::{IngestOutcome, Store};
 const COMMAND_QUEUE: usize = 1024;
 const BOOTSTRAP_TICK: Duration = Duration::from_secs(1);
 const PRUNE_TICK: Duration = Duration::from_secs(10);
+/// A connection this young is never pruned: DHT queries and the first sync need it.
+const PRUNE_GRACE: Duration = Duration::from_secs(30);
+/// Peers a periodic anti-entropy round syncs with (on-connect syncs are extra): enough to
+/// converge quickly, few enough that the cost does not grow with the network.
+const SYNC_FANOUT: usize = 3;
 const LISTEN_WAIT: Duration = Duration::from_secs(10);
 
 /// Work for the event loop: public calls (each with its reply) and reports from tasks the
@@ -108,10 +114,18 @@ pub enum Command {
 /// What the loop knows about a connected peer.
 #[derive(Default)]
 struct PeerState {
+    /// When the first current connection opened (pruning spares young connections).
+    connected_at: Option<Instant>,
     agent: Option<String>,
     listen_addrs: Vec<Multiaddr>,
     remote_addr: Option<Multiaddr>,
     rtt: Option<Duration>,
+}
+
+fn prune_target(max_connections: u32, mesh_n_high: usize) -> usize {
+    let max = max_connections as usize;
+    let ceiling = max - max / 10;
+    (2 * mesh_n_high).max(8).min(ceiling)
 }
 
 struct ProvidersQuery {
@@ -124,7 +138,9 @@ struct EventLoop {
     commands: mpsc::Receiver<Command>,
     client: Client,
     store: Store,
-    max_connections: u32,
+    /// Connections kept when pruning: twice the gossip mesh's upper bound, within 90 % of
+    /// the connection limit.
+    prune_target: usize,
     sync_interval: Duration,
     bootstrap: Bootstrap,
     penalties: Penalties,
@@ -132,7 +148,9 @@ struct EventLoop {
     syncing: HashSet<PeerId>,
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     pending_dial_addrs: HashMap<ConnectionId, Multiaddr>,
-    pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, NetError>>>,
+    /// Our outbound requests, with the peer asked (so pruning spares busy peers).
+    pending_requests:
+        HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<Response, NetError>>)>,
     pending_puts: HashMap<QueryId, oneshot::Sender<Result<usize, NetError>>>,
     pending_provides: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     pending_providers: HashMap<QueryId, ProvidersQuery>,
@@ -210,7 +228,7 @@ pub(crate) async fn spawn(
         commands,
         client: client.clone(),
         store,
-        max_connections: config.max_connections,
+        prune_target: prune_target(config.max_connections, config.gossip_mesh.2),
         sync_interval: config.sync_interval,
         bootstrap,
         penalties: Penalties::default(),
@@ -242,7 +260,8 @@ impl EventLoop {
                 _ = bootstrap_tick.tick() => self.dial_bootstrap(),
                 _ = sync_tick.tick() => {
                     let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-                    for peer in peers {
+                    let chosen = peers.choose_multiple(&mut rand::thread_rng(), SYNC_FANOUT);
+                    for peer in chosen.copied().collect::<Vec<_>>() {
                         self.start_sync(peer);
                     }
                 }
@@ -271,10 +290,12 @@ impl EventLoop {
     }
 
     /// Keeps connections bounded: gossipsub keeps every connection alive (rust-libp2p
-    /// #5190), so past 90% of the limit (rounded up) close peers that are neither bootstrap nor mesh.
+    /// #5190) and every DHT query opens more, so beyond [`EventLoop::prune_target`] the
+    /// loop closes connections that are not bootstrap peers, not in the gossip mesh, not
+    /// waiting on one of our requests (a download in progress) and older than
+    /// [`PRUNE_GRACE`]. Kademlia keeps their addresses, so they can be dialled again.
     fn prune(&mut self) {
-        let max = self.max_connections as usize;
-        let target = max - max / 10;
+        let target = self.prune_target;
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         if connected.len() <= target {
             return;
@@ -286,13 +307,20 @@ impl EventLoop {
             .all_mesh_peers()
             .copied()
             .collect();
+        let busy: HashSet<PeerId> = self.pending_requests.values().map(|(p, _)| *p).collect();
+        let now = Instant::now();
         let excess = connected.len() - target;
         let victims: Vec<PeerId> = connected
             .into_iter()
-            .filter(|p| !self.bootstrap.contains(p) && !mesh.contains(p))
+            .filter(|p| !self.bootstrap.contains(p) && !mesh.contains(p) && !busy.contains(p))
+            .filter(|p| {
+                let since = self.peers.get(p).and_then(|s| s.connected_at);
+                since.is_none_or(|at| now.duration_since(at) >= PRUNE_GRACE)
+            })
             .take(excess)
             .collect();
         for peer in victims {
+            tracing::debug!("pruning connection to {peer}");
             let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
@@ -395,7 +423,7 @@ impl EventLoop {
                 reply,
             } => {
                 let id = self.swarm.behaviour_mut().rr.send_request(&peer, request);
-                self.pending_requests.insert(id, reply);
+                self.pending_requests.insert(id, (peer, reply));
             }
             Command::ConnectedPeers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
@@ -535,7 +563,9 @@ impl EventLoop {
                     ConnectedPoint::Dialer { address, .. } => address,
                     ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr,
                 };
-                self.peers.entry(peer_id).or_default().remote_addr = Some(remote);
+                let state = self.peers.entry(peer_id).or_default();
+                state.remote_addr = Some(remote);
+                state.connected_at.get_or_insert_with(Instant::now);
                 if num_established.get() == 1 {
                     self.start_sync(peer_id);
                 }
@@ -816,7 +846,7 @@ impl EventLoop {
                     request_id,
                     response,
                 } => {
-                    if let Some(reply) = self.pending_requests.remove(&request_id) {
+                    if let Some((_, reply)) = self.pending_requests.remove(&request_id) {
                         let _ = reply.send(Ok(response));
                     }
                 }
@@ -827,7 +857,7 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                if let Some(reply) = self.pending_requests.remove(&request_id) {
+                if let Some((_, reply)) = self.pending_requests.remove(&request_id) {
                     let _ = reply.send(Err(NetError::Request {
                         peer,
                         reason: error.to_string(),
@@ -844,4 +874,17 @@ impl EventLoop {
 
 async fn client_send(client: &Client, command: Command) -> Result<(), NetError> {
     client.send_internal(command).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_target_is_twice_the_mesh_within_the_connection_limit() {
+        assert_eq!(prune_target(100, 12), 24);
+        assert_eq!(prune_target(20, 12), 18);
+        assert_eq!(prune_target(2, 12), 2);
+        assert_eq!(prune_target(100, 2), 8);
+    }
 }

@@ -82,8 +82,13 @@ impl P2PRegistry {
 
         let meta_for_unpack = meta.clone();
         let target_for_unpack = target.clone();
+        // A download just checked every byte against the record; only an archive that
+        // was already stored is re-hashed before unpacking.
+        let rehash = fetched_from.is_empty();
         let (files, already) = self
-            .blocking(move |this| this.unpack_verified(&meta_for_unpack, &target_for_unpack))
+            .blocking(move |this| {
+                this.unpack_verified(&meta_for_unpack, &target_for_unpack, rehash)
+            })
             .await?;
         Ok(InstallReport {
             format_version: FORMAT_VERSION,
@@ -111,7 +116,13 @@ impl P2PRegistry {
                 meta.name, meta.version
             )));
         };
-        let providers = client.find_providers(meta.archive.blake3).await?;
+        let mut providers = client.find_providers(meta.archive.blake3).await?;
+        if providers.is_empty() {
+            // A DHT lookup can come back empty while routing tables settle; connected
+            // peers are asked directly (those without the archive answer "not found"
+            // and the download drops them).
+            providers = client.connected_peers().await?;
+        }
         if providers.is_empty() {
             return Err(RegistryError::Refused(format!(
                 "{}@{}: no peer provides archive {}; check `ggen-p2p peers` or try again once the publisher is online",
@@ -136,7 +147,12 @@ impl P2PRegistry {
 
     /// Checks the stored archive against its record, then unpacks it. Returns the number
     /// of files and whether this exact archive was already installed there.
-    fn unpack_verified(&self, meta: &PackageMetadata, target: &Path) -> Result<(u64, bool)> {
+    fn unpack_verified(
+        &self,
+        meta: &PackageMetadata,
+        target: &Path,
+        rehash: bool,
+    ) -> Result<(u64, bool)> {
         let store = self.store();
         if target.exists() {
             let same = store.installs()?.into_iter().any(|install| {
@@ -157,7 +173,9 @@ impl P2PRegistry {
                 meta.name, meta.version
             )));
         }
-        store.verify_archive(&meta.archive)?;
+        if rehash {
+            store.verify_archive(&meta.archive)?;
+        }
         let path = store.archive_path(&meta.archive.blake3).ok_or_else(|| {
             RegistryError::Refused(format!(
                 "archive {} vanished from the store; run the install again",

@@ -121,6 +121,20 @@ impl Store {
     pub fn put_archive_file(&self, temp: &Path, info: &ArchiveInfo) -> Result<(), StoreError> {
         let file = File::open(temp).map_err(io_err(temp))?;
         let digest = ArchiveHasher::digest_reader(&file).map_err(io_err(temp))?;
+        drop(file);
+        self.put_verified_archive(temp, &digest, info)
+    }
+
+    /// [`Store::put_archive_file`] for a file whose digest the caller has just computed
+    /// over its final bytes (a finished download): the digest is compared with `info`
+    /// instead of hashing the file once more.
+    pub fn put_verified_archive(
+        &self,
+        temp: &Path,
+        digest: &ArchiveDigest,
+        info: &ArchiveInfo,
+    ) -> Result<(), StoreError> {
+        let file = File::open(temp).map_err(io_err(temp))?;
         let got = &digest.info;
         if got.blake3 != info.blake3
             || got.size != info.size

@@ -357,7 +357,7 @@ pub(super) fn refresh_name(
         let Ok(version) = Version::parse(&version_text) else {
             continue;
         };
-        if !should && Some(root) == owner && latest.as_ref().map_or(true, |(l, _)| version > *l) {
+        if !should && Some(root) == owner && latest.as_ref().is_none_or(|(l, _)| version > *l) {
             latest = Some((version, rid));
         }
     }

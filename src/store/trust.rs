@@ -216,7 +216,7 @@ impl Store {
             let mut by_chain: BTreeMap<PublisherId, PackageMetadata> = BTreeMap::new();
             for meta in all {
                 let root = chains.canonical(meta.publisher)?;
-                if wanted.map_or(true, |w| w == root) {
+                if wanted.is_none_or(|w| w == root) {
                     by_chain.entry(root).or_insert(meta);
                 }
             }

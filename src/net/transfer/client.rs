@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::{download, ChunkSource, TransferError};
+use super::{download_verified, ChunkSource, TransferConfig, TransferError};
 use crate::net::{Client, PeerId, Request, Response};
 use crate::package::{ArchiveInfo, Blake3Hash};
 use crate::store::Store;
@@ -65,11 +65,19 @@ pub async fn download_to_store(
         return Ok(());
     }
     let partial_dir: PathBuf = store.dir().join("blobs").join("partial");
-    let path = download(client, &partial_dir, info, providers, progress).await?;
+    let (path, digest) = download_verified(
+        client,
+        &partial_dir,
+        info,
+        providers,
+        TransferConfig::default(),
+        progress,
+    )
+    .await?;
     let (store, info) = (store.clone(), info.clone());
     let archive = info.blake3;
     tokio::task::spawn_blocking(move || {
-        let result = store.put_archive_file(&path, &info);
+        let result = store.put_verified_archive(&path, &digest, &info);
         // On success the file was renamed away; on failure nothing is worth keeping.
         let _ = std::fs::remove_file(&path);
         result

@@ -12,6 +12,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use super::partial::{check_chunk_list, saved_chunk_list, Layout, PartialFile};
 use super::{ChunkSource, Failure, Schedule, TransferConfig, TransferError};
 use crate::package::digest::chunks_root;
+use crate::package::digest::ArchiveDigest;
 use crate::package::{ArchiveInfo, Blake3Hash};
 
 /// Downloads `info`'s archive from `providers` with the default [`TransferConfig`] into
@@ -45,6 +46,21 @@ pub async fn download_with<S: ChunkSource>(
     config: TransferConfig,
     progress: impl Fn(u64, u64) + Send + Sync,
 ) -> Result<PathBuf, TransferError> {
+    let (path, _) =
+        download_verified(source, partial_dir, info, providers, config, progress).await?;
+    Ok(path)
+}
+
+/// [`download_with`], also returning the digest the final check computed (whole-file
+/// hashes and chunk list), so the caller can store the file without hashing it again.
+pub async fn download_verified<S: ChunkSource>(
+    source: &S,
+    partial_dir: &Path,
+    info: &ArchiveInfo,
+    providers: Vec<S::Peer>,
+    config: TransferConfig,
+    progress: impl Fn(u64, u64) + Send + Sync,
+) -> Result<(PathBuf, ArchiveDigest), TransferError> {
     let archive = info.blake3;
     let layout = Layout::of(info).map_err(|reason| TransferError::BadRecord { archive, reason })?;
 
@@ -151,7 +167,7 @@ pub async fn download_with<S: ChunkSource>(
         }
     }
     drop(pending);
-    Ok(blocking(archive, move || partial.finish()).await??)
+    Ok(blocking(archive, move || partial.finish_with_digest()).await??)
 }
 
 /// Asks every provider for the chunk list at once; the first list that matches `info`

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::package::Blake3Hash;
 pub use client::download_to_store;
-pub use download::{download, download_with};
+pub use download::{download, download_verified, download_with};
 use partial::PartialError;
 pub use schedule::{Failure, Limits, Schedule, Stuck};
 

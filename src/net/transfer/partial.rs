@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
+use crate::package::digest::ArchiveDigest;
 use crate::package::digest::{chunks_root, ArchiveHasher};
 use crate::package::{ArchiveInfo, Blake3Hash};
 
@@ -375,7 +376,13 @@ impl PartialFile {
     /// Checks the whole file against the record (BLAKE3, SHA-256, size) and returns its
     /// path, removing the sidecars. On a mismatch everything is removed so the next
     /// attempt starts clean.
-    pub fn finish(mut self) -> Result<PathBuf, PartialError> {
+    pub fn finish(self) -> Result<PathBuf, PartialError> {
+        self.finish_with_digest().map(|(path, _)| path)
+    }
+
+    /// [`PartialFile::finish`], also returning the digest it computed (with the chunk
+    /// list), so the store can take the file without hashing it again.
+    pub fn finish_with_digest(mut self) -> Result<(PathBuf, ArchiveDigest), PartialError> {
         if let Some(index) = self.have.iter().position(|h| !h) {
             return Err(PartialError::Incomplete {
                 path: self.part_path.clone(),
@@ -411,7 +418,7 @@ impl PartialFile {
                 reason,
             });
         }
-        Ok(self.part_path.clone())
+        Ok((self.part_path.clone(), digest))
     }
 
     /// Removes every file of this partial download.
