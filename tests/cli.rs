@@ -352,3 +352,14 @@ fn malicious_archives_are_refused_without_a_trace() {
         );
     }
 }
+
+#[test]
+fn start_refuses_a_port_another_process_listens_on() {
+    let node = Node::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let err = node.fails(&["start", "--listen", &listen, "--no-mdns"], 1);
+    assert!(err.contains("already in use"), "{err}");
+    assert!(!node.data().join("api.json").exists());
+}

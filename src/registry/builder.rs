@@ -108,6 +108,7 @@ impl P2PRegistry {
         }
         let keypair = load_or_create_node_key(&self.inner.data_dir.join(NODE_KEY_FILE))?;
         let net_config = net_config(&self.inner.config, keypair)?;
+        check_tcp_ports_free(&net_config.listen)?;
         let shutdown = CancellationToken::new();
         let (client, task) =
             net::spawn(net_config, self.inner.store.clone(), shutdown.clone()).await?;
@@ -146,6 +147,39 @@ impl P2PRegistry {
         }
         Ok(())
     }
+}
+
+/// libp2p sets SO_REUSEPORT on its TCP listeners (to dial out from the listen port), so a
+/// second node on the same port would start "successfully" and the kernel would split
+/// connections between the two. A plain bind first turns that into a clear error.
+fn check_tcp_ports_free(addrs: &[Multiaddr]) -> Result<()> {
+    use libp2p::multiaddr::Protocol;
+    for addr in addrs {
+        let mut ip = None;
+        let mut port = None;
+        for part in addr.iter() {
+            match part {
+                Protocol::Ip4(v4) => ip = Some(std::net::IpAddr::V4(v4)),
+                Protocol::Ip6(v6) => ip = Some(std::net::IpAddr::V6(v6)),
+                Protocol::Tcp(p) => port = Some(p),
+                _ => {}
+            }
+        }
+        let (Some(ip), Some(port)) = (ip, port) else {
+            continue;
+        };
+        if port == 0 {
+            continue;
+        }
+        if let Err(e) = std::net::TcpListener::bind((ip, port)) {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                return Err(RegistryError::Refused(format!(
+                    "{addr}: port {port} is already in use (another ggen-p2p node?); pass --listen with another port"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_addrs(field: &str, addrs: &[String]) -> Result<Vec<Multiaddr>> {
