@@ -480,3 +480,56 @@ async fn sync_moves_thousands_of_records_in_batches() {
     assert!(records.iter().all(|r| ids.binary_search(&r.id()).is_ok()));
     shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_are_pruned_to_a_bound_and_records_still_reach_everyone() {
+    const NODES: usize = 14;
+    // Mesh upper bound 4: each node keeps at most max(2 * 4, 8) = 8 connections.
+    let shutdown = CancellationToken::new();
+    let mut nodes: Vec<Node> = Vec::new();
+    for _ in 0..NODES {
+        let bootstrap = nodes
+            .first()
+            .map(|n| vec![n.addr.clone()])
+            .unwrap_or_default();
+        let mut config = config(bootstrap, Duration::from_secs(2));
+        config.gossip_mesh = (3, 2, 4);
+        config.prune_interval = Duration::from_millis(300);
+        config.prune_grace = Duration::from_secs(1);
+        nodes.push(start(config, &shutdown).await);
+    }
+    // Force a full mesh: every node dials every other one.
+    for i in 0..NODES {
+        for j in 0..i {
+            let _ = nodes[i].client.dial(nodes[j].addr.clone()).await;
+        }
+    }
+    eventually("every node pruned down to 8 connections", || async {
+        for node in &nodes {
+            if node.client.connected_peers().await.unwrap().len() > 8 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    let key = PublisherKey::generate();
+    let (info, _) = put_archive(&nodes[NODES - 1].store, 7, 1024);
+    let record = version_record(&key, "after-prune", "1.0.0", info);
+    let id = record.id();
+    nodes[NODES - 1]
+        .client
+        .announce(record, None)
+        .await
+        .unwrap();
+    eventually("the record reaches every node after pruning", || async {
+        for node in &nodes {
+            if !has_record(&node.store, id).await {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    shutdown.cancel();
+}

@@ -34,9 +34,6 @@ use crate::store::{IngestOutcome, Store};
 
 const COMMAND_QUEUE: usize = 1024;
 const BOOTSTRAP_TICK: Duration = Duration::from_secs(1);
-const PRUNE_TICK: Duration = Duration::from_secs(10);
-/// A connection this young is never pruned: DHT queries and the first sync need it.
-const PRUNE_GRACE: Duration = Duration::from_secs(30);
 /// Peers a periodic anti-entropy round syncs with (on-connect syncs are extra): enough to
 /// converge quickly, few enough that the cost does not grow with the network.
 const SYNC_FANOUT: usize = 3;
@@ -141,6 +138,8 @@ struct EventLoop {
     /// Connections kept when pruning: twice the gossip mesh's upper bound, within 90 % of
     /// the connection limit.
     prune_target: usize,
+    prune_interval: Duration,
+    prune_grace: Duration,
     sync_interval: Duration,
     bootstrap: Bootstrap,
     penalties: Penalties,
@@ -229,6 +228,8 @@ pub(crate) async fn spawn(
         client: client.clone(),
         store,
         prune_target: prune_target(config.max_connections, config.gossip_mesh.2),
+        prune_interval: config.prune_interval.max(Duration::from_millis(100)),
+        prune_grace: config.prune_grace,
         sync_interval: config.sync_interval,
         bootstrap,
         penalties: Penalties::default(),
@@ -251,7 +252,7 @@ impl EventLoop {
         let mut sync_tick =
             tokio::time::interval(self.sync_interval.max(Duration::from_millis(100)));
         sync_tick.tick().await; // the first sync happens on connect
-        let mut prune_tick = tokio::time::interval(PRUNE_TICK);
+        let mut prune_tick = tokio::time::interval(self.prune_interval);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -293,7 +294,7 @@ impl EventLoop {
     /// #5190) and every DHT query opens more, so beyond [`EventLoop::prune_target`] the
     /// loop closes connections that are not bootstrap peers, not in the gossip mesh, not
     /// waiting on one of our requests (a download in progress) and older than
-    /// [`PRUNE_GRACE`]. Kademlia keeps their addresses, so they can be dialled again.
+    /// `prune_grace`. Kademlia keeps their addresses, so they can be dialled again.
     fn prune(&mut self) {
         let target = self.prune_target;
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
@@ -315,7 +316,7 @@ impl EventLoop {
             .filter(|p| !self.bootstrap.contains(p) && !mesh.contains(p) && !busy.contains(p))
             .filter(|p| {
                 let since = self.peers.get(p).and_then(|s| s.connected_at);
-                since.is_none_or(|at| now.duration_since(at) >= PRUNE_GRACE)
+                since.is_none_or(|at| now.duration_since(at) >= self.prune_grace)
             })
             .take(excess)
             .collect();

@@ -52,8 +52,14 @@ pub struct NetConfig {
     pub gossip_mesh: (usize, usize, usize),
     /// Gossipsub heartbeat.
     pub heartbeat: Duration,
-    /// Period of anti-entropy with every connected peer (also run on each new connection).
+    /// Period of anti-entropy with a few random connected peers (also run once on each
+    /// new connection).
     pub sync_interval: Duration,
+    /// How often connections are pruned down to twice the gossip mesh's upper bound.
+    pub prune_interval: Duration,
+    /// Connections younger than this are never pruned (DHT queries and the first sync
+    /// need them).
+    pub prune_grace: Duration,
     /// Archives kept by the LRU cache (used by the registry/transfer layer).
     pub cache_size: usize,
 }
@@ -78,6 +84,8 @@ impl NetConfig {
             gossip_mesh: (6, 4, 12),
             heartbeat: Duration::from_secs(1),
             sync_interval: Duration::from_secs(30),
+            prune_interval: Duration::from_secs(10),
+            prune_grace: Duration::from_secs(10),
             cache_size: 1000,
         }
     }
