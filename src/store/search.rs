@@ -32,6 +32,8 @@ const PREFIX_BOOST: f64 = 100.0;
 const POOL: usize = 700;
 /// Matches of all the words scored (multi-word queries only).
 const ALL_POOL: usize = 300;
+/// "Any word" candidates for queries of two or more words.
+const MULTI_WORD_POOL: usize = 350;
 /// Name matches (from `names_fts`, last word as a prefix) scored, so name hits are not
 /// crowded out by description hits.
 const NAME_POOL: usize = 500;
@@ -201,7 +203,10 @@ impl Store {
                          ORDER BY rowid LIMIT {cap})"
                     )
                 };
-                let any_pool = pool("?1", POOL);
+                // With several words the "all words" pool already holds the precise
+                // matches, so the "any word" pool can be smaller (it is the costliest).
+                let any_cap = if tokens.len() > 1 { MULTI_WORD_POOL } else { POOL };
+                let any_pool = pool("?1", any_cap);
                 // With one word "all" is "any": skip the second pool (the stand-in still
                 // mentions ?8 so both shapes take the same parameters).
                 let all_pool = if tokens.len() > 1 {
