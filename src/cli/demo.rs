@@ -162,13 +162,12 @@ async fn start_line(root: &Path, count: usize) -> Result<Vec<P2PRegistry>> {
 
 async fn dial_addr(node: &P2PRegistry) -> Result<String> {
     let client = node.client().context("node not started")?;
-    for _ in 0..200 {
-        if let Some(addr) = client.listen_addrs().await?.first() {
-            return Ok(format!("{addr}/p2p/{}", client.peer_id()));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    bail!("a demo node reported no listen address")
+    // `net::spawn` returns once every listener is bound.
+    let addrs = client.listen_addrs().await?;
+    let addr = addrs
+        .first()
+        .context("a demo node reported no listen address")?;
+    Ok(format!("{addr}/p2p/{}", client.peer_id()))
 }
 
 /// Milliseconds from `begun` until each node's index holds `name@version`.

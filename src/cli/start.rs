@@ -2,7 +2,6 @@
 //! API and dashboard — then shut everything down in order and remove the API file.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
@@ -63,7 +62,13 @@ pub async fn run(data_dir: &Path, args: Args, out: &Output) -> Result<()> {
     let server = api::serve(registry.clone(), &api_addr, shutdown.clone()).await?;
     let api_file = api::write_endpoint(data_dir, &server)?;
 
-    let addrs = wait_for_listen_addrs(&client).await;
+    // `net::spawn` returns once every listener is bound, so the addresses are known.
+    let addrs: Vec<String> = client
+        .listen_addrs()
+        .await?
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     if out.json {
         out.json(&serde_json::json!({
             "format_version": crate::registry::FORMAT_VERSION,
@@ -93,19 +98,6 @@ pub async fn run(data_dir: &Path, args: Args, out: &Output) -> Result<()> {
     registry.stop().await?;
     out.note("stopped");
     Ok(())
-}
-
-/// Listen addresses appear asynchronously; give the transports a moment to report them.
-async fn wait_for_listen_addrs(client: &crate::net::Client) -> Vec<String> {
-    for _ in 0..40 {
-        if let Ok(addrs) = client.listen_addrs().await {
-            if !addrs.is_empty() {
-                return addrs.iter().map(|a| a.to_string()).collect();
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    Vec::new()
 }
 
 async fn wait_for_signal() {

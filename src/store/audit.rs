@@ -22,18 +22,19 @@ impl Store {
                 .collect::<Result<_, _>>()?;
             Ok(rows)
         })?;
+        let checked = rows.len() as u64;
         let mut bad = Vec::new();
-        for (id, bytes) in &rows {
+        for (id, bytes) in rows {
             let id = <[u8; 32]>::try_from(id.as_slice())
                 .map(Blake3Hash)
-                .unwrap_or_else(|_| Blake3Hash::of(id));
-            if Blake3Hash::of(bytes) != id {
+                .unwrap_or_else(|_| Blake3Hash::of(&id));
+            if Blake3Hash::of(&bytes) != id {
                 bad.push((id, "bytes no longer match the record id".to_string()));
-            } else if let Err(e) = Record::verify(bytes.clone()) {
+            } else if let Err(e) = Record::verify(bytes) {
                 bad.push((id, e.to_string()));
             }
         }
-        Ok((rows.len() as u64, bad))
+        Ok((checked, bad))
     }
 
     /// Re-hashes every stored archive against the hash it is stored under.
