@@ -11,6 +11,7 @@
 //! - [`registry`]: the façade used by the CLI, the API and library users.
 //! - [`api`]: the daemon's local HTTP API.
 //! - [`cli`]: the `ggen-p2p` command line.
+//! - [`tasks`]: the one shutdown root every task is spawned on.
 
 pub mod api;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod net;
 pub mod package;
 pub mod registry;
 pub mod store;
+pub mod tasks;
 
 pub use package::{Manifest, PublisherId, PublisherKey};
 pub use registry::{

@@ -42,9 +42,13 @@ fn config(bootstrap: Vec<Multiaddr>, sync_interval: Duration) -> NetConfig {
 async fn start(config: NetConfig, shutdown: &CancellationToken) -> Node {
     let dir = TempDir::new().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let (client, _task) = net::spawn(config, store.clone(), shutdown.child_token())
-        .await
-        .unwrap();
+    let client = net::spawn(
+        config,
+        store.clone(),
+        &ggen_p2p::tasks::Tasks::with_token(shutdown.child_token()),
+    )
+    .await
+    .unwrap();
     let listen = client.listen_addrs().await.unwrap();
     let addr = listen[0].clone().with(Protocol::P2p(client.peer_id()));
     Node {

@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
 use crate::registry::P2PRegistry;
 
@@ -47,19 +46,15 @@ pub enum ApiError {
     },
 }
 
-/// A running API server.
+/// A running API server; it runs on the registry's shutdown root and stops with it.
 pub struct ApiServer {
     pub addr: SocketAddr,
     pub token: String,
-    pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Binds `addr` (loopback only) and serves the API until `shutdown` is cancelled.
-pub async fn serve(
-    registry: P2PRegistry,
-    addr: &str,
-    shutdown: CancellationToken,
-) -> Result<ApiServer, ApiError> {
+/// Binds `addr` (loopback only) and serves the API on the registry's task tracker until
+/// the registry stops.
+pub async fn serve(registry: P2PRegistry, addr: &str) -> Result<ApiServer, ApiError> {
     let socket: SocketAddr = addr
         .parse()
         .map_err(|_| ApiError::NotLoopback(addr.to_string()))?;
@@ -77,18 +72,16 @@ pub async fn serve(
         source,
     })?;
     let token = hex::encode(rand::random::<[u8; 32]>());
+    let tasks = registry.tasks().clone();
+    let shutdown = tasks.token().clone();
     let app = routes::router(registry, token.clone(), bound);
-    let task = tokio::spawn(async move {
+    tasks.spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
         if let Err(err) = server.await {
             tracing::error!(%err, "api server failed");
         }
     });
-    Ok(ApiServer {
-        addr: bound,
-        token,
-        task,
-    })
+    Ok(ApiServer { addr: bound, token })
 }
 
 /// Writes [`API_FILE`] so CLI invocations find this daemon.

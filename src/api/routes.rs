@@ -208,7 +208,8 @@ async fn install(State(state): State<AppState>, Json(body): Json<InstallRequest>
     let progress: crate::registry::install::Progress = std::sync::Arc::new(move |done, total| {
         let _ = progress_events.try_send(InstallEvent::Progress { done, total });
     });
-    tokio::spawn(async move {
+    let tasks = state.registry.tasks().clone();
+    tasks.spawn(async move {
         let result = state
             .registry
             .install_package(

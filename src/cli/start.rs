@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use tokio_util::sync::CancellationToken;
 
 use super::Output;
 use crate::api::{self, client::ApiClient};
@@ -57,9 +56,8 @@ pub async fn run(data_dir: &Path, args: Args, out: &Output) -> Result<()> {
         .client()
         .context("the network did not start; see the log above")?;
 
-    let shutdown = CancellationToken::new();
     let api_addr = args.api.unwrap_or_else(|| registry.config().api.clone());
-    let server = api::serve(registry.clone(), &api_addr, shutdown.clone()).await?;
+    let server = api::serve(registry.clone(), &api_addr).await?;
     let api_file = api::write_endpoint(data_dir, &server)?;
 
     // `net::spawn` returns once every listener is bound, so the addresses are known.
@@ -90,12 +88,9 @@ pub async fn run(data_dir: &Path, args: Args, out: &Output) -> Result<()> {
 
     wait_for_signal().await;
     out.note("stopping…");
-    shutdown.cancel();
-    if let Err(err) = server.task.await {
-        tracing::warn!(%err, "api task ended abnormally");
-    }
-    let _ = std::fs::remove_file(&api_file);
+    // One root stops the network, the API and everything they spawned.
     registry.stop().await?;
+    let _ = std::fs::remove_file(&api_file);
     out.note("stopped");
     Ok(())
 }

@@ -18,7 +18,6 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{identify, mdns, ping, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 
 use super::behaviour::{build_swarm, records_topic, Behaviour, BehaviourEvent};
 use super::client::Client;
@@ -31,6 +30,7 @@ use super::protocol::{
 use super::{NetConfig, NetError, NetStatus, PeerInfo};
 use crate::package::{Blake3Hash, Record};
 use crate::store::{IngestOutcome, Store};
+use crate::tasks::Tasks;
 
 const COMMAND_QUEUE: usize = 1024;
 const BOOTSTRAP_TICK: Duration = Duration::from_secs(1);
@@ -135,6 +135,9 @@ struct EventLoop {
     commands: mpsc::Receiver<Command>,
     client: Client,
     store: Store,
+    /// The registry's shutdown root: the loop ends when it is cancelled, and every task
+    /// the loop spawns is tracked by it.
+    tasks: Tasks,
     /// Connections kept when pruning: twice the gossip mesh's upper bound, within 90 % of
     /// the connection limit.
     prune_target: usize,
@@ -158,8 +161,8 @@ struct EventLoop {
 pub(crate) async fn spawn(
     config: NetConfig,
     store: Store,
-    shutdown: CancellationToken,
-) -> Result<(Client, tokio::task::JoinHandle<()>), NetError> {
+    tasks: Tasks,
+) -> Result<Client, NetError> {
     let mut swarm = build_swarm(&config)?;
     let mut listeners = HashSet::new();
     for addr in &config.listen {
@@ -227,6 +230,7 @@ pub(crate) async fn spawn(
         commands,
         client: client.clone(),
         store,
+        tasks: tasks.clone(),
         prune_target: prune_target(config.max_connections, config.gossip_mesh.2),
         prune_interval: config.prune_interval.max(Duration::from_millis(100)),
         prune_grace: config.prune_grace,
@@ -242,12 +246,13 @@ pub(crate) async fn spawn(
         pending_provides: HashMap::new(),
         pending_providers: HashMap::new(),
     };
-    let handle = tokio::spawn(event_loop.run(shutdown));
-    Ok((client, handle))
+    tasks.spawn(event_loop.run());
+    Ok(client)
 }
 
 impl EventLoop {
-    async fn run(mut self, shutdown: CancellationToken) {
+    async fn run(mut self) {
+        let tasks = self.tasks.clone();
         let mut bootstrap_tick = tokio::time::interval(BOOTSTRAP_TICK);
         let mut sync_tick =
             tokio::time::interval(self.sync_interval.max(Duration::from_millis(100)));
@@ -255,7 +260,7 @@ impl EventLoop {
         let mut prune_tick = tokio::time::interval(self.prune_interval);
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => break,
+                _ = tasks.cancelled() => break,
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(command) = self.commands.recv() => self.on_command(command),
                 _ = bootstrap_tick.tick() => self.dial_bootstrap(),
@@ -331,7 +336,7 @@ impl EventLoop {
             return;
         }
         let client = self.client.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             match client.sync_peer(peer).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!("sync with {peer}: {n} records gained"),
@@ -660,7 +665,7 @@ impl EventLoop {
     fn validate_gossip(&mut self, source: PeerId, message_id: MessageId, data: Vec<u8>) {
         let client = self.client.clone();
         let store = self.store.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let acceptance = match parse_record(data) {
                 Err(reason) => {
                     tracing::debug!("gossip from {source}: {reason}");
@@ -732,7 +737,7 @@ impl EventLoop {
                     tracing::debug!("dht provider store: {e}");
                 }
                 let store = self.store.clone();
-                tokio::task::spawn_blocking(move || {
+                self.tasks.spawn_blocking(move || {
                     if let Err(e) = store.add_provider(&archive, &peer) {
                         tracing::warn!("store provider {archive}: {e}");
                     }
@@ -813,7 +818,7 @@ impl EventLoop {
             tracing::debug!("dht store: {e}");
         }
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
+        self.tasks.spawn_blocking(move || {
             if let Err(e) = store.ingest(&record) {
                 tracing::warn!("dht record: store: {e}");
             }
@@ -828,7 +833,7 @@ impl EventLoop {
                 } => {
                     let store = self.store.clone();
                     let client = self.client.clone();
-                    tokio::spawn(async move {
+                    self.tasks.spawn(async move {
                         let response = match tokio::task::spawn_blocking(move || {
                             super::inbound::answer(&store, request)
                         })

@@ -20,19 +20,20 @@ use std::time::Duration;
 
 pub use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
 pub use client::Client;
 pub use protocol::{Request, Response};
 
+use crate::config::Config;
 use crate::store::Store;
+use crate::tasks::Tasks;
 
-/// How the node runs. [`NetConfig::new`] gives the daemon's defaults.
+/// How the node runs: built from the node's [`Config`] (the one place defaults are
+/// written) by [`NetConfig::from_config`]; [`NetConfig::new`] gives the defaults.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
     /// Node identity (persisted `node.key`, loaded by the caller).
     pub keypair: libp2p::identity::Keypair,
-    /// Default: tcp/4001 and udp/4001/quic-v1 on 0.0.0.0.
     pub listen: Vec<Multiaddr>,
     /// Peers dialed at start and redialed with backoff; each must end in `/p2p/<peer id>`.
     pub bootstrap: Vec<Multiaddr>,
@@ -60,41 +61,61 @@ pub struct NetConfig {
     /// Connections younger than this are never pruned (DHT queries and the first sync
     /// need them).
     pub prune_grace: Duration,
-    /// Archives kept by the LRU cache (used by the registry/transfer layer).
-    pub cache_size: usize,
 }
 
 impl NetConfig {
+    /// The defaults of [`Config::default`] with this identity.
     pub fn new(keypair: libp2p::identity::Keypair) -> Self {
-        let listen = ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"]
-            .iter()
-            .filter_map(|a| a.parse().ok())
-            .collect();
-        Self {
+        Self::from_config(&Config::default(), keypair)
+            .expect("the default configuration's addresses are valid multiaddrs")
+    }
+
+    /// The network part of a node's configuration; addresses are parsed here, so a bad
+    /// one is reported before anything listens.
+    pub fn from_config(
+        config: &Config,
+        keypair: libp2p::identity::Keypair,
+    ) -> Result<Self, NetError> {
+        let gossip = &config.gossip;
+        Ok(Self {
             keypair,
-            listen,
-            bootstrap: Vec::new(),
-            mdns: true,
-            autonat: true,
-            max_connections: 100,
-            connection_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(60),
-            query_timeout: Duration::from_secs(60),
-            replication_factor: 20,
-            gossip_mesh: (6, 4, 12),
-            heartbeat: Duration::from_secs(1),
-            sync_interval: Duration::from_secs(30),
+            listen: parse_addrs("listen", &config.listen)?,
+            bootstrap: parse_addrs("bootstrap", &config.bootstrap)?,
+            mdns: config.mdns,
+            autonat: config.autonat,
+            max_connections: config.max_connections,
+            connection_timeout: Duration::from_secs(config.connection_timeout_secs),
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+            query_timeout: Duration::from_secs(config.query_timeout_secs),
+            replication_factor: config.replication_factor,
+            gossip_mesh: (gossip.mesh_n, gossip.mesh_n_low, gossip.mesh_n_high),
+            heartbeat: Duration::from_millis(gossip.heartbeat_ms.max(10)),
+            sync_interval: Duration::from_secs(config.sync_interval_secs.max(1)),
             prune_interval: Duration::from_secs(10),
             prune_grace: Duration::from_secs(10),
-            cache_size: 1000,
-        }
+        })
     }
+}
+
+fn parse_addrs(field: &str, addrs: &[String]) -> Result<Vec<Multiaddr>, NetError> {
+    addrs
+        .iter()
+        .map(|addr| {
+            addr.parse::<Multiaddr>().map_err(|e| {
+                NetError::Address(format!(
+                    "{field} address {addr:?} is not a multiaddr ({e}); example: /ip4/127.0.0.1/tcp/4001"
+                ))
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     #[error("network configuration: {0}")]
     Config(String),
+    #[error("{0}")]
+    Address(String),
     #[error("listen on {addr}: {reason} (is the port in use? pick another with --listen)")]
     Listen { addr: Multiaddr, reason: String },
     #[error("the network task has stopped (the node is shutting down)")]
@@ -139,12 +160,8 @@ pub struct PeerInfo {
     pub rtt_ms: Option<u64>,
 }
 
-/// Starts the event loop task (which alone owns the swarm) once every listener is bound.
-/// The loop ends when `shutdown` is cancelled.
-pub async fn spawn(
-    config: NetConfig,
-    store: Store,
-    shutdown: CancellationToken,
-) -> Result<(Client, tokio::task::JoinHandle<()>), NetError> {
-    event_loop::spawn(config, store, shutdown).await
+/// Starts the event loop task (which alone owns the swarm) on `tasks` once every
+/// listener is bound. The loop, and every task it spawns, ends when `tasks` is cancelled.
+pub async fn spawn(config: NetConfig, store: Store, tasks: &Tasks) -> Result<Client, NetError> {
+    event_loop::spawn(config, store, tasks.clone()).await
 }

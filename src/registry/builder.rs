@@ -3,16 +3,16 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use libp2p::identity::Keypair;
 use tokio_util::sync::CancellationToken;
 
-use super::{Inner, P2PRegistry, RegistryError, Result, Running, NODE_KEY_FILE};
+use super::{Inner, P2PRegistry, RegistryError, Result, NODE_KEY_FILE};
 use crate::config::{self, Config};
 use crate::net::{self, Multiaddr, NetConfig};
 use crate::package::keys::write_private;
 use crate::store::Store;
+use crate::tasks::Tasks;
 
 /// Configures a [`P2PRegistry`]: anything not set comes from `config.toml` in the data
 /// directory, then the environment, then the defaults.
@@ -24,6 +24,7 @@ pub struct P2PRegistryBuilder {
     bootstrap: Option<Vec<String>>,
     mdns: Option<bool>,
     autonat: Option<bool>,
+    shutdown: Option<CancellationToken>,
 }
 
 impl P2PRegistryBuilder {
@@ -62,6 +63,14 @@ impl P2PRegistryBuilder {
         self
     }
 
+    /// Uses `token` as the registry's shutdown root: cancelling it stops the network, the
+    /// API and every task they spawned (as [`crate::Registry::stop`] does, which also
+    /// waits for them). Without it the registry makes its own.
+    pub fn with_shutdown(mut self, token: CancellationToken) -> Self {
+        self.shutdown = Some(token);
+        self
+    }
+
     /// Opens the data directory and store. Nothing touches the network until `start`.
     pub fn build(self) -> Result<P2PRegistry> {
         let data_dir = config::data_dir(self.data_dir.as_deref())?;
@@ -94,6 +103,7 @@ impl P2PRegistryBuilder {
                 data_dir,
                 config,
                 store,
+                tasks: Tasks::with_token(self.shutdown.unwrap_or_default()),
                 running: Mutex::new(None),
             }),
         })
@@ -101,23 +111,23 @@ impl P2PRegistryBuilder {
 }
 
 impl P2PRegistry {
-    /// Starts the libp2p node. Calling it twice is harmless.
+    /// Starts the libp2p node. Calling it twice is harmless; after `stop` it is refused
+    /// (the shutdown root is spent: build a new registry).
     pub(super) async fn start_network(&self) -> Result<()> {
         if self.client().is_some() {
             return Ok(());
         }
+        if self.inner.tasks.is_cancelled() {
+            return Err(RegistryError::Refused(
+                "this registry was stopped; build a new one to start again".into(),
+            ));
+        }
         let keypair = load_or_create_node_key(&self.inner.data_dir.join(NODE_KEY_FILE))?;
-        let net_config = net_config(&self.inner.config, keypair)?;
+        let net_config = NetConfig::from_config(&self.inner.config, keypair)?;
         check_tcp_ports_free(&net_config.listen)?;
-        let shutdown = CancellationToken::new();
-        let (client, task) =
-            net::spawn(net_config, self.inner.store.clone(), shutdown.clone()).await?;
+        let client = net::spawn(net_config, self.inner.store.clone(), &self.inner.tasks).await?;
         let mut running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
-        *running = Some(Running {
-            client,
-            shutdown,
-            task,
-        });
+        *running = Some(client);
         Ok(())
     }
 
@@ -132,19 +142,15 @@ impl P2PRegistry {
         Some(keypair.public().to_peer_id().to_string())
     }
 
-    /// Stops the node gracefully and waits for its event loop to finish.
+    /// Cancels the shutdown root and waits until every task spawned on it (event loop,
+    /// API server, their helpers) has finished.
     pub(super) async fn stop_network(&self) -> Result<()> {
-        let running = {
-            let mut running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
-            running.take()
-        };
-        if let Some(running) = running {
-            running.shutdown.cancel();
-            running
-                .task
-                .await
-                .map_err(|e| RegistryError::Task(e.to_string()))?;
-        }
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.inner.tasks.shutdown().await;
         Ok(())
     }
 }
@@ -180,41 +186,6 @@ fn check_tcp_ports_free(addrs: &[Multiaddr]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn parse_addrs(field: &str, addrs: &[String]) -> Result<Vec<Multiaddr>> {
-    addrs
-        .iter()
-        .map(|addr| {
-            addr.parse::<Multiaddr>().map_err(|e| {
-                RegistryError::Refused(format!(
-                    "{field} address {addr:?} is not a multiaddr ({e}); example: /ip4/127.0.0.1/tcp/4001"
-                ))
-            })
-        })
-        .collect()
-}
-
-fn net_config(config: &Config, keypair: Keypair) -> Result<NetConfig> {
-    let mut net = NetConfig::new(keypair);
-    net.listen = parse_addrs("listen", &config.listen)?;
-    net.bootstrap = parse_addrs("bootstrap", &config.bootstrap)?;
-    net.mdns = config.mdns;
-    net.autonat = config.autonat;
-    net.max_connections = config.max_connections;
-    net.connection_timeout = Duration::from_secs(config.connection_timeout_secs);
-    net.idle_timeout = Duration::from_secs(config.idle_timeout_secs);
-    net.query_timeout = Duration::from_secs(config.query_timeout_secs);
-    net.replication_factor = config.replication_factor;
-    net.sync_interval = Duration::from_secs(config.sync_interval_secs.max(1));
-    net.cache_size = config.cache_size;
-    net.gossip_mesh = (
-        config.gossip.mesh_n,
-        config.gossip.mesh_n_low,
-        config.gossip.mesh_n_high,
-    );
-    net.heartbeat = Duration::from_millis(config.gossip.heartbeat_ms.max(10));
-    Ok(net)
 }
 
 /// The node's libp2p identity persists in `node.key` so its peer id survives restarts.

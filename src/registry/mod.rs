@@ -15,12 +15,11 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tokio_util::sync::CancellationToken;
-
 use crate::config::Config;
 use crate::net::{self, Client};
 use crate::package::{Manifest, ManifestError, PublisherKey};
 use crate::store::{Query, Store};
+use crate::tasks::Tasks;
 
 pub use builder::P2PRegistryBuilder;
 pub use reports::{
@@ -92,13 +91,6 @@ pub trait Registry {
     fn status(&self) -> impl Future<Output = Result<StatusReport>> + Send;
 }
 
-/// The network side while started: the handle, and what stops it.
-struct Running {
-    client: Client,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
 /// The registry of one node: its data directory, store and (once started) network.
 #[derive(Clone)]
 pub struct P2PRegistry {
@@ -109,8 +101,12 @@ struct Inner {
     data_dir: PathBuf,
     config: Config,
     store: Store,
-    /// Set by `start`, taken by `stop`; only ever locked briefly to clone or swap.
-    running: Mutex<Option<Running>>,
+    /// The one shutdown root: the network, the API and every task they spawn run on it;
+    /// `stop` cancels it and waits for all of them.
+    tasks: Tasks,
+    /// The network handle, set by `start`, taken by `stop`; only ever locked briefly to
+    /// clone or swap.
+    running: Mutex<Option<Client>>,
 }
 
 impl P2PRegistry {
@@ -129,7 +125,12 @@ impl P2PRegistry {
     /// The network handle, if the node has been started.
     pub fn client(&self) -> Option<Client> {
         let running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
-        running.as_ref().map(|r| r.client.clone())
+        running.clone()
+    }
+
+    /// The shutdown root every task of this registry is spawned on.
+    pub fn tasks(&self) -> &Tasks {
+        &self.inner.tasks
     }
 
     pub fn publisher_key_path(&self) -> PathBuf {

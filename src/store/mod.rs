@@ -1,7 +1,8 @@
 //! The node's local state: a SQLite index (exact record bytes plus the tables derived from
 //! them: versions, yanks, rotations, evidence, packages and their FTS5 search index,
 //! archives, providers, installs) and a content-addressed blob directory for archives.
-//! Everything here is synchronous; async callers use `tokio::task::spawn_blocking`.
+//! Everything here is synchronous; async code reaches it only through [`Store::call`], the
+//! one boundary that runs SQLite and blob work on the blocking pool.
 
 mod audit;
 mod blobs;
@@ -94,6 +95,8 @@ pub enum StoreError {
     },
     #[error("archive {blake3} is not stored here; fetch it from a provider first")]
     MissingArchive { blake3: Blake3Hash },
+    #[error("store task failed: {0}")]
+    Task(String),
     #[error("archive {blake3}: chunk {index} is out of range (it has {chunks} chunks)")]
     ChunkOutOfRange {
         blake3: Blake3Hash,
@@ -193,6 +196,22 @@ impl Store {
 
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// The async boundary: runs `work` (SQLite queries, blob reads and writes) on the
+    /// blocking pool so it never stalls a runtime thread, and hands back its result.
+    /// Async code calls the store only through here.
+    pub async fn call<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Store) -> Result<T, E> + Send + 'static,
+    {
+        let store = self.clone();
+        match tokio::task::spawn_blocking(move || work(&store)).await {
+            Ok(result) => result,
+            Err(e) => Err(StoreError::Task(e.to_string()).into()),
+        }
     }
 
     /// Pinned keys (from config `trusted_publishers`): name -> key. A pinned key owns its

@@ -122,9 +122,13 @@ mod tests {
         config.connection_timeout = Duration::from_secs(10);
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let (client, _task) = net::spawn(config, store.clone(), shutdown.child_token())
-            .await
-            .unwrap();
+        let client = net::spawn(
+            config,
+            store.clone(),
+            &crate::tasks::Tasks::with_token(shutdown.child_token()),
+        )
+        .await
+        .unwrap();
         let addr = client.listen_addrs().await.unwrap()[0]
             .clone()
             .with(Protocol::P2p(client.peer_id()));
