@@ -10,6 +10,7 @@ use libp2p::kad::RecordKey;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use crate::package::fields::normalize_name;
 use crate::package::record::MAX_RECORD_SIZE;
 use crate::package::{Blake3Hash, Record, RecordBody, RecordId};
 use crate::store::Query;
@@ -90,13 +91,13 @@ pub fn dht_key(record: &Record) -> RecordKey {
     let text = match record.body() {
         RecordBody::Version(v) => format!(
             "/ggen/v/{}/{}/{}",
-            v.name.to_lowercase().replace('_', "-"),
+            normalize_name(&v.name),
             v.version,
             v.publisher
         ),
         RecordBody::Yank(y) => format!(
             "/ggen/y/{}/{}/{}",
-            y.name.to_lowercase().replace('_', "-"),
+            normalize_name(&y.name),
             y.version,
             y.publisher
         ),

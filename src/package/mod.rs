@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod digest;
+pub mod fields;
 pub mod hash;
 pub mod keys;
 pub mod manifest;

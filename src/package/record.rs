@@ -13,9 +13,10 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 
 use super::digest::CHUNK_SIZE;
+use super::fields;
 use super::hash::{Blake3Hash, Sha256Hash};
 use super::keys::{PublisherId, PublisherKey};
-use super::manifest::{self, Manifest};
+use super::manifest::Manifest;
 
 /// Prefix of every signed message, so a record signature can never be replayed as a
 /// signature over anything else (or the reverse).
@@ -282,30 +283,7 @@ fn validate_body(body: &RecordBody) -> Result<(), RecordError> {
     let invalid = RecordError::InvalidField;
     match body {
         RecordBody::Version(v) => {
-            manifest::validate_name(&v.name).map_err(invalid)?;
-            check_len("description", &v.description, manifest::MAX_DESCRIPTION_LEN)?;
-            for (field, value) in [
-                ("category", &v.category),
-                ("license", &v.license),
-                ("repository", &v.repository),
-            ] {
-                if let Some(value) = value {
-                    check_len(field, value, manifest::MAX_FIELD_LEN)?;
-                }
-            }
-            check_list("keywords", &v.keywords)?;
-            check_list("authors", &v.authors)?;
-            if v.dependencies.len() > manifest::MAX_LIST_LEN {
-                return Err(invalid(format!(
-                    "more than {} dependencies",
-                    manifest::MAX_LIST_LEN
-                )));
-            }
-            for (name, req) in &v.dependencies {
-                manifest::validate_name(name).map_err(invalid)?;
-                semver::VersionReq::parse(req)
-                    .map_err(|e| invalid(format!("dependency {name}: {req:?}: {e}")))?;
-            }
+            validate_version_fields(v)?;
             // One chunk size for every archive keeps chunk lists comparable across
             // nodes; a later record format may allow others.
             if v.archive.chunk_size != CHUNK_SIZE {
@@ -315,7 +293,7 @@ fn validate_body(body: &RecordBody) -> Result<(), RecordError> {
                 )));
             }
         }
-        RecordBody::Yank(y) => manifest::validate_name(&y.name).map_err(invalid)?,
+        RecordBody::Yank(y) => fields::validate_name(&y.name).map_err(invalid)?,
         RecordBody::Rotation(r) => {
             let mut signature = [0u8; 64];
             hex::decode_to_slice(&r.new_signature, &mut signature)
@@ -334,26 +312,38 @@ fn validate_body(body: &RecordBody) -> Result<(), RecordError> {
     Ok(())
 }
 
-fn check_len(field: &str, value: &str, max: usize) -> Result<(), RecordError> {
-    if value.len() > max {
-        return Err(RecordError::InvalidField(format!(
-            "{field} is {} bytes, over the {max}-byte limit",
-            value.len()
-        )));
+/// The manifest's field rules ([`fields`]), applied to what a record carries. A record
+/// may have an empty description (imported metadata has some); the rest is as strict
+/// as `publish`.
+fn validate_version_fields(v: &VersionRecord) -> Result<(), RecordError> {
+    fn named(field: &str) -> impl Fn(String) -> RecordError + '_ {
+        move |rule| RecordError::InvalidField(format!("{field} {rule}"))
+    }
+    fields::validate_name(&v.name).map_err(RecordError::InvalidField)?;
+    fields::check_text(&v.description, fields::MAX_DESCRIPTION_LEN)
+        .map_err(named("description"))?;
+    for (field, value) in [
+        ("category", &v.category),
+        ("license", &v.license),
+        ("repository", &v.repository),
+    ] {
+        if let Some(value) = value {
+            fields::check_text(value, fields::MAX_FIELD_LEN).map_err(named(field))?;
+        }
+    }
+    for (field, values) in [("keywords", &v.keywords), ("authors", &v.authors)] {
+        fields::check_list_len(values.len()).map_err(named(field))?;
+        for value in values {
+            fields::check_text(value, fields::MAX_FIELD_LEN).map_err(named(field))?;
+        }
+    }
+    fields::check_list_len(v.dependencies.len()).map_err(named("dependencies"))?;
+    for (name, req) in &v.dependencies {
+        let dependency = format!("dependency {name}:");
+        fields::check_dependency_name(name, &v.name).map_err(named(&dependency))?;
+        fields::parse_requirement(req).map_err(named(&dependency))?;
     }
     Ok(())
-}
-
-fn check_list(field: &str, values: &[String]) -> Result<(), RecordError> {
-    if values.len() > manifest::MAX_LIST_LEN {
-        return Err(RecordError::InvalidField(format!(
-            "more than {} {field}",
-            manifest::MAX_LIST_LEN
-        )));
-    }
-    values
-        .iter()
-        .try_for_each(|value| check_len(field, value, manifest::MAX_FIELD_LEN))
 }
 
 #[cfg(test)]
@@ -433,5 +423,34 @@ mod tests {
             ..rotation
         };
         assert!(Record::sign(RecordBody::Rotation(forged), &old).is_err());
+    }
+
+    #[test]
+    fn record_fields_follow_the_manifest_rules() {
+        let key = PublisherKey::generate();
+        let refused = |edit: fn(&mut VersionRecord)| {
+            let mut version = sample_version(&key);
+            edit(&mut version);
+            match Record::sign(RecordBody::Version(version), &key) {
+                Err(RecordError::InvalidField(message)) => message,
+                other => panic!("expected an invalid field, got {other:?}"),
+            }
+        };
+        assert!(refused(|v| v.name = "Bad Name".into()).contains("lowercase letters"));
+        assert_eq!(
+            refused(|v| v.description = "x".repeat(fields::MAX_DESCRIPTION_LEN + 1)),
+            "description is 1025 bytes, over the 1024-byte limit"
+        );
+        assert!(refused(|v| v.license = Some("MIT\u{1b}[31m".into())).contains("control"));
+        assert!(refused(|v| v.keywords = vec!["k".into(); 33]).contains("over the limit of 32"));
+        assert!(refused(|v| {
+            v.dependencies
+                .insert("rust_axum_service".into(), "1".into());
+        })
+        .contains("cannot depend on itself"));
+        assert!(refused(|v| {
+            v.dependencies.insert("other".into(), "not a req".into());
+        })
+        .starts_with("dependency other: \"not a req\" is not a semver requirement"));
     }
 }

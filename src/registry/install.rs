@@ -158,8 +158,8 @@ impl P2PRegistry {
             let same = store.installs()?.into_iter().any(|install| {
                 install.path == target
                     && install.version == meta.version
-                    && crate::package::manifest::normalize_name(&install.name)
-                        == crate::package::manifest::normalize_name(&meta.name)
+                    && crate::package::fields::normalize_name(&install.name)
+                        == crate::package::fields::normalize_name(&meta.name)
             });
             if same {
                 return Ok((0, true));

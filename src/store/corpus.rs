@@ -8,7 +8,7 @@ use std::path::Path;
 
 use semver::Version;
 
-use crate::package::manifest::{normalize_name, MAX_DESCRIPTION_LEN, MAX_NAME_LEN};
+use crate::package::fields::{normalize_name, MAX_DESCRIPTION_LEN, MAX_NAME_LEN};
 use crate::package::{
     ArchiveInfo, Blake3Hash, PublisherKey, Record, RecordBody, RecordError, Sha256Hash,
     VersionRecord,
@@ -154,7 +154,7 @@ fn map_name(npm: &str) -> Option<String> {
         .collect();
     let mapped = mapped.trim_start_matches(['-', '_']);
     let mapped: String = mapped.chars().take(MAX_NAME_LEN).collect();
-    crate::package::manifest::validate_name(&mapped)
+    crate::package::fields::validate_name(&mapped)
         .ok()
         .map(|_| mapped)
 }

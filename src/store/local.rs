@@ -8,7 +8,7 @@ use rusqlite::params;
 use semver::Version;
 
 use super::{now_ms, Install, Store, StoreError};
-use crate::package::manifest::normalize_name;
+use crate::package::fields::normalize_name;
 use crate::package::Blake3Hash;
 
 impl Store {

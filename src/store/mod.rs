@@ -221,7 +221,7 @@ impl Store {
     pub fn set_pins(&self, pins: BTreeMap<String, PublisherId>) {
         let pins: BTreeMap<String, PublisherId> = pins
             .into_iter()
-            .map(|(name, key)| (crate::package::manifest::normalize_name(&name), key))
+            .map(|(name, key)| (crate::package::fields::normalize_name(&name), key))
             .collect();
         let changed: Vec<String> = {
             let mut current = self.inner.pins.write().unwrap_or_else(|e| e.into_inner());

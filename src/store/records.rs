@@ -10,7 +10,7 @@ use semver::Version;
 use super::search::PackageMetadata;
 use super::trust::{self, Chains};
 use super::{now_ms, Equivocation, Error, IngestOutcome, Store, StoreError};
-use crate::package::manifest::normalize_name;
+use crate::package::fields::normalize_name;
 use crate::package::{
     Blake3Hash, KeyRotation, PublisherId, Record, RecordBody, RecordId, VersionRecord, YankRecord,
 };

@@ -9,7 +9,7 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use super::{records, Store, StoreError};
-use crate::package::manifest::normalize_name;
+use crate::package::fields::normalize_name;
 use crate::package::{ArchiveInfo, PublisherId, RecordId, VersionRecord};
 
 /// Default number of hits per page.

@@ -9,7 +9,7 @@ use semver::{Version, VersionReq};
 
 use super::search::PackageMetadata;
 use super::{records, Error, NameClaim, Store, StoreError};
-use crate::package::manifest::normalize_name;
+use crate::package::fields::normalize_name;
 use crate::package::PublisherId;
 
 /// Follows key rotations back to the oldest key of a chain, with a cache per operation.

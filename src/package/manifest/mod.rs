@@ -1,8 +1,9 @@
 //! The package manifest: `package.toml` (ours) or ggen's older `gpack.toml`, read into
 //! one [`Manifest`] and validated so that errors name the file, the field and the rule.
 //!
-//! Validation rules live here and are reused when a record arrives from the network,
-//! so a peer cannot publish what `publish` would have refused.
+//! This file owns the [`Manifest`] type, finding the file and reading `package.toml`;
+//! `gpack.rs` holds what differs for `gpack.toml`, `table.rs` the typed TOML access, and
+//! the field rules themselves live in [`crate::package::fields`] (shared with records).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,14 +11,11 @@ use std::path::{Path, PathBuf};
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
 
-/// Longest description accepted, in bytes.
-pub const MAX_DESCRIPTION_LEN: usize = 1024;
-/// Longest short text field (category, keyword, author, license, repository), in bytes.
-pub const MAX_FIELD_LEN: usize = 256;
-/// Most keywords, authors or dependencies a manifest may list.
-pub const MAX_LIST_LEN: usize = 32;
-/// Longest package name.
-pub const MAX_NAME_LEN: usize = 64;
+use crate::package::fields::{self, MAX_DESCRIPTION_LEN};
+use table::{describe_syntax_error, read_limited, Context, Fields};
+
+mod gpack;
+mod table;
 
 /// A package's metadata as its author wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,29 +49,6 @@ pub enum ManifestError {
         field: String,
         rule: String,
     },
-}
-
-/// Why a name is not a valid package name, or `Ok` when it is.
-pub fn validate_name(name: &str) -> Result<(), String> {
-    let bytes = name.as_bytes();
-    let ok_first = bytes
-        .first()
-        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    let ok_rest = bytes
-        .iter()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'_');
-    if ok_first && ok_rest && bytes.len() <= MAX_NAME_LEN {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name:?} is not a package name: use 1-{MAX_NAME_LEN} lowercase letters, digits, '-' or '_', starting with a letter or digit"
-        ))
-    }
-}
-
-/// The form under which names are compared: '-' and '_' are the same character.
-pub fn normalize_name(name: &str) -> String {
-    name.replace('_', "-")
 }
 
 /// The manifest file this crate defines.
@@ -176,40 +151,33 @@ impl Manifest {
                 ))
             }
         };
-        let fields = Fields {
+        let keys = Fields {
             ctx: &ctx,
             prefix: table_name,
             table,
         };
         let name = match format {
             ManifestFormat::Package => {
-                let name = fields.required_string("name")?;
-                validate_name(name).map_err(|rule| ctx.invalid("package.name", rule))?;
+                let name = keys.required_string("name")?;
+                fields::validate_name(name).map_err(|rule| ctx.invalid("package.name", rule))?;
                 name.to_string()
             }
-            ManifestFormat::Gpack => gpack_name(&fields)?,
+            ManifestFormat::Gpack => gpack::name(&keys)?,
         };
-        let version_text = fields.required_string("version")?;
-        let version = Version::parse(version_text).map_err(|e| {
-            fields.invalid(
-                "version",
-                format!("{version_text:?} is not a semver version ({e}); write e.g. \"1.2.0\""),
-            )
-        })?;
-        let description = fields.required_string("description")?.trim().to_string();
+        let version_text = keys.required_string("version")?;
+        let version =
+            fields::parse_version(version_text).map_err(|rule| keys.invalid("version", rule))?;
+        let description = keys.required_string("description")?.trim().to_string();
         if description.is_empty() {
-            return Err(fields.invalid("description", "must not be empty".into()));
+            return Err(keys.invalid("description", "must not be empty".into()));
         }
-        fields.check_len("description", &description, MAX_DESCRIPTION_LEN)?;
-        let category = fields.short_string("category")?;
-        let license = fields.short_string("license")?;
-        let repository = fields.short_string("repository")?;
+        keys.check_text("description", &description, MAX_DESCRIPTION_LEN)?;
+        let category = keys.short_string("category")?;
+        let license = keys.short_string("license")?;
+        let repository = keys.short_string("repository")?;
         let (keywords, authors) = match format {
-            ManifestFormat::Package => (fields.list("keywords")?, fields.list("authors")?),
-            ManifestFormat::Gpack => (
-                fields.list_or_alias("keywords", "tags")?,
-                fields.list_or_alias("authors", "author")?,
-            ),
+            ManifestFormat::Package => (keys.list("keywords")?, keys.list("authors")?),
+            ManifestFormat::Gpack => gpack::keywords_and_authors(&keys)?,
         };
         let dependencies = dependencies(&ctx, &root, format, &name)?;
         Ok(Manifest {
@@ -224,212 +192,6 @@ impl Manifest {
             dependencies,
         })
     }
-}
-
-fn read_limited(path: &Path) -> Result<String, ManifestError> {
-    use std::io::Read;
-    let io = |source| ManifestError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_MANIFEST_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > MAX_MANIFEST_SIZE {
-        return Err(io(std::io::Error::other(format!(
-            "manifest is over the {MAX_MANIFEST_SIZE}-byte limit"
-        ))));
-    }
-    String::from_utf8(bytes).map_err(|_| ManifestError::Syntax {
-        path: path.to_path_buf(),
-        reason: "not UTF-8 text".into(),
-    })
-}
-
-/// "line L, column C: message", counted from the error's span.
-fn describe_syntax_error(text: &str, error: &toml::de::Error) -> String {
-    let message = error.message().trim();
-    let Some(span) = error.span() else {
-        return message.to_string();
-    };
-    let before = &text[..span.start.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rsplit('\n')
-        .next()
-        .map_or(0, |tail| tail.chars().count())
-        + 1;
-    format!("line {line}, column {column}: {message}")
-}
-
-struct Context<'a> {
-    path: &'a Path,
-}
-
-impl Context<'_> {
-    fn invalid(&self, field: &str, rule: String) -> ManifestError {
-        ManifestError::Invalid {
-            path: self.path.to_path_buf(),
-            field: field.to_string(),
-            rule,
-        }
-    }
-}
-
-/// Typed access to the keys of one table, with errors naming `prefix.key`.
-struct Fields<'a> {
-    ctx: &'a Context<'a>,
-    prefix: &'a str,
-    table: &'a toml::Table,
-}
-
-impl<'a> Fields<'a> {
-    fn invalid(&self, key: &str, rule: String) -> ManifestError {
-        self.ctx.invalid(&format!("{}.{key}", self.prefix), rule)
-    }
-
-    fn string(&self, key: &str) -> Result<Option<&'a str>, ManifestError> {
-        match self.table.get(key) {
-            None => Ok(None),
-            Some(toml::Value::String(text)) => Ok(Some(text)),
-            Some(other) => Err(self.invalid(
-                key,
-                format!("expected a string, found {}", other.type_str()),
-            )),
-        }
-    }
-
-    fn required_string(&self, key: &str) -> Result<&'a str, ManifestError> {
-        self.string(key)?.ok_or_else(|| {
-            self.invalid(
-                key,
-                format!("required; add `{key} = \"...\"` to [{}]", self.prefix),
-            )
-        })
-    }
-
-    /// An optional short field; empty text counts as absent.
-    fn short_string(&self, key: &str) -> Result<Option<String>, ManifestError> {
-        let Some(text) = self.string(key)? else {
-            return Ok(None);
-        };
-        let text = text.trim();
-        self.check_len(key, text, MAX_FIELD_LEN)?;
-        Ok((!text.is_empty()).then(|| text.to_string()))
-    }
-
-    fn check_len(&self, key: &str, text: &str, max: usize) -> Result<(), ManifestError> {
-        if text.len() > max {
-            return Err(self.invalid(
-                key,
-                format!("is {} bytes, over the {max}-byte limit", text.len()),
-            ));
-        }
-        if text
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t')
-        {
-            return Err(self.invalid(key, "must not contain control characters".into()));
-        }
-        Ok(())
-    }
-
-    /// An array of non-empty short strings (a single string is accepted as one item).
-    fn list(&self, key: &str) -> Result<Vec<String>, ManifestError> {
-        let items: Vec<&toml::Value> = match self.table.get(key) {
-            None => return Ok(Vec::new()),
-            Some(toml::Value::Array(items)) => items.iter().collect(),
-            Some(value @ toml::Value::String(_)) => vec![value],
-            Some(other) => {
-                return Err(self.invalid(
-                    key,
-                    format!("expected an array of strings, found {}", other.type_str()),
-                ))
-            }
-        };
-        if items.len() > MAX_LIST_LEN {
-            return Err(self.invalid(
-                key,
-                format!(
-                    "has {} entries, over the limit of {MAX_LIST_LEN}",
-                    items.len()
-                ),
-            ));
-        }
-        let mut out = Vec::with_capacity(items.len());
-        for (index, item) in items.into_iter().enumerate() {
-            let item_key = format!("{key}[{index}]");
-            let toml::Value::String(text) = item else {
-                return Err(self.invalid(
-                    &item_key,
-                    format!("expected a string, found {}", item.type_str()),
-                ));
-            };
-            let text = text.trim();
-            if text.is_empty() {
-                return Err(self.invalid(&item_key, "must not be empty".into()));
-            }
-            self.check_len(&item_key, text, MAX_FIELD_LEN)?;
-            out.push(text.to_string());
-        }
-        Ok(out)
-    }
-
-    fn list_or_alias(&self, key: &str, alias: &str) -> Result<Vec<String>, ManifestError> {
-        if self.table.contains_key(key) {
-            self.list(key)
-        } else {
-            self.list(alias)
-        }
-    }
-}
-
-/// A gpack's package name: its `name` when that is already valid, else the last
-/// segment of its `id` ("io.ggen.rust.cli-subcommand" → "cli-subcommand"), else its
-/// `name` turned into a slug ("Rust CLI" → "rust-cli").
-fn gpack_name(fields: &Fields<'_>) -> Result<String, ManifestError> {
-    let name = fields.string("name")?;
-    let id = fields.string("id")?;
-    if let Some(name) = name.filter(|name| validate_name(name).is_ok()) {
-        return Ok(name.to_string());
-    }
-    let derived = match (id, name) {
-        (Some(id), _) => slug(id.rsplit('.').next().unwrap_or(id)),
-        (None, Some(name)) => slug(name),
-        (None, None) => {
-            return Err(fields.invalid(
-                "name",
-                "required; add `name = \"...\"` or `id = \"...\"` to [gpack]".into(),
-            ))
-        }
-    };
-    validate_name(&derived).map_err(|rule| {
-        let field = if id.is_some() { "id" } else { "name" };
-        fields.invalid(
-            field,
-            format!("no package name can be derived from it: {rule}"),
-        )
-    })?;
-    Ok(derived)
-}
-
-/// Lowercase, anything outside `[a-z0-9_-]` becomes '-', runs of '-' collapse, and
-/// leading/trailing separators go.
-fn slug(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.trim().chars().flat_map(char::to_lowercase) {
-        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
-            c
-        } else {
-            '-'
-        };
-        if !(c == '-' && out.ends_with('-')) {
-            out.push(c);
-        }
-    }
-    out.trim_matches(|c| c == '-' || c == '_').to_string()
 }
 
 /// `[dependencies]`: name = "req" or name = { version = "req" }.
@@ -449,28 +211,16 @@ fn dependencies(
             ))
         }
     };
-    if table.len() > MAX_LIST_LEN {
-        return Err(ctx.invalid(
-            "dependencies",
-            format!(
-                "has {} entries, over the limit of {MAX_LIST_LEN}",
-                table.len()
-            ),
-        ));
-    }
+    fields::check_list_len(table.len()).map_err(|rule| ctx.invalid("dependencies", rule))?;
     let mut out = BTreeMap::new();
     for (key, value) in table {
         let field = format!("dependencies.{key}");
         let name = match format {
             ManifestFormat::Package => key.clone(),
             // gpack dependencies are ids; they map to names the way the pack's own id does.
-            ManifestFormat::Gpack if validate_name(key).is_ok() => key.clone(),
-            ManifestFormat::Gpack => slug(key.rsplit('.').next().unwrap_or(key)),
+            ManifestFormat::Gpack => gpack::dependency_name(key),
         };
-        validate_name(&name).map_err(|rule| ctx.invalid(&field, rule))?;
-        if normalize_name(&name) == normalize_name(own_name) {
-            return Err(ctx.invalid(&field, "a package cannot depend on itself".into()));
-        }
+        fields::check_dependency_name(&name, own_name).map_err(|rule| ctx.invalid(&field, rule))?;
         let req_text = match value {
             toml::Value::String(text) => text.as_str(),
             toml::Value::Table(spec) => match spec.get("version") {
@@ -492,15 +242,10 @@ fn dependencies(
                 ))
             }
         };
-        let req = VersionReq::parse(req_text).map_err(|e| {
-            ctx.invalid(
-                &field,
-                format!("{req_text:?} is not a semver requirement ({e}); write e.g. \"^1.2\""),
-            )
-        })?;
+        let req = fields::parse_requirement(req_text).map_err(|rule| ctx.invalid(&field, rule))?;
         if out
             .keys()
-            .any(|seen: &String| normalize_name(seen) == normalize_name(&name))
+            .any(|seen: &String| fields::normalize_name(seen) == fields::normalize_name(&name))
         {
             return Err(ctx.invalid(&field, format!("{name:?} is listed twice")));
         }
@@ -512,6 +257,7 @@ fn dependencies(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::package::fields::{MAX_DESCRIPTION_LEN, MAX_FIELD_LEN, MAX_LIST_LEN};
 
     const GOOD: &str = r#"
 [package]
@@ -684,53 +430,6 @@ other_pack = { version = ">=1, <3" }
             }
             other => panic!("expected a syntax error, got {other:?}"),
         }
-    }
-
-    #[test]
-    fn reads_a_ggen_gpack_toml() {
-        let text = r#"
-[gpack]
-id = "io.ggen.rust.cli-subcommand"
-name = "Rust CLI subcommand"
-version = "0.2.1"
-description = "Generate clap subcommands"
-license = "MIT"
-authors = ["ggen team"]
-keywords = ["rust", "cli"]
-ggen_compat = ">=0.2 <0.4"
-
-[dependencies]
-"io.ggen.macros.std" = "^0.2"
-
-[templates]
-patterns = ["cli/subcommand/*.tmpl"]
-
-[rdf]
-base = "http://example.org/"
-"#;
-        let manifest = Manifest::parse(text, Path::new("pack/gpack.toml")).unwrap();
-        assert_eq!(manifest.name, "cli-subcommand");
-        assert_eq!(manifest.version, Version::new(0, 2, 1));
-        assert_eq!(manifest.license.as_deref(), Some("MIT"));
-        assert_eq!(manifest.keywords, ["rust", "cli"]);
-        assert_eq!(
-            manifest.dependencies["std"],
-            VersionReq::parse("^0.2").unwrap()
-        );
-
-        let plain = "[gpack]\nname = \"readme-gen\"\nversion = \"1.0.0\"\ndescription = \"d\"\ntags = [\"docs\"]\nauthor = \"Ann\"\n";
-        let manifest = Manifest::parse(plain, Path::new("gpack.toml")).unwrap();
-        assert_eq!(manifest.name, "readme-gen");
-        assert_eq!(manifest.keywords, ["docs"]);
-        assert_eq!(manifest.authors, ["Ann"]);
-
-        let slugged = "[gpack]\nname = \"My Pack!\"\nversion = \"1.0.0\"\ndescription = \"d\"\n";
-        let manifest = Manifest::parse(slugged, Path::new("gpack.toml")).unwrap();
-        assert_eq!(manifest.name, "my-pack");
-
-        let nameless = "[gpack]\nversion = \"1.0.0\"\ndescription = \"d\"\n";
-        let error = Manifest::parse(nameless, Path::new("gpack.toml")).unwrap_err();
-        assert!(error.to_string().contains("field `gpack.name`"), "{error}");
     }
 
     #[test]

@@ -1,0 +1,146 @@
+//! The rules every package field obeys, written once: names (and the one way they are
+//! compared), versions, text lengths, lists and dependency requirements. The manifest
+//! reader and record verification both call these, so a peer cannot publish what
+//! `publish` would have refused. Reading TOML and building error types is not done here.
+
+use semver::{Version, VersionReq};
+
+/// Longest description accepted, in bytes.
+pub const MAX_DESCRIPTION_LEN: usize = 1024;
+/// Longest short text field (category, keyword, author, license, repository), in bytes.
+pub const MAX_FIELD_LEN: usize = 256;
+/// Most keywords, authors or dependencies a manifest may list.
+pub const MAX_LIST_LEN: usize = 32;
+/// Longest package name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Why a name is not a valid package name, or `Ok` when it is.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let bytes = name.as_bytes();
+    let ok_first = bytes
+        .first()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let ok_rest = bytes
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'_');
+    if ok_first && ok_rest && bytes.len() <= MAX_NAME_LEN {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a package name: use 1-{MAX_NAME_LEN} lowercase letters, digits, '-' or '_', starting with a letter or digit"
+        ))
+    }
+}
+
+/// The form under which names are compared: '-' and '_' are the same character.
+pub fn normalize_name(name: &str) -> String {
+    name.replace('_', "-")
+}
+
+/// A version as written in a manifest.
+pub fn parse_version(text: &str) -> Result<Version, String> {
+    Version::parse(text)
+        .map_err(|e| format!("{text:?} is not a semver version ({e}); write e.g. \"1.2.0\""))
+}
+
+/// A dependency requirement as written in a manifest or carried in a record.
+pub fn parse_requirement(text: &str) -> Result<VersionReq, String> {
+    VersionReq::parse(text)
+        .map_err(|e| format!("{text:?} is not a semver requirement ({e}); write e.g. \"^1.2\""))
+}
+
+/// A text field at most `max` bytes long (the description takes
+/// [`MAX_DESCRIPTION_LEN`], the short fields [`MAX_FIELD_LEN`]).
+pub fn check_len(text: &str, max: usize) -> Result<(), String> {
+    if text.len() > max {
+        return Err(format!(
+            "is {} bytes, over the {max}-byte limit",
+            text.len()
+        ));
+    }
+    Ok(())
+}
+
+/// A text field a person wrote: within `max` bytes and free of control characters
+/// other than newline and tab.
+pub fn check_text(text: &str, max: usize) -> Result<(), String> {
+    check_len(text, max)?;
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err("must not contain control characters".into());
+    }
+    Ok(())
+}
+
+/// A list (keywords, authors, dependencies) of at most [`MAX_LIST_LEN`] entries.
+pub fn check_list_len(len: usize) -> Result<(), String> {
+    if len > MAX_LIST_LEN {
+        return Err(format!(
+            "has {len} entries, over the limit of {MAX_LIST_LEN}"
+        ));
+    }
+    Ok(())
+}
+
+/// A dependency's name: a valid package name other than the depending package's own.
+pub fn check_dependency_name(name: &str, own_name: &str) -> Result<(), String> {
+    validate_name(name)?;
+    if normalize_name(name) == normalize_name(own_name) {
+        return Err("a package cannot depend on itself".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name("rust-axum_2").is_ok());
+        for bad in [
+            "",
+            "-x",
+            "_x",
+            "Upper",
+            "a b",
+            "é",
+            &"a".repeat(MAX_NAME_LEN + 1),
+        ] {
+            let rule = validate_name(bad).unwrap_err();
+            assert!(rule.contains("lowercase letters"), "{bad:?}: {rule}");
+        }
+        assert_eq!(normalize_name("a_b-c"), "a-b-c");
+        assert_eq!(
+            check_dependency_name("my_pack", "my-pack").unwrap_err(),
+            "a package cannot depend on itself"
+        );
+    }
+
+    #[test]
+    fn texts_lists_versions_and_requirements() {
+        assert!(check_text(&"x".repeat(MAX_FIELD_LEN), MAX_FIELD_LEN).is_ok());
+        assert_eq!(
+            check_text(&"x".repeat(MAX_FIELD_LEN + 1), MAX_FIELD_LEN).unwrap_err(),
+            "is 257 bytes, over the 256-byte limit"
+        );
+        assert!(check_text("two\nlines\tok", MAX_FIELD_LEN).is_ok());
+        assert!(check_text("bell\u{7}", MAX_FIELD_LEN)
+            .unwrap_err()
+            .contains("control characters"));
+        assert!(check_list_len(MAX_LIST_LEN).is_ok());
+        assert!(check_list_len(MAX_LIST_LEN + 1)
+            .unwrap_err()
+            .contains("over the limit of 32"));
+        assert_eq!(parse_version("1.2.0").unwrap(), Version::new(1, 2, 0));
+        assert!(parse_version("1.2")
+            .unwrap_err()
+            .contains("not a semver version"));
+        assert!(parse_requirement(">=1, <3").is_ok());
+        assert!(parse_requirement("nope")
+            .unwrap_err()
+            .contains("not a semver requirement"));
+    }
+}
