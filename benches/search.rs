@@ -7,8 +7,8 @@
 //! - `like`: the naive way to search without FTS, a `LIKE '%word%'` scan over every
 //!   name and description (first 200 queries of each class: it is slow).
 //!
-//! Run: `cargo bench --bench search` (release build; corpus path as argument or the
-//! default shared path).
+//! Run: `cargo bench --bench search` (release build; corpus path as argument, else
+//! `$GGEN_P2P_CORPUS`, else `../shared/data/` beside the repository).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
         .skip(1)
         .find(|a| !a.starts_with('-'))
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(corpus::NPM_CORPUS_PATH));
+        .unwrap_or_else(corpus::corpus_path);
     if !path.exists() {
         println!(
             "search bench: {} not found, nothing to measure",

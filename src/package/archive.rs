@@ -7,6 +7,7 @@
 //! in memory. Safe unpacking lives in [`unpack`]; the rules for entry paths that both
 //! sides share (relative, no `..`, no case-insensitive collisions) live here.
 
+#[cfg(any(test, feature = "test-support"))]
 mod corpus;
 mod pipe;
 mod unpack;
@@ -17,6 +18,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 #[doc(hidden)]
+#[cfg(any(test, feature = "test-support"))]
 pub use corpus::{malicious_corpus, CORPUS_ESCAPE_DIR};
 pub use unpack::{list_entries, unpack, EntryInfo, UnpackLimits, UnpackReport, STAGING_PREFIX};
 

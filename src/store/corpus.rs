@@ -2,9 +2,11 @@
 //! signed version records, for the search ranking test and the search benchmark. npm
 //! names are mapped onto ggen names (`@scope/a.b` -> `scope-a-b`); the category and
 //! keywords are derived from description words, since the corpus has none.
+//!
+//! A test fixture: compiled only for tests and with the `test-support` feature.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use semver::Version;
 
@@ -14,8 +16,18 @@ use crate::package::{
     VersionRecord,
 };
 
-/// Where the shared corpus lives on the development machines.
-pub const NPM_CORPUS_PATH: &str = "/work/shared/data/npm-corpus-100k.tsv";
+/// Where the shared corpus lives: beside the repository, in `../shared/data/`.
+pub const NPM_CORPUS_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/data/npm-corpus-100k.tsv"
+);
+/// Environment variable that points at the corpus when it lives elsewhere.
+pub const CORPUS_ENV: &str = "GGEN_P2P_CORPUS";
+
+/// The corpus file to read: `$GGEN_P2P_CORPUS` when set, else [`NPM_CORPUS_PATH`].
+pub fn corpus_path() -> PathBuf {
+    std::env::var_os(CORPUS_ENV).map_or_else(|| PathBuf::from(NPM_CORPUS_PATH), PathBuf::from)
+}
 
 /// One corpus row, already mapped to a valid ggen name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,15 +195,18 @@ mod tests {
         assert_eq!(truncate("héllo", 2), "h");
     }
 
-    /// Ranking quality on 100,000 real npm packages (skipped when the corpus is absent).
+    /// Ranking quality on 100,000 real npm packages. The corpus is part of the test:
+    /// when it is missing the test fails rather than passing without checking anything.
     #[test]
     fn ranking_on_the_npm_corpus() {
-        let path = Path::new(NPM_CORPUS_PATH);
-        if !path.exists() {
-            eprintln!("skipping: {NPM_CORPUS_PATH} not found");
-            return;
-        }
-        let entries = load(path).unwrap();
+        let path = corpus_path();
+        assert!(
+            path.is_file(),
+            "npm corpus not found at {}: it is looked for in ../shared/data/ beside the \
+             repository; set {CORPUS_ENV} to point at npm-corpus-100k.tsv elsewhere",
+            path.display()
+        );
+        let entries = load(&path).unwrap();
         assert!(entries.len() > 90_000, "{} entries", entries.len());
         let key = PublisherKey::generate();
         let records = records(&entries, &key).unwrap();

@@ -6,6 +6,7 @@
 
 mod audit;
 mod blobs;
+#[cfg(any(test, feature = "test-support"))]
 pub mod corpus;
 mod local;
 mod records;

@@ -2,7 +2,8 @@
 //! escapes, links, devices, name collisions, bombs and corrupt streams. Headers are
 //! written byte by byte where the `tar` builder would refuse the name.
 //!
-//! Shared with the command-line integration tests, hence public but hidden.
+//! A test fixture: compiled only for tests and with the `test-support` feature (the
+//! integration tests use it through the crate's dev-dependency on itself).
 
 use tar::{EntryType, Header};
 
