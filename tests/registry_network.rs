@@ -100,8 +100,35 @@ async fn publish_at_one_end_install_at_the_other() {
         .unwrap();
     assert!(!report.fetched_from.is_empty(), "archive came from a peer");
     assert!(target.join("package.toml").is_file());
-    // Having fetched it, the far node now provides it too.
-    assert!(far.store().has_archive(&published.archive.blake3));
+    // Having fetched it, the far node keeps the archive and now provides it too: its
+    // store lists itself as a provider, and a DHT lookup from the publisher finds it.
+    let archive = published.archive.blake3;
+    assert!(far.store().has_archive(&archive));
+    let far_id = far.client().unwrap().peer_id();
+    assert!(
+        far.store()
+            .providers(&archive)
+            .unwrap()
+            .contains(&far_id.to_string()),
+        "the far node does not list itself as a provider"
+    );
+    let begun = Instant::now();
+    loop {
+        let providers = nodes[0]
+            .client()
+            .unwrap()
+            .find_providers(archive)
+            .await
+            .unwrap();
+        if providers.contains(&far_id) {
+            break;
+        }
+        assert!(
+            begun.elapsed() < DEADLINE,
+            "the DHT never listed the far node as a provider: {providers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for node in &nodes {
         node.stop().await.unwrap();
     }

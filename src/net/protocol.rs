@@ -199,10 +199,74 @@ mod tests {
         assert!(error.contains("limit"), "{error}");
     }
 
+    /// The largest `GetRecords` request and a full chunk response go through the same
+    /// CBOR codec (and limits) the behaviour uses, and come back unchanged.
     #[test]
-    fn requests_round_trip_through_cbor_sizes() {
-        let ids = vec![Blake3Hash::of(b"x"); MAX_IDS_PER_REQUEST];
-        let bytes = serde_json::to_vec(&Request::GetRecords { ids }).unwrap();
-        assert!((bytes.len() as u64) < MAX_REQUEST_SIZE);
+    fn largest_messages_round_trip_through_the_cbor_codec() {
+        use futures::io::Cursor;
+        use libp2p::request_response::{self, Codec as _};
+        use libp2p::StreamProtocol;
+
+        let mut codec = request_response::cbor::codec::Codec::<Request, Response>::default()
+            .set_request_size_maximum(MAX_REQUEST_SIZE)
+            .set_response_size_maximum(MAX_RESPONSE_SIZE);
+        let protocol = StreamProtocol::new(RR_PROTOCOL);
+        futures::executor::block_on(async {
+            let ids: Vec<RecordId> = (0..MAX_IDS_PER_REQUEST as u32)
+                .map(|i| Blake3Hash::of(&i.to_be_bytes()))
+                .collect();
+            let mut wire = Cursor::new(Vec::new());
+            codec
+                .write_request(
+                    &protocol,
+                    &mut wire,
+                    Request::GetRecords { ids: ids.clone() },
+                )
+                .await
+                .unwrap();
+            let wire = wire.into_inner();
+            assert!(
+                (wire.len() as u64) < MAX_REQUEST_SIZE,
+                "{} bytes",
+                wire.len()
+            );
+            match codec
+                .read_request(&protocol, &mut Cursor::new(wire))
+                .await
+                .unwrap()
+            {
+                Request::GetRecords { ids: back } => assert_eq!(back, ids),
+                other => panic!("came back as {other:?}"),
+            }
+
+            let chunk: Vec<u8> = (0..crate::package::digest::CHUNK_SIZE)
+                .map(|i| i as u8)
+                .collect();
+            let mut wire = Cursor::new(Vec::new());
+            codec
+                .write_response(
+                    &protocol,
+                    &mut wire,
+                    Response::Chunk {
+                        bytes: ByteBuf::from(chunk.clone()),
+                    },
+                )
+                .await
+                .unwrap();
+            let wire = wire.into_inner();
+            assert!(
+                (wire.len() as u64) < MAX_RESPONSE_SIZE,
+                "{} bytes",
+                wire.len()
+            );
+            match codec
+                .read_response(&protocol, &mut Cursor::new(wire))
+                .await
+                .unwrap()
+            {
+                Response::Chunk { bytes } => assert!(bytes.as_ref() == chunk.as_slice()),
+                other => panic!("came back as {:?}", other.kind()),
+            }
+        });
     }
 }
