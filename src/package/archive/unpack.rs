@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{check_entry_path, ArchiveError, Namespace, ZSTD_WINDOW_LOG};
+use super::paths::{check_entry_path, Namespace};
+use super::{ArchiveError, ZSTD_WINDOW_LOG};
 
 /// Prefix of staging directories; a crash can leave one behind, never a half target.
 pub const STAGING_PREFIX: &str = ".ggen-unpack-";

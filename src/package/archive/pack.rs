@@ -1,81 +1,15 @@
-//! Deterministic archives: a pack directory becomes a tar stream compressed with zstd,
-//! and the same files always give the same bytes on any machine (entries sorted by path
-//! bytes, owner, times and modes normalised, fixed zstd parameters).
-//!
-//! Packing streams: file contents flow from disk through tar and zstd into the caller's
-//! writer (usually an [`ArchiveHasher`](super::digest::ArchiveHasher) tee), never whole
-//! in memory. Safe unpacking lives in [`unpack`]; the rules for entry paths that both
-//! sides share (relative, no `..`, no case-insensitive collisions) live here.
+//! Packing: the files of a pack directory (minus ignored ones) streamed through a
+//! deterministic tar and zstd into the caller's writer. Unpacking is in `unpack.rs`, the
+//! entry-path rules both sides apply in `paths.rs`.
 
-#[cfg(any(test, feature = "test-support"))]
-mod corpus;
-mod pipe;
-mod unpack;
-
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-#[doc(hidden)]
-#[cfg(any(test, feature = "test-support"))]
-pub use corpus::{malicious_corpus, CORPUS_ESCAPE_DIR};
-pub use unpack::{list_entries, unpack, EntryInfo, UnpackLimits, UnpackReport, STAGING_PREFIX};
-
-use super::manifest::{Manifest, ManifestError};
-
-/// zstd level used for every archive. On the publish benchmark (`benches/publish.rs`)
-/// levels -5, -1, 1 and 3 pack at the same speed within noise (the streaming tar/zstd
-/// path and hashing dominate, not the match finder), so zstd's default level 3 is kept
-/// for the smallest output of the four. Changing it changes every archive's bytes.
-pub const ZSTD_LEVEL: i32 = 3;
-/// zstd window, pinned (rather than left to the level's default) so the output does not
-/// move if a future zstd retunes its levels. 8 MiB: within every decoder's default limit.
-pub const ZSTD_WINDOW_LOG: u32 = 23;
-/// Ignore file read in every directory of a pack, in addition to `.gitignore`.
-pub const IGNORE_FILE: &str = ".ggenignore";
-/// Longest entry path accepted, in bytes.
-pub const MAX_PATH_LEN: usize = 1024;
-/// Longest single path component accepted, in bytes (what common file systems allow).
-pub const MAX_COMPONENT_LEN: usize = 255;
-/// Deepest directory nesting accepted.
-pub const MAX_DEPTH: usize = 32;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ArchiveError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("writing the archive: {0}")]
-    Write(#[source] io::Error),
-    #[error(transparent)]
-    Manifest(#[from] ManifestError),
-    #[error("{path}: the pack's manifest is excluded by .gitignore or {IGNORE_FILE}; a pack must include it (remove the rule)")]
-    ManifestIgnored { path: PathBuf },
-    #[error("{dir}: reading the pack directory: {reason}")]
-    Walk { dir: PathBuf, reason: String },
-    #[error("{path}: is a symbolic link; packs hold only regular files and directories (replace it with a copy, or list it in {IGNORE_FILE})")]
-    Symlink { path: PathBuf },
-    #[error("{path}: is not a regular file or directory (socket, fifo or device); remove it or list it in {IGNORE_FILE}")]
-    SpecialFile { path: PathBuf },
-    #[error("{path}: {reason}")]
-    BadPackPath { path: PathBuf, reason: String },
-    #[error(
-        "{path}: changed size while being packed; publish again once nothing writes to the pack"
-    )]
-    Changed { path: PathBuf },
-    #[error("archive entry {entry:?}: {reason}; the archive is refused")]
-    Refused { entry: String, reason: String },
-    #[error("archive exceeds the {what} limit of {limit}; the archive is refused (possible decompression bomb)")]
-    Limit { what: &'static str, limit: u64 },
-    #[error("archive is corrupt or truncated: {0}")]
-    Corrupt(#[source] io::Error),
-    #[error("{path}: already exists; remove it or choose another --to")]
-    TargetExists { path: PathBuf },
-}
+use super::paths::{check_entry_path, Namespace};
+use super::pipe;
+use super::{ArchiveError, IGNORE_FILE, ZSTD_LEVEL, ZSTD_WINDOW_LOG};
+use crate::package::manifest::Manifest;
 
 /// What a pack will contain, in archive order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,94 +277,11 @@ fn is_executable(_metadata: &std::fs::Metadata) -> bool {
     false
 }
 
-/// Why `path` may not name an archive entry: it must be relative, '/'-separated, made
-/// of normal components (no `.`, `..` or empty ones), free of `\`, `:` and control
-/// characters (separators or devices on Windows), and within the length and depth caps.
-pub(crate) fn check_entry_path(path: &str) -> Result<(), String> {
-    if path.is_empty() {
-        return Err("empty path".into());
-    }
-    if path.len() > MAX_PATH_LEN {
-        return Err(format!("path is over {MAX_PATH_LEN} bytes"));
-    }
-    if path.starts_with('/') {
-        return Err("absolute path".into());
-    }
-    let mut depth = 0;
-    for component in path.split('/') {
-        match component {
-            "" => return Err("empty path component ('//')".into()),
-            "." | ".." => return Err(format!("path component {component:?}")),
-            _ => {}
-        }
-        if component.len() > MAX_COMPONENT_LEN {
-            return Err(format!(
-                "a path component is over {MAX_COMPONENT_LEN} bytes"
-            ));
-        }
-        if let Some(c) = component
-            .chars()
-            .find(|c| matches!(c, '\\' | ':') || c.is_control())
-        {
-            return Err(format!("path holds {c:?}, unsafe on some systems"));
-        }
-        depth += 1;
-    }
-    if depth > MAX_DEPTH {
-        return Err(format!("path is nested over {MAX_DEPTH} levels deep"));
-    }
-    Ok(())
-}
-
-/// Names seen so far, compared the way case-insensitive file systems (macOS, Windows)
-/// compare them, so two entries can never land on the same file there. Parents of every
-/// path count as directories, so a file cannot also be used as a directory. Folding is
-/// Unicode lowercase only: NFC/NFD variants of one name (which macOS treats as equal)
-/// are not detected, since that needs normalization tables this crate does not carry.
-#[derive(Default)]
-pub(crate) struct Namespace {
-    /// Folded path → (path as written, is a directory).
-    seen: HashMap<String, (String, bool)>,
-}
-
-impl Namespace {
-    /// Records `path` (already passed [`check_entry_path`]).
-    pub(crate) fn insert(&mut self, path: &str, is_dir: bool) -> Result<(), String> {
-        let mut end = 0;
-        for component in path.split('/') {
-            end += component.len();
-            let prefix = &path[..end];
-            let last = end == path.len();
-            self.insert_one(prefix, if last { is_dir } else { true }, last)?;
-            end += 1;
-        }
-        Ok(())
-    }
-
-    fn insert_one(&mut self, path: &str, is_dir: bool, explicit: bool) -> Result<(), String> {
-        let folded = path.to_lowercase();
-        match self.seen.get(&folded) {
-            None => {
-                self.seen.insert(folded, (path.to_string(), is_dir));
-                Ok(())
-            }
-            Some((earlier, _)) if earlier != path => Err(format!(
-                "collides with {earlier:?} on case-insensitive file systems; rename one"
-            )),
-            Some((_, earlier_dir)) if *earlier_dir != is_dir => {
-                Err("is both a file and a directory".into())
-            }
-            // A directory named again (explicitly or as a parent) is fine.
-            Some(_) if is_dir && !explicit => Ok(()),
-            Some((_, true)) => Ok(()),
-            Some(_) => Err("appears twice".into()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::package::archive::{list_entries, unpack, UnpackLimits};
+    use crate::package::manifest::ManifestError;
 
     fn write(path: &Path, text: &str) {
         if let Some(parent) = path.parent() {
@@ -645,30 +496,5 @@ mod tests {
                 "rust-tracing-setup"
             ]
         );
-    }
-
-    #[test]
-    fn entry_paths_are_checked() {
-        assert!(check_entry_path("a/b.txt").is_ok());
-        for bad in [
-            "", "/etc", "a/../b", "..", "./a", "a//b", "a\\b", "c:x", "a\u{7}",
-        ] {
-            assert!(check_entry_path(bad).is_err(), "{bad:?}");
-        }
-        let deep = vec!["d"; MAX_DEPTH + 1].join("/");
-        assert!(check_entry_path(&deep).is_err());
-    }
-
-    #[test]
-    fn namespace_catches_collisions() {
-        let mut names = Namespace::default();
-        names.insert("a/b", false).unwrap();
-        names.insert("a", true).unwrap();
-        assert!(names.insert("A/c", false).is_err());
-        assert!(names.insert("a/b", false).is_err());
-        assert!(names.insert("a/b/c", false).is_err());
-        assert!(names.insert("a", false).is_err());
-        names.insert("x/y", true).unwrap();
-        names.insert("x/y", true).unwrap();
     }
 }
