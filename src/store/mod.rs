@@ -9,6 +9,7 @@ mod blobs;
 #[cfg(any(test, feature = "test-support"))]
 pub mod corpus;
 mod local;
+mod owner;
 mod records;
 mod schema;
 mod search;

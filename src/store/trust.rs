@@ -1,12 +1,14 @@
-//! Who owns a name, and resolution on top of that: the pinned key if configured, else the
-//! claimant whose earliest version has the smallest `(published_at, publisher id)`, so
-//! nodes holding the same records agree. Rotated keys count as their oldest key.
+//! Who owns a name, and resolution on top of that: the SQLite side of the owner rule
+//! (whose pure form is `owner.rs`: the pinned key if configured, else the claimant whose
+//! earliest version has the smallest `(published_at, publisher id)`, so nodes holding the
+//! same records agree). Rotated keys count as their oldest key.
 
 use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::Connection;
 use semver::{Version, VersionReq};
 
+use super::owner::{self, VersionSeen};
 use super::search::PackageMetadata;
 use super::{records, Error, NameClaim, Store, StoreError};
 use crate::package::fields::normalize_name;
@@ -84,42 +86,31 @@ pub(super) fn claims(
             row.get::<_, i64>(2)?,
         ))
     })?;
-    let mut groups: BTreeMap<PublisherId, (u64, u64)> = BTreeMap::new();
+    let mut versions = Vec::new();
     for row in rows {
         let (key, seen, published) = row?;
         let Ok(key) = <[u8; 32]>::try_from(key) else {
             continue;
         };
-        let root = chains.canonical(PublisherId::from_bytes(key))?;
-        let entry = groups.entry(root).or_insert((u64::MAX, u64::MAX));
-        entry.0 = entry.0.min(seen as u64);
-        entry.1 = entry.1.min(published as u64);
+        versions.push(VersionSeen {
+            publisher: chains.canonical(PublisherId::from_bytes(key))?,
+            received_at: seen as u64,
+            published_at: published as u64,
+        });
     }
-    let mut claims: Vec<NameClaim> = groups
-        .into_iter()
-        .map(
-            |(publisher, (first_seen_at, earliest_published_at))| NameClaim {
-                publisher,
-                first_seen_at,
-                earliest_published_at,
-                pinned: Some(publisher) == pin,
-            },
-        )
-        .collect();
-    claims.sort_by_key(|c| (!c.pinned, c.earliest_published_at, c.publisher));
-    Ok(claims)
+    Ok(owner::rank_claims(versions, pin))
 }
 
-/// The chain that owns `norm`: the pinned one, else the first claim.
+/// The chain that owns `norm` ([`owner::owner`] with the pin mapped to its oldest key).
 pub(super) fn owner(
     conn: &Connection,
     claims: &[NameClaim],
     pin: Option<PublisherId>,
 ) -> Result<Option<PublisherId>, rusqlite::Error> {
-    match pin {
-        Some(key) => Chains::new(conn).canonical(key).map(Some),
-        None => Ok(claims.first().map(|c| c.publisher)),
-    }
+    let pin = pin
+        .map(|key| Chains::new(conn).canonical(key))
+        .transpose()?;
+    Ok(owner::owner(claims, pin))
 }
 
 /// "gpA (first seen), gpB" for error messages.
