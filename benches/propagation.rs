@@ -12,18 +12,21 @@
 //! Run: `cargo bench --bench propagation` (`NODES=20,50`, `PUBLISHES`, `LOOKUPS`).
 
 mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use common::{address, load, ms, node, percentile, with_key};
+use common::{load, ms, percentile};
 use ggen_p2p::net::Request;
 use ggen_p2p::package::Blake3Hash;
 use ggen_p2p::registry::{P2PRegistry, Package, Registry};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use support::registry::{address, node, with_key};
 
 const BOOTSTRAP_PEERS: usize = 3;
 const MESH_WAIT: Duration = Duration::from_secs(90);
@@ -78,8 +81,8 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
             .choose_multiple(&mut rng, BOOTSTRAP_PEERS)
             .cloned()
             .collect();
-        let node = node(root, &format!("n{i}"), bootstrap).await?;
-        addrs.push(address(&node).await?);
+        let node = node(root, &format!("n{i}"), bootstrap).await;
+        addrs.push(address(&node).await);
         nodes.push(node);
     }
     println!(
@@ -138,7 +141,7 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
         let from = rng.gen_range(0..n);
         let publisher = &nodes[from];
         if !publisher.publisher_key_path().exists() {
-            with_key(publisher)?;
+            with_key(publisher);
         }
         // The baseline, side by side: round trips from this publisher just before.
         rtt.extend(round_trips(&nodes[from..=from], &mut rng, 5).await?);

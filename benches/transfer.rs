@@ -10,6 +10,8 @@
 //! scratch directory, default the system temp dir).
 
 mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,10 +22,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use common::{address, load, ms, node, random_pack, wait_connected, wait_for, with_key, MIB};
+use common::{load, ms, random_pack, MIB};
 use ggen_p2p::net::transfer::download_to_store;
 use ggen_p2p::net::PeerId;
 use ggen_p2p::registry::{Package, Registry};
+use support::registry::{address, node, wait_connected, wait_for, with_key};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ggen-p2p");
 const BIG: usize = 128 << 20;
@@ -43,9 +46,9 @@ async fn main() -> Result<()> {
     println!("load before: {}", load());
 
     // Three providers: p0 publishes, p1 and p2 install (and so provide) both packs.
-    let p0 = node(root, "p0", vec![]).await?;
-    with_key(&p0)?;
-    let p0_addr = address(&p0).await?;
+    let p0 = node(root, "p0", vec![]).await;
+    with_key(&p0);
+    let p0_addr = address(&p0).await;
     let big = p0
         .publish_package(Package::from_dir(random_pack(root, "bench-big", BIG, 1)?)?)
         .await?;
@@ -66,9 +69,9 @@ async fn main() -> Result<()> {
     );
     let mut providers = vec![p0.clone()];
     for name in ["p1", "p2"] {
-        let p = node(root, name, vec![p0_addr.clone()]).await?;
+        let p = node(root, name, vec![p0_addr.clone()]).await;
         for report in [&big, &small] {
-            wait_for(&p, &report.name, &report.version).await?;
+            wait_for(&p, &report.name, &report.version).await;
             p.install_package(
                 &report.name,
                 "",
@@ -83,7 +86,7 @@ async fn main() -> Result<()> {
     let mut provider_addrs = Vec::new();
     let mut provider_ids: Vec<PeerId> = Vec::new();
     for p in &providers {
-        provider_addrs.push(address(p).await?);
+        provider_addrs.push(address(p).await);
         provider_ids.push(p.client().context("started")?.peer_id());
     }
 
@@ -106,8 +109,8 @@ async fn main() -> Result<()> {
         for k in 1..=3 {
             http.push(server.curl(&file_name, &root.join("curl.out"), info.size)?);
             let dir = format!("d{run}-{k}");
-            let d = node(root, &dir, provider_addrs[..k].to_vec()).await?;
-            wait_connected(&d, k).await?;
+            let d = node(root, &dir, provider_addrs[..k].to_vec()).await;
+            wait_connected(&d, k).await;
             let client = d.client().context("started")?;
             let last_chunk = std::sync::Mutex::new(None);
             let begun = Instant::now();
@@ -141,8 +144,8 @@ async fn main() -> Result<()> {
     // End to end: a fresh node that knows only p0 finds the providers, downloads,
     // verifies and unpacks.
     http.push(server.curl(&file_name, &root.join("curl.out"), info.size)?);
-    let e2e = node(root, "e2e", vec![p0_addr.clone()]).await?;
-    wait_for(&e2e, &big.name, &big.version).await?;
+    let e2e = node(root, "e2e", vec![p0_addr.clone()]).await;
+    wait_for(&e2e, &big.name, &big.version).await;
     let begun = Instant::now();
     let report = e2e
         .install_package(&big.name, "", None, Some(root.join("e2e-installed")), None)
@@ -290,20 +293,8 @@ struct Memory {
 fn daemon_install(root: &Path, bootstrap: &str, name: &str) -> Result<Memory> {
     let dir = root.join(format!("daemon-{name}"));
     std::fs::create_dir_all(&dir)?;
-    let mut child = Command::new(BIN)
-        .args([
-            "--json",
-            "start",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-        ])
-        .args(["--no-autonat", "--bootstrap", bootstrap, "--data-dir"])
-        .arg(&dir)
-        .env_remove("GGEN_P2P_HOME")
+    let mut child = support::process::start_command(&dir, true, Some(bootstrap))
         .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .spawn()?;
     let result = (|| {
         let stdout = child.stdout.take().context("daemon stdout")?;

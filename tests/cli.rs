@@ -2,14 +2,13 @@
 //! command, its `--json` shape, and its error paths (exit codes, one-line messages,
 //! nothing half-done left behind).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 
 use serde_json::Value;
 
-fn packs() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/packs")
-}
+mod support;
+use support::packs;
 
 struct Node {
     dir: tempfile::TempDir,
@@ -27,34 +26,12 @@ impl Node {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ggen-p2p"))
-            .arg("--data-dir")
-            .arg(self.data())
-            .args(args)
-            .env_remove("GGEN_P2P_HOME")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
+        support::process::run(&self.data(), args)
     }
 
     /// Runs a command that must succeed and returns its parsed `--json` output.
     fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let output = self.run(&all);
-        assert!(
-            output.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let value: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{args:?}: not JSON ({e}): {}",
-                String::from_utf8_lossy(&output.stdout)
-            )
-        });
-        assert_eq!(value["format_version"], 1, "{args:?}: {value}");
-        value
+        support::process::json(&self.data(), args)
     }
 
     /// Runs a command that must fail with `code`; returns its stderr.

@@ -1,100 +1,11 @@
 //! Three real `ggen-p2p start` processes on 127.0.0.1, joined in a line, driven only
 //! through the command line: publish at one end, search and install at the other.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ggen-p2p");
-const DEADLINE: Duration = Duration::from_secs(30);
-
-struct Daemon {
-    data: PathBuf,
-    child: Child,
-    addr: String,
-}
-
-impl Daemon {
-    fn start(data: PathBuf, bootstrap: Option<&str>) -> Daemon {
-        let mut command = Command::new(BIN);
-        command
-            .arg("--data-dir")
-            .arg(&data)
-            .args([
-                "start",
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-                "--no-mdns",
-                "--no-autonat",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Some(addr) = bootstrap {
-            command.args(["--bootstrap", addr]);
-        }
-        let mut child = command.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut addr = None;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            if let Some(rest) = line.strip_prefix("listening ") {
-                addr = Some(rest.trim().to_string());
-            }
-            if line.starts_with("api ") {
-                break;
-            }
-        }
-        let addr = addr.expect("the daemon printed its listen address");
-        Daemon { data, child, addr }
-    }
-
-    fn cli(&self, args: &[&str]) -> Value {
-        let output = Command::new(BIN)
-            .arg("--data-dir")
-            .arg(&self.data)
-            .args(args)
-            .arg("--json")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-
-    /// Stops the daemon the way Ctrl-C would (SIGTERM) and waits for a clean exit.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let begun = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "daemon exited with {status}");
-                break;
-            }
-            assert!(begun.elapsed() < DEADLINE, "daemon did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(
-            !self.data.join("api.json").exists(),
-            "a clean stop removes api.json"
-        );
-    }
-}
-
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let begun = Instant::now();
-    while !check() {
-        assert!(begun.elapsed() < DEADLINE, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+mod support;
+use support::process::Daemon;
+use support::wait_until;
 
 #[test]
 fn three_daemons_publish_search_install_through_the_cli() {

@@ -7,26 +7,16 @@
 //! After an intended, additive change: `GGEN_P2P_BLESS=1 cargo test --test json_shapes`
 //! rewrites the file; review the diff (a field may be added, never renamed or retyped).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ggen-p2p");
-const DEADLINE: Duration = Duration::from_secs(30);
+mod support;
+use support::process::{json as run, Daemon};
+use support::{pack, wait_until};
 
 fn golden_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/json-shapes.json")
-}
-
-fn pack(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/packs")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// The shape of a value: objects keep their keys in order, arrays the shape of their
@@ -80,97 +70,6 @@ fn check(path: &str, pinned: &Value, actual: &Value, problems: &mut Vec<String>)
     }
 }
 
-fn run(data: &Path, args: &[&str]) -> Value {
-    let output = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .arg("--json")
-        .env_remove("GGEN_P2P_HOME")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })
-}
-
-struct Daemon {
-    data: PathBuf,
-    child: Child,
-    start: Value,
-}
-
-impl Daemon {
-    fn start(data: PathBuf, bootstrap: Option<&str>) -> Daemon {
-        let mut command = Command::new(BIN);
-        command
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--json", "start", "--listen", "/ip4/127.0.0.1/tcp/0"])
-            .args(["--no-mdns", "--no-autonat"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Some(addr) = bootstrap {
-            command.args(["--bootstrap", addr]);
-        }
-        let mut child = command.spawn().unwrap();
-        // `start --json` prints one pretty-printed object, then runs.
-        let mut text = String::new();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        while let Some(Ok(line)) = lines.next() {
-            let end = line == "}";
-            text.push_str(&line);
-            if end {
-                break;
-            }
-        }
-        let start: Value = serde_json::from_str(&text).expect("start --json prints an object");
-        Daemon { data, child, start }
-    }
-
-    fn addr(&self) -> String {
-        format!(
-            "{}/p2p/{}",
-            self.start["listen_addrs"][0].as_str().unwrap(),
-            self.start["peer_id"].as_str().unwrap()
-        )
-    }
-
-    fn cli(&self, args: &[&str]) -> Value {
-        run(&self.data, args)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let begun = Instant::now();
-        while self.child.try_wait().ok().flatten().is_none() && begun.elapsed() < DEADLINE {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-    }
-}
-
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let begun = Instant::now();
-    while !check() {
-        assert!(begun.elapsed() < DEADLINE, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn every_json_output_keeps_its_pinned_shape() {
     let root = tempfile::tempdir().unwrap();
@@ -211,9 +110,9 @@ fn every_json_output_keeps_its_pinned_shape() {
     );
 
     // Online: two daemons, b joined to a.
-    let a = Daemon::start(root.path().join("a"), None);
-    let b = Daemon::start(root.path().join("b"), Some(&a.addr()));
-    put("start", &a.start);
+    let a = Daemon::start_json(root.path().join("a"), None);
+    let b = Daemon::start_json(root.path().join("b"), Some(&a.addr));
+    put("start", a.start.as_ref().unwrap());
     a.cli(&["key", "generate"]);
     put(
         "publish (online)",
@@ -240,7 +139,7 @@ fn every_json_output_keeps_its_pinned_shape() {
     );
     put("status (online)", &b.cli(&["status"]));
     put("peers", &b.cli(&["peers"]));
-    put("peers add", &b.cli(&["peers", "add", &a.addr()]));
+    put("peers add", &b.cli(&["peers", "add", &a.addr]));
     put(
         "yank (online)",
         &a.cli(&["yank", "rust-tracing-setup@0.3.2"]),

@@ -2,88 +2,27 @@
 //! nodes by gossip, a late joiner catches up by anti-entropy, invalid gossip is refused,
 //! providers are found across the line, and chunks are served over request-response.
 
-use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
 
-use ggen_p2p::net::{self, Client, Multiaddr, NetConfig, PeerId, Request, Response};
+use ggen_p2p::net::{self, Multiaddr, Request, Response};
 use ggen_p2p::package::digest::{chunks_root, CHUNK_SIZE};
 use ggen_p2p::package::{
     ArchiveInfo, Blake3Hash, PublisherKey, Record, RecordBody, RecordId, VersionRecord,
 };
 use ggen_p2p::store::Store;
 use libp2p::multiaddr::Protocol;
-use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
-const DEADLINE: Duration = Duration::from_secs(40);
-
-struct Node {
-    client: Client,
-    store: Store,
-    _dir: TempDir,
-    addr: Multiaddr,
-}
-
-/// Options that differ between tests; everything else is the loopback test config.
-fn config(bootstrap: Vec<Multiaddr>, sync_interval: Duration) -> NetConfig {
-    let mut config = NetConfig::new(libp2p::identity::Keypair::generate_ed25519());
-    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    config.bootstrap = bootstrap;
-    config.mdns = false;
-    config.autonat = false;
-    config.heartbeat = Duration::from_millis(200);
-    config.query_timeout = Duration::from_secs(10);
-    config.connection_timeout = Duration::from_secs(10);
-    config.sync_interval = sync_interval;
-    config
-}
-
-async fn start(config: NetConfig, shutdown: &CancellationToken) -> Node {
-    let dir = TempDir::new().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let client = net::spawn(
-        config,
-        store.clone(),
-        &ggen_p2p::tasks::Tasks::with_token(shutdown.child_token()),
-    )
-    .await
-    .unwrap();
-    let listen = client.listen_addrs().await.unwrap();
-    let addr = listen[0].clone().with(Protocol::P2p(client.peer_id()));
-    Node {
-        client,
-        store,
-        _dir: dir,
-        addr,
-    }
-}
-
-/// Polls `check` until it holds or the deadline passes (then fails with `what`).
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out after {DEADLINE:?} waiting for: {what}");
-}
+mod support;
+use support::eventually;
+use support::net::{config, connected, line, line_with, start, Node};
 
 async fn has_record(store: &Store, id: RecordId) -> bool {
     let store = store.clone();
     tokio::task::spawn_blocking(move || store.record(&id).unwrap().is_some())
         .await
         .unwrap()
-}
-
-async fn connected(client: &Client, peer: PeerId) -> bool {
-    client.connected_peers().await.unwrap().contains(&peer)
 }
 
 /// Writes a real archive of `size` pseudo-random bytes through the store's blob writer.
@@ -117,40 +56,6 @@ fn version_record(key: &PublisherKey, name: &str, version: &str, archive: Archiv
         published_at: 1_700_000_000_000,
     };
     Record::sign(RecordBody::Version(body), key).unwrap()
-}
-
-/// Starts `n` nodes in a line, each bootstrapping only to its predecessor, and waits
-/// until every link is up.
-async fn line(n: usize, sync_interval: Duration, shutdown: &CancellationToken) -> Vec<Node> {
-    line_with(n, sync_interval, false, shutdown).await
-}
-
-/// `strict`: connection limits (1 at the ends, 2 inside) keep Kademlia from opening
-/// shortcuts, so the line stays a line.
-async fn line_with(
-    n: usize,
-    sync_interval: Duration,
-    strict: bool,
-    shutdown: &CancellationToken,
-) -> Vec<Node> {
-    let mut nodes: Vec<Node> = Vec::new();
-    for i in 0..n {
-        let bootstrap = nodes
-            .last()
-            .map(|p| vec![p.addr.clone()])
-            .unwrap_or_default();
-        let mut config = config(bootstrap, sync_interval);
-        if strict {
-            config.max_connections = if i == 0 || i == n - 1 { 1 } else { 2 };
-        }
-        nodes.push(start(config, shutdown).await);
-        if i > 0 {
-            let (prev, this) = (&nodes[i - 1], &nodes[i]);
-            let peer = prev.client.peer_id();
-            eventually("line link", || connected(&this.client, peer)).await;
-        }
-    }
-    nodes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -5,75 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use ggen_p2p::package::PublisherKey;
-use ggen_p2p::registry::{P2PRegistry, P2PRegistryBuilder, Package, Registry};
+use ggen_p2p::registry::{Package, Registry};
 
-const DEADLINE: Duration = Duration::from_secs(30);
-
-fn packs() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/packs")
-}
-
-async fn node(root: &Path, name: &str, bootstrap: Vec<String>) -> P2PRegistry {
-    let registry = P2PRegistryBuilder::new()
-        .with_data_dir(root.join(name))
-        .with_listen_addresses(vec!["/ip4/127.0.0.1/tcp/0".into()])
-        .with_bootstrap_peers(bootstrap)
-        .with_mdns(false)
-        .with_autonat(false)
-        .build()
-        .unwrap();
-    registry.start().await.unwrap();
-    registry
-}
-
-async fn address(node: &P2PRegistry) -> String {
-    let client = node.client().unwrap();
-    let begun = Instant::now();
-    loop {
-        if let Some(addr) = client.listen_addrs().await.unwrap().first() {
-            return format!("{addr}/p2p/{}", client.peer_id());
-        }
-        assert!(
-            begun.elapsed() < DEADLINE,
-            "node never reported a listen address"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Nodes 0..count, node i bootstrapping from node i-1 only.
-async fn line(root: &Path, count: usize) -> Vec<P2PRegistry> {
-    let mut nodes: Vec<P2PRegistry> = Vec::new();
-    for index in 0..count {
-        let bootstrap = match nodes.last() {
-            Some(previous) => vec![address(previous).await],
-            None => vec![],
-        };
-        nodes.push(node(root, &format!("n{index}"), bootstrap).await);
-    }
-    nodes
-}
-
-fn with_key(node: &P2PRegistry) {
-    PublisherKey::generate()
-        .save(&node.publisher_key_path(), false)
-        .unwrap();
-}
-
-async fn wait_for(node: &P2PRegistry, name: &str, version: &semver::Version) {
-    let begun = Instant::now();
-    while node.store().version(name, version, None).unwrap().is_none() {
-        assert!(
-            begun.elapsed() < DEADLINE,
-            "{name}@{version} never reached {}",
-            node.data_dir().display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+mod support;
+use support::registry::{address, line, node, wait_for, with_key};
+use support::{eventually, packs};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_at_one_end_install_at_the_other() {
@@ -112,23 +49,18 @@ async fn publish_at_one_end_install_at_the_other() {
             .contains(&far_id.to_string()),
         "the far node does not list itself as a provider"
     );
-    let begun = Instant::now();
-    loop {
-        let providers = nodes[0]
-            .client()
-            .unwrap()
-            .find_providers(archive)
-            .await
-            .unwrap();
-        if providers.contains(&far_id) {
-            break;
-        }
-        assert!(
-            begun.elapsed() < DEADLINE,
-            "the DHT never listed the far node as a provider: {providers:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "a DHT lookup from the publisher finds the far node",
+        || async {
+            let client = nodes[0].client().unwrap();
+            client
+                .find_providers(archive)
+                .await
+                .unwrap()
+                .contains(&far_id)
+        },
+    )
+    .await;
     for node in &nodes {
         node.stop().await.unwrap();
     }

@@ -1,50 +1,14 @@
-//! Helpers shared by the network benchmarks: real registry nodes on loopback TCP (built
-//! exactly as `tests/registry_network.rs` builds them), generated packs, waits and
-//! percentiles.
+//! Helpers only the benchmarks need: generated packs, percentiles and the load line.
+//! Nodes, waits and daemons come from the tests' harness (`tests/support/mod.rs`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use ggen_p2p::package::PublisherKey;
-use ggen_p2p::registry::{P2PRegistry, P2PRegistryBuilder, Registry};
+use anyhow::Result;
 use rand::{RngCore, SeedableRng};
 
 pub const MIB: u64 = 1 << 20;
-const DEADLINE: Duration = Duration::from_secs(120);
-
-pub async fn node(root: &Path, name: &str, bootstrap: Vec<String>) -> Result<P2PRegistry> {
-    let registry = P2PRegistryBuilder::new()
-        .with_data_dir(root.join(name))
-        .with_listen_addresses(vec!["/ip4/127.0.0.1/tcp/0".into()])
-        .with_bootstrap_peers(bootstrap)
-        .with_mdns(false)
-        .with_autonat(false)
-        .build()?;
-    registry.start().await?;
-    Ok(registry)
-}
-
-/// `/ip4/127.0.0.1/tcp/<port>/p2p/<peer id>` of a started node.
-pub async fn address(node: &P2PRegistry) -> Result<String> {
-    let client = node.client().context("node not started")?;
-    let begun = Instant::now();
-    loop {
-        if let Some(addr) = client.listen_addrs().await?.first() {
-            return Ok(format!("{addr}/p2p/{}", client.peer_id()));
-        }
-        if begun.elapsed() > DEADLINE {
-            bail!("node never reported a listen address");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-pub fn with_key(node: &P2PRegistry) -> Result<()> {
-    PublisherKey::generate().save(&node.publisher_key_path(), false)?;
-    Ok(())
-}
 
 /// A pack `name` holding `bytes` random (incompressible) bytes.
 pub fn random_pack(dir: &Path, name: &str, bytes: usize, seed: u64) -> Result<PathBuf> {
@@ -60,33 +24,6 @@ pub fn random_pack(dir: &Path, name: &str, bytes: usize, seed: u64) -> Result<Pa
     rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut data);
     std::fs::write(pack.join("blob.bin"), data)?;
     Ok(pack)
-}
-
-pub async fn wait_for(node: &P2PRegistry, name: &str, version: &semver::Version) -> Result<()> {
-    let begun = Instant::now();
-    while node.store().version(name, version, None)?.is_none() {
-        if begun.elapsed() > DEADLINE {
-            bail!(
-                "{name}@{version} never reached {}",
-                node.data_dir().display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
-}
-
-/// Waits until `node` is connected to at least `count` peers.
-pub async fn wait_connected(node: &P2PRegistry, count: usize) -> Result<()> {
-    let client = node.client().context("node not started")?;
-    let begun = Instant::now();
-    while client.connected_peers().await?.len() < count {
-        if begun.elapsed() > DEADLINE {
-            bail!("{} never reached {count} peers", node.data_dir().display());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
 }
 
 /// The `p`-th percentile (0..=100, nearest rank) of `values`.
