@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use super::Output;
 use crate::api::{self, client::ApiClient};
-use crate::registry::{P2PRegistryBuilder, Registry};
+use crate::registry::P2PRegistryBuilder;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
