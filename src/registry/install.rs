@@ -95,11 +95,11 @@ pub(super) async fn install(
         .await?;
     Ok(InstallReport {
         format_version: FORMAT_VERSION,
-        name: meta.name,
-        version: meta.version,
-        publisher: meta.publisher,
-        archive: meta.archive.blake3,
-        size: meta.archive.size,
+        name: meta.record.name,
+        version: meta.record.version,
+        publisher: meta.record.publisher,
+        archive: meta.record.archive.blake3,
+        size: meta.record.archive.size,
         path: target,
         files,
         fetched_from,

@@ -68,10 +68,10 @@ fn publish_local(
         })?;
         let report = PublishReport {
             format_version: FORMAT_VERSION,
-            name: existing.name,
-            version: existing.version,
-            publisher: existing.publisher,
-            archive: existing.archive,
+            name: existing.record.name,
+            version: existing.record.version,
+            publisher: existing.record.publisher,
+            archive: existing.record.archive,
             record_id: existing.record_id,
             already_published: true,
             receipt: None,
@@ -141,7 +141,7 @@ pub(super) async fn yank(registry: &P2PRegistry, request: YankRequest) -> Result
             if let IngestOutcome::Rejected { reason } = store.ingest(&record)? {
                 return Err(RegistryError::Refused(reason));
             }
-            Ok((record, found.name, version))
+            Ok((record, found.record.name, version))
         })
         .await?;
     let record_id = record.id();

@@ -63,9 +63,9 @@ pub(super) async fn info(registry: &P2PRegistry, request: InfoRequest) -> Result
                 .versions(&name)?
                 .into_iter()
                 .map(|v| VersionLine {
-                    version: v.version,
-                    publisher: v.publisher,
-                    published_at: v.published_at,
+                    version: v.record.version,
+                    publisher: v.record.publisher,
+                    published_at: v.record.published_at,
                     yanked: v.yanked,
                 })
                 .collect();

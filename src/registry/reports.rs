@@ -249,7 +249,8 @@ pub struct VerifyReport {
 }
 
 impl From<store::PackageMetadata> for PackageMetadata {
-    fn from(p: store::PackageMetadata) -> Self {
+    fn from(meta: store::PackageMetadata) -> Self {
+        let p = meta.record;
         Self {
             name: p.name,
             version: p.version,
@@ -263,8 +264,8 @@ impl From<store::PackageMetadata> for PackageMetadata {
             dependencies: p.dependencies,
             archive: p.archive,
             published_at: p.published_at,
-            yanked: p.yanked,
-            record_id: p.record_id,
+            yanked: meta.yanked,
+            record_id: meta.record_id,
         }
     }
 }
