@@ -31,7 +31,7 @@ pub use install::parse_requirement;
 pub use reports::{
     InfoReport, InstallReport, Installed, KeyReport, ListReport, NameClaim, NetStatus,
     PackageMetadata, PeerInfo, PeersReport, PublishReport, Receipt, SearchReport, SearchResult,
-    StatusReport, StoreStats, VerifyReport, VersionLine, YankReport, FORMAT_VERSION,
+    StartReport, StatusReport, StoreStats, VerifyReport, VersionLine, YankReport, FORMAT_VERSION,
 };
 pub use requests::{
     AddPeerRequest, InfoRequest, InstallRequest, ListRequest, PackageSpec, PeersRequest, Progress,

@@ -168,6 +168,17 @@ pub struct YankReport {
     pub receipt: Option<Receipt>,
 }
 
+/// `start`: printed once the node listens, before it runs until stopped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartReport {
+    pub format_version: u32,
+    pub peer_id: String,
+    /// Bound listen addresses (without the `/p2p/` suffix).
+    pub listen_addrs: Vec<String>,
+    /// Address of the local HTTP API and dashboard.
+    pub api: String,
+}
+
 /// `key generate` / `key show`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyReport {
