@@ -155,7 +155,7 @@ pub mod registry {
     use std::time::{Duration, Instant};
 
     use ggen_p2p::package::PublisherKey;
-    use ggen_p2p::registry::{P2PRegistry, P2PRegistryBuilder, Registry};
+    use ggen_p2p::registry::{P2PRegistry, P2PRegistryBuilder};
 
     use super::DEADLINE;
 
