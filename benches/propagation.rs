@@ -3,7 +3,7 @@
 //! (default 20,50,100):
 //! publish → record in the index of every node, over `PUBLISHES` publishes from random
 //! nodes (times are each node's own `records.received_at` in its SQLite index, minus the
-//! moment `publish_package` was called); cold `Client::find_providers` from nodes with no
+//! moment `publish` was called); cold `Client::find_providers` from nodes with no
 //! local provider entry for the archive; connections per node (`Client::status`) once
 //! the mesh formed and at the end. All against a baseline measured in the same network: one request-response round trip
 //! (`GetRecords` with no ids) from a node to a connected peer — the cost of one hop
@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use common::{address, load, ms, node, percentile, with_key};
 use ggen_p2p::net::Request;
 use ggen_p2p::package::Blake3Hash;
-use ggen_p2p::registry::{P2PRegistry, Package, Registry};
+use ggen_p2p::registry::{P2PRegistry, PublishRequest, Registry};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
@@ -143,10 +143,9 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
         // The baseline, side by side: round trips from this publisher just before.
         rtt.extend(round_trips(&nodes[from..=from], &mut rng, 5).await?);
         let pack = tiny_pack(root, &format!("prop-{n}-{k}"))?;
-        let package = Package::from_dir(&pack)?;
         let t0 = epoch_ms();
         let begun = Instant::now();
-        let report = publisher.publish_package(package).await?;
+        let report = publisher.publish(PublishRequest::new(&pack)).await?;
         calls.push(begun.elapsed());
         archives.push((report.archive.blake3, from));
         let arrivals = arrivals(&nodes, &report.record_id, ARRIVAL_WAIT).await?;

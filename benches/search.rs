@@ -161,7 +161,7 @@ fn main() -> anyhow::Result<()> {
         let names: Vec<String> = store
             .search(&q)?
             .into_iter()
-            .map(|h| h.package.name)
+            .map(|h| h.package.record.name)
             .collect();
         println!("  {terms:<24} -> {}", names.join(", "));
     }

@@ -1,6 +1,6 @@
 //! Transfer: downloading a 128 MiB pack (random bytes, so the archive is ≈128 MiB) over
 //! loopback TCP with the real library — `net::transfer::download_to_store` from 1, 2 and
-//! 3 providers, and one end-to-end `install_package` — against a baseline of `curl`
+//! 3 providers, and one end-to-end `install` — against a baseline of `curl`
 //! fetching the same stored archive file from `python3 -m http.server`, run alternately
 //! in the same bench run. Then the downloader's memory: a separate `ggen-p2p start`
 //! daemon installs a 32 MiB and a 128 MiB pack (CLI `install` through its API) while its
@@ -23,7 +23,7 @@ use anyhow::{bail, Context, Result};
 use common::{address, load, ms, node, random_pack, wait_connected, wait_for, with_key, MIB};
 use ggen_p2p::net::transfer::download_to_store;
 use ggen_p2p::net::PeerId;
-use ggen_p2p::registry::{Package, Registry};
+use ggen_p2p::registry::{InstallRequest, PackageSpec, PublishRequest, Registry};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ggen-p2p");
 const BIG: usize = 128 << 20;
@@ -47,15 +47,15 @@ async fn main() -> Result<()> {
     with_key(&p0)?;
     let p0_addr = address(&p0).await?;
     let big = p0
-        .publish_package(Package::from_dir(random_pack(root, "bench-big", BIG, 1)?)?)
+        .publish(PublishRequest::new(random_pack(root, "bench-big", BIG, 1)?))
         .await?;
     let small = p0
-        .publish_package(Package::from_dir(random_pack(
+        .publish(PublishRequest::new(random_pack(
             root,
             "bench-small",
             SMALL,
             2,
-        )?)?)
+        )?))
         .await?;
     let info = big.archive.clone();
     println!(
@@ -69,14 +69,10 @@ async fn main() -> Result<()> {
         let p = node(root, name, vec![p0_addr.clone()]).await?;
         for report in [&big, &small] {
             wait_for(&p, &report.name, &report.version).await?;
-            p.install_package(
-                &report.name,
-                "",
-                None,
-                Some(root.join(format!("{name}-{}", report.name))),
-                None,
-            )
-            .await?;
+            let spec = PackageSpec::new(&report.name, "");
+            let target = root.join(format!("{name}-{}", report.name));
+            p.install(InstallRequest::new(spec).with_target(target), None)
+                .await?;
         }
         providers.push(p);
     }
@@ -145,7 +141,11 @@ async fn main() -> Result<()> {
     wait_for(&e2e, &big.name, &big.version).await?;
     let begun = Instant::now();
     let report = e2e
-        .install_package(&big.name, "", None, Some(root.join("e2e-installed")), None)
+        .install(
+            InstallRequest::new(PackageSpec::new(&big.name, ""))
+                .with_target(root.join("e2e-installed")),
+            None,
+        )
         .await?;
     let install = begun.elapsed();
     e2e.stop().await?;
@@ -182,7 +182,7 @@ async fn main() -> Result<()> {
         );
     }
     println!(
-        "| install_package end to end ({} providers found; + unpack), 1 run | {:.0} | – | {:.2}× |",
+        "| install end to end ({} providers found; + unpack), 1 run | {:.0} | – | {:.2}× |",
         report.fetched_from.len(),
         rate(install),
         rate(install) / http_med

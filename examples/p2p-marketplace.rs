@@ -6,7 +6,11 @@
 
 use std::path::Path;
 
-use ggen_p2p::{P2PRegistryBuilder, Package, PublisherKey, Query, Registry};
+use ggen_p2p::registry::StatusRequest;
+use ggen_p2p::{
+    InstallRequest, P2PRegistryBuilder, PackageSpec, PublishRequest, PublisherKey, Registry,
+    SearchRequest,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -29,34 +33,33 @@ async fn main() -> anyhow::Result<()> {
         if !dir.join("package.toml").exists() {
             continue;
         }
-        let report = registry.publish(Package::from_dir(&dir)?).await?;
+        let report = registry.publish(PublishRequest::new(&dir)).await?;
         println!(
             "published {}@{} ({} bytes)",
             report.name, report.version, report.archive.size
         );
     }
 
-    let query = Query::new(vec!["rust".into()]).with_limit(5);
-    for hit in registry.search(&query).await? {
+    let query = SearchRequest::new(vec!["rust".into()]).with_limit(5);
+    for hit in registry.search(query).await?.results {
         println!(
             "{:>6.2}  {}  {}",
             hit.score, hit.package.name, hit.package.description
         );
     }
-    let web = Query::new(vec![]).with_category("web".into());
-    println!("web packs: {}", registry.search(&web).await?.len());
+    let web = SearchRequest::new(vec![]).with_category("web".into());
+    println!("web packs: {}", registry.search(web).await?.results.len());
 
     let target = home.path().join("installed-axum");
-    let installed = registry
-        .install("rust-axum-service", "^1", Some(target.clone()))
-        .await?;
+    let request = InstallRequest::new(PackageSpec::new("rust-axum-service", "^1"));
+    let installed = registry.install(request.with_target(&target), None).await?;
     println!(
         "installed {} files into {}",
         installed.files,
         target.display()
     );
 
-    let status = registry.status().await?;
+    let status = registry.status(StatusRequest::default()).await?;
     println!(
         "{} records, {} packs, {} archives",
         status.store.records, status.store.packages, status.store.archives

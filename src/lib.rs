@@ -24,7 +24,7 @@ pub mod tasks;
 
 pub use package::{Manifest, PublisherId, PublisherKey};
 pub use registry::{
-    P2PRegistry, P2PRegistryBuilder, Package, PackageMetadata, Registry, RegistryError,
-    SearchResult,
+    InfoRequest, InstallRequest, P2PRegistry, P2PRegistryBuilder, Package, PackageMetadata,
+    PackageSpec, PublishRequest, Registry, RegistryError, SearchRequest, SearchResult,
 };
 pub use store::Query;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ggen_p2p::package::PublisherKey;
-use ggen_p2p::registry::{P2PRegistry, P2PRegistryBuilder, Package, Registry};
+use ggen_p2p::registry::{
+    InfoRequest, InstallRequest, P2PRegistry, P2PRegistryBuilder, Package, PackageSpec, Registry,
+};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -81,21 +83,22 @@ async fn publish_at_one_end_install_at_the_other() {
     let nodes = line(root.path(), 5).await;
     with_key(&nodes[0]);
     let package = Package::from_dir(packs().join("rust-axum-service")).unwrap();
-    let published = nodes[0].publish(package).await.unwrap();
+    let published = nodes[0].publish(package.into()).await.unwrap();
     let receipt = published.receipt.expect("an online publish has a receipt");
     assert!(receipt.providers >= 1);
 
     let far = &nodes[4];
     wait_for(far, &published.name, &published.version).await;
     let hits = far
-        .search(&ggen_p2p::Query::new(vec!["axum".into()]))
+        .search(ggen_p2p::SearchRequest::new(vec!["axum".into()]))
         .await
-        .unwrap();
+        .unwrap()
+        .results;
     assert_eq!(hits[0].package.name, "rust-axum-service");
 
     let target = root.path().join("installed");
     let report = far
-        .install("rust-axum-service", "", Some(target.clone()))
+        .install(install_request("rust-axum-service", &target), None)
         .await
         .unwrap();
     assert!(!report.fetched_from.is_empty(), "archive came from a peer");
@@ -119,7 +122,7 @@ async fn late_joiner_catches_up_on_everything() {
         "python-fastapi-service",
     ] {
         let package = Package::from_dir(packs().join(pack)).unwrap();
-        published.push(nodes[0].publish(package).await.unwrap());
+        published.push(nodes[0].publish(package.into()).await.unwrap());
     }
     for report in &published {
         wait_for(&nodes[1], &report.name, &report.version).await;
@@ -162,11 +165,14 @@ async fn provider_dies_mid_download_and_install_completes_from_another() {
     let nodes = line(root.path(), 3).await;
     with_key(&nodes[0]);
     let package = Package::from_dir(big_pack(root.path(), 48)).unwrap();
-    let published = nodes[0].publish(package).await.unwrap();
+    let published = nodes[0].publish(package.into()).await.unwrap();
     // Node 1 fetches it too, becoming a second provider.
     wait_for(&nodes[1], "big-pack", &published.version).await;
     nodes[1]
-        .install("big-pack", "", Some(root.path().join("copy1")))
+        .install(
+            install_request("big-pack", &root.path().join("copy1")),
+            None,
+        )
         .await
         .unwrap();
 
@@ -174,7 +180,7 @@ async fn provider_dies_mid_download_and_install_completes_from_another() {
     let killed = Arc::new(AtomicBool::new(false));
     let victim = nodes[0].clone();
     let flag = killed.clone();
-    let progress: ggen_p2p::registry::install::Progress = Arc::new(move |done, total| {
+    let progress: ggen_p2p::registry::Progress = Arc::new(move |done, total| {
         if done > total / 4 && !flag.swap(true, Ordering::SeqCst) {
             let victim = victim.clone();
             tokio::spawn(async move { victim.stop().await });
@@ -182,7 +188,7 @@ async fn provider_dies_mid_download_and_install_completes_from_another() {
     });
     let target = root.path().join("copy2");
     let report = nodes[2]
-        .install_package("big-pack", "", None, Some(target.clone()), Some(progress))
+        .install(install_request("big-pack", &target), Some(progress))
         .await
         .unwrap();
     assert!(
@@ -205,15 +211,25 @@ async fn restarted_node_keeps_identity_records_and_packs() {
     let first = node(root.path(), "keeper", vec![]).await;
     with_key(&first);
     let package = Package::from_dir(packs().join("rust-cli-subcommand")).unwrap();
-    let published = first.publish(package).await.unwrap();
+    let published = first.publish(package.into()).await.unwrap();
     let peer_id = first.client().unwrap().peer_id();
     first.stop().await.unwrap();
     drop(first);
 
     let again = node(root.path(), "keeper", vec![]).await;
     assert_eq!(again.client().unwrap().peer_id(), peer_id);
-    let info = again.get("rust-cli-subcommand", "").await.unwrap();
+    let info = again
+        .info(InfoRequest::new(PackageSpec::new(
+            "rust-cli-subcommand",
+            "",
+        )))
+        .await
+        .unwrap();
     assert_eq!(info.package.archive.blake3, published.archive.blake3);
     assert!(again.store().has_archive(&published.archive.blake3));
     again.stop().await.unwrap();
+}
+
+fn install_request(name: &str, target: &std::path::Path) -> InstallRequest {
+    InstallRequest::new(PackageSpec::new(name, "")).with_target(target)
 }

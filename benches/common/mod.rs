@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use ggen_p2p::package::PublisherKey;
-use ggen_p2p::registry::{P2PRegistry, P2PRegistryBuilder, Registry};
+use ggen_p2p::registry::{P2PRegistry, P2PRegistryBuilder};
 use rand::{RngCore, SeedableRng};
 
 pub const MIB: u64 = 1 << 20;

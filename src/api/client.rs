@@ -1,25 +1,25 @@
 //! The CLI's side of the local API: finds the daemon through [`super::API_FILE`] and
-//! turns each call into the same report types the registry returns in-process.
+//! implements [`Registry`] by sending each operation's request type to its route and
+//! reading back the same report types the registry returns in-process.
+//!
+//! Paths in requests are made absolute first: the daemon resolves them from its own
+//! working directory, not the caller's.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
 use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::routes::{
-    InstallEvent, InstallRequest, PeerAddRequest, PublishRequest, SearchParams, YankRequest,
-};
+use super::routes::InstallEvent;
 use super::{ApiEndpoint, API_FILE};
-use crate::package::PublisherId;
-use crate::registry::install::Progress;
 use crate::registry::{
-    InfoReport, InstallReport, ListReport, PeersReport, PublishReport, SearchReport, StatusReport,
-    VerifyReport, YankReport,
+    AddPeerRequest, InfoReport, InfoRequest, InstallReport, InstallRequest, ListReport,
+    ListRequest, PeersReport, PeersRequest, Progress, PublishReport, PublishRequest, Registry,
+    RegistryError, RemovePeerRequest, Result, SearchReport, SearchRequest, StatusReport,
+    StatusRequest, VerifyReport, VerifyRequest, YankReport, YankRequest,
 };
-use crate::store::Query;
 
 pub struct ApiClient {
     http: reqwest::Client,
@@ -60,86 +60,80 @@ impl ApiClient {
             .bearer_auth(&self.endpoint.token)
     }
 
-    async fn call<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T> {
+    fn unreachable(&self, reason: impl std::fmt::Display) -> RegistryError {
+        RegistryError::Unreachable {
+            addr: self.endpoint.addr.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    async fn send(&self, request: RequestBuilder) -> Result<reqwest::Response> {
         let response = request
             .send()
             .await
-            .with_context(|| format!("the node at {} did not answer", self.endpoint.addr))?;
+            .map_err(|e| self.unreachable(format_args!("did not answer ({e})")))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        Err(error_from_body(status, &body))
+    }
+
+    async fn read<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T> {
+        let response = self.send(request).await?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .context("reading the node's answer")?;
-        if status.is_success() {
-            return serde_json::from_slice(&body)
-                .with_context(|| format!("the node sent an unexpected answer ({status})"));
-        }
-        Err(error_from_body(status, &body))
+            .map_err(|e| self.unreachable(format_args!("broke off its answer ({e})")))?;
+        serde_json::from_slice(&body).map_err(|e| {
+            self.unreachable(format_args!("sent an unexpected answer ({status}: {e})"))
+        })
     }
 
-    async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        self.call(self.request(Method::POST, path).json(body)).await
-    }
-
-    pub async fn publish(&self, dir: &Path) -> Result<PublishReport> {
-        let body = PublishRequest {
-            dir: dir.to_path_buf(),
-        };
-        self.post("/api/v1/publish", &body).await
-    }
-
-    pub async fn search(&self, query: &Query, network: bool) -> Result<SearchReport> {
-        let params = SearchParams::from_query(query, network);
-        self.call(self.request(Method::GET, "/api/v1/search").query(&params))
+    /// `GET path?<request as query string>`.
+    async fn get<Q: Serialize, T: DeserializeOwned>(&self, path: &str, request: &Q) -> Result<T> {
+        self.read(self.request(Method::GET, path).query(request))
             .await
     }
 
-    pub async fn info(
-        &self,
-        name: &str,
-        req: &str,
-        publisher: Option<PublisherId>,
-    ) -> Result<InfoReport> {
-        let mut params = vec![("req", req.to_string())];
-        if let Some(publisher) = publisher {
-            params.push(("publisher", publisher.to_string()));
-        }
-        let path = format!("/api/v1/packages/{name}");
-        self.call(self.request(Method::GET, &path).query(&params))
+    /// `POST path` with the request as JSON body.
+    async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, request: &B) -> Result<T> {
+        self.read(self.request(Method::POST, path).json(request))
             .await
+    }
+}
+
+impl Registry for ApiClient {
+    async fn publish(&self, mut request: PublishRequest) -> Result<PublishReport> {
+        request.dir = absolute(request.dir);
+        self.post("/api/v1/publish", &request).await
+    }
+
+    async fn search(&self, request: SearchRequest) -> Result<SearchReport> {
+        self.get("/api/v1/search", &request).await
+    }
+
+    async fn info(&self, request: InfoRequest) -> Result<InfoReport> {
+        self.get("/api/v1/info", &request).await
     }
 
     /// Installs through the daemon, feeding its streamed progress to `progress`.
-    pub async fn install(
+    async fn install(
         &self,
-        name: &str,
-        req: &str,
-        publisher: Option<PublisherId>,
-        to: Option<PathBuf>,
+        mut request: InstallRequest,
         progress: Option<Progress>,
     ) -> Result<InstallReport> {
-        let body = InstallRequest {
-            name: name.to_string(),
-            req: req.to_string(),
-            publisher,
-            to,
-        };
+        request.to = request.to.map(absolute);
         let mut response = self
-            .request(Method::POST, "/api/v1/install")
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("the node at {} did not answer", self.endpoint.addr))?;
-        if !response.status().is_success() {
-            let status = response.status();
-            let text = response.text().await.unwrap_or_default();
-            return Err(error_from_body(status, text.as_bytes()));
-        }
+            .send(self.request(Method::POST, "/api/v1/install").json(&request))
+            .await?;
         let mut pending = Vec::new();
         while let Some(bytes) = response
             .chunk()
             .await
-            .context("reading the node's answer")?
+            .map_err(|e| self.unreachable(format_args!("broke off its answer ({e})")))?
         {
             pending.extend_from_slice(&bytes);
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
@@ -151,58 +145,64 @@ impl ApiClient {
                         }
                     }
                     Ok(InstallEvent::Done(report)) => return Ok(*report),
-                    Ok(InstallEvent::Error(message)) => return Err(anyhow!(message)),
-                    Err(e) => return Err(anyhow!("the node sent an unexpected answer: {e}")),
+                    Ok(InstallEvent::Error(message)) => {
+                        return Err(RegistryError::Remote {
+                            status: 200,
+                            message,
+                        })
+                    }
+                    Err(e) => {
+                        return Err(
+                            self.unreachable(format_args!("sent an unexpected answer ({e})"))
+                        )
+                    }
                 }
             }
         }
-        Err(anyhow!(
-            "the node closed the connection before the install finished; see its log"
-        ))
+        Err(self.unreachable("closed the connection before the install finished; see its log"))
     }
 
-    pub async fn list(&self) -> Result<ListReport> {
-        self.call(self.request(Method::GET, "/api/v1/list")).await
+    async fn list(&self, request: ListRequest) -> Result<ListReport> {
+        self.get("/api/v1/list", &request).await
     }
 
-    pub async fn yank(&self, name: &str, version: &semver::Version) -> Result<YankReport> {
-        let body = YankRequest {
-            name: name.to_string(),
-            version: version.clone(),
-        };
-        self.post("/api/v1/yank", &body).await
+    async fn yank(&self, request: YankRequest) -> Result<YankReport> {
+        self.post("/api/v1/yank", &request).await
     }
 
-    pub async fn status(&self) -> Result<StatusReport> {
-        self.call(self.request(Method::GET, "/api/v1/status")).await
+    async fn verify(&self, request: VerifyRequest) -> Result<VerifyReport> {
+        self.get("/api/v1/verify", &request).await
     }
 
-    pub async fn verify(&self) -> Result<VerifyReport> {
-        self.call(self.request(Method::GET, "/api/v1/verify")).await
+    async fn status(&self, request: StatusRequest) -> Result<StatusReport> {
+        self.get("/api/v1/status", &request).await
     }
 
-    pub async fn peers(&self) -> Result<PeersReport> {
-        self.call(self.request(Method::GET, "/api/v1/peers")).await
+    async fn peers(&self, request: PeersRequest) -> Result<PeersReport> {
+        self.get("/api/v1/peers", &request).await
     }
 
-    pub async fn add_peer(&self, addr: &str) -> Result<PeersReport> {
-        let body = PeerAddRequest {
-            addr: addr.to_string(),
-        };
-        self.post("/api/v1/peers", &body).await
+    async fn add_peer(&self, request: AddPeerRequest) -> Result<PeersReport> {
+        self.post("/api/v1/peers/add", &request).await
     }
 
-    pub async fn remove_peer(&self, peer: &str) -> Result<PeersReport> {
-        let path = format!("/api/v1/peers/{peer}");
-        self.call(self.request(Method::DELETE, &path)).await
+    async fn remove_peer(&self, request: RemovePeerRequest) -> Result<PeersReport> {
+        self.post("/api/v1/peers/remove", &request).await
     }
 }
 
+fn absolute(path: std::path::PathBuf) -> std::path::PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
+}
+
 /// The API's `{"error": "..."}` message, or the bare status when there is none.
-fn error_from_body(status: reqwest::StatusCode, body: &[u8]) -> anyhow::Error {
+fn error_from_body(status: reqwest::StatusCode, body: &[u8]) -> RegistryError {
     let message = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
         .unwrap_or_else(|| format!("the node answered {status}"));
-    anyhow!(message)
+    RegistryError::Remote {
+        status: status.as_u16(),
+        message,
+    }
 }

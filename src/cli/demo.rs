@@ -10,7 +10,10 @@ use anyhow::{bail, Context, Result};
 
 use super::Output;
 use crate::package::PublisherKey;
-use crate::registry::{P2PRegistry, P2PRegistryBuilder, Package, Registry, PUBLISHER_KEY_FILE};
+use crate::registry::{
+    InstallRequest, P2PRegistry, P2PRegistryBuilder, Package, PackageSpec, Registry,
+    PUBLISHER_KEY_FILE,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -53,7 +56,7 @@ pub async fn run(args: Args, out: &Output) -> Result<()> {
         // the moment publish starts, not from when its replication receipt is ready.
         let begun = Instant::now();
         let (report, arrivals) = tokio::join!(
-            publisher.publish(package),
+            publisher.publish(package.into()),
             wait_everywhere(&nodes, &name, &version, begun)
         );
         let (report, arrivals) = (report?, arrivals?);
@@ -85,8 +88,9 @@ pub async fn run(args: Args, out: &Output) -> Result<()> {
     let first = published.first().context("no packs published")?;
     let begun = Instant::now();
     let target = root.path().join("installed").join(&first.name);
+    let spec = PackageSpec::new(&first.name, first.version.to_string());
     let report = far
-        .install(&first.name, &first.version.to_string(), Some(target))
+        .install(InstallRequest::new(spec).with_target(target), None)
         .await?;
     out.line(format!(
         "installed {}@{} at node {} (the far end) in {} ms: {} files from {} peer(s), verified",

@@ -3,21 +3,11 @@
 use anyhow::Result;
 
 use super::output::human_bytes;
-use super::{split_spec, Backend, Output};
-use crate::package::PublisherId;
+use super::{Backend, Output};
+use crate::registry::{InfoRequest, Registry};
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Pack name, optionally with a version or requirement: name@1.2.0, name@^1
-    pub spec: String,
-    /// Show the pack as published by this key (when several claim the name)
-    #[arg(long)]
-    pub publisher: Option<PublisherId>,
-}
-
-pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
-    let (name, req) = split_spec(&args.spec);
-    let report = backend.info(name, req, args.publisher).await?;
+pub async fn run(backend: &Backend, request: InfoRequest, out: &Output) -> Result<()> {
+    let report = backend.info(request).await?;
     if out.json {
         return Ok(out.json(&report)?);
     }

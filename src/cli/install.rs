@@ -1,31 +1,16 @@
 //! `ggen-p2p install NAME[@REQ] [--to DIR]`: resolve, fetch if needed, verify, unpack.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::human_bytes;
-use super::{split_spec, Backend, Output};
-use crate::package::PublisherId;
-use crate::registry::install::Progress;
+use super::{Backend, Output};
+use crate::registry::{InstallRequest, Progress, Registry};
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Pack name, optionally with a version or requirement: name@1.2.0, name@^1
-    pub spec: String,
-    /// Directory to install into (must not exist) [default: DATA_DIR/packs/NAME@VERSION]
-    #[arg(long)]
-    pub to: Option<PathBuf>,
-    /// Install the pack published by this key (needed when several claim the name)
-    #[arg(long)]
-    pub publisher: Option<PublisherId>,
-}
-
-pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
-    let (name, req) = split_spec(&args.spec);
+pub async fn run(backend: &Backend, request: InstallRequest, out: &Output) -> Result<()> {
     let bar = progress_bar(out);
     let progress: Option<Progress> = bar.clone().map(|bar| {
         Arc::new(move |done: u64, total: u64| {
@@ -33,9 +18,7 @@ pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
             bar.set_position(done);
         }) as Progress
     });
-    let result = backend
-        .install(name, req, args.publisher, args.to, progress)
-        .await;
+    let result = backend.install(request, progress).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

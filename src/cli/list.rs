@@ -4,9 +4,10 @@ use anyhow::Result;
 
 use super::output::truncate;
 use super::{Backend, Output};
+use crate::registry::{ListRequest, Registry};
 
-pub async fn run(backend: &Backend, out: &Output) -> Result<()> {
-    let report = backend.list().await?;
+pub async fn run(backend: &Backend, request: ListRequest, out: &Output) -> Result<()> {
+    let report = backend.list(request).await?;
     if out.json {
         return Ok(out.json(&report)?);
     }

@@ -1,6 +1,7 @@
 //! The `ggen-p2p` command line: argument parsing and dispatch. Each subcommand lives in
-//! its own file and is a thin shell over the registry (offline) or the running daemon's
-//! API (online), chosen by [`backend::Backend::connect`].
+//! its own file and is a thin shell over [`crate::Registry`]: the registry in this process
+//! (offline) or the running daemon's API (online), chosen by [`backend::Backend::connect`].
+//! Arguments parse straight into the registry's request types.
 //!
 //! Results go to stdout (a table, or JSON with `--json`); progress, status and warnings go
 //! to stderr and respect `--quiet`. Exit codes: 0 success, 1 failure, 2 usage error.
@@ -23,6 +24,11 @@ mod yank;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+use crate::registry::{
+    InfoRequest, InstallRequest, ListRequest, PublishRequest, SearchRequest, StatusRequest,
+    VerifyRequest, YankRequest,
+};
 
 pub use backend::Backend;
 pub use output::Output;
@@ -52,21 +58,21 @@ pub enum Command {
     #[command(subcommand)]
     Key(key::KeyCommand),
     /// Pack, sign and publish the pack in DIR
-    Publish(publish::Args),
+    Publish(PublishRequest),
     /// Search packs by name, keyword and description
-    Search(search::Args),
+    Search(SearchRequest),
     /// Show a pack's details, versions and publishers
-    Info(info::Args),
+    Info(InfoRequest),
     /// Install a pack (fetched from peers if it is not stored here)
-    Install(install::Args),
+    Install(InstallRequest),
     /// List installed packs and packs you published
-    List,
+    List(ListRequest),
     /// Hide one of your versions from new installs (lockfiles can still fetch it)
-    Yank(yank::Args),
+    Yank(YankRequest),
     /// Show this node: identity, peers, records and packs known, bytes stored
-    Status,
+    Status(StatusRequest),
     /// Re-check every stored record signature and archive hash
-    Verify,
+    Verify(VerifyRequest),
     /// Run a node: the libp2p network, the local API and the dashboard
     Start(start::Args),
     /// List connected peers, or add/remove one
@@ -86,25 +92,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         command => {
             let backend = Backend::connect(&data_dir).await?;
             match command {
-                Command::Publish(args) => publish::run(&backend, args, &out).await,
-                Command::Search(args) => search::run(&backend, args, &out).await,
-                Command::Info(args) => info::run(&backend, args, &out).await,
-                Command::Install(args) => install::run(&backend, args, &out).await,
-                Command::List => list::run(&backend, &out).await,
-                Command::Yank(args) => yank::run(&backend, args, &out).await,
-                Command::Status => status::run(&backend, &out).await,
-                Command::Verify => verify::run(&backend, &out).await,
+                Command::Publish(request) => publish::run(&backend, request, &out).await,
+                Command::Search(request) => search::run(&backend, request, &out).await,
+                Command::Info(request) => info::run(&backend, request, &out).await,
+                Command::Install(request) => install::run(&backend, request, &out).await,
+                Command::List(request) => list::run(&backend, request, &out).await,
+                Command::Yank(request) => yank::run(&backend, request, &out).await,
+                Command::Status(request) => status::run(&backend, request, &out).await,
+                Command::Verify(request) => verify::run(&backend, request, &out).await,
                 Command::Peers(args) => peers::run(&backend, args, &out).await,
                 Command::Key(_) | Command::Start(_) | Command::Demo(_) => Ok(()),
             }
         }
-    }
-}
-
-/// Splits `name@req` (the requirement may be empty).
-pub(crate) fn split_spec(spec: &str) -> (&str, &str) {
-    match spec.split_once('@') {
-        Some((name, req)) => (name, req),
-        None => (spec, ""),
     }
 }

@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::Subcommand;
 
 use super::{Backend, Output};
+use crate::registry::{AddPeerRequest, PeersRequest, Registry, RemovePeerRequest};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,16 +16,16 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum PeersAction {
     /// Connect to a peer: /ip4/1.2.3.4/tcp/4001/p2p/12D3Koo...
-    Add { addr: String },
+    Add(AddPeerRequest),
     /// Disconnect from a peer and forget its addresses
-    Remove { peer: String },
+    Remove(RemovePeerRequest),
 }
 
 pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
-    let report = match &args.action {
-        None => backend.peers().await?,
-        Some(PeersAction::Add { addr }) => backend.add_peer(addr).await?,
-        Some(PeersAction::Remove { peer }) => backend.remove_peer(peer).await?,
+    let report = match args.action {
+        None => backend.peers(PeersRequest::default()).await?,
+        Some(PeersAction::Add(request)) => backend.add_peer(request).await?,
+        Some(PeersAction::Remove(request)) => backend.remove_peer(request).await?,
     };
     if out.json {
         return Ok(out.json(&report)?);

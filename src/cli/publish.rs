@@ -1,21 +1,13 @@
 //! `ggen-p2p publish DIR`: pack, sign, store and (with a running node) announce a pack.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 
 use super::output::human_bytes;
 use super::{Backend, Output};
+use crate::registry::{PublishRequest, Registry};
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Pack directory holding package.toml (or gpack.toml)
-    #[arg(default_value = ".")]
-    pub dir: PathBuf,
-}
-
-pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
-    let report = backend.publish(&args.dir).await?;
+pub async fn run(backend: &Backend, request: PublishRequest, out: &Output) -> Result<()> {
+    let report = backend.publish(request).await?;
     if out.json {
         return Ok(out.json(&report)?);
     }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use super::Output;
 use crate::api::{self, client::ApiClient};
-use crate::registry::{P2PRegistryBuilder, Registry};
+use crate::registry::{P2PRegistryBuilder, Registry, StartReport, StatusRequest, FORMAT_VERSION};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -52,32 +52,29 @@ pub async fn run(data_dir: &Path, args: Args, out: &Output) -> Result<()> {
     }
     let registry = builder.build()?;
     registry.start().await?;
-    let client = registry
-        .client()
-        .context("the network did not start; see the log above")?;
 
     let api_addr = args.api.unwrap_or_else(|| registry.config().api.clone());
     let server = api::serve(registry.clone(), &api_addr).await?;
     let api_file = api::write_endpoint(data_dir, &server)?;
 
-    // `net::spawn` returns once every listener is bound, so the addresses are known.
-    let addrs: Vec<String> = client
-        .listen_addrs()
+    // `start` returns once every listener is bound, so the addresses are known.
+    let net = registry
+        .status(StatusRequest::default())
         .await?
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+        .net
+        .context("the network did not start; see the log above")?;
+    let report = StartReport {
+        format_version: FORMAT_VERSION,
+        peer_id: net.peer_id,
+        listen_addrs: net.listen_addrs,
+        api: server.addr.to_string(),
+    };
     if out.json {
-        out.json(&serde_json::json!({
-            "format_version": crate::registry::FORMAT_VERSION,
-            "peer_id": client.peer_id().to_string(),
-            "listen_addrs": addrs,
-            "api": server.addr.to_string(),
-        }))?;
+        out.json(&report)?;
     } else {
-        out.line(format!("peer id   {}", client.peer_id()))?;
-        for addr in &addrs {
-            out.line(format!("listening {addr}/p2p/{}", client.peer_id()))?;
+        out.line(format!("peer id   {}", report.peer_id))?;
+        for addr in &report.listen_addrs {
+            out.line(format!("listening {addr}/p2p/{}", report.peer_id))?;
         }
         out.line(format!(
             "api       http://{} (dashboard, /metrics)",

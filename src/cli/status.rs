@@ -4,9 +4,10 @@ use anyhow::Result;
 
 use super::output::human_bytes;
 use super::{Backend, Output};
+use crate::registry::{Registry, StatusRequest};
 
-pub async fn run(backend: &Backend, out: &Output) -> Result<()> {
-    let report = backend.status().await?;
+pub async fn run(backend: &Backend, request: StatusRequest, out: &Output) -> Result<()> {
+    let report = backend.status(request).await?;
     if out.json {
         return Ok(out.json(&report)?);
     }

@@ -4,9 +4,10 @@
 use anyhow::{bail, Result};
 
 use super::{Backend, Output};
+use crate::registry::{Registry, VerifyRequest};
 
-pub async fn run(backend: &Backend, out: &Output) -> Result<()> {
-    let report = backend.verify().await?;
+pub async fn run(backend: &Backend, request: VerifyRequest, out: &Output) -> Result<()> {
+    let report = backend.verify(request).await?;
     if out.json {
         out.json(&report)?;
     } else {

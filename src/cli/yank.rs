@@ -1,25 +1,12 @@
 //! `ggen-p2p yank NAME@VERSION`: sign a yank of one of your versions.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::{Backend, Output};
+use crate::registry::{Registry, YankRequest};
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The exact version to yank: name@1.2.0
-    pub spec: String,
-}
-
-pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
-    let Some((name, version)) = args.spec.split_once('@') else {
-        anyhow::bail!(
-            "yank needs an exact version: ggen-p2p yank {}@1.2.0",
-            args.spec
-        );
-    };
-    let version = semver::Version::parse(version)
-        .with_context(|| format!("{version:?} is not an exact version (example: {name}@1.2.0)"))?;
-    let report = backend.yank(name, &version).await?;
+pub async fn run(backend: &Backend, request: YankRequest, out: &Output) -> Result<()> {
+    let report = backend.yank(request).await?;
     if out.json {
         return Ok(out.json(&report)?);
     }

@@ -113,7 +113,7 @@ impl P2PRegistryBuilder {
 impl P2PRegistry {
     /// Starts the libp2p node. Calling it twice is harmless; after `stop` it is refused
     /// (the shutdown root is spent: build a new registry).
-    pub(super) async fn start_network(&self) -> Result<()> {
+    pub async fn start(&self) -> Result<()> {
         if self.client().is_some() {
             return Ok(());
         }
@@ -144,7 +144,7 @@ impl P2PRegistry {
 
     /// Cancels the shutdown root and waits until every task spawned on it (event loop,
     /// API server, their helpers) has finished.
-    pub(super) async fn stop_network(&self) -> Result<()> {
+    pub async fn stop(&self) -> Result<()> {
         self.inner
             .running
             .lock()

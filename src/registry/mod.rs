@@ -1,15 +1,20 @@
 //! The façade every user of ggen-p2p goes through — the CLI, the HTTP API and library
-//! users: publish, search, info, install, yank and status, offline first, with the
-//! network joining in once [`Registry::start`] has run.
+//! users. [`Registry`] is the contract: one method per operation, each taking its request
+//! type from [`requests`] and returning its report from [`reports`]. [`P2PRegistry`]
+//! implements it in this process (offline first, the network joining in once
+//! [`P2PRegistry::start`] has run); `api::client::ApiClient` implements it by asking a
+//! running daemon over HTTP with the same types.
 //!
 //! It owns the [`Store`] and, while started, the network handle; it holds no lock across
-//! an await (the handle is cloned out).
+//! an await (the handle is cloned out). Store work goes through [`Store::call`].
 
 mod builder;
-pub mod install;
+mod install;
+mod peers;
 mod publish;
 mod query;
-mod reports;
+pub mod reports;
+pub mod requests;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -18,13 +23,19 @@ use std::sync::{Arc, Mutex};
 use crate::config::Config;
 use crate::net::{self, Client};
 use crate::package::{Manifest, ManifestError, PublisherKey};
-use crate::store::{Query, Store};
+use crate::store::Store;
 use crate::tasks::Tasks;
 
 pub use builder::P2PRegistryBuilder;
+pub use install::parse_requirement;
 pub use reports::{
-    InfoReport, InstallReport, KeyReport, ListReport, PeersReport, PublishReport, SearchReport,
-    SearchResult, StatusReport, VerifyReport, VersionLine, YankReport, FORMAT_VERSION,
+    InfoReport, InstallReport, Installed, KeyReport, ListReport, NameClaim, NetStatus,
+    PackageMetadata, PeerInfo, PeersReport, PublishReport, Receipt, SearchReport, SearchResult,
+    StartReport, StatusReport, StoreStats, VerifyReport, VersionLine, YankReport, FORMAT_VERSION,
+};
+pub use requests::{
+    AddPeerRequest, InfoRequest, InstallRequest, ListRequest, PackageSpec, PeersRequest, Progress,
+    PublishRequest, RemovePeerRequest, SearchRequest, StatusRequest, VerifyRequest, YankRequest,
 };
 
 pub const PUBLISHER_KEY_FILE: &str = "publisher.key";
@@ -51,6 +62,15 @@ pub enum RegistryError {
     Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Refused(String),
+    /// An operation that needs the network on a registry whose node is not running.
+    #[error("`{operation}` needs a running node; start one with `ggen-p2p start` (same --data-dir) in another terminal")]
+    NotRunning { operation: &'static str },
+    /// The daemon could not be reached, or its answer could not be read.
+    #[error("the node at {addr} {reason}")]
+    Unreachable { addr: String, reason: String },
+    /// The daemon answered with an error (its message, as the registry there said it).
+    #[error("{message}")]
+    Remote { status: u16, message: String },
     #[error("internal task failed: {0}")]
     Task(String),
 }
@@ -72,23 +92,34 @@ impl Package {
     }
 }
 
-pub use crate::store::PackageMetadata;
-
-/// What a registry does, whether backed by this process or (in the CLI) a daemon.
+/// What a registry does — one method per operation, one request type each — whether
+/// backed by this process ([`P2PRegistry`]) or by a running daemon (the API client).
 pub trait Registry {
-    fn start(&self) -> impl Future<Output = Result<()>> + Send;
-    fn stop(&self) -> impl Future<Output = Result<()>> + Send;
-    fn publish(&self, package: Package) -> impl Future<Output = Result<PublishReport>> + Send;
-    fn search(&self, query: &Query) -> impl Future<Output = Result<Vec<SearchResult>>> + Send;
-    /// The version `req` resolves to (`*` for the latest), as `info` shows it.
-    fn get(&self, name: &str, req: &str) -> impl Future<Output = Result<InfoReport>> + Send;
+    fn publish(
+        &self,
+        request: PublishRequest,
+    ) -> impl Future<Output = Result<PublishReport>> + Send;
+    fn search(&self, request: SearchRequest) -> impl Future<Output = Result<SearchReport>> + Send;
+    /// The version the request resolves to (the latest when it names none), as `info`
+    /// shows it.
+    fn info(&self, request: InfoRequest) -> impl Future<Output = Result<InfoReport>> + Send;
+    /// `progress`, if given, is called while the archive downloads.
     fn install(
         &self,
-        name: &str,
-        req: &str,
-        to: Option<PathBuf>,
+        request: InstallRequest,
+        progress: Option<Progress>,
     ) -> impl Future<Output = Result<InstallReport>> + Send;
-    fn status(&self) -> impl Future<Output = Result<StatusReport>> + Send;
+    fn list(&self, request: ListRequest) -> impl Future<Output = Result<ListReport>> + Send;
+    fn yank(&self, request: YankRequest) -> impl Future<Output = Result<YankReport>> + Send;
+    fn verify(&self, request: VerifyRequest) -> impl Future<Output = Result<VerifyReport>> + Send;
+    fn status(&self, request: StatusRequest) -> impl Future<Output = Result<StatusReport>> + Send;
+    fn peers(&self, request: PeersRequest) -> impl Future<Output = Result<PeersReport>> + Send;
+    fn add_peer(&self, request: AddPeerRequest)
+        -> impl Future<Output = Result<PeersReport>> + Send;
+    fn remove_peer(
+        &self,
+        request: RemovePeerRequest,
+    ) -> impl Future<Output = Result<PeersReport>> + Send;
 }
 
 /// The registry of one node: its data directory, store and (once started) network.
@@ -141,45 +172,58 @@ impl P2PRegistry {
         Ok(PublisherKey::load(&self.publisher_key_path())?)
     }
 
-    /// Runs blocking store work off the async runtime.
-    async fn blocking<T, F>(&self, work: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&P2PRegistry) -> Result<T> + Send + 'static,
-    {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || work(&this))
-            .await
-            .map_err(|e| RegistryError::Task(e.to_string()))?
+    /// The network handle, or the error saying `operation` needs a running node.
+    fn network(&self, operation: &'static str) -> Result<Client> {
+        self.client().ok_or(RegistryError::NotRunning { operation })
     }
 }
 
 impl Registry for P2PRegistry {
-    async fn start(&self) -> Result<()> {
-        self.start_network().await
+    async fn publish(&self, request: PublishRequest) -> Result<PublishReport> {
+        publish::publish(self, request).await
     }
 
-    async fn stop(&self) -> Result<()> {
-        self.stop_network().await
+    async fn search(&self, request: SearchRequest) -> Result<SearchReport> {
+        query::search(self, request).await
     }
 
-    async fn publish(&self, package: Package) -> Result<PublishReport> {
-        self.publish_package(package).await
+    async fn info(&self, request: InfoRequest) -> Result<InfoReport> {
+        query::info(self, request).await
     }
 
-    async fn search(&self, query: &Query) -> Result<Vec<SearchResult>> {
-        Ok(self.search_packages(query, false).await?.results)
+    async fn install(
+        &self,
+        request: InstallRequest,
+        progress: Option<Progress>,
+    ) -> Result<InstallReport> {
+        install::install(self, request, progress).await
     }
 
-    async fn get(&self, name: &str, req: &str) -> Result<InfoReport> {
-        self.info(name, req, None).await
+    async fn list(&self, request: ListRequest) -> Result<ListReport> {
+        query::list(self, request).await
     }
 
-    async fn install(&self, name: &str, req: &str, to: Option<PathBuf>) -> Result<InstallReport> {
-        self.install_package(name, req, None, to, None).await
+    async fn yank(&self, request: YankRequest) -> Result<YankReport> {
+        publish::yank(self, request).await
     }
 
-    async fn status(&self) -> Result<StatusReport> {
-        self.status_report().await
+    async fn verify(&self, request: VerifyRequest) -> Result<VerifyReport> {
+        query::verify(self, request).await
+    }
+
+    async fn status(&self, request: StatusRequest) -> Result<StatusReport> {
+        query::status(self, request).await
+    }
+
+    async fn peers(&self, request: PeersRequest) -> Result<PeersReport> {
+        peers::peers(self, request).await
+    }
+
+    async fn add_peer(&self, request: AddPeerRequest) -> Result<PeersReport> {
+        peers::add_peer(self, request).await
+    }
+
+    async fn remove_peer(&self, request: RemovePeerRequest) -> Result<PeersReport> {
+        peers::remove_peer(self, request).await
     }
 }

@@ -1,14 +1,18 @@
-//! What registry operations return. These structs are also the `--json` output of the
-//! CLI and the bodies of the HTTP API, so their rustdoc is the schema: fields are only
-//! ever added, and `format_version` changes if a field changes meaning.
+//! What registry operations return. These structs are the `--json` output of the CLI and
+//! the bodies of the HTTP API, so their rustdoc is the schema: fields are only ever added,
+//! and `format_version` changes if a field changes meaning. They are their own types:
+//! store and network structs convert into them (the `From` impls at the end), so renaming
+//! an internal field cannot silently change a published shape; `tests/json_shapes.rs`
+//! pins every shape.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::net::{NetStatus, PeerInfo, Receipt};
+use crate::net;
 use crate::package::{ArchiveInfo, Blake3Hash, PublisherId, RecordId};
-use crate::store::{Install, NameClaim, PackageMetadata, StoreStats};
+use crate::store;
 
 /// Version of every JSON shape below.
 pub const FORMAT_VERSION: u32 = 1;
@@ -26,6 +30,41 @@ pub struct PublishReport {
     pub already_published: bool,
     /// Replication receipt; absent when no node is running (offline publish).
     pub receipt: Option<Receipt>,
+}
+
+/// A package version as `search`, `info` and `list` show it: the fields its publisher
+/// signed, plus what this node knows about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageMetadata {
+    pub name: String,
+    pub version: semver::Version,
+    pub publisher: PublisherId,
+    pub description: String,
+    pub category: Option<String>,
+    pub keywords: Vec<String>,
+    pub authors: Vec<String>,
+    pub license: Option<String>,
+    pub repository: Option<String>,
+    /// Dependency name → semver requirement, as the manifest wrote them.
+    pub dependencies: BTreeMap<String, String>,
+    pub archive: ArchiveInfo,
+    /// Milliseconds since the Unix epoch, as the publisher's clock saw it.
+    pub published_at: u64,
+    /// The publisher hid this version from new resolutions.
+    pub yanked: bool,
+    /// BLAKE3 of the signed record's exact bytes.
+    pub record_id: RecordId,
+}
+
+/// What an announcement reached.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Receipt {
+    /// Peers subscribed to the records topic when the record was gossiped.
+    pub gossip_peers: usize,
+    /// Peers that stored the DHT record.
+    pub dht_peers: usize,
+    /// Providers of the archive found afterwards, this node included.
+    pub providers: usize,
 }
 
 /// One `search` hit.
@@ -59,6 +98,18 @@ pub struct VersionLine {
     pub yanked: bool,
 }
 
+/// A publisher claiming a name (one per rotation chain, named by its oldest key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NameClaim {
+    pub publisher: PublisherId,
+    /// When this node first stored a version of the name from this publisher (ms).
+    pub first_seen_at: u64,
+    /// Smallest `published_at` of the publisher's versions of the name (ms).
+    pub earliest_published_at: u64,
+    /// The key is pinned for this name in `trusted_publishers`.
+    pub pinned: bool,
+}
+
 /// `info`: the resolved version in full, every known version, and who claims the name.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InfoReport {
@@ -89,11 +140,21 @@ pub struct InstallReport {
     pub already_installed: bool,
 }
 
+/// One pack installed by this node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Installed {
+    pub name: String,
+    pub version: semver::Version,
+    pub path: PathBuf,
+    /// Milliseconds since the Unix epoch.
+    pub installed_at: u64,
+}
+
 /// `list`: what this node has installed, and what it has published.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ListReport {
     pub format_version: u32,
-    pub installed: Vec<Install>,
+    pub installed: Vec<Installed>,
     pub published: Vec<PackageMetadata>,
 }
 
@@ -107,6 +168,17 @@ pub struct YankReport {
     pub receipt: Option<Receipt>,
 }
 
+/// `start`: printed once the node listens, before it runs until stopped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartReport {
+    pub format_version: u32,
+    pub peer_id: String,
+    /// Bound listen addresses (without the `/p2p/` suffix).
+    pub listen_addrs: Vec<String>,
+    /// Address of the local HTTP API and dashboard.
+    pub api: String,
+}
+
 /// `key generate` / `key show`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyReport {
@@ -114,6 +186,28 @@ pub struct KeyReport {
     pub publisher: PublisherId,
     pub path: PathBuf,
     pub created: bool,
+}
+
+/// Counts from this node's index and blob store.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StoreStats {
+    pub records: u64,
+    pub packages: u64,
+    pub versions: u64,
+    pub archives: u64,
+    pub archive_bytes: u64,
+    /// Conflicting records refused and kept as evidence.
+    pub equivocations: u64,
+}
+
+/// The running node's network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetStatus {
+    pub peer_id: String,
+    pub listen_addrs: Vec<String>,
+    pub connected_peers: usize,
+    pub routing_table_size: usize,
+    pub gossip_mesh_peers: usize,
 }
 
 /// `status`.
@@ -129,7 +223,18 @@ pub struct StatusReport {
     pub net: Option<NetStatus>,
 }
 
-/// `peers`.
+/// One connected peer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub peer_id: String,
+    /// The connection's remote address first, then the addresses the peer listens on.
+    pub addrs: Vec<String>,
+    pub agent: Option<String>,
+    /// Last ping round trip.
+    pub rtt_ms: Option<u64>,
+}
+
+/// `peers`, `peers add` and `peers remove`: the connected peers afterwards.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeersReport {
     pub format_version: u32,
@@ -152,4 +257,99 @@ pub struct VerifyReport {
     pub archives_checked: u64,
     pub bad_records: Vec<DamagedItem>,
     pub bad_archives: Vec<DamagedItem>,
+}
+
+impl From<store::PackageMetadata> for PackageMetadata {
+    fn from(meta: store::PackageMetadata) -> Self {
+        let p = meta.record;
+        Self {
+            name: p.name,
+            version: p.version,
+            publisher: p.publisher,
+            description: p.description,
+            category: p.category,
+            keywords: p.keywords,
+            authors: p.authors,
+            license: p.license,
+            repository: p.repository,
+            dependencies: p.dependencies,
+            archive: p.archive,
+            published_at: p.published_at,
+            yanked: meta.yanked,
+            record_id: meta.record_id,
+        }
+    }
+}
+
+impl From<store::NameClaim> for NameClaim {
+    fn from(c: store::NameClaim) -> Self {
+        Self {
+            publisher: c.publisher,
+            first_seen_at: c.first_seen_at,
+            earliest_published_at: c.earliest_published_at,
+            pinned: c.pinned,
+        }
+    }
+}
+
+impl From<store::Install> for Installed {
+    fn from(i: store::Install) -> Self {
+        Self {
+            name: i.name,
+            version: i.version,
+            path: i.path,
+            installed_at: i.installed_at,
+        }
+    }
+}
+
+impl From<store::StoreStats> for StoreStats {
+    fn from(s: store::StoreStats) -> Self {
+        Self {
+            records: s.records,
+            packages: s.packages,
+            versions: s.versions,
+            archives: s.archives,
+            archive_bytes: s.archive_bytes,
+            equivocations: s.equivocations,
+        }
+    }
+}
+
+impl From<net::Receipt> for Receipt {
+    fn from(r: net::Receipt) -> Self {
+        Self {
+            gossip_peers: r.gossip_peers,
+            dht_peers: r.dht_peers,
+            providers: r.providers,
+        }
+    }
+}
+
+impl From<net::NetStatus> for NetStatus {
+    fn from(n: net::NetStatus) -> Self {
+        Self {
+            peer_id: n.peer_id,
+            listen_addrs: n.listen_addrs,
+            connected_peers: n.connected_peers,
+            routing_table_size: n.routing_table_size,
+            gossip_mesh_peers: n.gossip_mesh_peers,
+        }
+    }
+}
+
+impl From<net::PeerInfo> for PeerInfo {
+    fn from(p: net::PeerInfo) -> Self {
+        Self {
+            peer_id: p.peer_id,
+            addrs: p.addrs,
+            agent: p.agent,
+            rtt_ms: p.rtt_ms,
+        }
+    }
+}
+
+/// Converts each element of a list of internal values into its report type.
+pub(crate) fn all<T, R: From<T>>(items: Vec<T>) -> Vec<R> {
+    items.into_iter().map(R::from).collect()
 }

@@ -210,7 +210,7 @@ mod tests {
                 .search(&query)
                 .unwrap()
                 .into_iter()
-                .map(|hit| hit.package.name)
+                .map(|hit| hit.package.record.name)
                 .collect()
         };
         assert_eq!(top("express web framework", 5)[0], "express");

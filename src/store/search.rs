@@ -3,14 +3,12 @@
 //! boosts for an exact name, a name equal to one query word, and a name prefix. Broad
 //! queries score bounded candidate pools (shortest names first) instead of every match.
 
-use std::collections::BTreeMap;
-
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use super::{records, Store, StoreError};
 use crate::package::manifest::normalize_name;
-use crate::package::{ArchiveInfo, PublisherId, RecordId, VersionRecord};
+use crate::package::{RecordId, VersionRecord};
 
 /// Default number of hits per page.
 pub const DEFAULT_LIMIT: usize = 20;
@@ -108,21 +106,13 @@ impl Query {
     }
 }
 
-/// One version of one package, as the index knows it.
+/// One version of one package, as the index knows it: the signed version record (the
+/// one model of a package's fields) plus what the index adds. Reads of the record's
+/// fields go through `Deref` (`meta.name`, `meta.archive.blake3`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackageMetadata {
-    pub name: String,
-    pub version: semver::Version,
-    pub publisher: PublisherId,
-    pub description: String,
-    pub category: Option<String>,
-    pub keywords: Vec<String>,
-    pub authors: Vec<String>,
-    pub license: Option<String>,
-    pub repository: Option<String>,
-    pub dependencies: BTreeMap<String, String>,
-    pub archive: ArchiveInfo,
-    pub published_at: u64,
+    #[serde(flatten)]
+    pub record: VersionRecord,
     pub yanked: bool,
     pub record_id: RecordId,
 }
@@ -130,21 +120,18 @@ pub struct PackageMetadata {
 impl PackageMetadata {
     pub fn from_record(v: &VersionRecord, yanked: bool, record_id: RecordId) -> Self {
         Self {
-            name: v.name.clone(),
-            version: v.version.clone(),
-            publisher: v.publisher,
-            description: v.description.clone(),
-            category: v.category.clone(),
-            keywords: v.keywords.clone(),
-            authors: v.authors.clone(),
-            license: v.license.clone(),
-            repository: v.repository.clone(),
-            dependencies: v.dependencies.clone(),
-            archive: v.archive.clone(),
-            published_at: v.published_at,
+            record: v.clone(),
             yanked,
             record_id,
         }
+    }
+}
+
+impl std::ops::Deref for PackageMetadata {
+    type Target = VersionRecord;
+
+    fn deref(&self) -> &VersionRecord {
+        &self.record
     }
 }
 
@@ -444,7 +431,7 @@ pub(crate) mod tests {
             first.search(&query).unwrap(),
             second.search(&query).unwrap(),
         );
-        let summary = |hits: &[SearchHit]| -> Vec<(String, PublisherId, bool)> {
+        let summary = |hits: &[SearchHit]| -> Vec<(String, crate::package::PublisherId, bool)> {
             hits.iter()
                 .map(|h| (h.package.name.clone(), h.package.publisher, h.conflict))
                 .collect()
