@@ -289,6 +289,10 @@ impl EventLoop {
                 let _ = reply.send(Ok(peer));
                 return;
             }
+            Some(peer) if self.policy.penalties.is_banned(&peer) => {
+                let _ = reply.send(Err(policy::banned_dial(addr, &peer)));
+                return;
+            }
             Some(peer) => DialOpts::peer_id(peer)
                 .addresses(vec![addr.clone()])
                 .condition(PeerCondition::Always)

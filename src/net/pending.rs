@@ -198,7 +198,10 @@ impl<K: Eq + Hash + Copy, E: Entry> Table<K, E> {
         for key in &due {
             if let Some((_, entry)) = self.entries.remove(key) {
                 entry.expire(NetError::Timeout {
-                    what: self.what.to_string(),
+                    what: format!(
+                        "one of the pending {} (the swarm never answered)",
+                        self.what
+                    ),
                     after: self.timeout + EXPIRY_SLACK,
                 });
             }
