@@ -200,6 +200,10 @@ async fn invalid_gossip_is_rejected_and_its_sender_banned() {
     .await;
     let stats = receiver.store.stats().unwrap();
     assert_eq!(stats.records, 1, "only the valid record was stored");
+    // A dial to the banned peer is answered with an error, not left to time out.
+    let err = receiver.client.dial(sender.addr.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("banned"), "{err}");
+    assert!(!connected(&receiver.client, banned_peer).await);
     shutdown.cancel();
 }
 

@@ -1,14 +1,18 @@
 //! The composed libp2p behaviour and the swarm built around it: transports (TCP, QUIC,
 //! DNS, relay client), identify, ping, our own Kademlia, gossipsub with application
-//! validation, request-response, and optional mDNS/AutoNAT. Configuration only; events
-//! are handled in `event_loop.rs`.
+//! validation, request-response, and optional mDNS/AutoNAT, and binding its listeners.
+//! Configuration only; events are handled in `event_loop.rs`.
 
+use std::collections::HashSet;
 use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use futures::StreamExt;
 
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
     allow_block_list, autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns, noise,
     ping, relay, request_response, tcp, yamux, Multiaddr, StreamProtocol, Swarm, SwarmBuilder,
@@ -26,6 +30,8 @@ const KAD_MAX_RECORDS: usize = 1 << 20;
 const KAD_MAX_PROVIDED_KEYS: usize = 1 << 20;
 /// Concurrent connections to one peer.
 const MAX_PER_PEER: u32 = 2;
+/// How long binding the listen addresses may take.
+const LISTEN_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -178,6 +184,55 @@ pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
         .subscribe(&records_topic())
         .map_err(|e| NetError::Config(format!("gossip topic {RECORDS_TOPIC}: {e}")))?;
     Ok(swarm)
+}
+
+/// Starts listening on `addrs` and waits (bounded) until every listener is bound, so the
+/// swarm's listen addresses are meaningful at once.
+pub async fn bind(swarm: &mut Swarm<Behaviour>, addrs: &[Multiaddr]) -> Result<(), NetError> {
+    let mut listeners = HashSet::new();
+    for addr in addrs {
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetError::Listen {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
+        listeners.insert(id);
+    }
+    // Wait until every listener is bound, so `listen_addrs` is meaningful at once.
+    let deadline = tokio::time::Instant::now() + LISTEN_WAIT;
+    while !listeners.is_empty() {
+        match tokio::time::timeout_at(deadline, swarm.select_next_some()).await {
+            Ok(SwarmEvent::NewListenAddr { listener_id, .. }) => {
+                listeners.remove(&listener_id);
+            }
+            Ok(SwarmEvent::ListenerClosed {
+                addresses, reason, ..
+            }) => {
+                let reason = match reason {
+                    Ok(()) => "closed".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                let addr = addresses
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(Multiaddr::empty);
+                return Err(NetError::Listen { addr, reason });
+            }
+            Ok(SwarmEvent::ListenerError { error, .. }) => {
+                return Err(NetError::Config(format!("listener: {error}")));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                return Err(NetError::Timeout {
+                    what: "binding listen addresses".into(),
+                    after: LISTEN_WAIT,
+                })
+            }
+        }
+    }
+
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,18 +7,16 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::future::join_all;
-use futures::StreamExt;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
-use super::event_loop::Command;
-use super::protocol::{parse_record, Request, Response, MAX_IDS_PER_REQUEST};
-use super::{sync, NetError, NetStatus, PeerInfo, Receipt};
+use super::command::Command;
+use super::protocol::{Request, Response};
+use super::sync::{self, SyncSource};
+use super::{NetError, NetStatus, PeerInfo, Receipt};
 use crate::package::{Blake3Hash, Record, RecordId};
 use crate::store::{IngestOutcome, Query, Store};
 
-/// Concurrent `SyncBucket` requests to one peer.
-const SYNC_BUCKETS_IN_FLIGHT: usize = 8;
 /// Slack on top of the loop's own timeouts before a caller gives up waiting.
 const REPLY_SLACK: Duration = Duration::from_secs(5);
 
@@ -91,9 +89,8 @@ impl Client {
         record: Record,
         provide: Option<Blake3Hash>,
     ) -> Result<Receipt, NetError> {
-        let store = self.store.clone();
         let local = record.clone();
-        match blocking(move || store.ingest(&local)).await? {
+        match self.store.call(move |store| store.ingest(&local)).await? {
             IngestOutcome::Added | IngestOutcome::Duplicate => {}
             IngestOutcome::Equivocation { existing } => {
                 return Err(NetError::Store(format!(
@@ -140,9 +137,10 @@ impl Client {
 
     /// Records this node as a provider of `archive` (store and DHT).
     pub async fn provide(&self, archive: Blake3Hash) -> Result<(), NetError> {
-        let store = self.store.clone();
         let me = self.peer_id.to_string();
-        blocking(move || store.add_provider(&archive, &me)).await?;
+        (self.store)
+            .call(move |store| store.add_provider(&archive, &me))
+            .await?;
         let wait = self.query_timeout + REPLY_SLACK;
         self.call("dht provide", wait, |reply| Command::StartProviding {
             archive,
@@ -153,8 +151,10 @@ impl Client {
 
     /// Providers known locally merged with a DHT lookup, this node excluded.
     pub async fn find_providers(&self, archive: Blake3Hash) -> Result<Vec<PeerId>, NetError> {
-        let store = self.store.clone();
-        let known = blocking(move || store.providers(&archive)).await?;
+        let known = self
+            .store
+            .call(move |store| store.providers(&archive))
+            .await?;
         let mut found: HashSet<PeerId> = known.iter().filter_map(|p| p.parse().ok()).collect();
         let wait = self.query_timeout + REPLY_SLACK;
         let from_dht = self
@@ -162,20 +162,20 @@ impl Client {
                 archive,
                 reply,
             })
-            .await?;
-        let store = self.store.clone();
+            .await??;
         let fresh: Vec<String> = from_dht
             .iter()
             .filter(|p| **p != self.peer_id && !found.contains(p))
             .map(|p| p.to_string())
             .collect();
         if !fresh.is_empty() {
-            blocking(move || {
-                fresh
-                    .iter()
-                    .try_for_each(|peer| store.add_provider(&archive, peer))
-            })
-            .await?;
+            (self.store)
+                .call(move |store| {
+                    fresh
+                        .iter()
+                        .try_for_each(|peer| store.add_provider(&archive, peer))
+                })
+                .await?;
         }
         found.extend(from_dht);
         found.remove(&self.peer_id);
@@ -197,8 +197,8 @@ impl Client {
         for (peer, answer) in answers {
             if let Ok(Response::Records { records }) = answer {
                 answered += 1;
-                self.ingest_from(peer, records.into_iter().map(|b| b.into_vec()).collect())
-                    .await?;
+                let bytes = records.into_iter().map(|b| b.into_vec()).collect();
+                sync::ingest(self, &self.store, peer, bytes).await?;
             }
         }
         Ok(answered)
@@ -230,84 +230,9 @@ impl Client {
         Ok(gained)
     }
 
-    /// Anti-entropy with one peer: compare bucket digests, list differing buckets, fetch
-    /// the records we lack in batches. Returns records added to the store.
+    /// Anti-entropy with one peer (see [`sync::run`]). Returns records added to the store.
     pub async fn sync_peer(&self, peer: PeerId) -> Result<usize, NetError> {
-        let theirs = match self.request(peer, Request::SyncSummary).await? {
-            Response::Summary { buckets } => buckets,
-            other => return Err(unexpected(peer, "sync summary", &other)),
-        };
-        let store = self.store.clone();
-        let ours = blocking(move || store.record_ids()).await?;
-        let differing = sync::differing_buckets(&sync::bucket_digests(&ours), &theirs);
-        // A few bucket listings in flight at once: a fresh node differs in all 256.
-        let mut listings = futures::stream::iter(differing)
-            .map(|bucket| async move {
-                (
-                    bucket,
-                    self.request(peer, Request::SyncBucket { bucket }).await,
-                )
-            })
-            .buffer_unordered(SYNC_BUCKETS_IN_FLIGHT);
-        let mut wanted: Vec<RecordId> = Vec::new();
-        while let Some((bucket, answer)) = listings.next().await {
-            match answer? {
-                Response::Ids { ids } => wanted.extend(sync::missing(&ours, bucket, &ids)),
-                other => return Err(unexpected(peer, "sync bucket", &other)),
-            }
-        }
-        drop(listings);
-        let mut gained = 0;
-        while !wanted.is_empty() {
-            let batch: Vec<RecordId> = wanted.iter().take(MAX_IDS_PER_REQUEST).copied().collect();
-            let records = match self
-                .request(peer, Request::GetRecords { ids: batch.clone() })
-                .await?
-            {
-                Response::Records { records } => records,
-                other => return Err(unexpected(peer, "get records", &other)),
-            };
-            if records.is_empty() {
-                break;
-            }
-            let bytes: Vec<Vec<u8>> = records.into_iter().map(|b| b.into_vec()).collect();
-            let received: HashSet<RecordId> = bytes.iter().map(|b| Blake3Hash::of(b)).collect();
-            gained += self.ingest_from(peer, bytes).await?;
-            let before = wanted.len();
-            wanted.retain(|id| !received.contains(id));
-            if wanted.len() == before {
-                break; // the peer sent nothing we asked for: stop rather than loop
-            }
-        }
-        Ok(gained)
-    }
-
-    /// Verifies and ingests records `peer` sent; each invalid one counts against it.
-    /// Returns how many were new.
-    pub(crate) async fn ingest_from(
-        &self,
-        peer: PeerId,
-        bytes: Vec<Vec<u8>>,
-    ) -> Result<usize, NetError> {
-        let mut valid = Vec::with_capacity(bytes.len());
-        for item in bytes {
-            match parse_record(item) {
-                Ok(record) => valid.push(record),
-                Err(reason) => {
-                    tracing::debug!("invalid record from {peer}: {reason}");
-                    self.penalize(peer).await;
-                }
-            }
-        }
-        if valid.is_empty() {
-            return Ok(0);
-        }
-        let store = self.store.clone();
-        let outcomes = blocking(move || store.ingest_many(&valid)).await?;
-        Ok(outcomes
-            .iter()
-            .filter(|o| matches!(o, IngestOutcome::Added))
-            .count())
+        sync::run(self, &self.store, peer).await
     }
 
     pub(crate) async fn penalize(&self, peer: PeerId) {
@@ -376,12 +301,31 @@ fn unexpected(peer: PeerId, asked: &str, got: &Response) -> NetError {
     NetError::Request { peer, reason }
 }
 
-/// Runs store work off the async threads.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
-) -> Result<T, NetError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| NetError::Store(format!("store task failed: {e}")))?
-        .map_err(|e| NetError::Store(e.to_string()))
+impl SyncSource for Client {
+    async fn summary(&self, peer: PeerId) -> Result<Vec<[u8; 32]>, NetError> {
+        match self.request(peer, Request::SyncSummary).await? {
+            Response::Summary { buckets } => Ok(buckets),
+            other => Err(unexpected(peer, "sync summary", &other)),
+        }
+    }
+
+    async fn bucket(&self, peer: PeerId, bucket: u8) -> Result<Vec<RecordId>, NetError> {
+        match self.request(peer, Request::SyncBucket { bucket }).await? {
+            Response::Ids { ids } => Ok(ids),
+            other => Err(unexpected(peer, "sync bucket", &other)),
+        }
+    }
+
+    async fn records(&self, peer: PeerId, ids: Vec<RecordId>) -> Result<Vec<Vec<u8>>, NetError> {
+        match self.request(peer, Request::GetRecords { ids }).await? {
+            Response::Records { records } => {
+                Ok(records.into_iter().map(|b| b.into_vec()).collect())
+            }
+            other => Err(unexpected(peer, "get records", &other)),
+        }
+    }
+
+    async fn penalize(&self, peer: PeerId) {
+        Client::penalize(self, peer).await;
+    }
 }

@@ -1,18 +1,70 @@
-//! Answers to inbound `/ggen/rr/1.0.0` requests, computed from the store on a blocking
-//! thread (the event loop only ships them back). Limits from `protocol.rs` are applied
-//! here: id counts, search result counts and the records byte budget.
+//! What the node does with what peers send it, off the event loop: answers to inbound
+//! `/ggen/rr/1.0.0` requests (limits from `protocol.rs` applied here: id counts, search
+//! result counts and the records byte budget), gossip checks and DHT records kept. The
+//! event loop only ships the results back; verdicts are the policy's.
 
 use serde_bytes::ByteBuf;
 
+use super::policy::GossipCheck;
+use super::protocol::parse_record;
 use super::protocol::{
     Request, Response, MAX_IDS_PER_REQUEST, MAX_SEARCH_RESULTS, RECORDS_RESPONSE_BUDGET,
 };
 use super::sync;
-use crate::package::Record;
-use crate::store::Store;
+use crate::package::{Blake3Hash, Record};
+use crate::store::{IngestOutcome, Store, StoreError};
+use libp2p::PeerId;
+
+/// [`answer`] on the store's blocking pool; a failed store task is an error response.
+pub(crate) async fn respond(store: &Store, request: Request) -> Response {
+    let answer = move |store: &Store| Ok::<_, StoreError>(answer(store, request));
+    store
+        .call(answer)
+        .await
+        .unwrap_or_else(|e| Response::Error {
+            message: format!("internal error: {e}"),
+        })
+}
+
+/// Checks a gossip message from `source` (size, signature) and ingests it.
+pub(crate) async fn check_gossip(store: &Store, source: PeerId, data: Vec<u8>) -> GossipCheck {
+    let record = match parse_record(data) {
+        Ok(record) => record,
+        Err(reason) => {
+            tracing::debug!("gossip from {source}: {reason}");
+            return GossipCheck::Invalid;
+        }
+    };
+    match store.call(move |store| store.ingest(&record)).await {
+        Ok(outcome) => {
+            if !matches!(outcome, IngestOutcome::Added | IngestOutcome::Duplicate) {
+                tracing::debug!("gossip from {source}: not forwarded: {outcome:?}");
+            }
+            GossipCheck::Ingested(outcome)
+        }
+        Err(e) => {
+            tracing::warn!("gossip from {source}: store: {e}");
+            GossipCheck::StoreFailed
+        }
+    }
+}
+
+/// Keeps a checked DHT record a peer put (runs on a blocking thread).
+pub(crate) fn keep_dht_record(store: &Store, record: &Record) {
+    if let Err(e) = store.ingest(record) {
+        tracing::warn!("dht record: store: {e}");
+    }
+}
+
+/// Keeps a provider record a peer announced (runs on a blocking thread).
+pub(crate) fn keep_provider(store: &Store, archive: &Blake3Hash, peer: &str) {
+    if let Err(e) = store.add_provider(archive, peer) {
+        tracing::warn!("store provider {archive}: {e}");
+    }
+}
 
 /// Computes the answer to an inbound request from the store (runs on a blocking thread).
-pub fn answer(store: &Store, request: Request) -> Response {
+pub(crate) fn answer(store: &Store, request: Request) -> Response {
     let error = |e: crate::store::StoreError| Response::Error {
         message: e.to_string(),
     };

@@ -3,17 +3,22 @@
 //! configuration, the error type, the report types and [`spawn`].
 //!
 //! Layout: `protocol` (the wire spec), `behaviour` (swarm construction), `event_loop`
-//! (the owner of the swarm), `inbound` (answers to requests), `client` (the handle), `sync` (anti-entropy digests),
+//! (the owner of the swarm, translation only), `command` (what the loop is asked),
+//! `policy` (its decisions, socket-free), `pending` (its ledger of waiting callers),
+//! `inbound` (answers to requests), `client` (the handle), `sync` (anti-entropy),
 //! `discovery` (bootstrap redial), `peers` (penalties), `transfer` (archive download).
 
-pub mod behaviour;
-pub mod client;
-pub mod discovery;
-pub mod event_loop;
-pub mod inbound;
-pub mod peers;
-pub mod protocol;
-pub mod sync;
+pub(crate) mod behaviour;
+pub(crate) mod client;
+pub(crate) mod command;
+pub(crate) mod discovery;
+pub(crate) mod event_loop;
+pub(crate) mod inbound;
+pub(crate) mod peers;
+pub(crate) mod pending;
+pub(crate) mod policy;
+pub(crate) mod protocol;
+pub(crate) mod sync;
 pub mod transfer;
 
 use std::time::Duration;
@@ -130,6 +135,14 @@ pub enum NetError {
     Dht(String),
     #[error("store: {0}")]
     Store(String),
+    #[error("too many {what} waiting at once (at most {limit}); retry when some have finished")]
+    Overloaded { what: String, limit: usize },
+}
+
+impl From<crate::store::StoreError> for NetError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Store(e.to_string())
+    }
 }
 
 /// What an announcement reached.

@@ -25,10 +25,6 @@ impl Penalties {
     pub fn is_banned(&self, peer: &PeerId) -> bool {
         self.banned.contains(peer)
     }
-
-    pub fn count(&self, peer: &PeerId) -> u32 {
-        self.counts.get(peer).copied().unwrap_or(0)
-    }
 }
 
 #[cfg(test)]

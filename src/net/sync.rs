@@ -1,8 +1,111 @@
 //! Anti-entropy without sockets: bucket digests of record ids (bucketed by first id
-//! byte), which buckets differ, and which ids a peer has that we lack. The event loop and
-//! the client only carry these values over request-response.
+//! byte), which buckets differ, which ids a peer has that we lack, and the exchange
+//! itself ([`run`]) against any [`SyncSource`]. The libp2p client is one source (over
+//! request-response); tests use in-memory peers.
 
+use std::collections::HashSet;
+use std::future::Future;
+
+use futures::StreamExt;
+use libp2p::PeerId;
+
+use super::protocol::{parse_record, MAX_IDS_PER_REQUEST};
+use super::NetError;
 use crate::package::{Blake3Hash, RecordId};
+use crate::store::{IngestOutcome, Store};
+
+/// Concurrent bucket listings asked of one peer.
+const BUCKETS_IN_FLIGHT: usize = 8;
+
+/// The peer side of anti-entropy: `SyncSummary`, `SyncBucket` and `GetRecords`, plus a
+/// way to count an invalid record against the peer that sent it.
+pub(crate) trait SyncSource: Send + Sync {
+    /// The peer's bucket digests.
+    fn summary(&self, peer: PeerId)
+        -> impl Future<Output = Result<Vec<[u8; 32]>, NetError>> + Send;
+
+    /// The ids the peer has in `bucket`.
+    fn bucket(
+        &self,
+        peer: PeerId,
+        bucket: u8,
+    ) -> impl Future<Output = Result<Vec<RecordId>, NetError>> + Send;
+
+    /// The records (raw bytes, unverified) of `ids` the peer has.
+    fn records(
+        &self,
+        peer: PeerId,
+        ids: Vec<RecordId>,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>, NetError>> + Send;
+
+    /// `peer` sent something invalid.
+    fn penalize(&self, peer: PeerId) -> impl Future<Output = ()> + Send;
+}
+
+/// Anti-entropy with one peer: compare bucket digests, list differing buckets, fetch
+/// the records we lack in batches. Returns records added to the store.
+pub(crate) async fn run<S: SyncSource>(
+    source: &S,
+    store: &Store,
+    peer: PeerId,
+) -> Result<usize, NetError> {
+    let theirs = source.summary(peer).await?;
+    let ours = store.call(|store| store.record_ids()).await?;
+    let differing = differing_buckets(&bucket_digests(&ours), &theirs);
+    // A few bucket listings in flight at once: a fresh node differs in all 256.
+    let mut listings = futures::stream::iter(differing)
+        .map(|bucket| async move { (bucket, source.bucket(peer, bucket).await) })
+        .buffer_unordered(BUCKETS_IN_FLIGHT);
+    let mut wanted: Vec<RecordId> = Vec::new();
+    while let Some((bucket, ids)) = listings.next().await {
+        wanted.extend(missing(&ours, bucket, &ids?));
+    }
+    drop(listings);
+    let mut gained = 0;
+    while !wanted.is_empty() {
+        let batch: Vec<RecordId> = wanted.iter().take(MAX_IDS_PER_REQUEST).copied().collect();
+        let bytes = source.records(peer, batch).await?;
+        if bytes.is_empty() {
+            break;
+        }
+        let received: HashSet<RecordId> = bytes.iter().map(|b| Blake3Hash::of(b)).collect();
+        gained += ingest(source, store, peer, bytes).await?;
+        let before = wanted.len();
+        wanted.retain(|id| !received.contains(id));
+        if wanted.len() == before {
+            break; // the peer sent nothing we asked for: stop rather than loop
+        }
+    }
+    Ok(gained)
+}
+
+/// Verifies and ingests records `peer` sent; each invalid one counts against it.
+/// Returns how many were new.
+pub(crate) async fn ingest<S: SyncSource>(
+    source: &S,
+    store: &Store,
+    peer: PeerId,
+    bytes: Vec<Vec<u8>>,
+) -> Result<usize, NetError> {
+    let mut valid = Vec::with_capacity(bytes.len());
+    for item in bytes {
+        match parse_record(item) {
+            Ok(record) => valid.push(record),
+            Err(reason) => {
+                tracing::debug!("invalid record from {peer}: {reason}");
+                source.penalize(peer).await;
+            }
+        }
+    }
+    if valid.is_empty() {
+        return Ok(0);
+    }
+    let outcomes = store.call(move |store| store.ingest_many(&valid)).await?;
+    Ok(outcomes
+        .iter()
+        .filter(|o| matches!(o, IngestOutcome::Added))
+        .count())
+}
 
 /// Number of buckets: one per value of an id's first byte.
 pub const BUCKETS: usize = 256;
@@ -58,7 +161,170 @@ pub fn missing(ours: &[RecordId], bucket: u8, theirs: &[RecordId]) -> Vec<Record
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
     use super::*;
+    use crate::package::PublisherKey;
+    use crate::store::test_util::version;
+
+    /// A peer in memory: answers from its records (raw bytes keyed by id), and can be
+    /// told to withhold records or to list ids it cannot serve.
+    #[derive(Default)]
+    struct MemPeer {
+        records: HashMap<RecordId, Vec<u8>>,
+        withhold: bool,
+        asked: Mutex<usize>,
+        penalties: Mutex<u32>,
+    }
+
+    impl MemPeer {
+        fn with(records: &[Vec<u8>]) -> Self {
+            Self {
+                records: records
+                    .iter()
+                    .map(|b| (Blake3Hash::of(b), b.clone()))
+                    .collect(),
+                ..Self::default()
+            }
+        }
+
+        fn ids(&self) -> Vec<RecordId> {
+            self.records.keys().copied().collect()
+        }
+    }
+
+    impl SyncSource for MemPeer {
+        async fn summary(&self, _: PeerId) -> Result<Vec<[u8; 32]>, NetError> {
+            Ok(bucket_digests(&self.ids()))
+        }
+
+        async fn bucket(&self, _: PeerId, bucket: u8) -> Result<Vec<RecordId>, NetError> {
+            Ok(ids_in_bucket(&self.ids(), bucket))
+        }
+
+        async fn records(&self, _: PeerId, ids: Vec<RecordId>) -> Result<Vec<Vec<u8>>, NetError> {
+            assert!(
+                ids.len() <= MAX_IDS_PER_REQUEST,
+                "batches respect the limit"
+            );
+            *self.asked.lock().unwrap() += 1;
+            if self.withhold {
+                return Ok(Vec::new());
+            }
+            Ok(ids
+                .iter()
+                .filter_map(|id| self.records.get(id).cloned())
+                .collect())
+        }
+
+        async fn penalize(&self, _: PeerId) {
+            *self.penalties.lock().unwrap() += 1;
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn records(key: &PublisherKey, n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                version(key, "pkg", &format!("1.0.{i}"), i as u64)
+                    .as_bytes()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_fresh_node_gains_everything_and_a_second_run_nothing() {
+        let key = PublisherKey::generate();
+        let peer = MemPeer::with(&records(&key, 40));
+        let (_dir, store) = store();
+        let id = PeerId::random();
+        assert_eq!(run(&peer, &store, id).await.unwrap(), 40);
+        let mut ours = store.record_ids().unwrap();
+        let mut theirs = peer.ids();
+        ours.sort_unstable_by_key(|id| *id.as_bytes());
+        theirs.sort_unstable_by_key(|id| *id.as_bytes());
+        assert_eq!(ours, theirs);
+        let asked = *peer.asked.lock().unwrap();
+        assert_eq!(run(&peer, &store, id).await.unwrap(), 0);
+        assert_eq!(
+            *peer.asked.lock().unwrap(),
+            asked,
+            "nothing asked when in sync"
+        );
+        assert_eq!(*peer.penalties.lock().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn only_the_missing_records_are_fetched() {
+        let key = PublisherKey::generate();
+        let all = records(&key, 10);
+        let (_dir, store) = store();
+        for bytes in &all[..7] {
+            store.ingest(&parse_record(bytes.clone()).unwrap()).unwrap();
+        }
+        let peer = MemPeer::with(&all);
+        assert_eq!(run(&peer, &store, PeerId::random()).await.unwrap(), 3);
+        assert_eq!(store.record_ids().unwrap().len(), 10);
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_sends_nothing_asked_for_ends_the_sync() {
+        let key = PublisherKey::generate();
+        let peer = MemPeer {
+            withhold: true,
+            ..MemPeer::with(&records(&key, 5))
+        };
+        let (_dir, store) = store();
+        assert_eq!(run(&peer, &store, PeerId::random()).await.unwrap(), 0);
+        assert_eq!(*peer.asked.lock().unwrap(), 1, "asked once, then stopped");
+        assert!(store.record_ids().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn invalid_records_are_penalised_and_valid_ones_kept() {
+        let key = PublisherKey::generate();
+        let mut all = records(&key, 3);
+        let mut forged = all[0].clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1; // breaks the signature
+        all.push(forged);
+        all.push(b"not a record".to_vec());
+        let peer = MemPeer::with(&all);
+        let (_dir, store) = store();
+        assert_eq!(run(&peer, &store, PeerId::random()).await.unwrap(), 3);
+        assert_eq!(*peer.penalties.lock().unwrap(), 2);
+        assert_eq!(store.record_ids().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_peer_error_is_the_sync_error() {
+        struct Broken;
+        impl SyncSource for Broken {
+            async fn summary(&self, peer: PeerId) -> Result<Vec<[u8; 32]>, NetError> {
+                Err(NetError::Request {
+                    peer,
+                    reason: "sync summary: peer error: busy".into(),
+                })
+            }
+            async fn bucket(&self, _: PeerId, _: u8) -> Result<Vec<RecordId>, NetError> {
+                unreachable!("no summary, no buckets")
+            }
+            async fn records(&self, _: PeerId, _: Vec<RecordId>) -> Result<Vec<Vec<u8>>, NetError> {
+                unreachable!("no summary, no records")
+            }
+            async fn penalize(&self, _: PeerId) {}
+        }
+        let (_dir, store) = store();
+        let err = run(&Broken, &store, PeerId::random()).await.unwrap_err();
+        assert!(err.to_string().contains("busy"), "{err}");
+    }
 
     fn ids(n: u32) -> Vec<RecordId> {
         (0..n).map(|i| Blake3Hash::of(&i.to_le_bytes())).collect()

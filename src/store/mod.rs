@@ -1,7 +1,7 @@
 //! The node's local state: a SQLite index (exact record bytes plus the tables derived from
 //! them: versions, yanks, rotations, evidence, packages and their FTS5 search index,
-//! archives, providers, installs) and a content-addressed blob directory for archives.
-//! Everything here is synchronous; async code reaches it only through [`Store::call`], the
+//! archives, providers, installs), a content-addressed blob directory for archives and the
+//! partial files of unfinished downloads ([`partial`]). Everything here is synchronous; async code reaches it only through [`Store::call`], the
 //! one boundary that runs SQLite and blob work on the blocking pool.
 
 mod audit;
@@ -10,6 +10,7 @@ mod blobs;
 pub mod corpus;
 mod local;
 mod owner;
+pub mod partial;
 mod records;
 mod schema;
 mod search;
@@ -24,7 +25,7 @@ use rusqlite::Connection;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
-use crate::package::{Blake3Hash, PublisherId, RecordError, RecordId};
+use crate::package::{ArchiveInfo, Blake3Hash, PublisherId, RecordError, RecordId};
 
 pub use audit::RECORDS_TABLE;
 pub use blobs::BlobWriter;
@@ -198,6 +199,27 @@ impl Store {
 
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// Where unfinished downloads keep their state (`blobs/partial/`).
+    pub fn partial_dir(&self) -> PathBuf {
+        self.inner.dir.join("blobs").join("partial")
+    }
+
+    /// The partial download of `info`'s archive with chunk list `chunks` (checked by the
+    /// caller against the record): created, or resumed from what an earlier attempt left.
+    /// Blocking: async code opens it through [`Store::call`].
+    pub fn partial(
+        &self,
+        info: &ArchiveInfo,
+        chunks: &[Blake3Hash],
+    ) -> Result<partial::PartialFile, partial::PartialError> {
+        partial::PartialFile::open(&self.partial_dir(), info, chunks)
+    }
+
+    /// The chunk list an earlier attempt at `info`'s archive saved, if still valid.
+    pub fn saved_chunk_list(&self, info: &ArchiveInfo) -> Option<Vec<Blake3Hash>> {
+        partial::saved_chunk_list(&self.partial_dir(), info)
     }
 
     /// The async boundary: runs `work` (SQLite queries, blob reads and writes) on the

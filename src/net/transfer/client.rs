@@ -2,8 +2,6 @@
 //! `/ggen/rr` exchange per chunk list or chunk), and [`download_to_store`], which files
 //! the finished, verified archive into the [`Store`].
 
-use std::path::PathBuf;
-
 use super::{download_verified, ChunkSource, TransferConfig, TransferError};
 use crate::net::{Client, PeerId, Request, Response};
 use crate::package::{ArchiveInfo, Blake3Hash};
@@ -51,8 +49,8 @@ fn unexpected(response: Response, asked: &str) -> String {
     }
 }
 
-/// Downloads `info`'s archive from `providers` (partial state in `blobs/partial/` of the
-/// store, resumed on the next attempt) and moves it into the store. Already stored:
+/// Downloads `info`'s archive from `providers` (partial state kept by the store, resumed
+/// on the next attempt) and moves it into the store. Already stored:
 /// nothing to do.
 pub async fn download_to_store(
     client: &Client,
@@ -61,36 +59,35 @@ pub async fn download_to_store(
     providers: Vec<PeerId>,
     progress: impl Fn(u64, u64) + Send + Sync,
 ) -> Result<(), TransferError> {
-    if store.has_archive(&info.blake3) {
+    let archive = info.blake3;
+    if store
+        .call(move |store| Ok::<_, TransferError>(store.has_archive(&archive)))
+        .await?
+    {
         return Ok(());
     }
-    let partial_dir: PathBuf = store.dir().join("blobs").join("partial");
     let (path, digest) = download_verified(
         client,
-        &partial_dir,
+        store,
         info,
         providers,
         TransferConfig::default(),
         progress,
     )
     .await?;
-    let (store, info) = (store.clone(), info.clone());
-    let archive = info.blake3;
-    tokio::task::spawn_blocking(move || {
-        let result = store.put_verified_archive(&path, &digest, &info);
-        // On success the file was renamed away; on failure nothing is worth keeping.
-        let _ = std::fs::remove_file(&path);
-        result
-    })
-    .await
-    .map_err(|e| TransferError::Task {
-        archive,
-        reason: e.to_string(),
-    })?
-    .map_err(|e| TransferError::Store {
-        archive,
-        reason: e.to_string(),
-    })
+    let info = info.clone();
+    store
+        .call(move |store| {
+            let result = store.put_verified_archive(&path, &digest, &info);
+            // On success the file was renamed away; on failure nothing is worth keeping.
+            let _ = std::fs::remove_file(&path);
+            Ok::<_, TransferError>(result)
+        })
+        .await?
+        .map_err(|e| TransferError::Store {
+            archive,
+            reason: e.to_string(),
+        })
 }
 
 #[cfg(test)]

@@ -3,32 +3,33 @@
 //! cancels what a stalled or dropped provider still owes.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::future::{AbortHandle, Abortable};
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::partial::{check_chunk_list, saved_chunk_list, Layout, PartialFile};
 use super::{ChunkSource, Failure, Schedule, TransferConfig, TransferError};
 use crate::package::digest::chunks_root;
 use crate::package::digest::ArchiveDigest;
 use crate::package::{ArchiveInfo, Blake3Hash};
+use crate::store::partial::{check_chunk_list, Layout};
+use crate::store::Store;
 
 /// Downloads `info`'s archive from `providers` with the default [`TransferConfig`] into
-/// `partial_dir` and returns the path of the complete, fully verified file (BLAKE3,
+/// the `store`'s partial directory and returns the path of the complete, fully verified file (BLAKE3,
 /// SHA-256 and size match `info`), ready for `Store::put_archive_file`.
 /// `progress(bytes_done, total)` is called at the start and after each chunk.
 pub async fn download<S: ChunkSource>(
     source: &S,
-    partial_dir: &Path,
+    store: &Store,
     info: &ArchiveInfo,
     providers: Vec<S::Peer>,
     progress: impl Fn(u64, u64) + Send + Sync,
 ) -> Result<PathBuf, TransferError> {
     download_with(
         source,
-        partial_dir,
+        store,
         info,
         providers,
         TransferConfig::default(),
@@ -40,14 +41,13 @@ pub async fn download<S: ChunkSource>(
 /// [`download`] with explicit caps and deadlines.
 pub async fn download_with<S: ChunkSource>(
     source: &S,
-    partial_dir: &Path,
+    store: &Store,
     info: &ArchiveInfo,
     providers: Vec<S::Peer>,
     config: TransferConfig,
     progress: impl Fn(u64, u64) + Send + Sync,
 ) -> Result<PathBuf, TransferError> {
-    let (path, _) =
-        download_verified(source, partial_dir, info, providers, config, progress).await?;
+    let (path, _) = download_verified(source, store, info, providers, config, progress).await?;
     Ok(path)
 }
 
@@ -55,7 +55,7 @@ pub async fn download_with<S: ChunkSource>(
 /// hashes and chunk list), so the caller can store the file without hashing it again.
 pub async fn download_verified<S: ChunkSource>(
     source: &S,
-    partial_dir: &Path,
+    store: &Store,
     info: &ArchiveInfo,
     providers: Vec<S::Peer>,
     config: TransferConfig,
@@ -67,16 +67,22 @@ pub async fn download_verified<S: ChunkSource>(
     // The chunk list: saved by an earlier attempt (re-checked), or from the first
     // provider whose list matches the record's root.
     let mut wrong_list = Vec::new();
-    let chunks = match saved_chunk_list(partial_dir, info) {
+    let saved = {
+        let info = info.clone();
+        store
+            .call(move |store| Ok::<_, TransferError>(store.saved_chunk_list(&info)))
+            .await?
+    };
+    let chunks = match saved {
         Some(chunks) => chunks,
         None => fetch_chunk_list(source, info, &providers, &config, &mut wrong_list).await?,
     };
     let chunks: Arc<[Blake3Hash]> = chunks.into();
 
-    let dir = partial_dir.to_path_buf();
     let (info_owned, list) = (info.clone(), chunks.clone());
-    let mut partial =
-        blocking(archive, move || PartialFile::open(&dir, &info_owned, &list)).await??;
+    let mut partial = store
+        .call(move |store| Ok::<_, TransferError>(store.partial(&info_owned, &list)))
+        .await??;
 
     let mut schedule = Schedule::new(layout.count, partial.verified(), providers, config.limits);
     for (peer, why) in wrong_list {
@@ -93,7 +99,10 @@ pub async fn download_verified<S: ChunkSource>(
         if let Some(stuck) = schedule.stuck() {
             let done_chunks = layout.count - stuck.missing;
             // Best effort: the error to report is that the download is stuck.
-            if let Err(e) = blocking(archive, move || partial.sync()).await? {
+            if let Err(e) = store
+                .call(move |_| Ok::<_, TransferError>(partial.sync()))
+                .await?
+            {
                 tracing::warn!("saving download progress: {e}");
             }
             return Err(TransferError::Stuck {
@@ -145,11 +154,11 @@ pub async fn download_verified<S: ChunkSource>(
                 if !schedule.on_chunk_ok(&peer, index) {
                     continue;
                 }
-                partial = blocking(archive, move || {
-                    let written = partial.write_chunk(index, &bytes);
-                    written.map(|()| partial)
-                })
-                .await??;
+                partial = store
+                    .call(move |_| {
+                        Ok::<_, TransferError>(partial.write_chunk(index, &bytes).map(|()| partial))
+                    })
+                    .await??;
                 done += layout.len(index);
                 progress(done, layout.size);
             }
@@ -167,7 +176,9 @@ pub async fn download_verified<S: ChunkSource>(
         }
     }
     drop(pending);
-    Ok(blocking(archive, move || partial.finish_with_digest()).await??)
+    Ok(store
+        .call(move |_| Ok::<_, TransferError>(partial.finish_with_digest()))
+        .await??)
 }
 
 /// Asks every provider for the chunk list at once; the first list that matches `info`
@@ -217,20 +228,6 @@ async fn fetch_chunk_list<S: ChunkSource>(
     })
 }
 
-/// Runs disk work off the async threads. If the caller is dropped meanwhile, the work
-/// still completes and the `PartialFile` it owns is dropped there (saving `.have`).
-async fn blocking<T: Send + 'static>(
-    archive: Blake3Hash,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, TransferError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| TransferError::Task {
-            archive,
-            reason: e.to_string(),
-        })
-}
-
 /// The scheduler's clock is std `Instant`; reading tokio's keeps paused-time tests exact.
 fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
@@ -255,6 +252,13 @@ mod tests {
     use super::*;
     use crate::net::transfer::Limits;
     use crate::package::digest::{ArchiveDigest, ArchiveHasher, CHUNK_SIZE};
+
+    /// A store in a temp dir: its partial directory holds the downloads' state.
+    fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
 
     /// A real tar + zstd archive of incompressible files, about `size` bytes, described
     /// with chunks of `chunk_size`.
@@ -422,11 +426,11 @@ mod tests {
                 (5, Peer::Honest),
             ],
         );
-        let dir = tempfile::tempdir().unwrap();
+        let (_dir, store) = temp_store();
         let reports = Mutex::new(Vec::new());
         let path = download_with(
             &peers,
-            dir.path(),
+            &store,
             &digest.info,
             vec![1, 2, 3, 4, 5],
             config(2, 8),
@@ -461,7 +465,7 @@ mod tests {
         assert_eq!(reports.len(), digest.chunks.len() + 1);
         assert!(reports.windows(2).all(|w| w[0].0 < w[1].0));
         // Each chunk was accepted exactly once: one report per chunk.
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        let names: Vec<_> = std::fs::read_dir(store.partial_dir()).unwrap().collect();
         assert_eq!(names.len(), 1, "only the finished file is left");
     }
 
@@ -477,10 +481,10 @@ mod tests {
                 (3, Peer::FailAfter(3)),
             ],
         );
-        let dir = tempfile::tempdir().unwrap();
+        let (_dir, store) = temp_store();
         let err = download_with(
             &peers,
-            dir.path(),
+            &store,
             &digest.info,
             vec![1, 2, 3],
             config(1, 3),
@@ -503,11 +507,13 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part:?} not in {text}");
         }
-        assert!(dir
-            .path()
+        assert!(store
+            .partial_dir()
             .join(format!("{}.part", digest.info.blake3))
             .exists());
-        let have = dir.path().join(format!("{}.have", digest.info.blake3));
+        let have = store
+            .partial_dir()
+            .join(format!("{}.have", digest.info.blake3));
         assert!(have.exists(), "progress saved for the next attempt");
     }
 
@@ -515,8 +521,8 @@ mod tests {
     async fn no_usable_chunk_list_is_a_clear_error() {
         let (bytes, digest) = archive(1 << 20, 256 * 1024);
         let peers = Peers::new(bytes, digest.clone(), &[(1, Peer::WrongList)]);
-        let dir = tempfile::tempdir().unwrap();
-        let err = download(&peers, dir.path(), &digest.info, vec![1, 9], |_, _| {})
+        let (_dir, store) = temp_store();
+        let err = download(&peers, &store, &digest.info, vec![1, 9], |_, _| {})
             .await
             .unwrap_err()
             .to_string();
@@ -530,7 +536,7 @@ mod tests {
             "{err}"
         );
 
-        let err = download(&peers, dir.path(), &digest.info, vec![], |_, _| {})
+        let err = download(&peers, &store, &digest.info, vec![], |_, _| {})
             .await
             .unwrap_err()
             .to_string();
@@ -540,7 +546,7 @@ mod tests {
             chunk_size: 0,
             ..digest.info.clone()
         };
-        let err = download(&peers, dir.path(), &bad, vec![1], |_, _| {}).await;
+        let err = download(&peers, &store, &bad, vec![1], |_, _| {}).await;
         assert!(matches!(err, Err(TransferError::BadRecord { .. })));
     }
 
@@ -554,11 +560,11 @@ mod tests {
             digest.clone(),
             &[(1, Peer::Honest), (2, Peer::Honest)],
         );
-        let dir = tempfile::tempdir().unwrap();
+        let (_dir, store) = temp_store();
         let reached = tokio::sync::Notify::new();
         let first = download_with(
             &peers,
-            dir.path(),
+            &store,
             &digest.info,
             vec![1, 2],
             config(2, 3),
@@ -580,7 +586,7 @@ mod tests {
         let resumed_at = Mutex::new(None);
         let path = download_with(
             &peers,
-            dir.path(),
+            &store,
             &digest.info,
             vec![1, 2],
             config(2, 3),
@@ -619,8 +625,8 @@ mod tests {
         fn is_send<T: Send>(_: &T) {}
         let (bytes, digest) = archive(1024, 256);
         let peers = Peers::new(bytes, digest.clone(), &[]);
-        let dir = tempfile::tempdir().unwrap();
-        let future = download(&peers, dir.path(), &digest.info, vec![], |_, _| {});
+        let (_dir, store) = temp_store();
+        let future = download(&peers, &store, &digest.info, vec![], |_, _| {});
         is_send(&future);
     }
 }

@@ -1,11 +1,11 @@
 //! Downloads one archive from several providers at once, verifying every chunk on arrival
 //! against a chunk list that is itself checked against the record, and resuming from the
 //! partial file an interrupted attempt left. The network is behind [`ChunkSource`]; the
-//! decisions live in [`schedule`], the disk format in [`partial`].
+//! decisions live in [`schedule`], the disk format in the store's
+//! [`partial`](crate::store::partial), whose files the [`Store`](crate::store::Store) owns.
 
 mod client;
 mod download;
-pub mod partial;
 pub mod schedule;
 
 use std::fmt::Debug;
@@ -14,9 +14,10 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use crate::package::Blake3Hash;
+use crate::store::partial::PartialError;
+use crate::store::StoreError;
 pub use client::download_to_store;
 pub use download::{download, download_verified, download_with};
-use partial::PartialError;
 pub use schedule::{Failure, Limits, Schedule, Stuck};
 
 /// Where chunks come from: the peer side of the chunk protocol. The libp2p client
@@ -82,4 +83,7 @@ pub enum TransferError {
     Store { archive: Blake3Hash, reason: String },
     #[error("archive {archive}: a disk task failed: {reason}")]
     Task { archive: Blake3Hash, reason: String },
+    /// The store's blocking task failed (see [`Store::call`](crate::store::Store::call)).
+    #[error("download: {0}")]
+    Disk(#[from] StoreError),
 }

@@ -1,0 +1,81 @@
+//! What the event loop is asked to do: the [`Client`](super::Client)'s calls, each with
+//! its oneshot reply, and reports from the tasks the loop spawned. Only the type; the
+//! loop decides and answers.
+
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use libp2p::request_response::ResponseChannel;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::oneshot;
+
+use super::protocol::{Request, Response};
+use super::{NetError, NetStatus, PeerInfo};
+use crate::package::{Blake3Hash, Record};
+
+/// Work for the event loop: public calls (each with its reply) and reports from tasks the
+/// loop spawned.
+// Commands are short-lived and sent one by one; boxing the big variants would only add
+// an allocation per request.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Command {
+    ListenAddrs {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    /// Gossip raw record bytes (the client only sends verified records, or test input).
+    Publish {
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<usize>,
+    },
+    PutRecord {
+        record: Record,
+        reply: oneshot::Sender<Result<usize, NetError>>,
+    },
+    StartProviding {
+        archive: Blake3Hash,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    GetProviders {
+        archive: Blake3Hash,
+        reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>,
+    },
+    Request {
+        peer: PeerId,
+        request: Request,
+        reply: oneshot::Sender<Result<Response, NetError>>,
+    },
+    ConnectedPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    Status {
+        reply: oneshot::Sender<NetStatus>,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<PeerId, NetError>>,
+    },
+    Disconnect {
+        peer: PeerId,
+        reply: oneshot::Sender<()>,
+    },
+    /// A peer sent something invalid.
+    Penalize {
+        peer: PeerId,
+    },
+    /// Verdict on a gossip message, from its validation task.
+    GossipVerdict {
+        message_id: MessageId,
+        source: PeerId,
+        acceptance: MessageAcceptance,
+    },
+    /// Answer to an inbound request, computed off the loop.
+    Respond {
+        channel: ResponseChannel<Response>,
+        response: Response,
+    },
+    /// A sync task with `peer` ended.
+    SyncDone {
+        peer: PeerId,
+    },
+}

@@ -1,0 +1,293 @@
+//! Translation of swarm events: connections, identify, ping, mDNS, gossip, Kademlia and
+//! request-response events become policy calls, ledger answers and spawned store work.
+//! Commands are translated in the parent module; no decision is made here.
+
+use libp2p::core::ConnectedPoint;
+use libp2p::gossipsub::{self, MessageId};
+use libp2p::kad::store::RecordStore;
+use libp2p::kad::{self, GetProvidersOk, QueryResult};
+use libp2p::request_response;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identify, mdns, ping, PeerId};
+use std::time::Instant;
+
+use super::super::behaviour::BehaviourEvent;
+use super::super::command::Command;
+use super::super::inbound;
+use super::super::policy::{self, OnConnect};
+use super::super::protocol::{archive_of_key, check_dht_record, Request, Response, KAD_PROTOCOL};
+use super::EventLoop;
+
+impl EventLoop {
+    pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        let now = Instant::now();
+        match event {
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                let dial = self.pending.dials.remove(&connection_id);
+                let remote = match endpoint {
+                    ConnectedPoint::Dialer { address, .. } => address,
+                    ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr,
+                };
+                let first = num_established.get() == 1;
+                match self.policy.connected(peer_id, remote, first, now) {
+                    OnConnect::Refuse => {
+                        if let Some(dial) = dial {
+                            dial.banned(&peer_id);
+                        }
+                        let _ = self.swarm.disconnect_peer_id(peer_id);
+                    }
+                    OnConnect::Accept { sync } => {
+                        if let Some(dial) = dial {
+                            dial.connected(peer_id);
+                        }
+                        if sync {
+                            self.spawn_sync(peer_id);
+                        }
+                    }
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => self.policy.disconnected(&peer_id, now),
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                if let Some(dial) = self.pending.dials.remove(&connection_id) {
+                    dial.failed(error.to_string());
+                }
+                if let Some(peer) = peer_id.filter(|p| !self.swarm.is_connected(p)) {
+                    self.policy.dial_failed(&peer, now);
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!("listening on {address}");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                let speaks_kad = info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL);
+                if speaks_kad {
+                    for addr in &info.listen_addrs {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer_id, addr.clone());
+                    }
+                }
+                (self.policy).identified(peer_id, info.agent_version, info.listen_addrs);
+            }
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            }) => self.policy.measured(&peer, rtt),
+            BehaviourEvent::Kad(event) => self.on_kad_event(event),
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => self.validate_gossip(propagation_source, message_id, message.data),
+            BehaviourEvent::Rr(event) => self.on_rr_event(event),
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                    let connected = self.swarm.is_connected(&peer);
+                    if self.policy.should_dial(&peer, connected) {
+                        let opts = DialOpts::peer_id(peer)
+                            .addresses(vec![addr])
+                            .condition(PeerCondition::DisconnectedAndNotDialing)
+                            .build();
+                        let _ = self.swarm.dial(opts);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Gossip: size check and signature check in a task, ingest, then report the verdict
+    /// (only accepted messages are forwarded).
+    fn validate_gossip(&mut self, source: PeerId, message_id: MessageId, data: Vec<u8>) {
+        let (client, store) = (self.client.clone(), self.store.clone());
+        self.tasks.spawn(async move {
+            let check = inbound::check_gossip(&store, source, data).await;
+            let acceptance = policy::gossip_acceptance(&check);
+            let verdict = Command::GossipVerdict {
+                message_id,
+                source,
+                acceptance,
+            };
+            let _ = client.send_internal(verdict).await;
+        });
+    }
+
+    fn on_kad_event(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::PutRecord {
+                        source,
+                        record: Some(record),
+                        ..
+                    },
+            } => self.on_dht_put(source, record),
+            kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::AddProvider {
+                        record: Some(provider),
+                    },
+            } => {
+                let Some(archive) = archive_of_key(&provider.key) else {
+                    tracing::debug!(
+                        "provider record with a non-archive key from {}",
+                        provider.provider
+                    );
+                    return;
+                };
+                let peer = provider.provider.to_string();
+                if let Err(e) = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .store_mut()
+                    .add_provider(provider)
+                {
+                    tracing::debug!("dht provider store: {e}");
+                }
+                let store = self.store.clone();
+                self.tasks
+                    .spawn_blocking(move || inbound::keep_provider(&store, &archive, &peer));
+            }
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result,
+                stats,
+                step,
+            } => match result {
+                QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders {
+                    providers, ..
+                })) => {
+                    let done = match self.pending.lookups.get_mut(&id) {
+                        Some(lookup) => {
+                            policy::lookup_done(&mut lookup.found, providers, step.last)
+                        }
+                        None => false,
+                    };
+                    if done {
+                        self.finish_lookup(id);
+                    }
+                }
+                QueryResult::GetProviders(other) => {
+                    if let Err(e) = other {
+                        tracing::debug!("get providers: {e}");
+                    }
+                    self.finish_lookup(id);
+                }
+                QueryResult::PutRecord(result) => {
+                    if let Err(e) = &result {
+                        tracing::debug!("dht put: {e}");
+                    }
+                    if let Some(reply) = self.pending.puts.remove(&id) {
+                        let _ = reply.send(Ok(stats.num_successes() as usize));
+                    }
+                }
+                QueryResult::StartProviding(result) => {
+                    // The provider record is stored locally either way and republished
+                    // periodically, so a failed spread is logged, not fatal.
+                    if let Err(e) = result {
+                        tracing::debug!("dht provide: {e}");
+                    }
+                    if let Some(reply) = self.pending.provides.remove(&id) {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    fn finish_lookup(&mut self, id: kad::QueryId) {
+        if let Some(lookup) = self.pending.lookups.remove(&id) {
+            if let Some(mut running) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                running.finish();
+            }
+            lookup.finish(self.swarm.local_peer_id());
+        }
+    }
+
+    /// A peer asked us to store a DHT record: it must be a valid record under its own key.
+    fn on_dht_put(&mut self, source: PeerId, kad_record: kad::Record) {
+        let record = match check_dht_record(&kad_record.key, kad_record.value.clone()) {
+            Ok(record) => record,
+            Err(reason) => {
+                tracing::debug!("dht put from {source}: {reason}");
+                self.penalize(source);
+                return;
+            }
+        };
+        if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(kad_record) {
+            tracing::debug!("dht store: {e}");
+        }
+        let store = self.store.clone();
+        self.tasks
+            .spawn_blocking(move || inbound::keep_dht_record(&store, &record));
+    }
+
+    fn on_rr_event(&mut self, event: request_response::Event<Request, Response>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let (client, store) = (self.client.clone(), self.store.clone());
+                    self.tasks.spawn(async move {
+                        let response = inbound::respond(&store, request).await;
+                        let _ = client
+                            .send_internal(Command::Respond { channel, response })
+                            .await;
+                    });
+                    tracing::trace!("request from {peer}");
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(outbound) = self.pending.requests.remove(&request_id) {
+                        outbound.answered(response);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(outbound) = self.pending.requests.remove(&request_id) {
+                    outbound.failed(error.to_string());
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!("inbound request from {peer} failed: {error}");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}

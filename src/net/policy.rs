@@ -1,0 +1,475 @@
+//! The event loop's decisions, without sockets: what to do when a connection opens or
+//! closes, which connections to prune, which peers to sync with, how to judge a gossip
+//! message and when a provider lookup is done. Inputs (events, `now`, the RNG) come in,
+//! decisions go out; the event loop carries them out on the swarm.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use libp2p::gossipsub::MessageAcceptance;
+use libp2p::{Multiaddr, PeerId};
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use super::discovery::Bootstrap;
+use super::peers::Penalties;
+use super::{NetError, PeerInfo};
+use crate::store::IngestOutcome;
+
+/// Peers a periodic anti-entropy round syncs with (on-connect syncs are extra): enough to
+/// converge quickly, few enough that the cost does not grow with the network.
+pub(crate) const SYNC_FANOUT: usize = 3;
+
+/// Connections kept when pruning: twice the gossip mesh's upper bound (at least 8),
+/// within 90 % of the connection limit.
+pub(crate) fn prune_target(max_connections: u32, mesh_n_high: usize) -> usize {
+    let max = max_connections as usize;
+    let ceiling = max - max / 10;
+    (2 * mesh_n_high).max(8).min(ceiling)
+}
+
+/// What the loop knows about a connected peer.
+#[derive(Debug, Default)]
+pub(crate) struct PeerState {
+    /// When the first current connection opened (pruning spares young connections).
+    pub connected_at: Option<Instant>,
+    pub agent: Option<String>,
+    pub listen_addrs: Vec<Multiaddr>,
+    pub remote_addr: Option<Multiaddr>,
+    pub rtt: Option<Duration>,
+}
+
+/// What to do with a connection that just opened.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum OnConnect {
+    /// The peer is banned: close it, and fail a dial that asked for it.
+    Refuse,
+    /// Keep it; `sync` on the peer's first connection.
+    Accept { sync: bool },
+}
+
+/// The error a dial to a banned peer is answered with.
+pub(crate) fn banned_dial(addr: Multiaddr, peer: &PeerId) -> NetError {
+    NetError::Dial {
+        addr,
+        reason: format!(
+            "peer {peer} is banned for sending invalid records; it stays refused until this node restarts"
+        ),
+    }
+}
+
+/// Per-peer state behind the decisions: bootstrap schedule, penalties, what is known of
+/// each connected peer and which peers are being synced with.
+pub(crate) struct Policy {
+    pub bootstrap: Bootstrap,
+    pub penalties: Penalties,
+    pub peers: HashMap<PeerId, PeerState>,
+    syncing: HashSet<PeerId>,
+    prune_target: usize,
+    prune_grace: Duration,
+}
+
+impl Policy {
+    pub fn new(bootstrap: Bootstrap, prune_target: usize, prune_grace: Duration) -> Self {
+        Self {
+            bootstrap,
+            penalties: Penalties::default(),
+            peers: HashMap::new(),
+            syncing: HashSet::new(),
+            prune_target,
+            prune_grace,
+        }
+    }
+
+    /// A connection to `peer` opened (`first`: no other connection to it was open).
+    /// Banned peers are refused; others are recorded, bootstrap peers marked connected,
+    /// and a first connection starts a sync unless one runs already.
+    pub fn connected(
+        &mut self,
+        peer: PeerId,
+        remote: Multiaddr,
+        first: bool,
+        now: Instant,
+    ) -> OnConnect {
+        if self.penalties.is_banned(&peer) {
+            return OnConnect::Refuse;
+        }
+        self.bootstrap.on_connected(&peer);
+        let state = self.peers.entry(peer).or_default();
+        state.remote_addr = Some(remote);
+        state.connected_at.get_or_insert(now);
+        OnConnect::Accept {
+            sync: first && self.start_sync(peer),
+        }
+    }
+
+    /// The last connection to `peer` closed.
+    pub fn disconnected(&mut self, peer: &PeerId, now: Instant) {
+        self.peers.remove(peer);
+        self.bootstrap.on_lost(peer, now);
+    }
+
+    /// An outgoing connection to `peer` failed and no other is open.
+    pub fn dial_failed(&mut self, peer: &PeerId, now: Instant) {
+        self.bootstrap.on_lost(peer, now);
+    }
+
+    /// The user dropped `peer`: forget it (no bootstrap redial, no state).
+    pub fn forget(&mut self, peer: &PeerId) {
+        self.bootstrap.forget(peer);
+        self.peers.remove(peer);
+    }
+
+    /// Counts an offence; true when it bans the peer (close it and drop its addresses).
+    pub fn penalize(&mut self, peer: PeerId) -> bool {
+        let banned = self.penalties.penalize(peer);
+        if banned {
+            self.bootstrap.forget(&peer);
+        }
+        banned
+    }
+
+    /// Identify told us who `peer` is.
+    pub fn identified(&mut self, peer: PeerId, agent: String, listen_addrs: Vec<Multiaddr>) {
+        let state = self.peers.entry(peer).or_default();
+        state.agent = Some(agent);
+        state.listen_addrs = listen_addrs;
+    }
+
+    /// A ping to a connected `peer` took `rtt`.
+    pub fn measured(&mut self, peer: &PeerId, rtt: Duration) {
+        if let Some(state) = self.peers.get_mut(peer) {
+            state.rtt = Some(rtt);
+        }
+    }
+
+    /// The `peers` report of the `connected` peers.
+    pub fn peer_infos<'a>(&self, connected: impl Iterator<Item = &'a PeerId>) -> Vec<PeerInfo> {
+        connected
+            .map(|peer| {
+                let state = self.peers.get(peer);
+                let mut addrs: Vec<String> = Vec::new();
+                if let Some(state) = state {
+                    addrs.extend(state.remote_addr.iter().map(|a| a.to_string()));
+                    addrs.extend(state.listen_addrs.iter().map(|a| a.to_string()));
+                    addrs.dedup();
+                }
+                PeerInfo {
+                    peer_id: peer.to_string(),
+                    addrs,
+                    agent: state.and_then(|s| s.agent.clone()),
+                    rtt_ms: state.and_then(|s| s.rtt).map(|d| d.as_millis() as u64),
+                }
+            })
+            .collect()
+    }
+
+    /// Whether an mDNS-discovered peer is worth dialling.
+    pub fn should_dial(&self, peer: &PeerId, connected: bool) -> bool {
+        !connected && !self.penalties.is_banned(peer)
+    }
+
+    /// Marks a sync with `peer` as running; false when one already is.
+    pub fn start_sync(&mut self, peer: PeerId) -> bool {
+        self.syncing.insert(peer)
+    }
+
+    pub fn sync_done(&mut self, peer: &PeerId) {
+        self.syncing.remove(peer);
+    }
+
+    /// The periodic anti-entropy round: up to [`SYNC_FANOUT`] random connected peers not
+    /// already syncing, each marked as syncing.
+    pub fn sync_targets(&mut self, connected: &[PeerId], rng: &mut impl Rng) -> Vec<PeerId> {
+        let idle: Vec<PeerId> = connected
+            .iter()
+            .filter(|p| !self.syncing.contains(p))
+            .copied()
+            .collect();
+        let chosen: Vec<PeerId> = idle.choose_multiple(rng, SYNC_FANOUT).copied().collect();
+        self.syncing.extend(chosen.iter().copied());
+        chosen
+    }
+
+    /// Connections to close so that at most the prune target stay open. Gossipsub keeps
+    /// every connection alive (rust-libp2p #5190) and every DHT query opens more; victims
+    /// are not bootstrap peers, not in the gossip `mesh`, not `busy` with one of our
+    /// requests (a download in progress) and older than the grace period. Kademlia keeps
+    /// their addresses, so they can be dialled again.
+    pub fn prune_victims(
+        &self,
+        connected: &[PeerId],
+        mesh: &HashSet<PeerId>,
+        busy: &HashSet<PeerId>,
+        now: Instant,
+    ) -> Vec<PeerId> {
+        if connected.len() <= self.prune_target {
+            return Vec::new();
+        }
+        let excess = connected.len() - self.prune_target;
+        connected
+            .iter()
+            .filter(|p| !self.bootstrap.contains(p) && !mesh.contains(p) && !busy.contains(p))
+            .filter(|p| {
+                let since = self.peers.get(p).and_then(|s| s.connected_at);
+                since.is_none_or(|at| now.duration_since(at) >= self.prune_grace)
+            })
+            .take(excess)
+            .copied()
+            .collect()
+    }
+}
+
+/// What checking a gossip message found.
+#[derive(Debug)]
+pub(crate) enum GossipCheck {
+    /// Oversize, unparsable or badly signed.
+    Invalid,
+    Ingested(IngestOutcome),
+    /// The store failed; says nothing about the message.
+    StoreFailed,
+}
+
+/// Forward what was stored (or already known); drop what the store refused without
+/// blaming the sender; reject invalid messages.
+pub(crate) fn gossip_acceptance(check: &GossipCheck) -> MessageAcceptance {
+    match check {
+        GossipCheck::Invalid => MessageAcceptance::Reject,
+        GossipCheck::Ingested(IngestOutcome::Added | IngestOutcome::Duplicate) => {
+            MessageAcceptance::Accept
+        }
+        GossipCheck::Ingested(_) | GossipCheck::StoreFailed => MessageAcceptance::Ignore,
+    }
+}
+
+/// Whether the peer that relayed a message with this verdict is penalised.
+pub(crate) fn penalises_sender(acceptance: &MessageAcceptance) -> bool {
+    matches!(acceptance, MessageAcceptance::Reject)
+}
+
+/// One step of a provider lookup added `providers` to `found`: the lookup is done once
+/// any provider is known or the query has no more steps.
+pub(crate) fn lookup_done(
+    found: &mut HashSet<PeerId>,
+    providers: impl IntoIterator<Item = PeerId>,
+    last: bool,
+) -> bool {
+    found.extend(providers);
+    !found.is_empty() || last
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    const GRACE: Duration = Duration::from_secs(10);
+
+    fn addr(port: u16) -> Multiaddr {
+        format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()
+    }
+
+    fn policy(bootstrap: &[Multiaddr], target: usize) -> Policy {
+        let (bootstrap, refused) = Bootstrap::new(bootstrap, Instant::now());
+        assert!(refused.is_empty());
+        Policy::new(bootstrap, target, GRACE)
+    }
+
+    fn ban(policy: &mut Policy, peer: PeerId) {
+        while !policy.penalize(peer) {}
+    }
+
+    #[test]
+    fn prune_target_is_twice_the_mesh_within_the_connection_limit() {
+        assert_eq!(prune_target(100, 12), 24);
+        assert_eq!(prune_target(20, 12), 18);
+        assert_eq!(prune_target(2, 12), 2);
+        assert_eq!(prune_target(100, 2), 8);
+    }
+
+    #[test]
+    fn a_banned_peer_is_refused_and_its_dial_answered_with_a_clear_error() {
+        let now = Instant::now();
+        let mut policy = policy(&[], 8);
+        let peer = PeerId::random();
+        ban(&mut policy, peer);
+        assert_eq!(
+            policy.connected(peer, addr(1), true, now),
+            OnConnect::Refuse
+        );
+        assert!(!policy.peers.contains_key(&peer), "nothing recorded");
+        assert!(!policy.should_dial(&peer, false));
+
+        // The ledger's dial entry for it is answered with a clear error.
+        let (reply, mut rx) = tokio::sync::oneshot::channel();
+        super::super::pending::Dial {
+            addr: addr(1),
+            reply,
+        }
+        .banned(&peer);
+        let err = rx.try_recv().unwrap().unwrap_err().to_string();
+        assert!(
+            err.contains("banned") && err.contains(&peer.to_string()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_first_connection_syncs_once_and_bootstrap_peers_are_marked_connected() {
+        let boot = PeerId::random();
+        let boot_addr = addr(2).with(libp2p::multiaddr::Protocol::P2p(boot));
+        let mut policy = policy(&[boot_addr], 8);
+        let now = Instant::now();
+        assert_eq!(policy.bootstrap.due(now).len(), 1);
+        assert_eq!(
+            policy.connected(boot, addr(2), true, now),
+            OnConnect::Accept { sync: true }
+        );
+        assert_eq!(
+            policy.connected(boot, addr(3), false, now + GRACE),
+            OnConnect::Accept { sync: false },
+            "a second connection does not sync"
+        );
+        assert_eq!(
+            policy.peers[&boot].connected_at,
+            Some(now),
+            "age counts from the first connection"
+        );
+        policy.disconnected(&boot, now);
+        assert!(!policy.peers.contains_key(&boot));
+        assert_eq!(
+            policy.connected(boot, addr(2), true, now),
+            OnConnect::Accept { sync: false },
+            "its first sync is still running"
+        );
+        policy.sync_done(&boot);
+        policy.disconnected(&boot, now);
+        assert_eq!(
+            policy.connected(boot, addr(2), true, now),
+            OnConnect::Accept { sync: true }
+        );
+        // Connected bootstrap peers are not redialled; lost ones are, after backoff.
+        assert!(policy.bootstrap.due(now + GRACE).is_empty());
+        policy.disconnected(&boot, now);
+        assert_eq!(policy.bootstrap.due(now + GRACE).len(), 1);
+    }
+
+    #[test]
+    fn prune_spares_bootstrap_mesh_busy_and_young_peers_and_takes_the_excess() {
+        let now = Instant::now();
+        let boot = PeerId::random();
+        let mut policy = policy(&[addr(1).with(libp2p::multiaddr::Protocol::P2p(boot))], 2);
+        let old = now - 2 * GRACE;
+        let peers: Vec<PeerId> = (0..8).map(|_| PeerId::random()).collect();
+        let (mesh, busy, young) = (peers[0], peers[1], peers[2]);
+        let connected: Vec<PeerId> = std::iter::once(boot).chain(peers.clone()).collect();
+        for peer in &connected {
+            let at = if *peer == young { now } else { old };
+            policy.connected(*peer, addr(9), true, at);
+        }
+        let mesh_set = HashSet::from([mesh]);
+        let busy_set = HashSet::from([busy]);
+        let victims = policy.prune_victims(&connected, &mesh_set, &busy_set, now);
+        // 9 connected, target 2: 7 excess, but only peers[3..] (5) may go.
+        assert_eq!(victims, peers[3..].to_vec());
+
+        let some: Vec<PeerId> = std::iter::once(boot).chain(peers[3..].to_vec()).collect();
+        let small = policy.prune_victims(&some, &mesh_set, &busy_set, now);
+        assert_eq!(
+            small,
+            peers[3..7].to_vec(),
+            "exactly the excess over the target"
+        );
+        assert!(policy
+            .prune_victims(&connected[..2], &mesh_set, &busy_set, now)
+            .is_empty());
+        // Once the grace period is over, the young peer may go too.
+        let later = policy.prune_victims(&connected, &mesh_set, &busy_set, now + GRACE);
+        assert!(later.contains(&young));
+    }
+
+    #[test]
+    fn sync_targets_are_a_few_random_idle_peers() {
+        let mut policy = policy(&[], 8);
+        let peers: Vec<PeerId> = (0..10).map(|_| PeerId::random()).collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        assert!(policy.start_sync(peers[0]));
+        let first = policy.sync_targets(&peers, &mut rng);
+        assert_eq!(first.len(), SYNC_FANOUT);
+        assert!(!first.contains(&peers[0]), "already syncing");
+        let second = policy.sync_targets(&peers, &mut rng);
+        assert_eq!(second.len(), SYNC_FANOUT);
+        assert!(second.iter().all(|p| !first.contains(p)));
+        let mut all: Vec<PeerId> = first.iter().chain(&second).copied().collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 2 * SYNC_FANOUT);
+        // Only 3 idle peers left, then none.
+        assert_eq!(policy.sync_targets(&peers, &mut rng).len(), 3);
+        assert!(policy.sync_targets(&peers, &mut rng).is_empty());
+        policy.sync_done(&peers[0]);
+        assert_eq!(policy.sync_targets(&peers, &mut rng), vec![peers[0]]);
+        assert!(policy.sync_targets(&[], &mut rng).is_empty());
+    }
+
+    #[test]
+    fn gossip_is_forwarded_ignored_or_rejected_and_only_rejects_penalise() {
+        let cases = [
+            (GossipCheck::Invalid, MessageAcceptance::Reject, true),
+            (
+                GossipCheck::Ingested(IngestOutcome::Added),
+                MessageAcceptance::Accept,
+                false,
+            ),
+            (
+                GossipCheck::Ingested(IngestOutcome::Duplicate),
+                MessageAcceptance::Accept,
+                false,
+            ),
+            (
+                GossipCheck::Ingested(IngestOutcome::Equivocation {
+                    existing: crate::package::Blake3Hash::of(b"x"),
+                }),
+                MessageAcceptance::Ignore,
+                false,
+            ),
+            (
+                GossipCheck::Ingested(IngestOutcome::Rejected {
+                    reason: "yanked".into(),
+                }),
+                MessageAcceptance::Ignore,
+                false,
+            ),
+            (GossipCheck::StoreFailed, MessageAcceptance::Ignore, false),
+        ];
+        for (check, acceptance, penalise) in cases {
+            let got = gossip_acceptance(&check);
+            assert_eq!(got, acceptance, "{check:?}");
+            assert_eq!(penalises_sender(&got), penalise, "{check:?}");
+        }
+    }
+
+    #[test]
+    fn a_banned_peer_is_forgotten_by_bootstrap_once() {
+        let peer = PeerId::random();
+        let mut policy = policy(&[addr(4).with(libp2p::multiaddr::Protocol::P2p(peer))], 8);
+        for _ in 1..super::super::peers::BAN_THRESHOLD {
+            assert!(!policy.penalize(peer));
+        }
+        assert!(policy.bootstrap.contains(&peer));
+        assert!(policy.penalize(peer));
+        assert!(!policy.bootstrap.contains(&peer));
+        assert!(!policy.penalize(peer), "banned once");
+    }
+
+    #[test]
+    fn a_lookup_is_done_at_the_first_provider_or_the_last_step() {
+        let mut found = HashSet::new();
+        assert!(!lookup_done(&mut found, [], false));
+        assert!(lookup_done(&mut found, [], true), "no more steps");
+        let peer = PeerId::random();
+        assert!(lookup_done(&mut found, [peer], false));
+        assert_eq!(found, HashSet::from([peer]));
+    }
+}
