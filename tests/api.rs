@@ -14,6 +14,8 @@ use ggen_p2p::registry::{
 };
 use serde_json::Value;
 
+mod support;
+
 fn pack(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples/packs")
@@ -210,16 +212,7 @@ fn json<T: serde::Serialize>(report: &T) -> Value {
 #[tokio::test]
 async fn stop_ends_every_task_and_frees_every_port() {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let node = |dir: &Path, bootstrap: Vec<String>| {
-        P2PRegistryBuilder::new()
-            .with_data_dir(dir)
-            .with_listen_addresses(vec!["/ip4/127.0.0.1/tcp/0".into()])
-            .with_bootstrap_peers(bootstrap)
-            .with_mdns(false)
-            .with_autonat(false)
-            .build()
-            .unwrap()
-    };
+    let node = support::registry::loopback;
     let first = node(dirs[0].path(), vec![]);
     first.start().await.unwrap();
     let client = first.client().unwrap();

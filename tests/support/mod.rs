@@ -159,17 +159,22 @@ pub mod registry {
 
     use super::DEADLINE;
 
-    /// A started registry in `root/name`, on 127.0.0.1 TCP, no mDNS or AutoNAT, knowing
-    /// only `bootstrap`.
-    pub async fn node(root: &Path, name: &str, bootstrap: Vec<String>) -> P2PRegistry {
-        let registry = P2PRegistryBuilder::new()
-            .with_data_dir(root.join(name))
+    /// A registry in `data_dir`, built but not started, on 127.0.0.1 TCP, no mDNS or
+    /// AutoNAT, knowing only `bootstrap`.
+    pub fn loopback(data_dir: &Path, bootstrap: Vec<String>) -> P2PRegistry {
+        P2PRegistryBuilder::new()
+            .with_data_dir(data_dir)
             .with_listen_addresses(vec!["/ip4/127.0.0.1/tcp/0".into()])
             .with_bootstrap_peers(bootstrap)
             .with_mdns(false)
             .with_autonat(false)
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// A [`loopback`] registry in `root/name`, started.
+    pub async fn node(root: &Path, name: &str, bootstrap: Vec<String>) -> P2PRegistry {
+        let registry = loopback(&root.join(name), bootstrap);
         registry.start().await.unwrap();
         registry
     }
