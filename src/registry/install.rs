@@ -11,7 +11,7 @@ use super::reports::{InstallReport, FORMAT_VERSION};
 use super::requests::{InstallRequest, Progress};
 use super::{P2PRegistry, RegistryError, Result};
 use crate::package::archive::{unpack, UnpackLimits};
-use crate::store::{PackageMetadata, Store};
+use crate::store::{IndexedVersion, Store};
 
 /// Reads `1.2.0` as exactly that version (as `cargo install foo@1.2.0` does) and anything
 /// else as a semver requirement; empty means the latest.
@@ -110,7 +110,7 @@ pub(super) async fn install(
 /// Downloads the archive from the peers that provide it, verified chunk by chunk.
 async fn fetch_archive(
     registry: &P2PRegistry,
-    meta: &PackageMetadata,
+    meta: &IndexedVersion,
     progress: Option<Progress>,
 ) -> Result<Vec<String>> {
     let Some(client) = registry.client() else {
@@ -159,7 +159,7 @@ async fn fetch_archive(
 /// files and whether this exact archive was already installed there.
 fn unpack_verified(
     store: &Store,
-    meta: &PackageMetadata,
+    meta: &IndexedVersion,
     target: &Path,
     rehash: bool,
 ) -> Result<(u64, bool)> {

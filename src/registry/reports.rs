@@ -259,8 +259,8 @@ pub struct VerifyReport {
     pub bad_archives: Vec<DamagedItem>,
 }
 
-impl From<store::PackageMetadata> for PackageMetadata {
-    fn from(meta: store::PackageMetadata) -> Self {
+impl From<store::IndexedVersion> for PackageMetadata {
+    fn from(meta: store::IndexedVersion) -> Self {
         let p = meta.record;
         Self {
             name: p.name,

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 
-use super::{PackageMetadata, Store, StoreError};
+use super::{IndexedVersion, Store, StoreError};
 use crate::package::digest::ArchiveHasher;
 use crate::package::{Blake3Hash, PublisherId, Record, RecordBody};
 
@@ -68,10 +68,7 @@ impl Store {
     }
 
     /// Every version signed by `publisher`, by name then version.
-    pub fn published_by(
-        &self,
-        publisher: &PublisherId,
-    ) -> Result<Vec<PackageMetadata>, StoreError> {
+    pub fn published_by(&self, publisher: &PublisherId) -> Result<Vec<IndexedVersion>, StoreError> {
         let rows: Vec<(Vec<u8>, bool)> = self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT r.bytes, v.yanked FROM versions v JOIN records r ON r.rid = v.rid
@@ -90,7 +87,7 @@ impl Store {
             let record =
                 Record::verify(bytes).map_err(|source| StoreError::DamagedRecord { id, source })?;
             if let RecordBody::Version(v) = record.body() {
-                out.push(PackageMetadata::from_record(v, yanked, id));
+                out.push(IndexedVersion::from_record(v, yanked, id));
             }
         }
         Ok(out)

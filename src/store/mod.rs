@@ -29,7 +29,7 @@ use crate::package::{ArchiveInfo, Blake3Hash, PublisherId, RecordError, RecordId
 
 pub use audit::RECORDS_TABLE;
 pub use blobs::BlobWriter;
-pub use search::{PackageMetadata, Query, SearchHit};
+pub use search::{IndexedVersion, Query, SearchHit};
 
 /// File name of the index inside the store directory.
 pub const INDEX_FILE: &str = "index.sqlite";

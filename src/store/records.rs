@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use semver::Version;
 
-use super::search::PackageMetadata;
+use super::search::IndexedVersion;
 use super::trust::{self, Chains};
 use super::{now_ms, Equivocation, Error, IngestOutcome, Store, StoreError};
 use crate::package::fields::normalize_name;
@@ -467,7 +467,7 @@ fn load_version(conn: &Connection, rid: i64) -> Result<VersionRecord, Error> {
 }
 
 /// Metadata of the version stored under `rid`, its record signature re-verified.
-pub(super) fn metadata(conn: &Connection, rid: i64) -> Result<PackageMetadata, Error> {
+pub(super) fn metadata(conn: &Connection, rid: i64) -> Result<IndexedVersion, Error> {
     let (id, bytes, yanked) = version_row(conn, rid)?;
     let record = verify_stored(id, bytes)?;
     version_metadata(id, record.body(), yanked)
@@ -475,7 +475,7 @@ pub(super) fn metadata(conn: &Connection, rid: i64) -> Result<PackageMetadata, E
 
 /// Metadata of the version stored under `rid` for display only: the record was verified
 /// when it was ingested and is not re-verified here (search hits; installs re-verify).
-pub(super) fn display_metadata(conn: &Connection, rid: i64) -> Result<PackageMetadata, Error> {
+pub(super) fn display_metadata(conn: &Connection, rid: i64) -> Result<IndexedVersion, Error> {
     let (id, bytes, yanked) = version_row(conn, rid)?;
     let body = Record::parse_unverified(&bytes)
         .map_err(|source| StoreError::DamagedRecord { id, source })?;
@@ -497,9 +497,9 @@ fn version_metadata(
     id: RecordId,
     body: &RecordBody,
     yanked: bool,
-) -> Result<PackageMetadata, Error> {
+) -> Result<IndexedVersion, Error> {
     match body {
-        RecordBody::Version(v) => Ok(PackageMetadata::from_record(v, yanked, id)),
+        RecordBody::Version(v) => Ok(IndexedVersion::from_record(v, yanked, id)),
         _ => Err(StoreError::DamagedRecord {
             id,
             source: crate::package::RecordError::Malformed("expected a version record".into()),
@@ -509,7 +509,7 @@ fn version_metadata(
 }
 
 /// Every version of `norm`, newest first (then earliest published, then publisher).
-pub(super) fn name_versions(conn: &Connection, norm: &str) -> Result<Vec<PackageMetadata>, Error> {
+pub(super) fn name_versions(conn: &Connection, norm: &str) -> Result<Vec<IndexedVersion>, Error> {
     let rids: Vec<i64> = conn
         .prepare_cached("SELECT rid FROM versions WHERE norm = ?1")?
         .query_map([norm], |row| row.get(0))?

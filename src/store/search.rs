@@ -110,14 +110,14 @@ impl Query {
 /// one model of a package's fields) plus what the index adds. Reads of the record's
 /// fields go through `Deref` (`meta.name`, `meta.archive.blake3`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PackageMetadata {
+pub struct IndexedVersion {
     #[serde(flatten)]
     pub record: VersionRecord,
     pub yanked: bool,
     pub record_id: RecordId,
 }
 
-impl PackageMetadata {
+impl IndexedVersion {
     pub fn from_record(v: &VersionRecord, yanked: bool, record_id: RecordId) -> Self {
         Self {
             record: v.clone(),
@@ -127,7 +127,7 @@ impl PackageMetadata {
     }
 }
 
-impl std::ops::Deref for PackageMetadata {
+impl std::ops::Deref for IndexedVersion {
     type Target = VersionRecord;
 
     fn deref(&self) -> &VersionRecord {
@@ -138,7 +138,7 @@ impl std::ops::Deref for PackageMetadata {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SearchHit {
     /// The owner's latest non-yanked version.
-    pub package: PackageMetadata,
+    pub package: IndexedVersion,
     pub score: f64,
     /// More than one publisher claims the name.
     pub conflict: bool,

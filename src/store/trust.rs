@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use semver::{Version, VersionReq};
 
 use super::owner::{self, VersionSeen};
-use super::search::PackageMetadata;
+use super::search::IndexedVersion;
 use super::{records, Error, NameClaim, Store, StoreError};
 use crate::package::fields::normalize_name;
 use crate::package::PublisherId;
@@ -131,7 +131,7 @@ fn list_claimants(claims: &[NameClaim]) -> String {
         .join(", ")
 }
 
-fn list_versions(versions: &[PackageMetadata]) -> String {
+fn list_versions(versions: &[IndexedVersion]) -> String {
     if versions.is_empty() {
         return "none".into();
     }
@@ -158,7 +158,7 @@ impl Store {
 
     /// Every version of a name (normalized compare) from every publisher, newest first,
     /// yanked included (flagged).
-    pub fn versions(&self, name: &str) -> Result<Vec<PackageMetadata>, StoreError> {
+    pub fn versions(&self, name: &str) -> Result<Vec<IndexedVersion>, StoreError> {
         let norm = normalize_name(name);
         self.read(|conn| records::name_versions(conn, &norm))
     }
@@ -170,7 +170,7 @@ impl Store {
         name: &str,
         req: &VersionReq,
         publisher: Option<&PublisherId>,
-    ) -> Result<PackageMetadata, StoreError> {
+    ) -> Result<IndexedVersion, StoreError> {
         let (candidates, from) = self.chain_versions(name, publisher)?;
         candidates
             .iter()
@@ -191,11 +191,11 @@ impl Store {
         name: &str,
         version: &Version,
         publisher: Option<&PublisherId>,
-    ) -> Result<Option<PackageMetadata>, StoreError> {
+    ) -> Result<Option<IndexedVersion>, StoreError> {
         let norm = normalize_name(name);
         let pin = self.pin(&norm);
         self.read(|conn| {
-            let all: Vec<PackageMetadata> = records::name_versions(conn, &norm)?
+            let all: Vec<IndexedVersion> = records::name_versions(conn, &norm)?
                 .into_iter()
                 .filter(|m| &m.version == version)
                 .collect();
@@ -204,7 +204,7 @@ impl Store {
                 Some(key) => Some(chains.canonical(key)?),
                 None => None,
             };
-            let mut by_chain: BTreeMap<PublisherId, PackageMetadata> = BTreeMap::new();
+            let mut by_chain: BTreeMap<PublisherId, IndexedVersion> = BTreeMap::new();
             for meta in all {
                 let root = chains.canonical(meta.publisher)?;
                 if wanted.is_none_or(|w| w == root) {
@@ -231,7 +231,7 @@ impl Store {
         &self,
         name: &str,
         publisher: Option<&PublisherId>,
-    ) -> Result<(Vec<PackageMetadata>, Option<PublisherId>), StoreError> {
+    ) -> Result<(Vec<IndexedVersion>, Option<PublisherId>), StoreError> {
         let norm = normalize_name(name);
         let pin = self.pin(&norm);
         self.read(|conn| {
