@@ -52,6 +52,10 @@ pub struct Config {
     pub query_timeout_secs: u64,
     pub replication_factor: usize,
     pub sync_interval_secs: u64,
+    /// Anti-entropy: this node asks peers for the records it lacks (on each new
+    /// connection and every `sync_interval_secs`). Off only to test or diagnose the other
+    /// paths (gossip, DHT); peers still sync from this node.
+    pub anti_entropy: bool,
     /// Fetched archives kept (least recently used go first); published ones are kept.
     pub cache_size: usize,
     pub gossip: GossipConfig,
@@ -96,6 +100,7 @@ impl Default for Config {
             query_timeout_secs: 60,
             replication_factor: 20,
             sync_interval_secs: 30,
+            anti_entropy: true,
             cache_size: 1000,
             gossip: GossipConfig::default(),
             trusted_publishers: BTreeMap::new(),

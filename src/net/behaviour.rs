@@ -89,6 +89,8 @@ fn kad_behaviour(config: &NetConfig, id: libp2p::PeerId) -> kad::Behaviour<Memor
         .set_query_timeout(config.query_timeout)
         .set_replication_factor(replication)
         .set_record_filtering(kad::StoreInserts::FilterBoth)
+        .set_provider_record_ttl(Some(super::policy::PROVIDER_TTL))
+        .set_provider_publication_interval(Some(super::policy::REPROVIDE_INTERVAL))
         .set_max_packet_size(MAX_KAD_PACKET_SIZE);
     let mut kad = kad::Behaviour::with_config(id, store, kad_config);
     kad.set_mode(Some(kad::Mode::Server));

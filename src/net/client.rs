@@ -11,7 +11,8 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::command::Command;
-use super::protocol::{Request, Response};
+use super::policy;
+use super::protocol::{dht_keys, name_key, name_version_key, parse_record, Request, Response};
 use super::sync::{self, SyncSource};
 use super::{NetError, NetStatus, PeerInfo, Receipt};
 use crate::package::{Blake3Hash, Record, RecordId};
@@ -105,14 +106,8 @@ impl Client {
                 )))
             }
         }
-        let wait = self.query_timeout + REPLY_SLACK;
         let gossip_peers = self.gossip_raw(record.as_bytes().to_vec()).await?;
-        let dht_peers = self
-            .call("dht put", wait, |reply| Command::PutRecord {
-                record,
-                reply,
-            })
-            .await??;
+        let dht_peers = self.put_record(record).await?;
         let mut providers = 0;
         if let Some(archive) = provide {
             self.provide(archive).await?;
@@ -123,6 +118,64 @@ impl Client {
             dht_peers,
             providers,
         })
+    }
+
+    /// Puts a record in the DHT under each of its keys ([`dht_keys`]: its own, and for a
+    /// version its name and name-and-version keys) at once; returns the peers that took
+    /// it under its own key.
+    pub async fn put_record(&self, record: Record) -> Result<usize, NetError> {
+        let wait = self.query_timeout + REPLY_SLACK;
+        let puts = dht_keys(&record).into_iter().map(|key| {
+            let record = record.clone();
+            self.call("dht put", wait, move |reply| Command::PutRecord {
+                key,
+                record,
+                reply,
+            })
+        });
+        let mut answers = join_all(puts).await.into_iter();
+        let own = answers.next().ok_or(NetError::Shutdown)???;
+        for other in answers {
+            if let Err(e) = other? {
+                tracing::debug!("dht put under a name key: {e}");
+            }
+        }
+        Ok(own)
+    }
+
+    /// Looks `name` up in the DHT (its name key, or with `version` its name-and-version
+    /// key), verifies every record found and ingests it; returns how many were added to
+    /// the store. For a node that missed the records through gossip and sync.
+    pub async fn lookup_name(
+        &self,
+        name: &str,
+        version: Option<&semver::Version>,
+    ) -> Result<usize, NetError> {
+        let key = match version {
+            Some(version) => name_version_key(name, version),
+            None => name_key(name),
+        };
+        let wait = self.query_timeout + REPLY_SLACK;
+        let found = self
+            .call("dht get record", wait, |reply| Command::GetRecord {
+                key,
+                reply,
+            })
+            .await??;
+        let mut records = Vec::new();
+        for bytes in found {
+            match parse_record(bytes) {
+                Ok(record) => records.push(record),
+                Err(reason) => tracing::debug!("dht record for {name}: {reason}"),
+            }
+        }
+        let outcomes = (self.store)
+            .call(move |store| store.ingest_many(&records))
+            .await?;
+        Ok(outcomes
+            .iter()
+            .filter(|o| matches!(o, IngestOutcome::Added))
+            .count())
     }
 
     /// Gossips bytes as they are, unverified: for tests and diagnostics that must put bad
@@ -149,11 +202,27 @@ impl Client {
         .await?
     }
 
-    /// Providers known locally merged with a DHT lookup, this node excluded.
+    /// Stops announcing this node as a provider of `archive` (after evicting it): the DHT
+    /// no longer gets it from us and the store no longer lists us.
+    pub async fn stop_providing(&self, archive: Blake3Hash) -> Result<(), NetError> {
+        self.call("dht stop providing", self.quick(), |reply| {
+            Command::StopProviding { archive, reply }
+        })
+        .await?;
+        let me = self.peer_id.to_string();
+        (self.store)
+            .call(move |store| store.remove_provider(&archive, &me))
+            .await?;
+        Ok(())
+    }
+
+    /// Providers known locally (confirmed within the provider TTL) merged with a DHT
+    /// lookup, this node excluded. Every provider the DHT names is confirmed in the store.
     pub async fn find_providers(&self, archive: Blake3Hash) -> Result<Vec<PeerId>, NetError> {
+        let since = policy::live_since(crate::store::now_ms());
         let known = self
             .store
-            .call(move |store| store.providers(&archive))
+            .call(move |store| store.live_providers(&archive, since))
             .await?;
         let mut found: HashSet<PeerId> = known.iter().filter_map(|p| p.parse().ok()).collect();
         let wait = self.query_timeout + REPLY_SLACK;
@@ -163,15 +232,15 @@ impl Client {
                 reply,
             })
             .await??;
-        let fresh: Vec<String> = from_dht
+        let confirmed: Vec<String> = from_dht
             .iter()
-            .filter(|p| **p != self.peer_id && !found.contains(p))
+            .filter(|p| **p != self.peer_id)
             .map(|p| p.to_string())
             .collect();
-        if !fresh.is_empty() {
+        if !confirmed.is_empty() {
             (self.store)
                 .call(move |store| {
-                    fresh
+                    confirmed
                         .iter()
                         .try_for_each(|peer| store.add_provider(&archive, peer))
                 })

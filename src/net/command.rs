@@ -3,6 +3,7 @@
 //! loop decides and answers.
 
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use libp2p::kad::RecordKey;
 use libp2p::request_response::ResponseChannel;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::oneshot;
@@ -25,13 +26,26 @@ pub(crate) enum Command {
         bytes: Vec<u8>,
         reply: oneshot::Sender<usize>,
     },
+    /// Put `record` in the DHT under `key` (one of [`super::protocol::dht_keys`]).
     PutRecord {
+        key: RecordKey,
         record: Record,
         reply: oneshot::Sender<Result<usize, NetError>>,
+    },
+    /// Every record the DHT holds under `key`, as raw bytes (the caller verifies them).
+    GetRecord {
+        key: RecordKey,
+        reply: oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>,
     },
     StartProviding {
         archive: Blake3Hash,
         reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// Stop announcing this node as a provider of `archive` (it was evicted). Records
+    /// already spread expire with their TTL.
+    StopProviding {
+        archive: Blake3Hash,
+        reply: oneshot::Sender<()>,
     },
     GetProviders {
         archive: Blake3Hash,

@@ -17,9 +17,9 @@ use super::behaviour::{bind, build_swarm, records_topic, Behaviour};
 use super::client::Client;
 use super::command::Command;
 use super::discovery::{peer_of, Bootstrap};
-use super::pending::{Dial, Lookup, Outbound, Pending};
+use super::pending::{Dial, Lookup, Outbound, Pending, RecordGet};
 use super::policy::{self, Policy};
-use super::protocol::{dht_key, provider_key};
+use super::protocol::provider_key;
 use super::{NetConfig, NetError, NetStatus};
 use crate::store::Store;
 use crate::tasks::Tasks;
@@ -40,6 +40,8 @@ struct EventLoop {
     tasks: Tasks,
     prune_interval: Duration,
     sync_interval: Duration,
+    /// Off: syncs the policy starts end at once (see `Config::anti_entropy`).
+    anti_entropy: bool,
     policy: Policy,
     pending: Pending,
 }
@@ -78,6 +80,7 @@ pub(crate) async fn spawn(
         tasks: tasks.clone(),
         prune_interval: config.prune_interval.max(Duration::from_millis(100)),
         sync_interval: config.sync_interval,
+        anti_entropy: config.anti_entropy,
         policy: Policy::new(bootstrap, prune_target, config.prune_grace),
         pending: Pending::new(config.connection_timeout, config.query_timeout),
     };
@@ -158,6 +161,10 @@ impl EventLoop {
 
     /// Runs a sync the policy has marked as started; it reports back when done.
     fn spawn_sync(&mut self, peer: PeerId) {
+        if !self.anti_entropy {
+            self.policy.sync_done(&peer);
+            return;
+        }
         let client = self.client.clone();
         self.tasks.spawn(async move {
             match client.sync_peer(peer).await {
@@ -200,11 +207,11 @@ impl EventLoop {
                 };
                 let _ = reply.send(reached);
             }
-            Command::PutRecord { record, reply } => {
+            Command::PutRecord { key, record, reply } => {
                 let Some(reply) = self.pending.puts.admit(reply) else {
                     return;
                 };
-                let kad_record = kad::Record::new(dht_key(&record), record.into_bytes());
+                let kad_record = kad::Record::new(key, record.into_bytes());
                 let kad = &mut self.swarm.behaviour_mut().kad;
                 match kad.put_record(kad_record, kad::Quorum::One) {
                     Ok(id) => self.pending.puts.insert(id, reply, now),
@@ -223,6 +230,16 @@ impl EventLoop {
                     Err(e) => {
                         let _ = reply.send(Err(NetError::Dht(format!("provide {archive}: {e}"))));
                     }
+                }
+            }
+            Command::StopProviding { archive, reply } => {
+                (self.swarm.behaviour_mut().kad).stop_providing(&provider_key(&archive));
+                let _ = reply.send(());
+            }
+            Command::GetRecord { key, reply } => {
+                if let Some(get) = self.pending.gets.admit(RecordGet::new(reply)) {
+                    let id = self.swarm.behaviour_mut().kad.get_record(key);
+                    self.pending.gets.insert(id, get, now);
                 }
             }
             Command::GetProviders { archive, reply } => {

@@ -6,7 +6,8 @@
 //! (the owner of the swarm, translation only), `command` (what the loop is asked),
 //! `policy` (its decisions, socket-free), `pending` (its ledger of waiting callers),
 //! `inbound` (answers to requests), `client` (the handle), `sync` (anti-entropy),
-//! `discovery` (bootstrap redial), `peers` (penalties), `transfer` (archive download).
+//! `discovery` (bootstrap redial), `peers` (penalties), `providing` (the provider
+//! lifecycle: provide at start, forget stale), `transfer` (archive download).
 
 pub(crate) mod behaviour;
 pub(crate) mod client;
@@ -18,6 +19,7 @@ pub(crate) mod peers;
 pub(crate) mod pending;
 pub(crate) mod policy;
 pub(crate) mod protocol;
+pub(crate) mod providing;
 pub(crate) mod sync;
 pub mod transfer;
 
@@ -61,6 +63,8 @@ pub struct NetConfig {
     /// Period of anti-entropy with a few random connected peers (also run once on each
     /// new connection).
     pub sync_interval: Duration,
+    /// Whether this node runs anti-entropy at all (see `Config::anti_entropy`).
+    pub anti_entropy: bool,
     /// How often connections are pruned down to twice the gossip mesh's upper bound.
     pub prune_interval: Duration,
     /// Connections younger than this are never pruned (DHT queries and the first sync
@@ -96,6 +100,7 @@ impl NetConfig {
             gossip_mesh: (gossip.mesh_n, gossip.mesh_n_low, gossip.mesh_n_high),
             heartbeat: Duration::from_millis(gossip.heartbeat_ms.max(10)),
             sync_interval: Duration::from_secs(config.sync_interval_secs.max(1)),
+            anti_entropy: config.anti_entropy,
             prune_interval: Duration::from_secs(10),
             prune_grace: Duration::from_secs(10),
         })

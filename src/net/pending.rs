@@ -1,5 +1,5 @@
 //! The event loop's one ledger of work waiting on the swarm: dials, requests, DHT puts,
-//! provides and provider lookups, each with its caller's reply. Every entry is answered
+//! provides, provider lookups and record lookups, each with its caller's reply. Every entry is answered
 //! exactly once, on every outcome: success, failure, expiry, shutdown (drain), and at once
 //! when its kind is over its cap. It knows nothing of the swarm; keys are the swarm's ids.
 
@@ -133,6 +133,49 @@ impl Entry for Lookup {
     }
 }
 
+/// A DHT record lookup: the record bytes found so far (at most [`MAX_RECORDS_PER_GET`]),
+/// answered when the query ends or runs out of time.
+pub(crate) struct RecordGet {
+    pub found: Vec<Vec<u8>>,
+    pub reply: oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>,
+}
+
+/// Records one DHT record lookup collects at most (a key is stored on up to the
+/// replication factor of nodes; competing claims are what a reader wants to see).
+pub(crate) const MAX_RECORDS_PER_GET: usize = 20;
+
+impl RecordGet {
+    pub fn new(reply: oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>) -> Self {
+        Self {
+            found: Vec::new(),
+            reply,
+        }
+    }
+
+    /// Adds one record's bytes (identical copies kept once); true once the cap is hit.
+    pub fn add(&mut self, bytes: Vec<u8>) -> bool {
+        if !self.found.contains(&bytes) {
+            self.found.push(bytes);
+        }
+        self.found.len() >= MAX_RECORDS_PER_GET
+    }
+
+    pub fn finish(self) {
+        let _ = self.reply.send(Ok(self.found));
+    }
+}
+
+impl Entry for RecordGet {
+    fn fail(self, error: NetError) {
+        let _ = self.reply.send(Err(error));
+    }
+
+    /// A lookup that ran out of time answers with what it found.
+    fn expire(self, _error: NetError) {
+        self.finish();
+    }
+}
+
 /// Waiting entries of one kind, keyed by the swarm's id for the work.
 pub(crate) struct Table<K, E> {
     what: &'static str,
@@ -224,6 +267,7 @@ pub(crate) struct Pending {
     pub puts: Table<QueryId, oneshot::Sender<Result<usize, NetError>>>,
     pub provides: Table<QueryId, oneshot::Sender<Result<(), NetError>>>,
     pub lookups: Table<QueryId, Lookup>,
+    pub gets: Table<QueryId, RecordGet>,
 }
 
 impl Pending {
@@ -235,6 +279,7 @@ impl Pending {
             puts: Table::new("dht puts", MAX_QUERIES, query),
             provides: Table::new("dht provides", MAX_QUERIES, query),
             lookups: Table::new("provider lookups", MAX_QUERIES, query),
+            gets: Table::new("dht record lookups", MAX_QUERIES, query),
         }
     }
 
@@ -249,7 +294,9 @@ impl Pending {
         self.requests.expire(now);
         self.puts.expire(now);
         self.provides.expire(now);
-        self.lookups.expire(now)
+        let mut queries = self.lookups.expire(now);
+        queries.extend(self.gets.expire(now));
+        queries
     }
 
     /// Answers everything with [`NetError::Shutdown`].
@@ -259,6 +306,7 @@ impl Pending {
         self.puts.drain();
         self.provides.drain();
         self.lookups.drain();
+        self.gets.drain();
     }
 }
 
@@ -412,5 +460,33 @@ mod tests {
         table.insert(3, c, now);
         table.drain();
         assert!(matches!(answer(c_rx), Err(NetError::Shutdown)));
+    }
+
+    #[test]
+    fn record_gets_keep_each_record_once_and_answer_on_expiry() {
+        let now = Instant::now();
+        let mut table: Table<u32, RecordGet> = Table::new("dht record lookups", 4, T);
+        let (reply, rx) = oneshot::channel();
+        table.insert(1, RecordGet::new(reply), now);
+        let get = table.get_mut(&1).unwrap();
+        assert!(!get.add(vec![1]));
+        assert!(!get.add(vec![1]));
+        assert!(!get.add(vec![2]));
+        assert_eq!(table.expire(now + 2 * T), vec![1]);
+        assert_eq!(answer(rx).unwrap(), vec![vec![1], vec![2]]);
+
+        let (reply, rx) = oneshot::channel();
+        let mut get = RecordGet::new(reply);
+        let full = (0..MAX_RECORDS_PER_GET as u8)
+            .map(|i| get.add(vec![i]))
+            .last();
+        assert_eq!(full, Some(true), "the cap ends the lookup");
+        get.finish();
+        assert_eq!(answer(rx).unwrap().len(), MAX_RECORDS_PER_GET);
+
+        let (reply, rx) = oneshot::channel();
+        table.insert(2, RecordGet::new(reply), now);
+        table.drain();
+        assert!(matches!(answer(rx), Err(NetError::Shutdown)));
     }
 }

@@ -1,6 +1,7 @@
 //! The event loop's decisions, without sockets: what to do when a connection opens or
 //! closes, which connections to prune, which peers to sync with, how to judge a gossip
-//! message and when a provider lookup is done. Inputs (events, `now`, the RNG) come in,
+//! message, when a provider lookup is done, how long providers live and which DHT
+//! record a storing node keeps under a shared key. Inputs (events, `now`, the RNG) come in,
 //! decisions go out; the event loop carries them out on the swarm.
 
 use std::collections::{HashMap, HashSet};
@@ -14,7 +15,41 @@ use rand::Rng;
 use super::discovery::Bootstrap;
 use super::peers::Penalties;
 use super::{NetError, PeerInfo};
+use crate::package::{Record, RecordBody};
 use crate::store::IngestOutcome;
+
+/// How long a provider record lives in the DHT (kad's provider record TTL), and how long
+/// the store counts a provider as live after it was last confirmed.
+pub const PROVIDER_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How often kad re-publishes this node's provider records while it runs: a third of
+/// [`PROVIDER_TTL`], so a record outlives two failed re-publications.
+pub const REPROVIDE_INTERVAL: Duration = Duration::from_secs(8 * 3600);
+/// How often the store forgets providers not confirmed within [`PROVIDER_TTL`].
+pub const PROVIDER_UPKEEP: Duration = Duration::from_secs(3600);
+/// Pause between two archives provided at start, so a node holding many spreads the
+/// DHT work instead of starting hundreds of queries at once.
+pub const PROVIDE_SPACING: Duration = Duration::from_millis(25);
+
+/// The oldest confirmation time (ms since the epoch) of a provider still counted as live
+/// at `now_ms`.
+pub fn live_since(now_ms: u64) -> u64 {
+    now_ms.saturating_sub(PROVIDER_TTL.as_millis() as u64)
+}
+
+/// Whether a storing node replaces the DHT record it `held` under a key with the one it
+/// is `offered` there (both already verified under that key). A shared name key keeps
+/// its first publisher, as the store keeps a name's first owner: another publisher's
+/// record never displaces it, whatever version it claims; the same publisher's record
+/// replaces it when its version is the same (a refresh) or newer. Records under a key
+/// of their own (yanks, rotations) are always replaced.
+pub fn replaces_held_record(held: &Record, offered: &Record) -> bool {
+    match (held.body(), offered.body()) {
+        (RecordBody::Version(held), RecordBody::Version(offered)) => {
+            held.publisher == offered.publisher && offered.version >= held.version
+        }
+        _ => true,
+    }
+}
 
 /// Peers a periodic anti-entropy round syncs with (on-connect syncs are extra): enough to
 /// converge quickly, few enough that the cost does not grow with the network.
@@ -263,6 +298,33 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+
+    #[test]
+    fn a_name_key_keeps_its_first_publisher_and_its_newest_version() {
+        use crate::package::PublisherKey;
+        use crate::store::test_util::version;
+        let (owner, squatter) = (PublisherKey::generate(), PublisherKey::generate());
+        let v1 = version(&owner, "web-kit", "1.0.0", 1);
+        let v2 = version(&owner, "web-kit", "2.0.0", 2);
+        let other = version(&squatter, "web-kit", "9.0.0", 3);
+        assert!(replaces_held_record(&v1, &v2));
+        assert!(
+            replaces_held_record(&v2, &v2),
+            "a refresh of the same record"
+        );
+        assert!(!replaces_held_record(&v2, &v1), "an older version");
+        assert!(!replaces_held_record(&v1, &other), "another publisher");
+        let yank = crate::store::test_util::yank(&owner, "web-kit", "1.0.0");
+        assert!(replaces_held_record(&yank, &yank));
+    }
+
+    #[test]
+    fn providers_live_for_the_ttl_and_are_republished_well_before() {
+        let ttl = PROVIDER_TTL.as_millis() as u64;
+        assert_eq!(live_since(ttl + 5), 5);
+        assert_eq!(live_since(3), 0);
+        assert!(REPROVIDE_INTERVAL * 2 < PROVIDER_TTL);
+    }
 
     const GRACE: Duration = Duration::from_secs(10);
 

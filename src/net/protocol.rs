@@ -106,6 +106,31 @@ pub fn dht_key(record: &Record) -> RecordKey {
     RecordKey::new(&text)
 }
 
+/// DHT key naming a package, whoever publishes it: `/ggen/n/<name>`. It holds one
+/// version record of that name, the newest of its publisher as each storing node judges
+/// it ([`super::policy::replaces_held_record`]), so a node that knows only a name can
+/// find it.
+pub fn name_key(name: &str) -> RecordKey {
+    RecordKey::new(&format!("/ggen/n/{}", normalize_name(name)))
+}
+
+/// DHT key of one version of a package, whoever publishes it: `/ggen/nv/<name>/<version>`
+/// (exact versions, as lockfiles and `info name@1.2.0` ask for them).
+pub fn name_version_key(name: &str, version: &semver::Version) -> RecordKey {
+    RecordKey::new(&format!("/ggen/nv/{}/{version}", normalize_name(name)))
+}
+
+/// Every DHT key a record may be stored under: its own [`dht_key`] and, for a version
+/// record, also its [`name_key`] and [`name_version_key`].
+pub fn dht_keys(record: &Record) -> Vec<RecordKey> {
+    let mut keys = vec![dht_key(record)];
+    if let RecordBody::Version(v) = record.body() {
+        keys.push(name_key(&v.name));
+        keys.push(name_version_key(&v.name, &v.version));
+    }
+    keys
+}
+
 /// DHT provider key of an archive: its raw 32-byte BLAKE3.
 pub fn provider_key(archive: &Blake3Hash) -> RecordKey {
     RecordKey::new(archive.as_bytes())
@@ -128,11 +153,11 @@ pub fn parse_record(bytes: Vec<u8>) -> Result<Record, String> {
     Record::verify(bytes).map_err(|e| e.to_string())
 }
 
-/// Checks a record a peer asks us to keep in the DHT: a valid record stored under the
-/// key derived from it (so nobody can squat another record's key).
+/// Checks a record a peer asks us to keep in the DHT: a valid record stored under one of
+/// the keys derived from it ([`dht_keys`], so nobody can squat another record's key).
 pub fn check_dht_record(key: &RecordKey, value: Vec<u8>) -> Result<Record, String> {
     let record = parse_record(value)?;
-    if dht_key(&record) != *key {
+    if !dht_keys(&record).contains(key) {
         return Err("record stored under a key that is not its own".into());
     }
     Ok(record)
@@ -177,6 +202,13 @@ mod tests {
         let mut forged = a.as_bytes().to_vec();
         forged[5] ^= 1;
         assert!(check_dht_record(&dht_key(&a), forged).is_err());
+        // The name keys of its own name and version hold it too; another name's do not.
+        let v1 = semver::Version::new(1, 0, 0);
+        assert!(check_dht_record(&name_key("pack_a"), a.as_bytes().to_vec()).is_ok());
+        assert!(check_dht_record(&name_version_key("pack-a", &v1), a.as_bytes().to_vec()).is_ok());
+        assert!(check_dht_record(&name_key("pack-b"), a.as_bytes().to_vec()).is_err());
+        let v2 = semver::Version::new(2, 0, 0);
+        assert!(check_dht_record(&name_version_key("pack-a", &v2), a.as_bytes().to_vec()).is_err());
     }
 
     #[test]

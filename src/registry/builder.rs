@@ -126,6 +126,13 @@ impl P2PRegistry {
         let net_config = NetConfig::from_config(&self.inner.config, keypair)?;
         check_tcp_ports_free(&net_config.listen)?;
         let client = net::spawn(net_config, self.inner.store.clone(), &self.inner.tasks).await?;
+        // Provides the stored archives once the DHT has a peer, without holding up start.
+        let upkeep = net::providing::upkeep(
+            client.clone(),
+            self.inner.store.clone(),
+            self.inner.tasks.clone(),
+        );
+        self.inner.tasks.spawn(upkeep);
         let mut running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
         *running = Some(client);
         Ok(())

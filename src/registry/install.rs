@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::query::{lookup_missed, missed};
 use super::reports::{InstallReport, FORMAT_VERSION};
 use super::requests::{InstallRequest, Progress};
 use super::{P2PRegistry, RegistryError, Result};
@@ -59,22 +60,30 @@ pub(super) async fn install(
     } = request;
     let exact = semver::Version::parse(spec.req.trim()).ok();
     let req = parse_requirement(&spec.req)?;
-    let (meta, stored) = registry
-        .store()
-        .call(move |store| {
+    let local = || {
+        let (name, req, exact, publisher) =
+            (spec.name.clone(), req.clone(), exact.clone(), publisher);
+        registry.store().call(move |store| {
             // An exact version installs even when yanked, as a lockfile needs.
             let found = match exact {
-                Some(version) => store.version(&spec.name, &version, publisher.as_ref())?,
+                Some(version) => store.version(&name, &version, publisher.as_ref())?,
                 None => None,
             };
             let meta = match found {
                 Some(meta) => meta,
-                None => store.resolve(&spec.name, &req, publisher.as_ref())?,
+                None => store.resolve(&name, &req, publisher.as_ref())?,
             };
             let stored = store.has_archive(&meta.archive.blake3);
             Ok::<_, RegistryError>((meta, stored))
         })
-        .await?;
+    };
+    // A name or version missing here is looked up in the DHT before giving up.
+    let (meta, stored) = match local().await {
+        Err(e) if missed(&e) && lookup_missed(registry, &spec.name, exact.as_ref()).await? => {
+            local().await?
+        }
+        other => other?,
+    };
     let target =
         to.unwrap_or_else(|| default_install_dir(registry.data_dir(), &meta.name, &meta.version));
 
@@ -152,6 +161,9 @@ async fn fetch_archive(
         .call(move |store| store.evict_archives(cache_size))
         .await?;
     tracing::debug!(count = evicted.len(), "evicted cached archives");
+    for archive in evicted {
+        client.stop_providing(archive).await?;
+    }
     Ok(providers.into_iter().map(|peer| peer.to_string()).collect())
 }
 

@@ -1,14 +1,15 @@
 //! Read-only operations: search, info, list, verify and status, answered from the local
-//! replica (and, for a network search, after asking connected peers first).
+//! replica (and, for a network search, after asking connected peers first; for info of
+//! a name missing here, after a DHT lookup).
 
 use super::reports::{
     all, DamagedItem, InfoReport, ListReport, SearchReport, SearchResult, StatusReport,
     VerifyReport, VersionLine, FORMAT_VERSION,
 };
 use super::requests::{InfoRequest, ListRequest, SearchRequest, StatusRequest, VerifyRequest};
-use super::{install::parse_requirement, P2PRegistry, Result};
+use super::{install::parse_requirement, P2PRegistry, RegistryError, Result};
 use crate::package::Blake3Hash;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Searches the local replica; with `network`, peers are asked first and what they
 /// return is verified and added to the replica before the local search runs.
@@ -46,40 +47,90 @@ pub(super) async fn search(registry: &P2PRegistry, request: SearchRequest) -> Re
     })
 }
 
+/// Info from the local replica; a name (or exact version) missing here is looked up in
+/// the DHT first when a node runs ([`lookup_missed`]).
 pub(super) async fn info(registry: &P2PRegistry, request: InfoRequest) -> Result<InfoReport> {
     let req = parse_requirement(&request.spec.req)?;
+    let exact = semver::Version::parse(request.spec.req.trim()).ok();
     let name = request.spec.name;
     let publisher = request.publisher;
     let own = registry.node_peer_id();
-    registry
-        .store()
-        .call(move |store| {
-            let claims = store.claims(&name)?;
-            // Info shows something even for an ambiguous name: the resolved version of
-            // the displayed owner, with every claim listed beside it.
-            let owner = publisher.or_else(|| (claims.len() > 1).then(|| claims[0].publisher));
-            let package = store.resolve(&name, &req, owner.as_ref())?;
-            let versions = store
-                .versions(&name)?
-                .into_iter()
-                .map(|v| VersionLine {
-                    version: v.record.version,
-                    publisher: v.record.publisher,
-                    published_at: v.record.published_at,
-                    yanked: v.yanked,
-                })
-                .collect();
-            let archive = package.archive.blake3;
-            Ok(InfoReport {
-                format_version: FORMAT_VERSION,
-                package: package.into(),
-                versions,
-                claims: all(claims),
-                providers: provider_count(store, &archive, &own)?,
-                local: store.has_archive(&archive),
-            })
+    let local = || {
+        let (name, req, own) = (name.clone(), req.clone(), own.clone());
+        registry
+            .store()
+            .call(move |store| info_from(store, &name, &req, publisher, &own))
+    };
+    match local().await {
+        Err(e) if missed(&e) && lookup_missed(registry, &name, exact.as_ref()).await? => {
+            local().await
+        }
+        other => other,
+    }
+}
+
+fn info_from(
+    store: &Store,
+    name: &str,
+    req: &semver::VersionReq,
+    publisher: Option<crate::package::PublisherId>,
+    own: &Option<String>,
+) -> Result<InfoReport> {
+    let claims = store.claims(name)?;
+    // Info shows something even for an ambiguous name: the resolved version of the
+    // displayed owner, with every claim listed beside it.
+    let owner = publisher.or_else(|| (claims.len() > 1).then(|| claims[0].publisher));
+    let package = store.resolve(name, req, owner.as_ref())?;
+    let versions = store
+        .versions(name)?
+        .into_iter()
+        .map(|v| VersionLine {
+            version: v.record.version,
+            publisher: v.record.publisher,
+            published_at: v.record.published_at,
+            yanked: v.yanked,
         })
-        .await
+        .collect();
+    let archive = package.archive.blake3;
+    Ok(InfoReport {
+        format_version: FORMAT_VERSION,
+        package: package.into(),
+        versions,
+        claims: all(claims),
+        providers: provider_count(store, &archive, own)?,
+        local: store.has_archive(&archive),
+    })
+}
+
+/// Whether an operation failed only because this node lacks the records it needs (which
+/// gossip and sync may not have brought yet, but the DHT may hold).
+pub(super) fn missed(error: &RegistryError) -> bool {
+    matches!(
+        error,
+        RegistryError::Store(StoreError::UnknownName { .. } | StoreError::NoMatch { .. })
+    )
+}
+
+/// Looks `name` up in the DHT when a node runs: its name key (the newest version of its
+/// publisher) and, for an exact version, that version's key. What is found is verified
+/// and ingested. Returns whether the store gained a record (worth resolving again).
+pub(super) async fn lookup_missed(
+    registry: &P2PRegistry,
+    name: &str,
+    exact: Option<&semver::Version>,
+) -> Result<bool> {
+    let Some(client) = registry.client() else {
+        return Ok(false);
+    };
+    let (newest, version) = futures::join!(client.lookup_name(name, None), async {
+        match exact {
+            Some(version) => client.lookup_name(name, Some(version)).await,
+            None => Ok(0),
+        }
+    });
+    let added = newest? + version?;
+    tracing::debug!(name, added, "dht lookup of a name missing here");
+    Ok(added > 0)
 }
 
 pub(super) async fn list(registry: &P2PRegistry, _request: ListRequest) -> Result<ListReport> {
@@ -150,10 +201,12 @@ pub(super) async fn verify(
         .await
 }
 
-/// Peers known to hold an archive, this node included when it stores it (counted once,
+/// Peers known to hold an archive and confirmed within the provider TTL (a DHT answer,
+/// an announcement, a chunk served), this node included when it stores it (counted once,
 /// whether or not it has announced itself as a provider before).
 fn provider_count(store: &Store, archive: &Blake3Hash, own: &Option<String>) -> Result<usize> {
-    let mut providers = store.providers(archive)?;
+    let since = crate::net::policy::live_since(crate::store::now_ms());
+    let mut providers = store.live_providers(archive, since)?;
     if let Some(own) = own {
         providers.retain(|peer| peer != own);
     }

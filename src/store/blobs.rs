@@ -271,6 +271,45 @@ impl Store {
         })
     }
 
+    /// Every stored archive: those published here first, then the most recently used.
+    /// The node provides these in the DHT at start.
+    pub fn stored_archives(&self) -> Result<Vec<Blake3Hash>, StoreError> {
+        self.read(|conn| {
+            let rows: Vec<Vec<u8>> = conn
+                .prepare_cached(
+                    "SELECT blake3 FROM archives ORDER BY published_here DESC, last_used DESC",
+                )?
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|bytes| <[u8; 32]>::try_from(bytes).ok().map(Blake3Hash))
+                .collect())
+        })
+    }
+
+    /// The version records of archives published on this node, re-verified (the node
+    /// puts them in the DHT again at start, since DHT records expire).
+    pub fn published_here_records(&self) -> Result<Vec<crate::package::Record>, StoreError> {
+        let ids: Vec<crate::package::RecordId> = self.read(|conn| {
+            let rows: Vec<Vec<u8>> = conn
+                .prepare_cached(
+                    "SELECT r.id FROM records r
+                     JOIN versions v ON v.rid = r.rid
+                     JOIN archives a ON a.blake3 = v.archive
+                     WHERE a.published_here = 1
+                     ORDER BY r.rid",
+                )?
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|bytes| <[u8; 32]>::try_from(bytes).ok().map(Blake3Hash))
+                .collect())
+        })?;
+        self.records(&ids)
+    }
+
     /// Removes the least recently used fetched archives beyond `max` of them (archives
     /// published here are kept and not counted). Returns the removed hashes.
     pub fn evict_archives(&self, max: usize) -> Result<Vec<Blake3Hash>, StoreError> {
@@ -420,6 +459,17 @@ mod tests {
             fetched.push(info.blake3);
         }
         store.touch_archive(&fetched[0], false).unwrap(); // now most recent
+        assert_eq!(
+            store.stored_archives().unwrap(),
+            vec![
+                published.blake3,
+                fetched[0],
+                fetched[3],
+                fetched[2],
+                fetched[1]
+            ],
+            "published first, then the most recently used"
+        );
         let removed = store.evict_archives(2).unwrap();
         assert_eq!(removed, vec![fetched[2], fetched[1]]);
         assert!(!store.has_archive(&fetched[1]) && !store.has_archive(&fetched[2]));
@@ -427,5 +477,24 @@ mod tests {
         assert!(store.has_archive(&published.blake3));
         assert!(store.evict_archives(0).unwrap().len() == 2);
         assert!(store.has_archive(&published.blake3));
+    }
+
+    #[test]
+    fn records_of_archives_published_here_are_listed_for_the_dht() {
+        use crate::package::{PublisherKey, Record, RecordBody};
+        use crate::store::test_util::{version, version_body};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = PublisherKey::generate();
+        let mine = put(&store, b"mine");
+        let mut body = version_body(&key, "mine", "1.0.0", 1);
+        body.archive = mine.clone();
+        let record = Record::sign(RecordBody::Version(body), &key).unwrap();
+        store.ingest(&record).unwrap();
+        // A record whose archive is not stored here is not this node's to re-put.
+        store.ingest(&version(&key, "theirs", "1.0.0", 2)).unwrap();
+        let listed = store.published_here_records().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id(), record.id());
     }
 }

@@ -12,13 +12,28 @@ use crate::package::fields::normalize_name;
 use crate::package::Blake3Hash;
 
 impl Store {
+    /// Records `peer` as a provider of an archive, confirmed now.
     pub fn add_provider(&self, blake3: &Blake3Hash, peer: &str) -> Result<(), StoreError> {
+        self.confirm_provider(blake3, peer, now_ms())
+    }
+
+    /// Records `peer` as a provider of an archive, last confirmed at `at` (ms since the
+    /// epoch: a DHT answer, an announcement or a chunk it served). A confirmation never
+    /// moves the time backwards.
+    pub fn confirm_provider(
+        &self,
+        blake3: &Blake3Hash,
+        peer: &str,
+        at: u64,
+    ) -> Result<(), StoreError> {
         self.write(|tx, _| {
             tx.prepare_cached(
-                "INSERT INTO providers (blake3, peer, added_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (blake3, peer) DO UPDATE SET added_at = excluded.added_at",
+                "INSERT INTO providers (blake3, peer, added_at, confirmed_at)
+                 VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT (blake3, peer) DO UPDATE SET
+                     confirmed_at = max(confirmed_at, excluded.confirmed_at)",
             )?
-            .execute(params![blake3.as_bytes().as_slice(), peer, now_ms() as i64])?;
+            .execute(params![blake3.as_bytes().as_slice(), peer, at as i64])?;
             Ok(())
         })
     }
@@ -31,16 +46,40 @@ impl Store {
         })
     }
 
-    /// Known providers of an archive, most recently announced first.
+    /// Known providers of an archive, most recently confirmed first.
     pub fn providers(&self, blake3: &Blake3Hash) -> Result<Vec<String>, StoreError> {
+        self.live_providers(blake3, 0)
+    }
+
+    /// Providers of an archive confirmed at or after `since` (ms since the epoch), most
+    /// recently confirmed first.
+    pub fn live_providers(
+        &self,
+        blake3: &Blake3Hash,
+        since: u64,
+    ) -> Result<Vec<String>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT peer FROM providers WHERE blake3 = ?1 ORDER BY added_at DESC, peer",
+                "SELECT peer FROM providers WHERE blake3 = ?1 AND confirmed_at >= ?2
+                 ORDER BY confirmed_at DESC, peer",
             )?;
             let peers = stmt
-                .query_map([blake3.as_bytes().as_slice()], |row| row.get(0))?
+                .query_map(params![blake3.as_bytes().as_slice(), since as i64], |row| {
+                    row.get(0)
+                })?
                 .collect::<Result<_, _>>()?;
             Ok(peers)
+        })
+    }
+
+    /// Forgets every provider last confirmed before `since` (ms since the epoch); returns
+    /// how many rows went.
+    pub fn forget_providers_before(&self, since: u64) -> Result<usize, StoreError> {
+        self.write(|tx, _| {
+            let removed = tx
+                .prepare_cached("DELETE FROM providers WHERE confirmed_at < ?1")?
+                .execute([since as i64])?;
+            Ok(removed)
         })
     }
 
@@ -140,5 +179,27 @@ mod tests {
         assert_eq!(installs[0].path, PathBuf::from("/tmp/y"));
         assert_eq!(installs[0].version, Version::new(2, 0, 0));
         assert!(installs[1].installed_at > 0);
+    }
+
+    #[test]
+    fn stale_providers_are_not_live_and_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = Blake3Hash::of(b"archive");
+        let store = Store::open(dir.path()).unwrap();
+        store.confirm_provider(&hash, "old", 1_000).unwrap();
+        store.confirm_provider(&hash, "fresh", 5_000).unwrap();
+        store.confirm_provider(&hash, "revived", 1_000).unwrap();
+        store.confirm_provider(&hash, "revived", 6_000).unwrap();
+        // An older confirmation arriving late does not make a provider look stale.
+        store.confirm_provider(&hash, "revived", 2_000).unwrap();
+        assert_eq!(
+            store.live_providers(&hash, 4_000).unwrap(),
+            ["revived", "fresh"]
+        );
+        assert_eq!(store.providers(&hash).unwrap().len(), 3);
+        assert_eq!(store.forget_providers_before(4_000).unwrap(), 1);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.providers(&hash).unwrap(), ["revived", "fresh"]);
     }
 }

@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE records (
@@ -100,6 +100,14 @@ CREATE TABLE installs (
 ) WITHOUT ROWID;
 ";
 
+/// Version 2: each provider row also says when it was last confirmed (a DHT answer, an
+/// announcement, a chunk served), so stale providers can be told apart and forgotten.
+const SCHEMA_V2: &str = "
+ALTER TABLE providers ADD COLUMN confirmed_at INTEGER NOT NULL DEFAULT 0;
+UPDATE providers SET confirmed_at = added_at;
+CREATE INDEX providers_confirmed ON providers(confirmed_at);
+";
+
 /// Opens the index, sets the connection pragmas and brings the schema up to date.
 ///
 /// WAL with `synchronous = NORMAL`: a commit is durable once the WAL is synced at the
@@ -141,6 +149,12 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         ))
         .map_err(sql)?;
     }
+    if found < 2 {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA_V2} PRAGMA user_version = 2; COMMIT;"
+        ))
+        .map_err(sql)?;
+    }
     Ok(conn)
 }
 
@@ -162,9 +176,44 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |row| row.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('providers')")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(columns.iter().any(|c| c == "confirmed_at"));
         conn.execute_batch("PRAGMA user_version = 99").unwrap();
         drop(conn);
         let err = open(&path).unwrap_err();
         assert!(matches!(err, StoreError::SchemaTooNew { found: 99, .. }));
+    }
+
+    #[test]
+    fn version_1_providers_migrate_with_their_time_as_last_confirmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!(
+                "{SCHEMA_V1} PRAGMA user_version = 1;
+                 INSERT INTO providers (blake3, peer, added_at) VALUES (x'00', 'peer-a', 1234);"
+            ))
+            .unwrap();
+        }
+        let conn = open(&path).unwrap();
+        let confirmed: i64 = conn
+            .query_row(
+                "SELECT confirmed_at FROM providers WHERE peer = 'peer-a'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(confirmed, 1234);
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
     }
 }

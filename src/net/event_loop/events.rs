@@ -5,7 +5,7 @@
 use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub::{self, MessageId};
 use libp2p::kad::store::RecordStore;
-use libp2p::kad::{self, GetProvidersOk, QueryResult};
+use libp2p::kad::{self, GetProvidersOk, GetRecordOk, QueryResult};
 use libp2p::request_response;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
@@ -16,7 +16,9 @@ use super::super::behaviour::BehaviourEvent;
 use super::super::command::Command;
 use super::super::inbound;
 use super::super::policy::{self, OnConnect};
-use super::super::protocol::{archive_of_key, check_dht_record, Request, Response, KAD_PROTOCOL};
+use super::super::protocol::{
+    archive_of_key, check_dht_record, parse_record, Request, Response, KAD_PROTOCOL,
+};
 use super::EventLoop;
 
 impl EventLoop {
@@ -186,6 +188,12 @@ impl EventLoop {
                 QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders {
                     providers, ..
                 })) => {
+                    // The providers' addresses live only in the running query: dial them
+                    // now, or a download that starts after the query ends cannot reach
+                    // a provider this node has never met.
+                    for provider in &providers {
+                        self.dial_provider(*provider);
+                    }
                     let done = match self.pending.lookups.get_mut(&id) {
                         Some(lookup) => {
                             policy::lookup_done(&mut lookup.found, providers, step.last)
@@ -201,6 +209,22 @@ impl EventLoop {
                         tracing::debug!("get providers: {e}");
                     }
                     self.finish_lookup(id);
+                }
+                QueryResult::GetRecord(Ok(GetRecordOk::FoundRecord(found))) => {
+                    let full = match self.pending.gets.get_mut(&id) {
+                        Some(get) => get.add(found.record.value),
+                        None => false,
+                    };
+                    if full || step.last {
+                        self.finish_get(id);
+                    }
+                }
+                QueryResult::GetRecord(other) => {
+                    // NotFound is an empty answer; other errors too, after a log line.
+                    if let Err(e) = other {
+                        tracing::debug!("dht get record: {e}");
+                    }
+                    self.finish_get(id);
                 }
                 QueryResult::PutRecord(result) => {
                     if let Err(e) = &result {
@@ -226,6 +250,20 @@ impl EventLoop {
         }
     }
 
+    fn dial_provider(&mut self, peer: PeerId) {
+        let me = *self.swarm.local_peer_id();
+        let connected = self.swarm.is_connected(&peer);
+        if peer == me || connected || self.policy.penalties.is_banned(&peer) {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!("dial provider {peer}: {e}");
+        }
+    }
+
     fn finish_lookup(&mut self, id: kad::QueryId) {
         if let Some(lookup) = self.pending.lookups.remove(&id) {
             if let Some(mut running) = self.swarm.behaviour_mut().kad.query_mut(&id) {
@@ -235,7 +273,17 @@ impl EventLoop {
         }
     }
 
-    /// A peer asked us to store a DHT record: it must be a valid record under its own key.
+    fn finish_get(&mut self, id: kad::QueryId) {
+        if let Some(get) = self.pending.gets.remove(&id) {
+            if let Some(mut running) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                running.finish();
+            }
+            get.finish();
+        }
+    }
+
+    /// A peer asked us to store a DHT record: it must be a valid record under one of its
+    /// own keys, and it replaces what a shared key holds only as the policy allows.
     fn on_dht_put(&mut self, source: PeerId, kad_record: kad::Record) {
         let record = match check_dht_record(&kad_record.key, kad_record.value.clone()) {
             Ok(record) => record,
@@ -245,7 +293,17 @@ impl EventLoop {
                 return;
             }
         };
-        if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(kad_record) {
+        let kad_store = self.swarm.behaviour_mut().kad.store_mut();
+        let held = kad_store
+            .get(&kad_record.key)
+            .and_then(|held| parse_record(held.value.clone()).ok());
+        if let Some(held) = held {
+            if !policy::replaces_held_record(&held, &record) {
+                tracing::debug!("dht put from {source}: kept the record held under that key");
+                return;
+            }
+        }
+        if let Err(e) = kad_store.put(kad_record) {
             tracing::debug!("dht store: {e}");
         }
         let store = self.store.clone();

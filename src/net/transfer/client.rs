@@ -2,6 +2,9 @@
 //! `/ggen/rr` exchange per chunk list or chunk), and [`download_to_store`], which files
 //! the finished, verified archive into the [`Store`].
 
+use std::collections::HashSet;
+use std::sync::Mutex;
+
 use super::{download_verified, ChunkSource, TransferConfig, TransferError};
 use crate::net::{Client, PeerId, Request, Response};
 use crate::package::{ArchiveInfo, Blake3Hash};
@@ -41,6 +44,39 @@ impl ChunkSource for Client {
     }
 }
 
+/// The client as a chunk source that notes which providers sent chunks, so the store can
+/// confirm them as live providers once the whole archive has checked out.
+struct Noting<'a> {
+    client: &'a Client,
+    served: Mutex<HashSet<PeerId>>,
+}
+
+impl ChunkSource for Noting<'_> {
+    type Peer = PeerId;
+
+    async fn chunk_list(
+        &self,
+        peer: &PeerId,
+        archive: &Blake3Hash,
+    ) -> Result<Vec<Blake3Hash>, String> {
+        self.client.chunk_list(peer, archive).await
+    }
+
+    async fn chunk(
+        &self,
+        peer: &PeerId,
+        archive: &Blake3Hash,
+        index: u32,
+    ) -> Result<Vec<u8>, String> {
+        let bytes = self.client.chunk(peer, archive, index).await?;
+        self.served
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(*peer);
+        Ok(bytes)
+    }
+}
+
 fn unexpected(response: Response, asked: &str) -> String {
     match response {
         Response::NotFound => format!("does not have {asked}"),
@@ -66,8 +102,12 @@ pub async fn download_to_store(
     {
         return Ok(());
     }
-    let (path, digest) = download_verified(
+    let source = Noting {
         client,
+        served: Mutex::new(HashSet::new()),
+    };
+    let (path, digest) = download_verified(
+        &source,
         store,
         info,
         providers,
@@ -76,11 +116,26 @@ pub async fn download_to_store(
     )
     .await?;
     let info = info.clone();
+    // The whole file matched the record; every peer that sent chunks of it is confirmed
+    // as a live provider. "Confirmed" means it recently answered with chunks of this
+    // archive, not that each chunk was good: a peer that sent a bad one was dropped by
+    // the download at once, and is confirmed all the same.
+    let served = source
+        .served
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
     store
         .call(move |store| {
             let result = store.put_verified_archive(&path, &digest, &info);
             // On success the file was renamed away; on failure nothing is worth keeping.
             let _ = std::fs::remove_file(&path);
+            if result.is_ok() {
+                for peer in &served {
+                    if let Err(e) = store.add_provider(&archive, &peer.to_string()) {
+                        tracing::debug!("confirm provider {peer}: {e}");
+                    }
+                }
+            }
             Ok::<_, TransferError>(result)
         })
         .await?
