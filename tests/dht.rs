@@ -170,3 +170,63 @@ async fn info_and_install_find_a_missed_name_in_the_dht() {
         node.stop().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_archive_is_withdrawn() {
+    let root = tempfile::tempdir().unwrap();
+    let a = node(root.path(), "a", vec![]).await;
+    with_key(&a);
+    let mut published = Vec::new();
+    for pack in ["python-fastapi-service", "rust-axum-service"] {
+        let package = Package::from_dir(packs().join(pack)).unwrap();
+        published.push(a.publish(package.into()).await.unwrap());
+    }
+    // C keeps one fetched archive: the second install evicts the first.
+    let config = Config {
+        cache_size: 1,
+        ..Config::default()
+    };
+    let c = P2PRegistryBuilder::new()
+        .with_data_dir(root.path().join("c"))
+        .with_config(config)
+        .with_listen_addresses(vec!["/ip4/127.0.0.1/tcp/0".into()])
+        .with_bootstrap_peers(vec![address(&a).await])
+        .with_mdns(false)
+        .with_autonat(false)
+        .build()
+        .unwrap();
+    c.start().await.unwrap();
+    let c_id = c.client().unwrap().peer_id().to_string();
+    for (index, report) in published.iter().enumerate() {
+        wait_for(&c, &report.name, &report.version).await;
+        let target = root.path().join(format!("out{index}"));
+        c.install(
+            InstallRequest::new(PackageSpec::new(report.name.clone(), "")).with_target(&target),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let (first, second) = (published[0].archive.blake3, published[1].archive.blake3);
+    assert!(
+        !c.store().has_archive(&first),
+        "the first archive was evicted"
+    );
+    assert!(
+        !c.store().providers(&first).unwrap().contains(&c_id),
+        "C no longer lists itself as a provider of what it evicted"
+    );
+    assert!(c.store().providers(&second).unwrap().contains(&c_id));
+    let info = c
+        .info(InfoRequest::new(PackageSpec::new(
+            published[0].name.clone(),
+            "",
+        )))
+        .await
+        .unwrap();
+    assert!(!info.local);
+    assert_eq!(info.providers, 1, "only A holds it now");
+    for node in [&a, &c] {
+        node.stop().await.unwrap();
+    }
+}
