@@ -199,7 +199,7 @@ impl Policy {
             .collect()
     }
 
-    /// Whether an mDNS-discovered peer is worth dialling.
+    /// Whether a peer discovered by mDNS or named as a provider is worth dialling.
     pub fn should_dial(&self, peer: &PeerId, connected: bool) -> bool {
         !connected && !self.penalties.is_banned(peer)
     }

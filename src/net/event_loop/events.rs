@@ -251,9 +251,8 @@ impl EventLoop {
     }
 
     fn dial_provider(&mut self, peer: PeerId) {
-        let me = *self.swarm.local_peer_id();
         let connected = self.swarm.is_connected(&peer);
-        if peer == me || connected || self.policy.penalties.is_banned(&peer) {
+        if peer == *self.swarm.local_peer_id() || !self.policy.should_dial(&peer, connected) {
             return;
         }
         let opts = DialOpts::peer_id(peer)
