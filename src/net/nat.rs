@@ -131,6 +131,9 @@ pub(crate) struct Nat {
     reservations: HashMap<PeerId, Option<Multiaddr>>,
     /// Open connections per peer, `true` for relayed ones.
     connections: HashMap<PeerId, HashMap<ConnectionId, bool>>,
+    /// Peers whose last connection, now closed, was relayed (a relay's limits may have
+    /// ended it): a failed request to them says so.
+    closed_relayed: HashSet<PeerId>,
 }
 
 impl Nat {
@@ -159,8 +162,13 @@ impl Nat {
 
     pub fn closed(&mut self, peer: &PeerId, connection: ConnectionId) {
         if let Some(open) = self.connections.get_mut(peer) {
-            open.remove(&connection);
+            let relayed = open.remove(&connection).unwrap_or(false);
             if open.is_empty() {
+                if relayed {
+                    self.closed_relayed.insert(*peer);
+                } else {
+                    self.closed_relayed.remove(peer);
+                }
                 self.connections.remove(peer);
                 self.candidates.remove(peer);
                 self.dialed.remove(peer);
@@ -179,6 +187,17 @@ impl Nat {
         } else {
             Some("relayed")
         }
+    }
+
+    /// Why a request to `peer` may have failed when only a relay connected us: relays
+    /// bound each circuit's bytes and duration, so large packs need a direct connection.
+    pub fn failure_hint(&self, peer: &PeerId) -> Option<String> {
+        let relayed_now = self.link(peer) == Some("relayed");
+        (relayed_now || self.closed_relayed.contains(peer)).then(|| {
+            format!(
+                "the only connection to {peer} was relayed, and relays limit each circuit's bytes and duration; larger packs need a direct connection, which hole punching could not open through these NATs"
+            )
+        })
     }
 
     /// Identify told us what `peer` speaks. A relay is a candidate when we reached it
@@ -377,5 +396,23 @@ mod tests {
         nat.closed(&a, relayed);
         nat.closed(&a, direct);
         assert_eq!(nat.link(&a), None);
+        assert_eq!(nat.failure_hint(&a), None, "the last connection was direct");
+    }
+
+    #[test]
+    fn failures_over_relays_say_why() {
+        let mut nat = Nat::default();
+        let peer = PeerId::random();
+        assert_eq!(nat.failure_hint(&peer), None);
+        nat.opened(peer, ConnectionId::new_unchecked(1), None, true);
+        let hint = nat.failure_hint(&peer).unwrap();
+        assert!(hint.contains("relays limit each circuit"), "{hint}");
+        nat.closed(&peer, ConnectionId::new_unchecked(1));
+        assert!(
+            nat.failure_hint(&peer).is_some(),
+            "closed by the relay's limits"
+        );
+        nat.opened(peer, ConnectionId::new_unchecked(2), None, false);
+        assert_eq!(nat.failure_hint(&peer), None);
     }
 }

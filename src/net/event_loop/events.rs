@@ -367,10 +367,17 @@ impl EventLoop {
                 }
             },
             request_response::Event::OutboundFailure {
-                request_id, error, ..
+                peer,
+                request_id,
+                error,
+                ..
             } => {
                 if let Some(outbound) = self.pending.requests.remove(&request_id) {
-                    outbound.failed(error.to_string());
+                    let reason = match self.nat.failure_hint(&peer) {
+                        Some(hint) => format!("{error} ({hint})"),
+                        None => error.to_string(),
+                    };
+                    outbound.failed(reason);
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
