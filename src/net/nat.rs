@@ -151,6 +151,9 @@ impl Nat {
         dialed: Option<&Multiaddr>,
         relayed: bool,
     ) {
+        if !relayed {
+            self.closed_relayed.remove(&peer);
+        }
         if let Some(addr) = dialed.filter(|a| !relayed && !is_relayed(a)) {
             self.dialed.insert(peer, addr.clone());
         }
