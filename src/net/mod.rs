@@ -4,7 +4,8 @@
 //!
 //! Layout: `protocol` (the wire spec), `behaviour` (swarm construction), `event_loop`
 //! (the owner of the swarm, translation only), `command` (what the loop is asked),
-//! `policy` (its decisions, socket-free), `pending` (its ledger of waiting callers),
+//! `policy` (its decisions, socket-free), `nat` (reachability, relay reservations and
+//! connection kinds, socket-free), `pending` (its ledger of waiting callers),
 //! `inbound` (answers to requests), `client` (the handle), `sync` (anti-entropy),
 //! `discovery` (bootstrap redial), `peers` (penalties), `transfer` (archive download).
 
