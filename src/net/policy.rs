@@ -194,12 +194,13 @@ impl Policy {
                     addrs,
                     agent: state.and_then(|s| s.agent.clone()),
                     rtt_ms: state.and_then(|s| s.rtt).map(|d| d.as_millis() as u64),
+                    connection: None,
                 }
             })
             .collect()
     }
 
-    /// Whether a peer discovered by mDNS or named as a provider is worth dialling.
+    /// Whether an mDNS-discovered peer is worth dialling.
     pub fn should_dial(&self, peer: &PeerId, connected: bool) -> bool {
         !connected && !self.penalties.is_banned(peer)
     }
