@@ -1,6 +1,7 @@
 //! The DHT with real swarms over loopback: a restarted publisher provides its archives
-//! again, so a fresh node finds it through a DHT lookup alone; and a node that missed
-//! records (no gossip, no sync) finds them by name in the DHT for `info` and `install`.
+//! again, so a fresh node finds it through a DHT lookup alone; an evicted archive is
+//! withdrawn; a node that missed records (no gossip, no sync) finds them by name in the
+//! DHT for `info` and `install`; and a squatter cannot displace a name's record there.
 
 use std::path::Path;
 use std::time::Duration;
@@ -227,6 +228,50 @@ async fn an_evicted_archive_is_withdrawn() {
     assert!(!info.local);
     assert_eq!(info.providers, 1, "only A holds it now");
     for node in [&a, &c] {
+        node.stop().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_squatter_cannot_displace_a_name_in_the_dht() {
+    use ggen_p2p::package::{PublisherKey, Record, RecordBody};
+
+    let root = tempfile::tempdir().unwrap();
+    let b = node(root.path(), "b", vec![]).await;
+    let a = node(root.path(), "a", vec![address(&b).await]).await;
+    with_key(&a);
+    wait_connected(&a, 1).await;
+    let package = Package::from_dir(packs().join("rust-tracing-setup")).unwrap();
+    let published = a.publish(package.into()).await.unwrap();
+    let receipt = published.receipt.clone().unwrap();
+    assert!(receipt.dht_peers >= 1, "the record reached B's DHT store");
+
+    // S signs the same name with its own key and a higher version, and puts it in the
+    // DHT only (no gossip, nothing in its store).
+    let s = node(root.path(), "s", vec![address(&b).await]).await;
+    wait_connected(&s, 1).await;
+    let genuine = a.store().record(&published.record_id).unwrap().unwrap();
+    let RecordBody::Version(mut body) = genuine.body().clone() else {
+        panic!("a publish makes a version record");
+    };
+    let squatter = PublisherKey::generate();
+    body.publisher = squatter.id();
+    body.version = semver::Version::new(9, 0, 0);
+    let forged = Record::sign(RecordBody::Version(body), &squatter).unwrap();
+    s.client().unwrap().put_record(forged).await.unwrap();
+    s.stop().await.unwrap();
+    a.stop().await.unwrap();
+
+    // C reaches only B, which kept the first publisher's record under the name key.
+    let c = node_without_sync(root.path(), "c", vec![address(&b).await]).await;
+    wait_connected(&c, 1).await;
+    let info = c
+        .info(InfoRequest::new(PackageSpec::new("rust-tracing-setup", "")))
+        .await
+        .unwrap();
+    assert_eq!(info.package.publisher, published.publisher);
+    assert_eq!(info.package.version, published.version);
+    for node in [&b, &c] {
         node.stop().await.unwrap();
     }
 }
