@@ -100,7 +100,25 @@ async fn a_restarted_publisher_is_found_through_the_dht_alone() {
         info.providers, 2,
         "A (confirmed by the chunks it sent) and C"
     );
-    for node in [&a, &b, &c] {
+
+    // The restarted A also put its records in the DHT again (B was not there for the
+    // first put): with A gone, a node that never syncs still finds the name.
+    a.stop().await.unwrap();
+    let d = node_without_sync(root.path(), "d", vec![address(&b).await]).await;
+    wait_connected(&d, 1).await;
+    eventually("D finds the name through the DHT", || {
+        let d = d.clone();
+        async move {
+            d.info(InfoRequest::new(PackageSpec::new(
+                "rust-cli-subcommand",
+                "",
+            )))
+            .await
+            .is_ok()
+        }
+    })
+    .await;
+    for node in [&b, &c, &d] {
         node.stop().await.unwrap();
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::policy::{live_since, PROVIDER_UPKEEP, PROVIDE_SPACING};
 use super::{Client, NetError};
+use crate::package::RecordBody;
 use crate::store::{now_ms, Store};
 use crate::tasks::Tasks;
 
@@ -39,7 +40,12 @@ async fn run(client: &Client, store: &Store) -> Result<(), NetError> {
         }
         tokio::time::sleep(PROVIDE_SPACING).await;
     }
-    let records = store.call(|store| store.published_here_records()).await?;
+    let mut records = store.call(|store| store.published_here_records()).await?;
+    // Oldest version first, so a name key (held locally as put) ends on the newest.
+    records.sort_by_key(|record| match record.body() {
+        RecordBody::Version(v) => Some(v.version.clone()),
+        _ => None,
+    });
     for record in records {
         let id = record.id();
         match client.put_record(record).await {
