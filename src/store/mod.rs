@@ -9,6 +9,7 @@ mod blobs;
 #[cfg(any(test, feature = "test-support"))]
 pub mod corpus;
 mod local;
+pub mod lock;
 mod owner;
 pub mod partial;
 mod records;
