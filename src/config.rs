@@ -54,6 +54,11 @@ pub struct Config {
     pub sync_interval_secs: u64,
     /// Fetched archives kept (least recently used go first); published ones are kept.
     pub cache_size: usize,
+    /// An installed archive may unpack to at most `unpack_ratio` times its size (as its
+    /// signed record declares it), and never less than `unpack_min_size` bytes is
+    /// allowed: a 33 KiB bomb cannot fill the disk, a genuine pack always fits.
+    pub unpack_ratio: u64,
+    pub unpack_min_size: u64,
     pub gossip: GossipConfig,
     /// Package name → the only publisher key accepted for it (like Nix's trusted keys).
     pub trusted_publishers: BTreeMap<String, PublisherId>,
@@ -97,6 +102,8 @@ impl Default for Config {
             replication_factor: 20,
             sync_interval_secs: 30,
             cache_size: 1000,
+            unpack_ratio: 200,
+            unpack_min_size: 64 << 20,
             gossip: GossipConfig::default(),
             trusted_publishers: BTreeMap::new(),
         }

@@ -45,6 +45,24 @@ impl Default for UnpackLimits {
     }
 }
 
+impl UnpackLimits {
+    /// The caps for an archive whose signed record declares `archive_size` bytes: it may
+    /// unpack to at most `max(min_size, ratio × archive_size)` bytes (and never more than
+    /// the defaults), so the record, not the archive's own headers, bounds the damage.
+    pub fn for_archive(archive_size: u64, ratio: u64, min_size: u64) -> Self {
+        let defaults = Self::default();
+        let total = archive_size
+            .saturating_mul(ratio)
+            .max(min_size)
+            .min(defaults.max_total_size);
+        Self {
+            max_total_size: total,
+            max_file_size: defaults.max_file_size.min(total),
+            ..defaults
+        }
+    }
+}
+
 /// What an unpack (or a listing) went through.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct UnpackReport {
@@ -279,7 +297,7 @@ fn check_caps(file: u64, total: u64, limits: &UnpackLimits) -> Result<(), Archiv
     }
     if total > limits.max_total_size {
         return Err(ArchiveError::Limit {
-            what: "total size",
+            what: "total unpacked size (for installs: unpack_ratio x the record's archive size, at least unpack_min_size, in config.toml)",
             limit: limits.max_total_size,
         });
     }
@@ -402,6 +420,18 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect()
+    }
+
+    #[test]
+    fn limits_follow_the_records_archive_size() {
+        let floor = UnpackLimits::for_archive(33 * 1024, 200, 64 << 20);
+        assert_eq!(floor.max_total_size, 64 << 20);
+        assert_eq!(floor.max_file_size, 64 << 20);
+        let ratio = UnpackLimits::for_archive(1 << 20, 200, 64 << 20);
+        assert_eq!(ratio.max_total_size, 200 << 20);
+        assert_eq!(ratio.max_file_size, 200 << 20);
+        let capped = UnpackLimits::for_archive(u64::MAX, 200, 64 << 20);
+        assert_eq!(capped, UnpackLimits::default());
     }
 
     #[test]
