@@ -30,6 +30,7 @@ fn record(key: &PublisherKey, name: &str) -> Record {
         repository: None,
         dependencies: Default::default(),
         published_at: 1_700_000_000_000,
+        unpacked_size: None,
     };
     Record::sign(RecordBody::Version(body), key).unwrap()
 }

@@ -166,7 +166,7 @@ async fn a_signed_bomb_is_refused_at_install_and_leaves_nothing() {
         info.size
     );
 
-    let sign = |name: &str, archive| {
+    let sign = |name: &str, archive, unpacked_size| {
         let body = VersionRecord {
             publisher: key.id(),
             name: name.into(),
@@ -180,10 +180,15 @@ async fn a_signed_bomb_is_refused_at_install_and_leaves_nothing() {
             repository: None,
             dependencies: Default::default(),
             published_at: 1,
+            unpacked_size,
         };
         Record::sign(RecordBody::Version(body), &key).unwrap()
     };
-    registry.store().ingest(&sign("bomb", info)).unwrap();
+    // Declaring the true inflated size does not raise the cap.
+    registry
+        .store()
+        .ingest(&sign("bomb", info, Some(INFLATED)))
+        .unwrap();
 
     let target = root.path().join("installs/bomb");
     let refused = registry
@@ -203,11 +208,14 @@ async fn a_signed_bomb_is_refused_at_install_and_leaves_nothing() {
     assert!(registry.store().installs().unwrap().is_empty());
 
     // A genuine pack installs and reports what it unpacked.
-    let mut writer = registry.store().blob_writer().unwrap();
+    let writer = registry.store().blob_writer().unwrap();
     let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/packs/rust-axum-service");
-    writer = pack_dir(&pack, writer).unwrap();
+    let (writer, unpacked) = ggen_p2p::package::archive::pack_dir_counted(&pack, writer).unwrap();
     let info = writer.commit().unwrap().info;
-    registry.store().ingest(&sign("genuine", info)).unwrap();
+    registry
+        .store()
+        .ingest(&sign("genuine", info, Some(unpacked)))
+        .unwrap();
     let target = root.path().join("installs/genuine");
     let report = registry
         .install(
@@ -224,4 +232,5 @@ async fn a_signed_bomb_is_refused_at_install_and_leaves_nothing() {
         .sum();
     assert!(report.unpacked_size > 0);
     assert_eq!(report.unpacked_size, on_disk);
+    assert_eq!(report.unpacked_size, unpacked);
 }

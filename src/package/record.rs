@@ -63,6 +63,10 @@ pub struct VersionRecord {
     pub dependencies: BTreeMap<String, String>,
     /// Milliseconds since the Unix epoch, as the publisher's clock saw it.
     pub published_at: u64,
+    /// Bytes of file content the archive unpacks to. Absent in records from older
+    /// publishers (they still verify); when present, install requires exactly this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpacked_size: Option<u64>,
 }
 
 /// "Hide `name@version` from new resolutions" (lockfiles can still fetch it).
@@ -246,6 +250,7 @@ impl VersionRecord {
                 .map(|(name, req)| (name.clone(), req.to_string()))
                 .collect(),
             published_at,
+            unpacked_size: None,
         }
     }
 }
@@ -374,6 +379,7 @@ mod tests {
             repository: None,
             dependencies: BTreeMap::from([("rust-tracing-setup".into(), "^0.3".into())]),
             published_at: 1,
+            unpacked_size: None,
         }
     }
 

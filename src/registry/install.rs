@@ -92,6 +92,7 @@ pub(super) async fn install(
     let config = registry.config();
     let limits = UnpackLimits::for_archive(
         meta.archive.size,
+        meta.record.unpacked_size,
         config.unpack_ratio,
         config.unpack_min_size,
     );

@@ -410,6 +410,7 @@ pub(crate) mod test_util {
             repository: None,
             dependencies: BTreeMap::new(),
             published_at,
+            unpacked_size: None,
         }
     }
 
