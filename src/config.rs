@@ -60,6 +60,11 @@ pub struct Config {
     pub unpack_ratio: u64,
     pub unpack_min_size: u64,
     pub gossip: GossipConfig,
+    /// Serve as a circuit relay v2 for nodes behind NAT; it only takes effect once AutoNAT
+    /// has confirmed this node is publicly reachable.
+    pub relay_server: bool,
+    /// Bounds of the relay server.
+    pub relay: RelayConfig,
     /// Package name → the only publisher key accepted for it (like Nix's trusted keys).
     pub trusted_publishers: BTreeMap<String, PublisherId>,
 }
@@ -71,6 +76,34 @@ pub struct GossipConfig {
     pub mesh_n_low: usize,
     pub mesh_n_high: usize,
     pub heartbeat_ms: u64,
+}
+
+/// Bounds of the circuit relay v2 server: reservations, circuits, and each circuit's
+/// bytes and duration (bulk transfers use the direct connection DCUtR opens).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    pub max_reservations: usize,
+    pub max_reservations_per_peer: usize,
+    pub reservation_duration_secs: u64,
+    pub max_circuits: usize,
+    pub max_circuits_per_peer: usize,
+    pub max_circuit_duration_secs: u64,
+    pub max_circuit_bytes: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            max_reservations: 128,
+            max_reservations_per_peer: 4,
+            reservation_duration_secs: 3600,
+            max_circuits: 16,
+            max_circuits_per_peer: 4,
+            max_circuit_duration_secs: 120,
+            max_circuit_bytes: 1 << 20,
+        }
+    }
 }
 
 impl Default for GossipConfig {
@@ -105,6 +138,8 @@ impl Default for Config {
             unpack_ratio: 200,
             unpack_min_size: 64 << 20,
             gossip: GossipConfig::default(),
+            relay_server: true,
+            relay: RelayConfig::default(),
             trusted_publishers: BTreeMap::new(),
         }
     }

@@ -41,10 +41,11 @@ pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
             vec![
                 p.peer_id.clone(),
                 p.rtt_ms.map(|ms| format!("{ms} ms")).unwrap_or_default(),
+                p.connection.clone().unwrap_or_default(),
                 p.addrs.first().cloned().unwrap_or_default(),
             ]
         })
         .collect();
-    out.table(&["PEER", "RTT", "ADDRESS"], &rows)?;
+    out.table(&["PEER", "RTT", "LINK", "ADDRESS"], &rows)?;
     Ok(())
 }

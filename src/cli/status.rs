@@ -34,6 +34,15 @@ pub async fn run(backend: &Backend, request: StatusRequest, out: &Output) -> Res
                 "dht:          {} peers in routing table",
                 net.routing_table_size
             ));
+            let relay = if net.relay_server {
+                ", serving as relay"
+            } else {
+                ""
+            };
+            lines.push(format!("reachability: {}{relay}", net.reachability));
+            for addr in &net.relay_reservations {
+                lines.push(format!("relayed at:   {addr}"));
+            }
         }
         None => lines.push("node:         offline (start one with `ggen-p2p start`)".into()),
     }

@@ -1,6 +1,7 @@
 //! The composed libp2p behaviour and the swarm built around it: transports (TCP, QUIC,
 //! DNS, relay client), identify, ping, our own Kademlia, gossipsub with application
-//! validation, request-response, and optional mDNS/AutoNAT, and binding its listeners.
+//! validation, request-response, optional mDNS/AutoNAT, the circuit relay v2 server and
+//! DCUtR, and binding its listeners.
 //! Configuration only; events are handled in `event_loop.rs`.
 
 use std::collections::HashSet;
@@ -46,6 +47,9 @@ pub struct Behaviour {
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub autonat: Toggle<autonat::Behaviour>,
     pub relay: relay::client::Behaviour,
+    /// Serves nodes behind NAT; libp2p advertises it only with a confirmed external
+    /// address (AutoNAT said public).
+    pub relay_server: Toggle<relay::Behaviour>,
     pub dcutr: dcutr::Behaviour,
 }
 
@@ -108,6 +112,16 @@ pub fn loopback_only(listen: &[Multiaddr]) -> bool {
         })
 }
 
+/// AutoNAT v1 with libp2p's defaults, except that non-global addresses may be probed:
+/// a server dials back only the IP the asking connection came from, so this cannot be
+/// aimed at third parties, and LANs (and the NAT lab's 198.18.0.0/15) need it.
+fn autonat_config() -> autonat::Config {
+    autonat::Config {
+        only_global_ips: false,
+        ..autonat::Config::default()
+    }
+}
+
 /// Builds the swarm (TCP + QUIC + DNS + relay client) and subscribes to the records topic.
 pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
     let gossip = gossip_config(config)?;
@@ -160,7 +174,11 @@ pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
                 None
             };
             let autonat = (config.autonat && !loopback_only(&config.listen))
-                .then(|| autonat::Behaviour::new(id, autonat::Config::default()));
+                .then(|| autonat::Behaviour::new(id, autonat_config()));
+            let relay_server = config
+                .relay_server
+                .as_ref()
+                .map(|limits| relay::Behaviour::new(id, limits.server_config()));
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Behaviour {
                 blocked: allow_block_list::Behaviour::default(),
                 limits: connection_limits::Behaviour::new(limits),
@@ -172,6 +190,7 @@ pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
                 mdns: mdns.into(),
                 autonat: autonat.into(),
                 relay,
+                relay_server: relay_server.into(),
                 dcutr: dcutr::Behaviour::new(id),
             })
         })

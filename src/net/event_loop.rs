@@ -17,6 +17,7 @@ use super::behaviour::{bind, build_swarm, records_topic, Behaviour};
 use super::client::Client;
 use super::command::Command;
 use super::discovery::{peer_of, Bootstrap};
+use super::nat::{circuit_listen_addr, Nat};
 use super::pending::{Dial, Lookup, Outbound, Pending};
 use super::policy::{self, Policy};
 use super::protocol::{dht_key, provider_key};
@@ -42,6 +43,10 @@ struct EventLoop {
     sync_interval: Duration,
     policy: Policy,
     pending: Pending,
+    /// Reachability, relay reservations and connection kinds (decisions in `nat.rs`).
+    nat: Nat,
+    /// Relay circuit listeners: listener → relay, to forget the reservation if it fails.
+    relay_listeners: std::collections::HashMap<libp2p::core::transport::ListenerId, PeerId>,
 }
 
 pub(crate) async fn spawn(
@@ -80,6 +85,8 @@ pub(crate) async fn spawn(
         sync_interval: config.sync_interval,
         policy: Policy::new(bootstrap, prune_target, config.prune_grace),
         pending: Pending::new(config.connection_timeout, config.query_timeout),
+        nat: Nat::default(),
+        relay_listeners: Default::default(),
     };
     tasks.spawn(event_loop.run());
     Ok(client)
@@ -101,6 +108,8 @@ impl EventLoop {
                 _ = tick.tick() => {
                     self.dial_bootstrap();
                     self.expire();
+                    self.reserve_relays();
+                    self.close_redundant_relayed();
                 }
                 _ = sync_tick.tick() => {
                     let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
@@ -129,6 +138,33 @@ impl EventLoop {
                 tracing::debug!("bootstrap dial {addr}: {e}");
                 self.policy.bootstrap.on_lost(&peer, Instant::now());
             }
+        }
+    }
+
+    /// Behind NAT: listen through relays among our peers (a reservation each).
+    fn reserve_relays(&mut self) {
+        for (relay, addr) in self.nat.relays_to_reserve(Instant::now()) {
+            let listen = circuit_listen_addr(&addr, relay);
+            match self.swarm.listen_on(listen.clone()) {
+                Ok(id) => {
+                    tracing::info!("asking relay {relay} for a reservation ({listen})");
+                    self.relay_listeners.insert(id, relay);
+                }
+                Err(e) => {
+                    tracing::debug!("relay listen {listen}: {e}");
+                    self.nat.reservation_failed(&relay);
+                }
+            }
+        }
+    }
+
+    /// Once DCUtR opened a direct connection, the relayed one closes (when idle), so
+    /// transfers take the direct path.
+    fn close_redundant_relayed(&mut self) {
+        let busy = self.pending.busy_peers();
+        for (peer, connection) in self.nat.redundant_relayed(&busy) {
+            tracing::debug!("closing the relayed connection to {peer}: a direct one is open");
+            self.swarm.close_connection(connection);
         }
     }
 
@@ -249,7 +285,13 @@ impl EventLoop {
                 let _ = reply.send(self.status());
             }
             Command::Peers { reply } => {
-                let _ = reply.send(self.policy.peer_infos(self.swarm.connected_peers()));
+                let mut infos = self.policy.peer_infos(self.swarm.connected_peers());
+                for info in &mut infos {
+                    if let Ok(peer) = info.peer_id.parse::<PeerId>() {
+                        info.connection = self.nat.link(&peer).map(String::from);
+                    }
+                }
+                let _ = reply.send(infos);
             }
             Command::Dial { addr, reply } => self.dial(addr, reply),
             Command::Disconnect { peer, reply } => {
@@ -324,6 +366,10 @@ impl EventLoop {
             connected_peers: self.swarm.connected_peers().count(),
             routing_table_size,
             gossip_mesh_peers: behaviour.gossipsub.all_mesh_peers().count(),
+            reachability: self.nat.reachability,
+            relay_reservations: self.nat.reservations(),
+            relay_server: behaviour.relay_server.is_enabled()
+                && self.swarm.external_addresses().next().is_some(),
         }
     }
 }

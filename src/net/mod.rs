@@ -4,7 +4,8 @@
 //!
 //! Layout: `protocol` (the wire spec), `behaviour` (swarm construction), `event_loop`
 //! (the owner of the swarm, translation only), `command` (what the loop is asked),
-//! `policy` (its decisions, socket-free), `pending` (its ledger of waiting callers),
+//! `policy` (its decisions, socket-free), `nat` (reachability, relay reservations and
+//! connection kinds, socket-free), `pending` (its ledger of waiting callers),
 //! `inbound` (answers to requests), `client` (the handle), `sync` (anti-entropy),
 //! `discovery` (bootstrap redial), `peers` (penalties), `transfer` (archive download).
 
@@ -14,6 +15,7 @@ pub(crate) mod command;
 pub(crate) mod discovery;
 pub(crate) mod event_loop;
 pub(crate) mod inbound;
+pub(crate) mod nat;
 pub(crate) mod peers;
 pub(crate) mod pending;
 pub(crate) mod policy;
@@ -27,6 +29,7 @@ pub use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 
 pub use client::Client;
+pub use nat::{Reachability, RelayLimits};
 pub use protocol::{Request, Response};
 
 use crate::config::Config;
@@ -46,6 +49,9 @@ pub struct NetConfig {
     /// AutoNAT probing. Off for loopback-only nodes: with QUIC on localhost its probes
     /// drop connections (rust-libp2p #3308).
     pub autonat: bool,
+    /// Circuit relay v2 server bounds; `None` turns the server off. libp2p only
+    /// advertises it once AutoNAT has confirmed an external address.
+    pub relay_server: Option<RelayLimits>,
     pub max_connections: u32,
     /// Dial/negotiation and single request-response exchange timeout.
     pub connection_timeout: Duration,
@@ -88,6 +94,18 @@ impl NetConfig {
             bootstrap: parse_addrs("bootstrap", &config.bootstrap)?,
             mdns: config.mdns,
             autonat: config.autonat,
+            relay_server: config.relay_server.then(|| {
+                let relay = &config.relay;
+                RelayLimits {
+                    max_reservations: relay.max_reservations,
+                    max_reservations_per_peer: relay.max_reservations_per_peer,
+                    reservation_duration: Duration::from_secs(relay.reservation_duration_secs),
+                    max_circuits: relay.max_circuits,
+                    max_circuits_per_peer: relay.max_circuits_per_peer,
+                    max_circuit_duration: Duration::from_secs(relay.max_circuit_duration_secs),
+                    max_circuit_bytes: relay.max_circuit_bytes,
+                }
+            }),
             max_connections: config.max_connections,
             connection_timeout: Duration::from_secs(config.connection_timeout_secs),
             idle_timeout: Duration::from_secs(config.idle_timeout_secs),
@@ -163,6 +181,12 @@ pub struct NetStatus {
     pub connected_peers: usize,
     pub routing_table_size: usize,
     pub gossip_mesh_peers: usize,
+    /// What AutoNAT concluded: public, private or unknown.
+    pub reachability: Reachability,
+    /// Our circuit addresses, one per relay holding a reservation for us.
+    pub relay_reservations: Vec<String>,
+    /// Whether this node serves as a relay now (configured and publicly reachable).
+    pub relay_server: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,6 +195,8 @@ pub struct PeerInfo {
     pub addrs: Vec<String>,
     pub agent: Option<String>,
     pub rtt_ms: Option<u64>,
+    /// "direct" or "relayed" (through a circuit relay).
+    pub connection: Option<String>,
 }
 
 /// Starts the event loop task (which alone owns the swarm) on `tasks` once every

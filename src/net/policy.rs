@@ -159,6 +159,7 @@ impl Policy {
                     addrs,
                     agent: state.and_then(|s| s.agent.clone()),
                     rtt_ms: state.and_then(|s| s.rtt).map(|d| d.as_millis() as u64),
+                    connection: None,
                 }
             })
             .collect()

@@ -212,6 +212,12 @@ pub struct NetStatus {
     pub connected_peers: usize,
     pub routing_table_size: usize,
     pub gossip_mesh_peers: usize,
+    /// What AutoNAT concluded about this node: "public", "private" or "unknown".
+    pub reachability: String,
+    /// This node's circuit addresses, one per relay holding a reservation for it.
+    pub relay_reservations: Vec<String>,
+    /// This node serves as a circuit relay now (configured and publicly reachable).
+    pub relay_server: bool,
 }
 
 /// `status`.
@@ -236,6 +242,8 @@ pub struct PeerInfo {
     pub agent: Option<String>,
     /// Last ping round trip.
     pub rtt_ms: Option<u64>,
+    /// "direct" or "relayed" (through a circuit relay; DCUtR upgrades it when it can).
+    pub connection: Option<String>,
 }
 
 /// `peers`, `peers add` and `peers remove`: the connected peers afterwards.
@@ -338,6 +346,9 @@ impl From<net::NetStatus> for NetStatus {
             connected_peers: n.connected_peers,
             routing_table_size: n.routing_table_size,
             gossip_mesh_peers: n.gossip_mesh_peers,
+            reachability: n.reachability.as_str().to_string(),
+            relay_reservations: n.relay_reservations,
+            relay_server: n.relay_server,
         }
     }
 }
@@ -349,6 +360,7 @@ impl From<net::PeerInfo> for PeerInfo {
             addrs: p.addrs,
             agent: p.agent,
             rtt_ms: p.rtt_ms,
+            connection: p.connection,
         }
     }
 }

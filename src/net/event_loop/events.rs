@@ -1,5 +1,6 @@
-//! Translation of swarm events: connections, identify, ping, mDNS, gossip, Kademlia and
-//! request-response events become policy calls, ledger answers and spawned store work.
+//! Translation of swarm events: connections, identify, ping, mDNS, gossip, Kademlia,
+//! request-response, AutoNAT, relay and DCUtR events become policy calls, ledger answers
+//! and spawned store work.
 //! Commands are translated in the parent module; no decision is made here.
 
 use libp2p::core::ConnectedPoint;
@@ -9,15 +10,19 @@ use libp2p::kad::{self, GetProvidersOk, QueryResult};
 use libp2p::request_response;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, mdns, ping, PeerId};
+use libp2p::{autonat, dcutr, identify, mdns, ping, relay, PeerId};
 use std::time::Instant;
 
 use super::super::behaviour::BehaviourEvent;
 use super::super::command::Command;
 use super::super::inbound;
+use super::super::nat::{is_relayed, HOP_PROTOCOL};
 use super::super::policy::{self, OnConnect};
 use super::super::protocol::{archive_of_key, check_dht_record, Request, Response, KAD_PROTOCOL};
 use super::EventLoop;
+
+/// Providers dialed per lookup step (the transfer uses a few; the rest wait).
+const PROVIDER_DIALS: usize = 4;
 
 impl EventLoop {
     pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -32,6 +37,11 @@ impl EventLoop {
                 ..
             } => {
                 let dial = self.pending.dials.remove(&connection_id);
+                let dialed = match &endpoint {
+                    ConnectedPoint::Dialer { address, .. } => Some(address),
+                    ConnectedPoint::Listener { .. } => None,
+                };
+                (self.nat).opened(peer_id, connection_id, dialed, endpoint.is_relayed());
                 let remote = match endpoint {
                     ConnectedPoint::Dialer { address, .. } => address,
                     ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr,
@@ -56,9 +66,15 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 ..
-            } => self.policy.disconnected(&peer_id, now),
+            } => {
+                self.nat.closed(&peer_id, connection_id);
+                if num_established == 0 {
+                    self.policy.disconnected(&peer_id, now);
+                }
+            }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
                 peer_id,
@@ -73,6 +89,29 @@ impl EventLoop {
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!("listening on {address}");
+                if is_relayed(&address) {
+                    // A reservation: others reach us through the relay at this address.
+                    self.nat.circuit_listening(&address);
+                    self.swarm.add_external_address(address);
+                }
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } if is_relayed(&address) => {
+                self.nat.circuit_closed(std::slice::from_ref(&address));
+                self.swarm.remove_external_address(&address);
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                addresses,
+                reason,
+            } => {
+                if let Some(relay) = self.relay_listeners.remove(&listener_id) {
+                    tracing::info!("relay {relay} reservation ended: {reason:?}");
+                    self.nat.reservation_failed(&relay);
+                    self.nat.circuit_closed(&addresses);
+                    for address in &addresses {
+                        self.swarm.remove_external_address(address);
+                    }
+                }
             }
             _ => {}
         }
@@ -82,6 +121,8 @@ impl EventLoop {
         match event {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 let speaks_kad = info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL);
+                let speaks_hop = info.protocols.iter().any(|p| p.as_ref() == HOP_PROTOCOL);
+                self.nat.identified(peer_id, speaks_hop);
                 if speaks_kad {
                     for addr in &info.listen_addrs {
                         self.swarm
@@ -104,6 +145,30 @@ impl EventLoop {
                 message,
             }) => self.validate_gossip(propagation_source, message_id, message.data),
             BehaviourEvent::Rr(event) => self.on_rr_event(event),
+            BehaviourEvent::Autonat(autonat::Event::StatusChanged { old, new }) => {
+                let mode = self.nat.status_changed(&new);
+                tracing::info!("reachability {old:?} -> {new:?}: kademlia {mode}");
+                self.swarm.behaviour_mut().kad.set_mode(Some(mode));
+            }
+            BehaviourEvent::Relay(relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal,
+                ..
+            }) => {
+                if !renewal {
+                    tracing::info!("relay {relay_peer_id} accepted our reservation");
+                }
+                self.nat.reserved(relay_peer_id);
+            }
+            BehaviourEvent::Relay(event) => tracing::debug!("relay client: {event:?}"),
+            BehaviourEvent::RelayServer(event) => tracing::debug!("relay server: {event:?}"),
+            BehaviourEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            }) => match result {
+                Ok(_) => tracing::info!("direct connection to {remote_peer_id} (hole punched)"),
+                Err(e) => tracing::info!("no direct connection to {remote_peer_id}: {e}"),
+            },
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     self.swarm
@@ -186,6 +251,7 @@ impl EventLoop {
                 QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders {
                     providers, ..
                 })) => {
+                    self.dial_providers(&providers);
                     let done = match self.pending.lookups.get_mut(&id) {
                         Some(lookup) => {
                             policy::lookup_done(&mut lookup.found, providers, step.last)
@@ -223,6 +289,29 @@ impl EventLoop {
                 _ => {}
             },
             _ => {}
+        }
+    }
+
+    /// Dials providers we are not connected to while their query still holds the
+    /// addresses they were announced with (a provider behind NAT is reachable only at its
+    /// relay circuit address, which no routing table holds); the transfer that follows
+    /// then finds them connected.
+    fn dial_providers(&mut self, providers: &std::collections::HashSet<PeerId>) {
+        let local = *self.swarm.local_peer_id();
+        for peer in providers
+            .iter()
+            .filter(|p| **p != local)
+            .take(PROVIDER_DIALS)
+        {
+            if self.swarm.is_connected(peer) || self.policy.penalties.is_banned(peer) {
+                continue;
+            }
+            let opts = DialOpts::peer_id(*peer)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                tracing::debug!("dial provider {peer}: {e}");
+            }
         }
     }
 
@@ -278,10 +367,17 @@ impl EventLoop {
                 }
             },
             request_response::Event::OutboundFailure {
-                request_id, error, ..
+                peer,
+                request_id,
+                error,
+                ..
             } => {
                 if let Some(outbound) = self.pending.requests.remove(&request_id) {
-                    outbound.failed(error.to_string());
+                    let reason = match self.nat.failure_hint(&peer) {
+                        Some(hint) => format!("{error} ({hint})"),
+                        None => error.to_string(),
+                    };
+                    outbound.failed(reason);
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
