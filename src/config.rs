@@ -58,6 +58,11 @@ pub struct Config {
     pub anti_entropy: bool,
     /// Fetched archives kept (least recently used go first); published ones are kept.
     pub cache_size: usize,
+    /// An installed archive may unpack to at most `unpack_ratio` times its size (as its
+    /// signed record declares it), and never less than `unpack_min_size` bytes is
+    /// allowed: a 33 KiB bomb cannot fill the disk, a genuine pack always fits.
+    pub unpack_ratio: u64,
+    pub unpack_min_size: u64,
     pub gossip: GossipConfig,
     /// Serve as a circuit relay v2 for nodes behind NAT; it only takes effect once AutoNAT
     /// has confirmed this node is publicly reachable.
@@ -135,6 +140,8 @@ impl Default for Config {
             sync_interval_secs: 30,
             anti_entropy: true,
             cache_size: 1000,
+            unpack_ratio: 200,
+            unpack_min_size: 64 << 20,
             gossip: GossipConfig::default(),
             relay_server: true,
             relay: RelayConfig::default(),

@@ -260,3 +260,151 @@ async fn stop_ends_every_task_and_frees_every_port() {
     second.stop().await.unwrap();
     assert_eq!(second.tasks().alive(), 0);
 }
+
+/// DNS rebinding: a page on another origin (or reaching the port under another name)
+/// can neither read nor act. The dashboard's own origin and the CLI (no Origin) pass.
+#[tokio::test]
+async fn foreign_host_and_origin_are_refused_and_the_dashboards_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_registry, server, _client) = serve(dir.path()).await;
+    let http = reqwest::Client::new();
+    let port = server.addr.port();
+    let url = |path: &str| format!("http://{}{path}", server.addr);
+    let ours = server.addr.to_string();
+    let localhost = format!("localhost:{port}");
+
+    for path in [
+        "/",
+        "/api/v1/status",
+        "/api/v1/list",
+        "/api/v1/verify",
+        "/metrics",
+    ] {
+        let plain = http.get(url(path)).send().await.unwrap();
+        assert_eq!(plain.status(), 200, "{path} from the CLI");
+        for host in [&ours, &localhost] {
+            let same = http
+                .get(url(path))
+                .header("host", host.as_str())
+                .header("origin", format!("http://{host}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(same.status(), 200, "{path} from the dashboard at {host}");
+        }
+        for host in [
+            format!("evil.example:{port}"),
+            "127.0.0.1".into(),
+            format!("127.0.0.1:{}", port + 1),
+        ] {
+            let wrong = http
+                .get(url(path))
+                .header("host", host.as_str())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(wrong.status(), 421, "{path} with Host {host}");
+            let message: Value = wrong.json().await.unwrap();
+            assert!(
+                message["error"].as_str().unwrap().contains(&ours),
+                "the refusal names the right address: {message}"
+            );
+        }
+        for origin in [
+            "http://evil.example",
+            "null",
+            &format!("https://{ours}"),
+            &format!("http://{ours}.evil.example"),
+        ] {
+            let foreign = http
+                .get(url(path))
+                .header("origin", origin)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(foreign.status(), 403, "{path} from origin {origin}");
+        }
+    }
+
+    // Changing routes too, even with the token: nothing is published.
+    let body = serde_json::json!({ "dir": pack("rust-axum-service") });
+    let foreign = http
+        .post(url("/api/v1/publish"))
+        .bearer_auth(&server.token)
+        .header("origin", "http://evil.example")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    let rebound = http
+        .post(url("/api/v1/publish"))
+        .bearer_auth(&server.token)
+        .header("host", format!("evil.example:{port}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 421);
+    let list: Value = http
+        .get(url("/api/v1/list"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["published"], serde_json::json!([]), "{list}");
+    let same = http
+        .post(url("/api/v1/publish"))
+        .bearer_auth(&server.token)
+        .header("origin", format!("http://{ours}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status(), 200, "the dashboard's origin may act");
+}
+
+/// Sockets opened and left silent cannot lock callers out: at the connection cap the
+/// oldest idle one is closed to make room, and the rest are closed once the header read
+/// timeout passes.
+#[tokio::test]
+async fn thousands_of_idle_sockets_do_not_stop_a_request() {
+    const IDLE: usize = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (_registry, server, _client) = serve(dir.path()).await;
+    let mut idle = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        idle.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+
+    let begun = std::time::Instant::now();
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        reqwest::Client::new()
+            .get(format!("http://{}/api/v1/status", server.addr))
+            .send(),
+    )
+    .await
+    .expect("a normal request is answered while idle sockets are open")
+    .unwrap();
+    assert_eq!(answered.status(), 200);
+    assert!(begun.elapsed() < std::time::Duration::from_secs(5));
+
+    // Every idle socket is closed by the server: most at once for room, the last ones
+    // (at most the cap) when the header read timeout passes.
+    let closed = futures::future::join_all(idle.iter_mut().map(|socket| async move {
+        let mut byte = [0u8; 1];
+        matches!(
+            tokio::time::timeout(
+                std::time::Duration::from_secs(15),
+                tokio::io::AsyncReadExt::read(socket, &mut byte),
+            )
+            .await,
+            Ok(Ok(0) | Err(_))
+        )
+    }))
+    .await;
+    assert_eq!(closed.iter().filter(|c| **c).count(), IDLE);
+}

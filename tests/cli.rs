@@ -186,6 +186,24 @@ fn invalid_manifest_names_file_field_and_rule() {
     let err = node.fails(&["publish", pack.to_str().unwrap()], 1);
     assert!(err.contains("version"), "{err}");
 
+    // Build metadata would let two archives share one version: refused, naming the
+    // field and the rule, and nothing is published.
+    std::fs::write(
+        pack.join("package.toml"),
+        "[package]\nname = \"ok\"\nversion = \"1.0.7+build\"\ndescription = \"x\"\n",
+    )
+    .unwrap();
+    let err = node.fails(&["publish", pack.to_str().unwrap()], 1);
+    assert!(
+        err.contains("package.toml")
+            && err.contains("version")
+            && err.contains("build metadata")
+            && err.contains("major.minor.patch[-pre]"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(node.json(&["list"])["published"], serde_json::json!([]));
+
     let empty = node.dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let err = node.fails(&["publish", empty.to_str().unwrap()], 1);

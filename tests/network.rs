@@ -54,6 +54,7 @@ fn version_record(key: &PublisherKey, name: &str, version: &str, archive: Archiv
         repository: None,
         dependencies: Default::default(),
         published_at: 1_700_000_000_000,
+        unpacked_size: None,
     };
     Record::sign(RecordBody::Version(body), key).unwrap()
 }

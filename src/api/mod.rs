@@ -3,12 +3,17 @@
 //!
 //! On start the daemon writes [`API_FILE`] (address and access token, mode 0600) into the
 //! data directory; calls that change anything must carry `Authorization: Bearer <token>`,
-//! so only users who can read the data directory can act through the API.
+//! so only users who can read the data directory can act through the API. Every request
+//! must name the API's own loopback address as its `Host` (else 421) and, when it carries
+//! an `Origin`, come from that same origin (else 403), so a web page on another origin
+//! (DNS rebinding included) can neither read nor act. Connections are capped and must
+//! send their headers in time ([`server`]).
 
 pub mod client;
 mod dashboard;
 mod metrics;
 mod routes;
+mod server;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -75,12 +80,7 @@ pub async fn serve(registry: P2PRegistry, addr: &str) -> Result<ApiServer, ApiEr
     let tasks = registry.tasks().clone();
     let shutdown = tasks.token().clone();
     let app = routes::router(registry, token.clone(), bound);
-    tasks.spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
-        if let Err(err) = server.await {
-            tracing::error!(%err, "api server failed");
-        }
-    });
+    tasks.spawn(server::run(listener, app, shutdown, tasks.clone()));
     Ok(ApiServer { addr: bound, token })
 }
 

@@ -77,7 +77,48 @@ pub(super) fn router(registry: P2PRegistry, token: String, addr: SocketAddr) -> 
         .route("/api/v1/verify", get(verify))
         .route("/api/v1/peers", get(peers))
         .merge(changing)
+        .layer(middleware::from_fn_with_state(state.clone(), same_origin))
         .with_state(state)
+}
+
+/// Every route, matched or not: the `Host` must be this API's loopback address
+/// (`127.0.0.1:PORT`, or `localhost:PORT`), and an `Origin`, when sent, must be
+/// `http://` + that host. A page served from any other origin (a rebound DNS name
+/// included) is refused before a handler runs.
+async fn same_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let ours = [
+        state.addr.to_string(),
+        format!("localhost:{}", state.addr.port()),
+    ];
+    if !ours.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+        return Failure(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "Host {host:?} is not this API; address it as http://{} (or http://localhost:{})",
+                state.addr,
+                state.addr.port()
+            ),
+        )
+        .into_response();
+    }
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if !origin.eq_ignore_ascii_case(&format!("http://{host}")) {
+            return Failure(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "requests from origin {origin:?} are refused; only the dashboard at http://{host} may call this API from a browser"
+                ),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -4,15 +4,18 @@
 //! without a daemon; this file only delegates.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::api::client::ApiClient;
 use crate::registry::{
     AddPeerRequest, InfoReport, InfoRequest, InstallReport, InstallRequest, ListReport,
     ListRequest, P2PRegistry, P2PRegistryBuilder, PeersReport, PeersRequest, Progress,
-    PublishReport, PublishRequest, Registry, RemovePeerRequest, Result, SearchReport,
-    SearchRequest, StatusReport, StatusRequest, VerifyReport, VerifyRequest, YankReport,
-    YankRequest,
+    PublishReport, PublishRequest, Registry, RegistryError, RemovePeerRequest, Result,
+    SearchReport, SearchRequest, StatusReport, StatusRequest, VerifyReport, VerifyRequest,
+    YankReport, YankRequest,
 };
+use crate::store::lock::{self, LOCK_FILE};
+use crate::store::StoreError;
 
 pub enum Backend {
     /// No daemon answered: work on the data directory in this process.
@@ -22,13 +25,51 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The daemon when one answers; else, unless a daemon holds the data directory's
+    /// lock (then it is starting or stuck, and working beside it would be wrong), the
+    /// data directory in this process.
     pub async fn connect(data_dir: &Path) -> Result<Self> {
         if let Some(client) = ApiClient::discover(data_dir).await {
             return Ok(Backend::Remote(client));
         }
+        if let Some(pid) = held_by(data_dir)? {
+            // A daemon that has just taken the lock writes its API file a moment later.
+            let begun = Instant::now();
+            while begun.elapsed() < STARTING_PATIENCE {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if let Some(client) = ApiClient::discover(data_dir).await {
+                    return Ok(Backend::Remote(client));
+                }
+                if held_by(data_dir)?.is_none() {
+                    return Self::local(data_dir);
+                }
+            }
+            return Err(RegistryError::Unreachable {
+                addr: format!("{} (pid {pid})", data_dir.display()),
+                reason: format!(
+                    "holds {} but its API does not answer; wait until it has started, or stop it (kill -TERM {pid}) and retry",
+                    data_dir.join(LOCK_FILE).display()
+                ),
+            });
+        }
+        Self::local(data_dir)
+    }
+
+    fn local(data_dir: &Path) -> Result<Self> {
         let registry = P2PRegistryBuilder::new().with_data_dir(data_dir).build()?;
         Ok(Backend::Local(registry))
     }
+}
+
+/// How long a command waits for a daemon that holds the lock to answer on its API.
+const STARTING_PATIENCE: Duration = Duration::from_secs(3);
+
+/// The PID of the daemon holding the data directory's lock, if one does.
+fn held_by(data_dir: &Path) -> Result<Option<String>> {
+    lock::holder(data_dir).map_err(|e| match e {
+        lock::LockError::Io { path, source } => StoreError::Io { path, source }.into(),
+        held @ lock::LockError::Held { .. } => RegistryError::Refused(held.to_string()),
+    })
 }
 
 /// Forwards one operation to whichever registry is behind the backend.

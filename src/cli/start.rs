@@ -1,5 +1,6 @@
 //! `ggen-p2p start`: run a node until Ctrl-C or SIGTERM — the libp2p network, the local
-//! API and dashboard — then shut everything down in order and remove the API file.
+//! API and dashboard — then shut everything down in order and remove the API file. The
+//! data directory's daemon lock is held from before the store opens until after it closes.
 
 use std::path::Path;
 
@@ -8,6 +9,7 @@ use anyhow::{Context, Result};
 use super::Output;
 use crate::api::{self, client::ApiClient};
 use crate::registry::{P2PRegistryBuilder, Registry, StartReport, StatusRequest, FORMAT_VERSION};
+use crate::store::lock::DaemonLock;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,6 +32,9 @@ pub struct Args {
 
 pub async fn run(data_dir: &Path, args: Args, out: &Output) -> Result<()> {
     init_tracing();
+    // Held until this function returns (after the registry has stopped): one daemon per
+    // data directory, and offline commands see it is there.
+    let _lock = DaemonLock::acquire(data_dir)?;
     if let Some(running) = ApiClient::discover(data_dir).await {
         anyhow::bail!(
             "a node already runs on {} (API {}); stop it first or pass another --data-dir",

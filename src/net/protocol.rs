@@ -188,6 +188,7 @@ mod tests {
             repository: None,
             dependencies: Default::default(),
             published_at: 1,
+            unpacked_size: None,
         };
         Record::sign(RecordBody::Version(body), key).unwrap()
     }

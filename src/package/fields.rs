@@ -37,10 +37,26 @@ pub fn normalize_name(name: &str) -> String {
     name.replace('_', "-")
 }
 
-/// A version as written in a manifest.
+/// A version as written in a manifest: semver without build metadata (see
+/// [`check_version`]).
 pub fn parse_version(text: &str) -> Result<Version, String> {
-    Version::parse(text)
-        .map_err(|e| format!("{text:?} is not a semver version ({e}); write e.g. \"1.2.0\""))
+    let version = Version::parse(text)
+        .map_err(|e| format!("{text:?} is not a semver version ({e}); write e.g. \"1.2.0\""))?;
+    check_version(&version)?;
+    Ok(version)
+}
+
+/// A version is `major.minor.patch[-pre]`. Build metadata is refused: semver ignores it
+/// when comparing, so `1.0.7+a` and `1.0.7+b` would be two archives for one version and
+/// a published version would no longer be immutable.
+pub fn check_version(version: &Version) -> Result<(), String> {
+    if !version.build.is_empty() {
+        return Err(format!(
+            "\"{version}\" carries build metadata (+{}), which is not allowed: a version is major.minor.patch[-pre]; write e.g. \"{}.{}.{}\"",
+            version.build, version.major, version.minor, version.patch
+        ));
+    }
+    Ok(())
 }
 
 /// A dependency requirement as written in a manifest or carried in a record.
@@ -138,6 +154,10 @@ mod tests {
         assert!(parse_version("1.2")
             .unwrap_err()
             .contains("not a semver version"));
+        assert_eq!(parse_version("1.0.7-rc.1").unwrap().pre.as_str(), "rc.1");
+        let rule = parse_version("1.0.7+build").unwrap_err();
+        assert!(rule.contains("build metadata"), "{rule}");
+        assert!(rule.contains("major.minor.patch[-pre]"), "{rule}");
         assert!(parse_requirement(">=1, <3").is_ok());
         assert!(parse_requirement("nope")
             .unwrap_err()

@@ -63,6 +63,10 @@ pub struct VersionRecord {
     pub dependencies: BTreeMap<String, String>,
     /// Milliseconds since the Unix epoch, as the publisher's clock saw it.
     pub published_at: u64,
+    /// Bytes of file content the archive unpacks to. Absent in records from older
+    /// publishers (they still verify); when present, install requires exactly this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpacked_size: Option<u64>,
 }
 
 /// "Hide `name@version` from new resolutions" (lockfiles can still fetch it).
@@ -246,6 +250,7 @@ impl VersionRecord {
                 .map(|(name, req)| (name.clone(), req.to_string()))
                 .collect(),
             published_at,
+            unpacked_size: None,
         }
     }
 }
@@ -293,7 +298,10 @@ fn validate_body(body: &RecordBody) -> Result<(), RecordError> {
                 )));
             }
         }
-        RecordBody::Yank(y) => fields::validate_name(&y.name).map_err(invalid)?,
+        RecordBody::Yank(y) => {
+            fields::validate_name(&y.name).map_err(invalid)?;
+            fields::check_version(&y.version).map_err(|rule| invalid(format!("version {rule}")))?;
+        }
         RecordBody::Rotation(r) => {
             let mut signature = [0u8; 64];
             hex::decode_to_slice(&r.new_signature, &mut signature)
@@ -320,6 +328,7 @@ fn validate_version_fields(v: &VersionRecord) -> Result<(), RecordError> {
         move |rule| RecordError::InvalidField(format!("{field} {rule}"))
     }
     fields::validate_name(&v.name).map_err(RecordError::InvalidField)?;
+    fields::check_version(&v.version).map_err(named("version"))?;
     fields::check_text(&v.description, fields::MAX_DESCRIPTION_LEN)
         .map_err(named("description"))?;
     for (field, value) in [
@@ -370,6 +379,7 @@ mod tests {
             repository: None,
             dependencies: BTreeMap::from([("rust-tracing-setup".into(), "^0.3".into())]),
             published_at: 1,
+            unpacked_size: None,
         }
     }
 
@@ -452,5 +462,27 @@ mod tests {
             v.dependencies.insert("other".into(), "not a req".into());
         })
         .starts_with("dependency other: \"not a req\" is not a semver requirement"));
+        assert!(
+            refused(|v| v.version = Version::parse("1.0.7+build").unwrap())
+                .starts_with("version \"1.0.7+build\" carries build metadata")
+        );
+    }
+
+    /// A peer signing a record with build metadata itself (bypassing `sign`'s checks)
+    /// is refused by verification, so ingest never stores it.
+    #[test]
+    fn signed_record_with_build_metadata_is_refused_by_verify() {
+        let key = PublisherKey::generate();
+        let mut version = sample_version(&key);
+        version.version = Version::parse("1.0.7+build").unwrap();
+        let json = serde_json::to_vec(&RecordBody::Version(version)).unwrap();
+        let mut bytes = key.sign(&signed_message(&json)).to_vec();
+        bytes.extend_from_slice(&json);
+        match Record::verify(bytes) {
+            Err(RecordError::InvalidField(message)) => {
+                assert!(message.contains("build metadata"), "{message}")
+            }
+            other => panic!("expected an invalid field, got {other:?}"),
+        }
     }
 }

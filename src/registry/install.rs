@@ -11,7 +11,7 @@ use super::query::{lookup_missed, missed};
 use super::reports::{InstallReport, FORMAT_VERSION};
 use super::requests::{InstallRequest, Progress};
 use super::{P2PRegistry, RegistryError, Result};
-use crate::package::archive::{unpack, UnpackLimits};
+use crate::package::archive::{unpack, UnpackLimits, UnpackReport};
 use crate::store::{IndexedVersion, Store};
 
 /// Reads `1.2.0` as exactly that version (as `cargo install foo@1.2.0` does) and anything
@@ -98,9 +98,18 @@ pub(super) async fn install(
     // A download just checked every byte against the record; only an archive that was
     // already stored is re-hashed before unpacking.
     let rehash = fetched_from.is_empty();
-    let (files, already) = registry
+    let config = registry.config();
+    let limits = UnpackLimits::for_archive(
+        meta.archive.size,
+        meta.record.unpacked_size,
+        config.unpack_ratio,
+        config.unpack_min_size,
+    );
+    let (unpacked, already) = registry
         .store()
-        .call(move |store| unpack_verified(store, &meta_for_unpack, &target_for_unpack, rehash))
+        .call(move |store| {
+            unpack_verified(store, &meta_for_unpack, &target_for_unpack, rehash, &limits)
+        })
         .await?;
     Ok(InstallReport {
         format_version: FORMAT_VERSION,
@@ -110,7 +119,8 @@ pub(super) async fn install(
         archive: meta.record.archive.blake3,
         size: meta.record.archive.size,
         path: target,
-        files,
+        files: unpacked.files,
+        unpacked_size: unpacked.bytes,
         fetched_from,
         already_installed: already,
     })
@@ -167,14 +177,16 @@ async fn fetch_archive(
     Ok(providers.into_iter().map(|peer| peer.to_string()).collect())
 }
 
-/// Checks the stored archive against its record, then unpacks it. Returns the number of
-/// files and whether this exact archive was already installed there.
+/// Checks the stored archive against its record, then unpacks it within `limits` (set
+/// from the record's archive size). Returns what was unpacked (nothing when this exact
+/// archive was already installed there) and whether it was.
 fn unpack_verified(
     store: &Store,
     meta: &IndexedVersion,
     target: &Path,
     rehash: bool,
-) -> Result<(u64, bool)> {
+    limits: &UnpackLimits,
+) -> Result<(UnpackReport, bool)> {
     if target.exists() {
         let same = store.installs()?.into_iter().any(|install| {
             install.path == target
@@ -183,7 +195,7 @@ fn unpack_verified(
                     == crate::package::fields::normalize_name(&meta.name)
         });
         if same {
-            return Ok((0, true));
+            return Ok((UnpackReport::default(), true));
         }
     }
     // The index row came from a record; re-check that record's signature so damage to
@@ -206,9 +218,9 @@ fn unpack_verified(
     let file = std::fs::File::open(&path).map_err(|e| {
         RegistryError::Refused(format!("{}: cannot open archive: {e}", path.display()))
     })?;
-    let report = unpack(file, target, &UnpackLimits::default())?;
+    let report = unpack(file, target, limits)?;
     store.record_install(&meta.name, &meta.version, target)?;
-    Ok((report.files, false))
+    Ok((report, false))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::reports::{PublishReport, YankReport, FORMAT_VERSION};
 use super::requests::{PublishRequest, YankRequest};
 use super::{P2PRegistry, Package, RegistryError, Result};
-use crate::package::archive::pack_dir;
+use crate::package::archive::pack_dir_counted;
 use crate::package::{PublisherKey, Record, RecordBody, VersionRecord, YankRecord};
 use crate::store::{IngestOutcome, Store};
 
@@ -48,7 +48,7 @@ fn publish_local(
 ) -> Result<(Record, PublishReport)> {
     let manifest = &package.manifest;
 
-    let writer = pack_dir(&package.dir, store.blob_writer()?)?;
+    let (writer, unpacked_size) = pack_dir_counted(&package.dir, store.blob_writer()?)?;
     let digest = writer.commit()?;
     store.touch_archive(&digest.info.blake3, true)?;
 
@@ -79,7 +79,10 @@ fn publish_local(
         return Ok((record, report));
     }
 
-    let body = VersionRecord::new(key.id(), manifest, digest.info.clone(), now_ms());
+    let body = VersionRecord {
+        unpacked_size: Some(unpacked_size),
+        ..VersionRecord::new(key.id(), manifest, digest.info.clone(), now_ms())
+    };
     let record = Record::sign(RecordBody::Version(body), key)?;
     match store.ingest(&record)? {
         IngestOutcome::Added | IngestOutcome::Duplicate => {}

@@ -133,6 +133,10 @@ pub struct InstallReport {
     pub size: u64,
     pub path: PathBuf,
     pub files: u64,
+    /// Bytes of file content unpacked (0 when `already_installed`); capped by the
+    /// record's archive size (`unpack_ratio`, `unpack_min_size` in config.toml).
+    #[serde(default)]
+    pub unpacked_size: u64,
     /// Providers the download was spread over; empty when the archive was already
     /// stored here.
     pub fetched_from: Vec<String>,

@@ -132,6 +132,7 @@ pub fn records(entries: &[CorpusEntry], key: &PublisherKey) -> Result<Vec<Record
                 repository: None,
                 dependencies: BTreeMap::new(),
                 published_at: index as u64,
+                unpacked_size: None,
             };
             Record::sign(RecordBody::Version(body), key)
         })

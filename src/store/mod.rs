@@ -9,6 +9,7 @@ mod blobs;
 #[cfg(any(test, feature = "test-support"))]
 pub mod corpus;
 mod local;
+pub mod lock;
 mod owner;
 pub mod partial;
 mod records;
@@ -409,6 +410,7 @@ pub(crate) mod test_util {
             repository: None,
             dependencies: BTreeMap::new(),
             published_at,
+            unpacked_size: None,
         }
     }
 

@@ -44,7 +44,9 @@ impl Store {
         })
     }
 
-    /// Those of `ids` that are stored, in the order asked.
+    /// Those of `ids` that are stored and intact, in the order asked. A damaged row (its
+    /// bytes no longer verify, or are not the record its id names) is skipped with a
+    /// warning, so one bad row never blocks a batch a peer asked for; `verify` reports it.
     pub fn records(&self, ids: &[RecordId]) -> Result<Vec<Record>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached("SELECT bytes FROM records WHERE id = ?1")?;
@@ -53,8 +55,15 @@ impl Store {
                 let bytes: Option<Vec<u8>> = stmt
                     .query_row([id.as_bytes().as_slice()], |row| row.get(0))
                     .optional()?;
-                if let Some(bytes) = bytes {
-                    out.push(verify_stored(*id, bytes)?);
+                let Some(bytes) = bytes else { continue };
+                match Record::verify(bytes) {
+                    Ok(record) if record.id() == *id => out.push(record),
+                    Ok(_) => tracing::warn!(
+                        "stored record {id}: its bytes are another record's; skipped (run `ggen-p2p verify`)"
+                    ),
+                    Err(e) => tracing::warn!(
+                        "stored record {id} no longer verifies ({e}); skipped (run `ggen-p2p verify`)"
+                    ),
                 }
             }
             Ok(out)
@@ -649,5 +658,25 @@ mod tests {
         }
         let err = store.record(&record.id()).unwrap_err();
         assert!(matches!(err, StoreError::DamagedRecord { .. }), "{err}");
+        // a batch skips the damaged row and still serves the intact ones
+        let intact = version(&key, "keep", "0.2.0", 2);
+        store.ingest(&intact).unwrap();
+        assert_eq!(
+            store.records(&[record.id(), intact.id()]).unwrap(),
+            vec![intact.clone()]
+        );
+        // bytes of another (valid) record under this id are damage too
+        {
+            let conn = Connection::open(dir.path().join("index.sqlite")).unwrap();
+            conn.execute(
+                "UPDATE records SET bytes = ?1 WHERE id = ?2",
+                (intact.as_bytes(), record.id().as_bytes().as_slice()),
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            store.records(&[record.id(), intact.id()]).unwrap(),
+            vec![intact]
+        );
     }
 }

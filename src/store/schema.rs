@@ -124,9 +124,9 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(sql)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(sql)?;
+    set_wal(&conn).map_err(sql)?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = NORMAL;
+        "PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -65536;
@@ -143,19 +143,56 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    if found < 1 {
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA_V1} PRAGMA user_version = 1; COMMIT;"
-        ))
-        .map_err(sql)?;
-    }
-    if found < 2 {
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA_V2} PRAGMA user_version = 2; COMMIT;"
-        ))
-        .map_err(sql)?;
+    if found < SCHEMA_VERSION {
+        migrate(&conn).map_err(sql)?;
     }
     Ok(conn)
+}
+
+/// Switches a fresh database to WAL. SQLite does not call the busy handler when that
+/// switch meets another connection's lock (two processes opening a fresh directory), so
+/// it is retried here for as long as the busy timeout would have waited.
+fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let begun = std::time::Instant::now();
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |row| {
+            row.get::<_, String>(0)
+        }) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && begun.elapsed() < std::time::Duration::from_secs(5) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other.map(drop),
+        }
+    }
+}
+
+/// Creates or upgrades the schema unless another process did so first: the version is
+/// read again inside one `IMMEDIATE` transaction (the busy timeout makes a second process
+/// wait for the first one's), so processes opening a fresh or old directory at once all
+/// succeed and each step runs once.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let created = conn
+        .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
+        .and_then(|found| {
+            if found < 1 {
+                conn.execute_batch(&format!("{SCHEMA_V1} PRAGMA user_version = 1;"))?;
+            }
+            if found < 2 {
+                conn.execute_batch(&format!("{SCHEMA_V2} PRAGMA user_version = 2;"))?;
+            }
+            Ok(())
+        });
+    match created {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -215,5 +252,30 @@ mod tests {
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
         assert_eq!(version, 2);
+    }
+
+    /// Threads each with their own connection race to create one fresh index (without
+    /// the second look inside the transaction this fails with "table records already
+    /// exists"); the process-level version runs in `tests/daemon_lock.rs`.
+    #[test]
+    fn concurrent_opens_of_a_fresh_index_all_succeed() {
+        for _ in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("index.sqlite");
+            let barrier = std::sync::Barrier::new(4);
+            std::thread::scope(|scope| {
+                let opened: Vec<_> = (0..4)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            barrier.wait();
+                            open(&path).map(drop)
+                        })
+                    })
+                    .collect();
+                for handle in opened {
+                    handle.join().unwrap().unwrap();
+                }
+            });
+        }
     }
 }

@@ -373,6 +373,11 @@ pub mod process {
             }
         }
 
+        /// The daemon's process id.
+        pub fn pid(&self) -> u32 {
+            self.child.id()
+        }
+
         /// Runs a `--json` command against this daemon's data directory (so through it).
         pub fn cli(&self, args: &[&str]) -> Value {
             json(&self.data, args)

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 #[doc(hidden)]
 #[cfg(any(test, feature = "test-support"))]
 pub use corpus::{malicious_corpus, CORPUS_ESCAPE_DIR};
-pub use pack::{pack_dir, pack_dir_at_level, pack_entries, PackEntry, PackKind};
+pub use pack::{pack_dir, pack_dir_at_level, pack_dir_counted, pack_entries, PackEntry, PackKind};
 pub use paths::{MAX_COMPONENT_LEN, MAX_DEPTH, MAX_PATH_LEN};
 pub use unpack::{list_entries, unpack, EntryInfo, UnpackLimits, UnpackReport, STAGING_PREFIX};
 
@@ -68,6 +68,8 @@ pub enum ArchiveError {
     Refused { entry: String, reason: String },
     #[error("archive exceeds the {what} limit of {limit}; the archive is refused (possible decompression bomb)")]
     Limit { what: &'static str, limit: u64 },
+    #[error("archive unpacks to {actual} bytes but its signed record declares {declared}; the archive is refused (ask the publisher to publish it again)")]
+    SizeMismatch { declared: u64, actual: u64 },
     #[error("archive is corrupt or truncated: {0}")]
     Corrupt(#[source] io::Error),
     #[error("{path}: already exists; remove it or choose another --to")]

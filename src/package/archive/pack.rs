@@ -141,13 +141,35 @@ pub fn pack_dir_at_level<W: Write + Send>(
     out: W,
     level: i32,
 ) -> Result<W, ArchiveError> {
+    pack_entries_at_level(&pack_entries(dir)?, out, level)
+}
+
+/// [`pack_dir`], also returning the bytes of file content packed (what unpacking will
+/// write; publish signs it as the record's `unpacked_size`).
+pub fn pack_dir_counted<W: Write + Send>(dir: &Path, out: W) -> Result<(W, u64), ArchiveError> {
     let entries = pack_entries(dir)?;
+    let unpacked = entries
+        .iter()
+        .map(|entry| match entry.kind {
+            PackKind::File { size, .. } => size,
+            PackKind::Dir => 0,
+        })
+        .sum();
+    // Every file is checked to still have its listed size as it is packed.
+    Ok((pack_entries_at_level(&entries, out, ZSTD_LEVEL)?, unpacked))
+}
+
+fn pack_entries_at_level<W: Write + Send>(
+    entries: &[PackEntry],
+    out: W,
+    level: i32,
+) -> Result<W, ArchiveError> {
     pipe::piped(
         out,
         |pipe| {
             let encoder = deterministic_encoder(pipe, level).map_err(ArchiveError::Write)?;
             let mut builder = tar::Builder::new(encoder);
-            for entry in &entries {
+            for entry in entries {
                 append_entry(&mut builder, entry)?;
             }
             let encoder = builder.into_inner().map_err(ArchiveError::Write)?;

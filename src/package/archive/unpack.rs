@@ -31,6 +31,8 @@ pub struct UnpackLimits {
     pub max_file_size: u64,
     /// Most bytes across all files.
     pub max_total_size: u64,
+    /// Exactly this many bytes across all files, when the signed record declares it.
+    pub exact_total: Option<u64>,
 }
 
 impl Default for UnpackLimits {
@@ -41,6 +43,34 @@ impl Default for UnpackLimits {
             max_entries: 20_000,
             max_file_size: 1 << 30,
             max_total_size: 2 << 30,
+            exact_total: None,
+        }
+    }
+}
+
+impl UnpackLimits {
+    /// The caps for an archive whose signed record declares `archive_size` bytes: it may
+    /// unpack to at most `max(min_size, ratio × archive_size)` bytes (and never more than
+    /// the defaults), so the record, not the archive's own headers, bounds the damage.
+    /// A record that also declares its `unpacked_size` gets exactly that, never more
+    /// than the ratio allows (the publisher may be the attacker).
+    pub fn for_archive(
+        archive_size: u64,
+        unpacked_size: Option<u64>,
+        ratio: u64,
+        min_size: u64,
+    ) -> Self {
+        let defaults = Self::default();
+        let total = archive_size
+            .saturating_mul(ratio)
+            .max(min_size)
+            .min(defaults.max_total_size);
+        let total = unpacked_size.map_or(total, |declared| declared.min(total));
+        Self {
+            max_total_size: total,
+            max_file_size: defaults.max_file_size.min(total),
+            exact_total: unpacked_size,
+            ..defaults
         }
     }
 }
@@ -255,6 +285,14 @@ fn walk<R: Read>(
         }
     }
     report.bytes = total;
+    if let Some(declared) = limits.exact_total {
+        if total != declared {
+            return Err(ArchiveError::SizeMismatch {
+                declared,
+                actual: total,
+            });
+        }
+    }
     // Read to the end of the zstd frame: verifies its checksum and refuses data hidden
     // after the tar end marker.
     let mut rest = tar.into_inner().take(MAX_TRAILER + 1);
@@ -279,7 +317,7 @@ fn check_caps(file: u64, total: u64, limits: &UnpackLimits) -> Result<(), Archiv
     }
     if total > limits.max_total_size {
         return Err(ArchiveError::Limit {
-            what: "total size",
+            what: "total unpacked size (for installs: unpack_ratio x the record's archive size, at least unpack_min_size, in config.toml)",
             limit: limits.max_total_size,
         });
     }
@@ -405,6 +443,50 @@ mod tests {
     }
 
     #[test]
+    fn limits_follow_the_records_archive_size() {
+        let floor = UnpackLimits::for_archive(33 * 1024, None, 200, 64 << 20);
+        assert_eq!(floor.max_total_size, 64 << 20);
+        assert_eq!(floor.max_file_size, 64 << 20);
+        let ratio = UnpackLimits::for_archive(1 << 20, None, 200, 64 << 20);
+        assert_eq!(ratio.max_total_size, 200 << 20);
+        assert_eq!(ratio.max_file_size, 200 << 20);
+        let capped = UnpackLimits::for_archive(u64::MAX, None, 200, 64 << 20);
+        assert_eq!(capped, UnpackLimits::default());
+        // A declared size is enforced exactly, but cannot raise the cap.
+        let declared = UnpackLimits::for_archive(1 << 20, Some(1000), 200, 64 << 20);
+        assert_eq!(
+            (declared.max_total_size, declared.exact_total),
+            (1000, Some(1000))
+        );
+        let inflated = UnpackLimits::for_archive(33 * 1024, Some(1 << 30), 200, 64 << 20);
+        assert_eq!(inflated.max_total_size, 64 << 20);
+    }
+
+    #[test]
+    fn a_declared_unpacked_size_is_enforced_exactly() {
+        let source = tempfile::tempdir().unwrap();
+        sample(source.path());
+        let (bytes, unpacked) = super::super::pack_dir_counted(source.path(), Vec::new()).unwrap();
+        for wrong in [unpacked - 1, unpacked + 1] {
+            let out = tempfile::tempdir().unwrap();
+            let limits = UnpackLimits::for_archive(bytes.len() as u64, Some(wrong), 200, 1 << 20);
+            let error = unpack(&bytes[..], &out.path().join("demo"), &limits).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    ArchiveError::Limit { .. } | ArchiveError::SizeMismatch { .. }
+                ),
+                "{error}"
+            );
+            assert!(leftovers(out.path()).is_empty(), "declared {wrong}");
+        }
+        let out = tempfile::tempdir().unwrap();
+        let limits = UnpackLimits::for_archive(bytes.len() as u64, Some(unpacked), 200, 1 << 20);
+        let report = unpack(&bytes[..], &out.path().join("demo"), &limits).unwrap();
+        assert_eq!(report.bytes, unpacked);
+    }
+
+    #[test]
     fn round_trip_restores_files_and_modes() {
         let source = tempfile::tempdir().unwrap();
         sample(source.path());
@@ -474,6 +556,7 @@ mod tests {
             max_entries: 10,
             max_file_size: 10,
             max_total_size: 15,
+            exact_total: None,
         };
         let mut total = 0;
         let data = [0u8; 12];
