@@ -32,6 +32,7 @@ pub struct Args {
 
 pub async fn run(data_dir: &Path, args: Args, out: &Output) -> Result<()> {
     init_tracing();
+    let signals = StopSignals::install();
     // Held until this function returns (after the registry has stopped): one daemon per
     // data directory, and offline commands see it is there.
     let _lock = DaemonLock::acquire(data_dir)?;
@@ -74,42 +75,73 @@ pub async fn run(data_dir: &Path, args: Args, out: &Output) -> Result<()> {
         listen_addrs: net.listen_addrs,
         api: server.addr.to_string(),
     };
-    if out.json {
-        out.json(&report)?;
-    } else {
-        out.line(format!("peer id   {}", report.peer_id))?;
-        for addr in &report.listen_addrs {
-            out.line(format!("listening {addr}/p2p/{}", report.peer_id))?;
-        }
-        out.line(format!(
-            "api       http://{} (dashboard, /metrics)",
-            server.addr
-        ))?;
-        out.note("node running; press Ctrl-C to stop");
+    // Output that cannot be written (stdout closed) ends the node, but cleanly.
+    let shown = show(&report, out);
+    if shown.is_ok() {
+        signals.wait().await;
+        out.note("stopping…");
     }
-
-    wait_for_signal().await;
-    out.note("stopping…");
     // One root stops the network, the API and everything they spawned.
     registry.stop().await?;
     let _ = std::fs::remove_file(&api_file);
+    shown?;
     out.note("stopped");
     Ok(())
 }
 
-async fn wait_for_signal() {
+fn show(report: &StartReport, out: &Output) -> std::io::Result<()> {
+    if out.json {
+        return out.json(report);
+    }
+    out.line(format!("peer id   {}", report.peer_id))?;
+    for addr in &report.listen_addrs {
+        out.line(format!("listening {addr}/p2p/{}", report.peer_id))?;
+    }
+    out.line(format!(
+        "api       http://{} (dashboard, /metrics)",
+        report.api
+    ))?;
+    out.note("node running; press Ctrl-C to stop");
+    Ok(())
+}
+
+/// Ctrl-C and SIGTERM, listened for from the moment the command begins: a signal that
+/// arrives right after the node printed its addresses (a supervisor, a test) must stop
+/// it cleanly, not kill it with the default action.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        if let (Some(term), Some(int)) = (self.term.as_mut(), self.int.as_mut()) {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
+                _ = int.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn init_tracing() {
