@@ -12,6 +12,7 @@ mod local;
 pub mod lock;
 mod owner;
 pub mod partial;
+mod pins;
 mod records;
 mod schema;
 mod search;
@@ -30,6 +31,7 @@ use crate::package::{ArchiveInfo, Blake3Hash, PublisherId, RecordError, RecordId
 
 pub use audit::RECORDS_TABLE;
 pub use blobs::BlobWriter;
+pub use pins::TrustedKey;
 pub use search::{IndexedVersion, Query, SearchHit};
 
 /// File name of the index inside the store directory.

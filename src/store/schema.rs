@@ -111,12 +111,19 @@ CREATE INDEX providers_confirmed ON providers(confirmed_at);
 /// Version 3: the owner this node first accepted for each name (trust on first use; a
 /// later claim never displaces it), and whether it met the name with competing claims.
 /// An existing index adopts, per name, the publisher of the version it received first.
+/// `trusted_keys` holds the pins of the `trust` command (`norm` '' = every name).
 const SCHEMA_V3: &str = "
 CREATE TABLE name_owners (
     norm TEXT PRIMARY KEY,
     owner BLOB NOT NULL,
     accepted_at INTEGER NOT NULL,
     contested INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE trusted_keys (
+    key BLOB NOT NULL,
+    norm TEXT NOT NULL,
+    added_at INTEGER NOT NULL,
+    PRIMARY KEY (key, norm)
 ) WITHOUT ROWID;
 INSERT INTO name_owners (norm, owner, accepted_at)
     SELECT v.norm, v.publisher, MIN(r.received_at)

@@ -10,7 +10,7 @@ use semver::{Version, VersionReq};
 
 use super::owner::{self, VersionSeen};
 use super::search::IndexedVersion;
-use super::{records, Error, NameClaim, Store, StoreError};
+use super::{pins, records, Error, NameClaim, Store, StoreError};
 use crate::package::fields::normalize_name;
 use crate::package::PublisherId;
 
@@ -26,6 +26,10 @@ impl<'c> Chains<'c> {
             conn,
             cache: HashMap::new(),
         }
+    }
+
+    pub fn conn(&self) -> &'c Connection {
+        self.conn
     }
 
     /// The oldest key `key` acts for. When a key was rotated into from several old keys,
@@ -151,7 +155,27 @@ pub(super) fn claims(
             published_at: published as u64,
         });
     }
+    let pin = match pin {
+        Some(pin) => Some(pin),
+        None => {
+            let roots: Vec<PublisherId> = versions.iter().map(|v| v.publisher).collect();
+            pins::persisted_pin(&mut chains, norm, &roots)?
+        }
+    };
     Ok(owner::rank_claims(versions, pin, accepted))
+}
+
+/// The pin in force: the configured one (oldest key), else a `trust` pin that ranked
+/// first in `claims`.
+fn pinned_root(
+    chains: &mut Chains<'_>,
+    claims: &[NameClaim],
+    pin: Option<PublisherId>,
+) -> Result<Option<PublisherId>, rusqlite::Error> {
+    match pin {
+        Some(pin) => Ok(Some(chains.canonical(pin)?)),
+        None => Ok(claims.iter().find(|c| c.pinned).map(|c| c.publisher)),
+    }
 }
 
 /// The chain that owns `norm` ([`owner::owner`] with the pin and the accepted owner
@@ -163,7 +187,7 @@ pub(super) fn owner(
     pin: Option<PublisherId>,
 ) -> Result<Option<PublisherId>, rusqlite::Error> {
     let mut chains = Chains::new(conn);
-    let pin = pin.map(|key| chains.canonical(key)).transpose()?;
+    let pin = pinned_root(&mut chains, claims, pin)?;
     let (accepted, _) = accepted_root(&mut chains, norm)?;
     Ok(owner::owner(claims, pin, accepted))
 }
@@ -176,8 +200,8 @@ fn default_chain(
     claims: &[NameClaim],
     pin: Option<PublisherId>,
 ) -> Result<Option<PublisherId>, rusqlite::Error> {
-    if let Some(pin) = pin {
-        return Ok(Some(chains.canonical(pin)?));
+    if let Some(pin) = pinned_root(chains, claims, pin)? {
+        return Ok(Some(pin));
     }
     let (accepted, contested) = accepted_root(chains, norm)?;
     if claims.len() <= 1 {
