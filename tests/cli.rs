@@ -145,6 +145,50 @@ fn publish_search_info_install_list_yank_round_trip() {
 }
 
 #[test]
+fn trust_add_list_remove_pins_a_key_and_persists_it() {
+    let node = Node::new();
+    let id = node.json(&["key", "generate"])["publisher"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    node.publish_sample("rust-axum-service");
+    let empty = node.json(&["trust", "list"]);
+    assert_eq!(empty["trusted"], serde_json::json!([]));
+
+    let added = node.json(&["trust", "add", &id, "--name", "rust_axum_service"]);
+    assert_eq!(added["changed"], true);
+    assert_eq!(added["trusted"][0]["key"], id.as_str());
+    assert_eq!(added["trusted"][0]["name"], "rust-axum-service");
+    assert_eq!(added["trusted"][0]["source"], "trust");
+    let again = node.json(&["trust", "add", &id, "--name", "rust-axum-service"]);
+    assert_eq!(again["changed"], false);
+    node.json(&["trust", "add", &id]);
+    // A later process sees both pins, and `info` marks the claim as pinned.
+    let listed = node.json(&["trust", "list"]);
+    assert_eq!(listed["trusted"].as_array().unwrap().len(), 2, "{listed}");
+    let info = node.json(&["info", "rust-axum-service"]);
+    assert_eq!(info["claims"][0]["pinned"], true, "{info}");
+    let text = node.run(&["trust", "list"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&id) && text.contains("rust-axum-service"),
+        "{text}"
+    );
+
+    let removed = node.json(&["trust", "remove", &id, "--name", "rust-axum-service"]);
+    assert_eq!(removed["changed"], true);
+    let removed = node.json(&["trust", "remove", &id]);
+    assert_eq!(removed["changed"], true);
+    assert_eq!(removed["trusted"], serde_json::json!([]));
+    let info = node.json(&["info", "rust-axum-service"]);
+    assert_eq!(info["claims"][0]["pinned"], false, "{info}");
+
+    node.fails(&["trust", "add", "not-a-key"], 2);
+    let err = node.fails(&["trust", "add", &id, "--name", "Bad Name"], 1);
+    assert!(err.contains("not a package name"), "{err}");
+}
+
+#[test]
 fn human_output_is_a_table() {
     let node = Node::new();
     node.json(&["key", "generate"]);

@@ -189,6 +189,27 @@ impl Registry for ApiClient {
     async fn remove_peer(&self, request: RemovePeerRequest) -> Result<PeersReport> {
         self.post("/api/v1/peers/remove", &request).await
     }
+
+    async fn trust_add(
+        &self,
+        request: crate::registry::TrustAddRequest,
+    ) -> Result<crate::registry::TrustReport> {
+        self.post("/api/v1/trust/add", &request).await
+    }
+
+    async fn trust_remove(
+        &self,
+        request: crate::registry::TrustRemoveRequest,
+    ) -> Result<crate::registry::TrustReport> {
+        self.post("/api/v1/trust/remove", &request).await
+    }
+
+    async fn trust_list(
+        &self,
+        request: crate::registry::TrustListRequest,
+    ) -> Result<crate::registry::TrustReport> {
+        self.get("/api/v1/trust", &request).await
+    }
 }
 
 fn absolute(path: std::path::PathBuf) -> std::path::PathBuf {

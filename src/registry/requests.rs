@@ -278,6 +278,31 @@ pub struct RemovePeerRequest {
     pub peer: String,
 }
 
+/// `trust add`: pin a publisher key so it owns a name (or every name it claims) here,
+/// whoever was accepted first.
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct TrustAddRequest {
+    /// The publisher id to trust, as `info` prints it
+    pub key: PublisherId,
+    /// Trust it for this name only [default: every name the key claims]
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `trust remove`: drop a pin made with `trust add` (config pins stay).
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct TrustRemoveRequest {
+    /// The publisher id to stop trusting
+    pub key: PublisherId,
+    /// The name it was trusted for [default: its every-name pin]
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `trust list`: every pinned key, from `trust add` and from config.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
+pub struct TrustListRequest {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
