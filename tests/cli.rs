@@ -68,8 +68,44 @@ fn key_generate_refuses_to_overwrite_and_show_prints_the_id() {
     let err = node.fails(&["key", "generate"], 1);
     assert!(err.contains("--force"), "{err}");
     assert_eq!(node.json(&["key", "show"])["publisher"], id.as_str());
-    let replaced = node.json(&["key", "generate", "--force"]);
-    assert_ne!(replaced["publisher"], id.as_str());
+    let replaced = node.run(&["key", "generate", "--force"]);
+    assert!(replaced.status.success());
+    let warning = String::from_utf8_lossy(&replaced.stderr);
+    assert!(
+        warning.contains(&id) && warning.contains("key rotate"),
+        "{warning}"
+    );
+    assert_ne!(node.json(&["key", "show"])["publisher"], id.as_str());
+}
+
+#[test]
+fn key_rotate_keeps_names_with_the_new_key_and_the_old_key_file() {
+    let node = Node::new();
+    let old = node.json(&["key", "generate"])["publisher"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    node.publish_sample("rust-axum-service");
+    let rotated = node.json(&["key", "rotate"]);
+    assert_eq!(rotated["old"], old.as_str());
+    let new = rotated["new"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert_eq!(node.json(&["key", "show"])["publisher"], new.as_str());
+    let kept = PathBuf::from(rotated["old_key_path"].as_str().unwrap());
+    assert!(kept.starts_with(node.data()), "{kept:?}");
+    assert!(kept
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("publisher.key.old-"));
+    assert!(!node.data().join("publisher.key.new").exists());
+    // One claimant (the chain), and the new key may act on the old key's version.
+    let info = node.json(&["info", "rust-axum-service"]);
+    assert_eq!(info["claims"].as_array().unwrap().len(), 1, "{info}");
+    node.json(&["yank", "rust-axum-service@1.2.0"]);
+    // The old key file still signs as the old key.
+    std::fs::copy(&kept, node.data().join("publisher.key")).unwrap();
+    assert_eq!(node.json(&["key", "show"])["publisher"], old.as_str());
 }
 
 #[test]

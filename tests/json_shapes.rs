@@ -122,6 +122,7 @@ fn every_json_output_keeps_its_pinned_shape() {
         "trust remove",
         &run(&offline, &[&["trust", "remove", &me][..], &pin].concat()),
     );
+    put("key rotate", &run(&offline, &["key", "rotate"]));
 
     // Online: two daemons, b joined to a.
     let a = Daemon::start_json(root.path().join("a"), None);

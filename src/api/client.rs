@@ -210,6 +210,13 @@ impl Registry for ApiClient {
     ) -> Result<crate::registry::TrustReport> {
         self.get("/api/v1/trust", &request).await
     }
+
+    async fn rotate_key(
+        &self,
+        request: crate::registry::RotateKeyRequest,
+    ) -> Result<crate::registry::RotateKeyReport> {
+        self.post("/api/v1/key/rotate", &request).await
+    }
 }
 
 fn absolute(path: std::path::PathBuf) -> std::path::PathBuf {

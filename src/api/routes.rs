@@ -67,6 +67,7 @@ pub(super) fn router(registry: P2PRegistry, token: String, addr: SocketAddr) -> 
         .route("/api/v1/peers/remove", post(remove_peer))
         .route("/api/v1/trust/add", post(trust_add))
         .route("/api/v1/trust/remove", post(trust_remove))
+        .route("/api/v1/key/rotate", post(rotate_key))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/", get(|| async { Html(super::dashboard::PAGE) }))
@@ -281,6 +282,13 @@ async fn trust_list(
     Query(request): Query<crate::registry::TrustListRequest>,
 ) -> ApiResult<crate::registry::TrustReport> {
     Ok(Json(state.registry.trust_list(request).await?))
+}
+
+async fn rotate_key(
+    State(state): State<AppState>,
+    Json(request): Json<crate::registry::RotateKeyRequest>,
+) -> ApiResult<crate::registry::RotateKeyReport> {
+    Ok(Json(state.registry.rotate_key(request).await?))
 }
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, Failure> {

@@ -151,4 +151,11 @@ impl Registry for Backend {
     ) -> Result<crate::registry::TrustReport> {
         delegate!(self, trust_list(request))
     }
+
+    async fn rotate_key(
+        &self,
+        request: crate::registry::RotateKeyRequest,
+    ) -> Result<crate::registry::RotateKeyReport> {
+        delegate!(self, rotate_key(request))
+    }
 }

@@ -90,7 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = Output::new(cli.json, cli.quiet);
     let data_dir = crate::config::data_dir(cli.data_dir.as_deref())?;
     match cli.command {
-        Command::Key(command) => key::run(&data_dir, command, &out),
+        Command::Key(command) => key::run(&data_dir, command, &out).await,
         Command::Start(args) => start::run(&data_dir, args, &out).await,
         Command::Demo(args) => demo::run(args, &out).await,
         command => {

@@ -15,6 +15,7 @@ mod publish;
 mod query;
 pub mod reports;
 pub mod requests;
+mod rotate;
 mod trust;
 
 use std::future::Future;
@@ -34,12 +35,12 @@ pub use reports::{
     PackageMetadata, PeerInfo, PeersReport, PublishReport, Receipt, SearchReport, SearchResult,
     StartReport, StatusReport, StoreStats, VerifyReport, VersionLine, YankReport, FORMAT_VERSION,
 };
-pub use reports::{TrustReport, TrustedPublisher};
+pub use reports::{RotateKeyReport, TrustReport, TrustedPublisher};
 pub use requests::{
     AddPeerRequest, InfoRequest, InstallRequest, ListRequest, PackageSpec, PeersRequest, Progress,
     PublishRequest, RemovePeerRequest, SearchRequest, StatusRequest, VerifyRequest, YankRequest,
 };
-pub use requests::{TrustAddRequest, TrustListRequest, TrustRemoveRequest};
+pub use requests::{RotateKeyRequest, TrustAddRequest, TrustListRequest, TrustRemoveRequest};
 
 pub const PUBLISHER_KEY_FILE: &str = "publisher.key";
 pub const NODE_KEY_FILE: &str = "node.key";
@@ -135,6 +136,10 @@ pub trait Registry {
         &self,
         request: TrustListRequest,
     ) -> impl Future<Output = Result<TrustReport>> + Send;
+    fn rotate_key(
+        &self,
+        request: RotateKeyRequest,
+    ) -> impl Future<Output = Result<RotateKeyReport>> + Send;
 }
 
 /// The registry of one node: its data directory, store and (once started) network.
@@ -252,5 +257,9 @@ impl Registry for P2PRegistry {
 
     async fn trust_list(&self, request: TrustListRequest) -> Result<TrustReport> {
         trust::list(self, request).await
+    }
+
+    async fn rotate_key(&self, request: RotateKeyRequest) -> Result<RotateKeyReport> {
+        rotate::rotate_key(self, request).await
     }
 }

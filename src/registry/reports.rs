@@ -293,6 +293,18 @@ impl From<store::IndexedVersion> for PackageMetadata {
     }
 }
 
+/// `key rotate`: the rotation record signed by both keys, and where the old key was kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RotateKeyReport {
+    pub format_version: u32,
+    pub old: PublisherId,
+    pub new: PublisherId,
+    pub record_id: RecordId,
+    /// The old key's file (`publisher.key.old-<ms>`), kept in case it is still needed.
+    pub old_key_path: PathBuf,
+    pub receipt: Option<Receipt>,
+}
+
 /// One pinned publisher key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrustedPublisher {

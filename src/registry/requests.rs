@@ -299,6 +299,10 @@ pub struct TrustRemoveRequest {
     pub name: Option<String>,
 }
 
+/// `key rotate`: replace your publisher key by a new one that keeps your names.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
+pub struct RotateKeyRequest {}
+
 /// `trust list`: every pinned key, from `trust add` and from config.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
 pub struct TrustListRequest {}
