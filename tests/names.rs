@@ -70,6 +70,12 @@ async fn a_backdated_claim_does_not_take_a_name_from_its_first_owner() {
         .unwrap();
     assert_eq!(installed.publisher, published.publisher);
     assert_eq!(installed.version, published.version);
+    // The squatter's claim stays reachable by the short id `info` prints.
+    let mut chosen = InfoRequest::new(PackageSpec::new(NAME, ""));
+    chosen.publisher = Some(squatter.id().short().parse().unwrap());
+    let chosen = b.info(chosen).await.unwrap();
+    assert_eq!(chosen.package.publisher, squatter.id());
+    assert_eq!(chosen.package.version, semver::Version::new(9, 0, 0));
 
     // A record dated beyond the skew is refused by S's own store and, gossiped raw, by B.
     let mut future = body;

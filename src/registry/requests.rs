@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::package::PublisherId;
+use crate::package::{PublisherId, PublisherRef};
 
 /// Called with (bytes done, bytes total) while an archive downloads.
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
@@ -197,9 +197,10 @@ pub struct InfoRequest {
     /// Pack name, optionally with a version or requirement: name@1.2.0, name@^1
     #[arg(value_name = "SPEC")]
     pub spec: PackageSpec,
-    /// Show the pack as published by this key (when several claim the name)
+    /// Show the pack as published by this key (when several claim the name); any
+    /// unambiguous prefix of its id, such as the short form `info` prints
     #[arg(long)]
-    pub publisher: Option<PublisherId>,
+    pub publisher: Option<PublisherRef>,
 }
 
 impl InfoRequest {
@@ -220,9 +221,10 @@ pub struct InstallRequest {
     /// Directory to install into (must not exist) [default: DATA_DIR/packs/NAME@VERSION]
     #[arg(long)]
     pub to: Option<PathBuf>,
-    /// Install the pack published by this key (needed when several claim the name)
+    /// Install the pack published by this key (needed when several claim the name); any
+    /// unambiguous prefix of its id, such as the short form `info` prints
     #[arg(long)]
-    pub publisher: Option<PublisherId>,
+    pub publisher: Option<PublisherRef>,
 }
 
 impl InstallRequest {

@@ -79,6 +79,18 @@ pub enum StoreError {
         "{name}: claimed by several publishers: {claimants}; pass --publisher <id> to choose one"
     )]
     Ambiguous { name: String, claimants: String },
+    #[error("{name}: no publisher of it starts with {prefix}; claimants: {claimants}")]
+    NoPublisherPrefix {
+        name: String,
+        prefix: String,
+        claimants: String,
+    },
+    #[error("{name}: {prefix} starts several publisher ids ({matches}); type more of the id")]
+    AmbiguousPublisherPrefix {
+        name: String,
+        prefix: String,
+        matches: String,
+    },
     #[error(
         "{name}: publisher {publisher} has published no version of it; claimants: {claimants}"
     )]

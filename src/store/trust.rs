@@ -12,7 +12,7 @@ use super::owner::{self, VersionSeen};
 use super::search::IndexedVersion;
 use super::{pins, records, Error, NameClaim, Store, StoreError};
 use crate::package::fields::normalize_name;
-use crate::package::PublisherId;
+use crate::package::{PublisherId, PublisherRef};
 
 /// Follows key rotations back to the oldest key of a chain, with a cache per operation.
 pub(super) struct Chains<'c> {
@@ -252,6 +252,57 @@ impl Store {
         self.read(|conn| claims(conn, &norm, pin))
     }
 
+    /// The key `publisher` names among those that published `name`: a full id as is, a
+    /// prefix when exactly one key (or rotation chain) of the name starts with it.
+    pub fn find_publisher(
+        &self,
+        name: &str,
+        publisher: &PublisherRef,
+    ) -> Result<PublisherId, StoreError> {
+        if let Some(id) = publisher.exact() {
+            return Ok(id);
+        }
+        let norm = normalize_name(name);
+        let pin = self.pin(&norm);
+        self.read(|conn| {
+            let mut chains = Chains::new(conn);
+            let mut found: BTreeMap<PublisherId, PublisherId> = BTreeMap::new();
+            for meta in records::name_versions(conn, &norm)? {
+                if publisher.matches(&meta.publisher) {
+                    found.insert(chains.canonical(meta.publisher)?, meta.publisher);
+                }
+            }
+            let claims = claims(conn, &norm, pin)?;
+            for c in &claims {
+                if publisher.matches(&c.publisher) {
+                    found.insert(c.publisher, c.publisher);
+                }
+            }
+            match found.len() {
+                1 => Ok(found.into_values().next().expect("one match")),
+                0 => {
+                    let (accepted, _) = accepted_root(&mut chains, &norm)?;
+                    Err(StoreError::NoPublisherPrefix {
+                        name: name.to_string(),
+                        prefix: publisher.to_string(),
+                        claimants: list_claimants(&claims, accepted),
+                    }
+                    .into())
+                }
+                _ => Err(StoreError::AmbiguousPublisherPrefix {
+                    name: name.to_string(),
+                    prefix: publisher.to_string(),
+                    matches: found
+                        .values()
+                        .map(|k| k.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+                .into()),
+            }
+        })
+    }
+
     /// Every version of a name (normalized compare) from every publisher, newest first,
     /// yanked included (flagged).
     pub fn versions(&self, name: &str) -> Result<Vec<IndexedVersion>, StoreError> {
@@ -389,7 +440,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::package::{KeyRotation, PublisherKey, Record, RecordBody};
+    use crate::package::{KeyRotation, PublisherKey, PublisherRef, Record, RecordBody};
     use crate::store::test_util::{version, yank};
     use crate::store::{now_ms, IngestOutcome};
 
@@ -515,6 +566,44 @@ mod tests {
             ])
             .unwrap();
         assert!(store.resolve("solo", &req("*"), None).is_ok());
+    }
+
+    #[test]
+    fn publishers_are_found_by_any_unambiguous_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Two keys sharing their first character after "gp", so a prefix can be ambiguous.
+        let first = PublisherKey::generate();
+        let second = std::iter::repeat_with(PublisherKey::generate)
+            .find(|k| k.id().to_string()[..3] == first.id().to_string()[..3])
+            .unwrap();
+        store
+            .ingest_many(&[
+                version(&first, "tool", "1.0.0", 10),
+                version(&second, "tool", "2.0.0", 20),
+            ])
+            .unwrap();
+        let prefix = |text: &str| text.parse::<PublisherRef>().unwrap();
+        let short = prefix(&first.id().short());
+        assert_eq!(store.find_publisher("tool", &short).unwrap(), first.id());
+        let full = PublisherRef::from(second.id());
+        assert_eq!(store.find_publisher("tool", &full).unwrap(), second.id());
+        let common = prefix(&first.id().to_string()[..3]);
+        let err = store.find_publisher("tool", &common).unwrap_err();
+        assert!(
+            matches!(err, StoreError::AmbiguousPublisherPrefix { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("type more"), "{err}");
+        let stranger = std::iter::repeat_with(PublisherKey::generate)
+            .find(|k| k.id().to_string()[..3] != first.id().to_string()[..3])
+            .unwrap();
+        let err = store
+            .find_publisher("tool", &prefix(&stranger.id().short()))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NoPublisherPrefix { .. }), "{err}");
+        assert!("gp".parse::<PublisherRef>().is_err());
+        assert!("xx12".parse::<PublisherRef>().is_err());
     }
 
     #[test]
