@@ -68,8 +68,44 @@ fn key_generate_refuses_to_overwrite_and_show_prints_the_id() {
     let err = node.fails(&["key", "generate"], 1);
     assert!(err.contains("--force"), "{err}");
     assert_eq!(node.json(&["key", "show"])["publisher"], id.as_str());
-    let replaced = node.json(&["key", "generate", "--force"]);
-    assert_ne!(replaced["publisher"], id.as_str());
+    let replaced = node.run(&["key", "generate", "--force"]);
+    assert!(replaced.status.success());
+    let warning = String::from_utf8_lossy(&replaced.stderr);
+    assert!(
+        warning.contains(&id) && warning.contains("key rotate"),
+        "{warning}"
+    );
+    assert_ne!(node.json(&["key", "show"])["publisher"], id.as_str());
+}
+
+#[test]
+fn key_rotate_keeps_names_with_the_new_key_and_the_old_key_file() {
+    let node = Node::new();
+    let old = node.json(&["key", "generate"])["publisher"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    node.publish_sample("rust-axum-service");
+    let rotated = node.json(&["key", "rotate"]);
+    assert_eq!(rotated["old"], old.as_str());
+    let new = rotated["new"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert_eq!(node.json(&["key", "show"])["publisher"], new.as_str());
+    let kept = PathBuf::from(rotated["old_key_path"].as_str().unwrap());
+    assert!(kept.starts_with(node.data()), "{kept:?}");
+    assert!(kept
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("publisher.key.old-"));
+    assert!(!node.data().join("publisher.key.new").exists());
+    // One claimant (the chain), and the new key may act on the old key's version.
+    let info = node.json(&["info", "rust-axum-service"]);
+    assert_eq!(info["claims"].as_array().unwrap().len(), 1, "{info}");
+    node.json(&["yank", "rust-axum-service@1.2.0"]);
+    // The old key file still signs as the old key.
+    std::fs::copy(&kept, node.data().join("publisher.key")).unwrap();
+    assert_eq!(node.json(&["key", "show"])["publisher"], old.as_str());
 }
 
 #[test]
@@ -142,6 +178,50 @@ fn publish_search_info_install_list_yank_round_trip() {
     let status = node.json(&["status"]);
     assert_eq!(status["online"], false);
     assert!(status["store"]["records"].as_u64().unwrap() >= 4);
+}
+
+#[test]
+fn trust_add_list_remove_pins_a_key_and_persists_it() {
+    let node = Node::new();
+    let id = node.json(&["key", "generate"])["publisher"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    node.publish_sample("rust-axum-service");
+    let empty = node.json(&["trust", "list"]);
+    assert_eq!(empty["trusted"], serde_json::json!([]));
+
+    let added = node.json(&["trust", "add", &id, "--name", "rust_axum_service"]);
+    assert_eq!(added["changed"], true);
+    assert_eq!(added["trusted"][0]["key"], id.as_str());
+    assert_eq!(added["trusted"][0]["name"], "rust-axum-service");
+    assert_eq!(added["trusted"][0]["source"], "trust");
+    let again = node.json(&["trust", "add", &id, "--name", "rust-axum-service"]);
+    assert_eq!(again["changed"], false);
+    node.json(&["trust", "add", &id]);
+    // A later process sees both pins, and `info` marks the claim as pinned.
+    let listed = node.json(&["trust", "list"]);
+    assert_eq!(listed["trusted"].as_array().unwrap().len(), 2, "{listed}");
+    let info = node.json(&["info", "rust-axum-service"]);
+    assert_eq!(info["claims"][0]["pinned"], true, "{info}");
+    let text = node.run(&["trust", "list"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&id) && text.contains("rust-axum-service"),
+        "{text}"
+    );
+
+    let removed = node.json(&["trust", "remove", &id, "--name", "rust-axum-service"]);
+    assert_eq!(removed["changed"], true);
+    let removed = node.json(&["trust", "remove", &id]);
+    assert_eq!(removed["changed"], true);
+    assert_eq!(removed["trusted"], serde_json::json!([]));
+    let info = node.json(&["info", "rust-axum-service"]);
+    assert_eq!(info["claims"][0]["pinned"], false, "{info}");
+
+    node.fails(&["trust", "add", "not-a-key"], 2);
+    let err = node.fails(&["trust", "add", &id, "--name", "Bad Name"], 1);
+    assert!(err.contains("not a package name"), "{err}");
 }
 
 #[test]

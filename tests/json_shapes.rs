@@ -108,6 +108,21 @@ fn every_json_output_keeps_its_pinned_shape() {
         "yank (offline)",
         &run(&offline, &["yank", "rust-axum-service@1.2.0"]),
     );
+    let me = run(&offline, &["key", "show"])["publisher"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pin = ["--name", "rust-axum-service"];
+    put(
+        "trust add",
+        &run(&offline, &[&["trust", "add", &me][..], &pin].concat()),
+    );
+    put("trust list", &run(&offline, &["trust", "list"]));
+    put(
+        "trust remove",
+        &run(&offline, &[&["trust", "remove", &me][..], &pin].concat()),
+    );
+    put("key rotate", &run(&offline, &["key", "rotate"]));
 
     // Online: two daemons, b joined to a.
     let a = Daemon::start_json(root.path().join("a"), None);

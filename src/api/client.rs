@@ -189,6 +189,34 @@ impl Registry for ApiClient {
     async fn remove_peer(&self, request: RemovePeerRequest) -> Result<PeersReport> {
         self.post("/api/v1/peers/remove", &request).await
     }
+
+    async fn trust_add(
+        &self,
+        request: crate::registry::TrustAddRequest,
+    ) -> Result<crate::registry::TrustReport> {
+        self.post("/api/v1/trust/add", &request).await
+    }
+
+    async fn trust_remove(
+        &self,
+        request: crate::registry::TrustRemoveRequest,
+    ) -> Result<crate::registry::TrustReport> {
+        self.post("/api/v1/trust/remove", &request).await
+    }
+
+    async fn trust_list(
+        &self,
+        request: crate::registry::TrustListRequest,
+    ) -> Result<crate::registry::TrustReport> {
+        self.get("/api/v1/trust", &request).await
+    }
+
+    async fn rotate_key(
+        &self,
+        request: crate::registry::RotateKeyRequest,
+    ) -> Result<crate::registry::RotateKeyReport> {
+        self.post("/api/v1/key/rotate", &request).await
+    }
 }
 
 fn absolute(path: std::path::PathBuf) -> std::path::PathBuf {

@@ -65,12 +65,16 @@ pub(super) fn router(registry: P2PRegistry, token: String, addr: SocketAddr) -> 
         .route("/api/v1/yank", post(yank))
         .route("/api/v1/peers/add", post(add_peer))
         .route("/api/v1/peers/remove", post(remove_peer))
+        .route("/api/v1/trust/add", post(trust_add))
+        .route("/api/v1/trust/remove", post(trust_remove))
+        .route("/api/v1/key/rotate", post(rotate_key))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/", get(|| async { Html(super::dashboard::PAGE) }))
         .route("/metrics", get(metrics))
         .route("/api/v1/health", get(|| async { "ok" }))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/trust", get(trust_list))
         .route("/api/v1/search", get(search))
         .route("/api/v1/info", get(info))
         .route("/api/v1/list", get(list))
@@ -257,6 +261,34 @@ async fn remove_peer(
     Json(request): Json<RemovePeerRequest>,
 ) -> ApiResult<PeersReport> {
     Ok(Json(state.registry.remove_peer(request).await?))
+}
+
+async fn trust_add(
+    State(state): State<AppState>,
+    Json(request): Json<crate::registry::TrustAddRequest>,
+) -> ApiResult<crate::registry::TrustReport> {
+    Ok(Json(state.registry.trust_add(request).await?))
+}
+
+async fn trust_remove(
+    State(state): State<AppState>,
+    Json(request): Json<crate::registry::TrustRemoveRequest>,
+) -> ApiResult<crate::registry::TrustReport> {
+    Ok(Json(state.registry.trust_remove(request).await?))
+}
+
+async fn trust_list(
+    State(state): State<AppState>,
+    Query(request): Query<crate::registry::TrustListRequest>,
+) -> ApiResult<crate::registry::TrustReport> {
+    Ok(Json(state.registry.trust_list(request).await?))
+}
+
+async fn rotate_key(
+    State(state): State<AppState>,
+    Json(request): Json<crate::registry::RotateKeyRequest>,
+) -> ApiResult<crate::registry::RotateKeyReport> {
+    Ok(Json(state.registry.rotate_key(request).await?))
 }
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, Failure> {

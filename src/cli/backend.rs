@@ -130,4 +130,32 @@ impl Registry for Backend {
     async fn remove_peer(&self, request: RemovePeerRequest) -> Result<PeersReport> {
         delegate!(self, remove_peer(request))
     }
+
+    async fn trust_add(
+        &self,
+        request: crate::registry::TrustAddRequest,
+    ) -> Result<crate::registry::TrustReport> {
+        delegate!(self, trust_add(request))
+    }
+
+    async fn trust_remove(
+        &self,
+        request: crate::registry::TrustRemoveRequest,
+    ) -> Result<crate::registry::TrustReport> {
+        delegate!(self, trust_remove(request))
+    }
+
+    async fn trust_list(
+        &self,
+        request: crate::registry::TrustListRequest,
+    ) -> Result<crate::registry::TrustReport> {
+        delegate!(self, trust_list(request))
+    }
+
+    async fn rotate_key(
+        &self,
+        request: crate::registry::RotateKeyRequest,
+    ) -> Result<crate::registry::RotateKeyReport> {
+        delegate!(self, rotate_key(request))
+    }
 }

@@ -18,6 +18,7 @@ mod publish;
 mod search;
 mod start;
 mod status;
+mod trust;
 mod verify;
 mod yank;
 
@@ -77,6 +78,9 @@ pub enum Command {
     Start(start::Args),
     /// List connected peers, or add/remove one
     Peers(peers::Args),
+    /// Pin publisher keys that own names here, whoever was accepted first
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
     /// Start a small network in this process and show a pack travel across it
     Demo(demo::Args),
 }
@@ -86,7 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = Output::new(cli.json, cli.quiet);
     let data_dir = crate::config::data_dir(cli.data_dir.as_deref())?;
     match cli.command {
-        Command::Key(command) => key::run(&data_dir, command, &out),
+        Command::Key(command) => key::run(&data_dir, command, &out).await,
         Command::Start(args) => start::run(&data_dir, args, &out).await,
         Command::Demo(args) => demo::run(args, &out).await,
         command => {
@@ -101,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Status(request) => status::run(&backend, request, &out).await,
                 Command::Verify(request) => verify::run(&backend, request, &out).await,
                 Command::Peers(args) => peers::run(&backend, args, &out).await,
+                Command::Trust(command) => trust::run(&backend, command, &out).await,
                 Command::Key(_) | Command::Start(_) | Command::Demo(_) => Ok(()),
             }
         }

@@ -59,6 +59,22 @@ pub fn check_version(version: &Version) -> Result<(), String> {
     Ok(())
 }
 
+/// How far ahead of this node's clock a record's own timestamp may be (10 minutes):
+/// more is refused at ingest, so nobody can date a claim into the future.
+pub const MAX_CLOCK_SKEW_MS: u64 = 10 * 60 * 1000;
+
+/// Refuses a record timestamp (`at`, ms) more than [`MAX_CLOCK_SKEW_MS`] after `now`.
+pub fn check_not_future(at: u64, now: u64) -> Result<(), String> {
+    if at > now.saturating_add(MAX_CLOCK_SKEW_MS) {
+        return Err(format!(
+            "the record is dated {} s in the future (more than the {} s allowed for clock skew); check the publisher's clock",
+            (at - now) / 1000,
+            MAX_CLOCK_SKEW_MS / 1000
+        ));
+    }
+    Ok(())
+}
+
 /// A dependency requirement as written in a manifest or carried in a record.
 pub fn parse_requirement(text: &str) -> Result<VersionReq, String> {
     VersionReq::parse(text)

@@ -103,6 +103,64 @@ impl<'de> Deserialize<'de> for PublisherId {
     }
 }
 
+/// A publisher as a user types it: a full id, or any prefix of one (`gp` and at least one
+/// more character), such as the 12-character short form `info` prints. Which key a prefix
+/// names depends on the claims known (`Store::find_publisher`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublisherRef(String);
+
+impl PublisherRef {
+    /// The full id, when the text is one.
+    pub fn exact(&self) -> Option<PublisherId> {
+        self.0.parse().ok()
+    }
+
+    /// Whether `id` starts with this text.
+    pub fn matches(&self, id: &PublisherId) -> bool {
+        id.to_string().starts_with(&self.0)
+    }
+}
+
+impl From<PublisherId> for PublisherRef {
+    fn from(id: PublisherId) -> Self {
+        Self(id.to_string())
+    }
+}
+
+impl fmt::Display for PublisherRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for PublisherRef {
+    type Err = KeyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let body = s.strip_prefix(ID_PREFIX).unwrap_or("");
+        let base58 = |c: char| c.is_ascii_alphanumeric() && !matches!(c, '0' | 'O' | 'I' | 'l');
+        if body.is_empty() || !body.chars().all(base58) {
+            return Err(KeyError::BadId {
+                input: s.to_string(),
+            });
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl Serialize for PublisherRef {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PublisherRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The secret half: signs version, yank and rotation records.
 pub struct PublisherKey {
     signing: SigningKey,

@@ -10,7 +10,7 @@ pub mod manifest;
 pub mod record;
 
 pub use hash::{Blake3Hash, Sha256Hash};
-pub use keys::{KeyError, PublisherId, PublisherKey};
+pub use keys::{KeyError, PublisherId, PublisherKey, PublisherRef};
 pub use manifest::{Manifest, ManifestError};
 pub use record::{
     ArchiveInfo, KeyRotation, Record, RecordBody, RecordError, RecordId, VersionRecord, YankRecord,

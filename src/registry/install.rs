@@ -61,9 +61,16 @@ pub(super) async fn install(
     let exact = semver::Version::parse(spec.req.trim()).ok();
     let req = parse_requirement(&spec.req)?;
     let local = || {
-        let (name, req, exact, publisher) =
-            (spec.name.clone(), req.clone(), exact.clone(), publisher);
+        let (name, req, exact, publisher) = (
+            spec.name.clone(),
+            req.clone(),
+            exact.clone(),
+            publisher.clone(),
+        );
         registry.store().call(move |store| {
+            let publisher = publisher
+                .map(|p| store.find_publisher(&name, &p))
+                .transpose()?;
             // An exact version installs even when yanked, as a lockfile needs.
             let found = match exact {
                 Some(version) => store.version(&name, &version, publisher.as_ref())?,

@@ -15,6 +15,8 @@ mod publish;
 mod query;
 pub mod reports;
 pub mod requests;
+mod rotate;
+mod trust;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -33,10 +35,12 @@ pub use reports::{
     PackageMetadata, PeerInfo, PeersReport, PublishReport, Receipt, SearchReport, SearchResult,
     StartReport, StatusReport, StoreStats, VerifyReport, VersionLine, YankReport, FORMAT_VERSION,
 };
+pub use reports::{RotateKeyReport, TrustReport, TrustedPublisher};
 pub use requests::{
     AddPeerRequest, InfoRequest, InstallRequest, ListRequest, PackageSpec, PeersRequest, Progress,
     PublishRequest, RemovePeerRequest, SearchRequest, StatusRequest, VerifyRequest, YankRequest,
 };
+pub use requests::{RotateKeyRequest, TrustAddRequest, TrustListRequest, TrustRemoveRequest};
 
 pub const PUBLISHER_KEY_FILE: &str = "publisher.key";
 pub const NODE_KEY_FILE: &str = "node.key";
@@ -120,6 +124,22 @@ pub trait Registry {
         &self,
         request: RemovePeerRequest,
     ) -> impl Future<Output = Result<PeersReport>> + Send;
+    fn trust_add(
+        &self,
+        request: TrustAddRequest,
+    ) -> impl Future<Output = Result<TrustReport>> + Send;
+    fn trust_remove(
+        &self,
+        request: TrustRemoveRequest,
+    ) -> impl Future<Output = Result<TrustReport>> + Send;
+    fn trust_list(
+        &self,
+        request: TrustListRequest,
+    ) -> impl Future<Output = Result<TrustReport>> + Send;
+    fn rotate_key(
+        &self,
+        request: RotateKeyRequest,
+    ) -> impl Future<Output = Result<RotateKeyReport>> + Send;
 }
 
 /// The registry of one node: its data directory, store and (once started) network.
@@ -225,5 +245,21 @@ impl Registry for P2PRegistry {
 
     async fn remove_peer(&self, request: RemovePeerRequest) -> Result<PeersReport> {
         peers::remove_peer(self, request).await
+    }
+
+    async fn trust_add(&self, request: TrustAddRequest) -> Result<TrustReport> {
+        trust::add(self, request).await
+    }
+
+    async fn trust_remove(&self, request: TrustRemoveRequest) -> Result<TrustReport> {
+        trust::remove(self, request).await
+    }
+
+    async fn trust_list(&self, request: TrustListRequest) -> Result<TrustReport> {
+        trust::list(self, request).await
+    }
+
+    async fn rotate_key(&self, request: RotateKeyRequest) -> Result<RotateKeyReport> {
+        rotate::rotate_key(self, request).await
     }
 }

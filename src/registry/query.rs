@@ -56,7 +56,8 @@ pub(super) async fn info(registry: &P2PRegistry, request: InfoRequest) -> Result
     let publisher = request.publisher;
     let own = registry.node_peer_id();
     let local = || {
-        let (name, req, own) = (name.clone(), req.clone(), own.clone());
+        let (name, req, own, publisher) =
+            (name.clone(), req.clone(), own.clone(), publisher.clone());
         registry
             .store()
             .call(move |store| info_from(store, &name, &req, publisher, &own))
@@ -73,9 +74,12 @@ fn info_from(
     store: &Store,
     name: &str,
     req: &semver::VersionReq,
-    publisher: Option<crate::package::PublisherId>,
+    publisher: Option<crate::package::PublisherRef>,
     own: &Option<String>,
 ) -> Result<InfoReport> {
+    let publisher = publisher
+        .map(|p| store.find_publisher(name, &p))
+        .transpose()?;
     let claims = store.claims(name)?;
     // Info shows something even for an ambiguous name: the resolved version of the
     // displayed owner, with every claim listed beside it.

@@ -106,7 +106,7 @@ pub struct NameClaim {
     pub first_seen_at: u64,
     /// Smallest `published_at` of the publisher's versions of the name (ms).
     pub earliest_published_at: u64,
-    /// The key is pinned for this name in `trusted_publishers`.
+    /// The key is pinned for this name (config `trusted_publishers` or `trust add`).
     pub pinned: bool,
 }
 
@@ -291,6 +291,40 @@ impl From<store::IndexedVersion> for PackageMetadata {
             record_id: meta.record_id,
         }
     }
+}
+
+/// `key rotate`: the rotation record signed by both keys, and where the old key was kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RotateKeyReport {
+    pub format_version: u32,
+    pub old: PublisherId,
+    pub new: PublisherId,
+    pub record_id: RecordId,
+    /// The old key's file (`publisher.key.old-<ms>`), kept in case it is still needed.
+    pub old_key_path: PathBuf,
+    pub receipt: Option<Receipt>,
+}
+
+/// One pinned publisher key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrustedPublisher {
+    pub key: PublisherId,
+    /// The (normalized) name it owns here; `null` = every name it claims.
+    pub name: Option<String>,
+    /// Where the pin comes from: `"trust"` (the command) or `"config"`
+    /// (`trusted_publishers`, which wins).
+    pub source: String,
+    /// When `trust add` made it (ms since the Unix epoch); 0 for config pins.
+    pub added_at: u64,
+}
+
+/// `trust add`, `trust remove` and `trust list`: the pins in force afterwards.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrustReport {
+    pub format_version: u32,
+    /// `add` made a new pin, or `remove` dropped one (always false for `list`).
+    pub changed: bool,
+    pub trusted: Vec<TrustedPublisher>,
 }
 
 impl From<store::NameClaim> for NameClaim {

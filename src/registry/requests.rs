@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::package::PublisherId;
+use crate::package::{PublisherId, PublisherRef};
 
 /// Called with (bytes done, bytes total) while an archive downloads.
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
@@ -197,9 +197,10 @@ pub struct InfoRequest {
     /// Pack name, optionally with a version or requirement: name@1.2.0, name@^1
     #[arg(value_name = "SPEC")]
     pub spec: PackageSpec,
-    /// Show the pack as published by this key (when several claim the name)
+    /// Show the pack as published by this key (when several claim the name); any
+    /// unambiguous prefix of its id, such as the short form `info` prints
     #[arg(long)]
-    pub publisher: Option<PublisherId>,
+    pub publisher: Option<PublisherRef>,
 }
 
 impl InfoRequest {
@@ -220,9 +221,10 @@ pub struct InstallRequest {
     /// Directory to install into (must not exist) [default: DATA_DIR/packs/NAME@VERSION]
     #[arg(long)]
     pub to: Option<PathBuf>,
-    /// Install the pack published by this key (needed when several claim the name)
+    /// Install the pack published by this key (needed when several claim the name); any
+    /// unambiguous prefix of its id, such as the short form `info` prints
     #[arg(long)]
-    pub publisher: Option<PublisherId>,
+    pub publisher: Option<PublisherRef>,
 }
 
 impl InstallRequest {
@@ -277,6 +279,35 @@ pub struct RemovePeerRequest {
     /// The peer id, as `ggen-p2p peers` lists it
     pub peer: String,
 }
+
+/// `trust add`: pin a publisher key so it owns a name (or every name it claims) here,
+/// whoever was accepted first.
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct TrustAddRequest {
+    /// The publisher id to trust, as `info` prints it
+    pub key: PublisherId,
+    /// Trust it for this name only [default: every name the key claims]
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `trust remove`: drop a pin made with `trust add` (config pins stay).
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct TrustRemoveRequest {
+    /// The publisher id to stop trusting
+    pub key: PublisherId,
+    /// The name it was trusted for [default: its every-name pin]
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `key rotate`: replace your publisher key by a new one that keeps your names.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
+pub struct RotateKeyRequest {}
+
+/// `trust list`: every pinned key, from `trust add` and from config.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
+pub struct TrustListRequest {}
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@ mod local;
 pub mod lock;
 mod owner;
 pub mod partial;
+mod pins;
 mod records;
 mod schema;
 mod search;
@@ -30,6 +31,7 @@ use crate::package::{ArchiveInfo, Blake3Hash, PublisherId, RecordError, RecordId
 
 pub use audit::RECORDS_TABLE;
 pub use blobs::BlobWriter;
+pub use pins::TrustedKey;
 pub use search::{IndexedVersion, Query, SearchHit};
 
 /// File name of the index inside the store directory.
@@ -77,6 +79,18 @@ pub enum StoreError {
         "{name}: claimed by several publishers: {claimants}; pass --publisher <id> to choose one"
     )]
     Ambiguous { name: String, claimants: String },
+    #[error("{name}: no publisher of it starts with {prefix}; claimants: {claimants}")]
+    NoPublisherPrefix {
+        name: String,
+        prefix: String,
+        claimants: String,
+    },
+    #[error("{name}: {prefix} starts several publisher ids ({matches}); type more of the id")]
+    AmbiguousPublisherPrefix {
+        name: String,
+        prefix: String,
+        matches: String,
+    },
     #[error(
         "{name}: publisher {publisher} has published no version of it; claimants: {claimants}"
     )]

@@ -1,8 +1,9 @@
 //! The owner rule (docs/decisions.md, "Owner of a name") as pure functions: from what a
 //! node holds about a name's version records, the ranked claims and the owner. A pinned
-//! key wins; otherwise the claimant whose earliest version has the smallest
-//! `(published_at, publisher id)`. Reading the records and following key rotations to
-//! each chain's oldest key is the SQLite side's job (`trust.rs`), not this file's.
+//! key wins; otherwise the owner this node first accepted (trust on first use); a
+//! claim's own `published_at` never decides. Reading the records, the accepted owner and
+//! following key rotations to each chain's oldest key is the SQLite side's job
+//! (`trust.rs`), not this file's.
 
 use std::collections::BTreeMap;
 
@@ -20,11 +21,14 @@ pub(super) struct VersionSeen {
     pub published_at: u64,
 }
 
-/// One claim per publisher (chain), in owner order: the pinned one first, then by
-/// `(earliest published_at, publisher id)`. `pin` is the pinned key's oldest key.
+/// One claim per publisher (chain), in owner order: the pinned one first, then the
+/// accepted owner, then by `(first seen here, publisher id)`. `pin` and `accepted` are
+/// oldest keys of their chains. `published_at` is reported, never ranked on: a claimant
+/// signs it itself, so a record dated 1970 would otherwise win.
 pub(super) fn rank_claims(
     versions: impl IntoIterator<Item = VersionSeen>,
     pin: Option<PublisherId>,
+    accepted: Option<PublisherId>,
 ) -> Vec<NameClaim> {
     let mut groups: BTreeMap<PublisherId, (u64, u64)> = BTreeMap::new();
     for seen in versions {
@@ -43,14 +47,27 @@ pub(super) fn rank_claims(
             },
         )
         .collect();
-    claims.sort_by_key(|c| (!c.pinned, c.earliest_published_at, c.publisher));
+    claims.sort_by_key(|c| {
+        (
+            !c.pinned,
+            Some(c.publisher) != accepted,
+            c.first_seen_at,
+            c.publisher,
+        )
+    });
     claims
 }
 
 /// The owner of a name: the pinned key (even with no version of the name yet), else the
-/// first of [`rank_claims`]' claims, else nobody.
-pub(super) fn owner(claims: &[NameClaim], pin: Option<PublisherId>) -> Option<PublisherId> {
-    pin.or_else(|| claims.first().map(|c| c.publisher))
+/// accepted owner while it still has a claim, else the first of [`rank_claims`]' claims,
+/// else nobody.
+pub(super) fn owner(
+    claims: &[NameClaim],
+    pin: Option<PublisherId>,
+    accepted: Option<PublisherId>,
+) -> Option<PublisherId> {
+    pin.or(accepted.filter(|a| claims.iter().any(|c| c.publisher == *a)))
+        .or_else(|| claims.first().map(|c| c.publisher))
 }
 
 #[cfg(test)]
@@ -70,48 +87,58 @@ mod tests {
     }
 
     #[test]
-    fn earliest_publication_wins_not_arrival_order() {
-        // Key 2 reached this node first, but key 1 published first.
-        let claims = rank_claims([seen(2, 10, 500), seen(1, 90, 100), seen(2, 95, 50)], None);
-        // Key 2's earliest publication is 50 (its second record): it wins.
+    fn the_accepted_owner_wins_whatever_the_dates() {
+        // Key 2 was accepted; key 1 claims a version dated long before (backdating).
+        let claims = rank_claims([seen(2, 10, 500), seen(1, 90, 0)], None, Some(key(2)));
+        assert_eq!(claims[0].publisher, key(2));
+        assert_eq!(claims[1].publisher, key(1));
+        assert_eq!(claims[1].earliest_published_at, 0, "reported, not ranked");
+        assert_eq!(owner(&claims, None, Some(key(2))), Some(key(2)));
+    }
+
+    #[test]
+    fn without_an_accepted_owner_first_seen_ranks_not_published_at() {
+        let claims = rank_claims(
+            [seen(2, 10, 500), seen(1, 90, 100), seen(2, 95, 50)],
+            None,
+            None,
+        );
         assert_eq!(claims[0].publisher, key(2));
         assert_eq!(claims[0].first_seen_at, 10);
         assert_eq!(claims[0].earliest_published_at, 50);
-        assert_eq!(claims[1].publisher, key(1));
-        assert_eq!(owner(&claims, None), Some(key(2)));
-
-        let claims = rank_claims([seen(2, 10, 500), seen(1, 90, 100)], None);
+        assert_eq!(owner(&claims, None, None), Some(key(2)));
+        let claims = rank_claims([seen(2, 10, 500), seen(1, 90, 1)], None, None);
         assert_eq!(
-            owner(&claims, None),
-            Some(key(1)),
-            "first seen does not decide"
+            owner(&claims, None, None),
+            Some(key(2)),
+            "dates never decide"
         );
     }
 
     #[test]
     fn ties_go_to_the_smaller_key_whatever_the_input_order() {
-        let forward = rank_claims([seen(7, 1, 100), seen(3, 2, 100)], None);
-        let backward = rank_claims([seen(3, 2, 100), seen(7, 1, 100)], None);
+        let forward = rank_claims([seen(7, 1, 100), seen(3, 1, 100)], None, None);
+        let backward = rank_claims([seen(3, 1, 100), seen(7, 1, 100)], None, None);
         assert_eq!(forward, backward);
-        assert_eq!(owner(&forward, None), Some(key(3)));
+        assert_eq!(owner(&forward, None, None), Some(key(3)));
     }
 
     #[test]
     fn a_pin_wins_even_without_versions() {
-        let claims = rank_claims([seen(1, 1, 1), seen(9, 2, 999)], Some(key(9)));
+        let claims = rank_claims([seen(1, 1, 1), seen(9, 2, 999)], Some(key(9)), Some(key(1)));
         assert_eq!(claims[0].publisher, key(9));
         assert!(claims[0].pinned && !claims[1].pinned);
-        assert_eq!(owner(&claims, Some(key(9))), Some(key(9)));
+        assert_eq!(owner(&claims, Some(key(9)), Some(key(1))), Some(key(9)));
 
-        let claims = rank_claims([seen(1, 1, 1)], Some(key(5)));
+        let claims = rank_claims([seen(1, 1, 1)], Some(key(5)), None);
         assert_eq!(claims.len(), 1);
         assert!(!claims[0].pinned);
-        assert_eq!(owner(&claims, Some(key(5))), Some(key(5)));
+        assert_eq!(owner(&claims, Some(key(5)), None), Some(key(5)));
     }
 
     #[test]
     fn no_versions_no_owner() {
-        assert!(rank_claims([], None).is_empty());
-        assert_eq!(owner(&[], None), None);
+        assert!(rank_claims([], None, Some(key(1))).is_empty());
+        assert_eq!(owner(&[], None, Some(key(1))), None);
     }
 }

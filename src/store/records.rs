@@ -10,7 +10,7 @@ use semver::Version;
 use super::search::IndexedVersion;
 use super::trust::{self, Chains};
 use super::{now_ms, Equivocation, Error, IngestOutcome, Store, StoreError};
-use crate::package::fields::normalize_name;
+use crate::package::fields::{check_not_future, normalize_name};
 use crate::package::{
     Blake3Hash, KeyRotation, PublisherId, Record, RecordBody, RecordId, VersionRecord, YankRecord,
 };
@@ -19,17 +19,26 @@ impl Store {
     /// Stores a verified record (see the contract in `STORE_API.md`); one transaction.
     pub fn ingest(&self, record: &Record) -> Result<IngestOutcome, StoreError> {
         let now = now_ms();
-        self.write(|tx, store| ingest_one(tx, store, record, now))
+        self.write(|tx, store| ingest_one(tx, store, record, now, &mut BTreeSet::new()))
     }
 
     /// Ingests many records in one transaction; outcomes in input order.
     pub fn ingest_many(&self, records: &[Record]) -> Result<Vec<IngestOutcome>, StoreError> {
         let now = now_ms();
         self.write(|tx, store| {
-            records
+            let mut accepted = BTreeSet::new();
+            let outcomes = records
                 .iter()
-                .map(|record| ingest_one(tx, store, record, now))
-                .collect()
+                .map(|record| ingest_one(tx, store, record, now, &mut accepted))
+                .collect::<Result<Vec<_>, Error>>()?;
+            // A name met for the first time with competing claims in one batch has no
+            // owner this node can trust on its own: it is contested.
+            for norm in accepted {
+                if trust::claims(tx, &norm, None)?.len() > 1 {
+                    trust::mark_contested(tx, &norm)?;
+                }
+            }
+            Ok(outcomes)
         })
     }
 
@@ -128,11 +137,13 @@ fn verify_stored(id: RecordId, bytes: Vec<u8>) -> Result<Record, Error> {
     Record::verify(bytes).map_err(|source| StoreError::DamagedRecord { id, source }.into())
 }
 
+/// `accepted` collects the names whose owner this call accepted (first version seen).
 fn ingest_one(
     tx: &Transaction<'_>,
     store: &Store,
     record: &Record,
     now: u64,
+    accepted: &mut BTreeSet<String>,
 ) -> Result<IngestOutcome, Error> {
     let id = record.id();
     let known: Option<i64> = tx
@@ -142,8 +153,16 @@ fn ingest_one(
     if known.is_some() {
         return Ok(IngestOutcome::Duplicate);
     }
+    let dated = match record.body() {
+        RecordBody::Version(v) => v.published_at,
+        RecordBody::Yank(y) => y.yanked_at,
+        RecordBody::Rotation(r) => r.rotated_at,
+    };
+    if let Err(reason) = check_not_future(dated, now) {
+        return Ok(IngestOutcome::Rejected { reason });
+    }
     match record.body() {
-        RecordBody::Version(v) => ingest_version(tx, store, record, v, now),
+        RecordBody::Version(v) => ingest_version(tx, store, record, v, now, accepted),
         RecordBody::Yank(y) => ingest_yank(tx, store, record, y, now),
         RecordBody::Rotation(r) => ingest_rotation(tx, store, record, r, now),
     }
@@ -173,6 +192,7 @@ fn ingest_version(
     record: &Record,
     v: &VersionRecord,
     now: u64,
+    accepted: &mut BTreeSet<String>,
 ) -> Result<IngestOutcome, Error> {
     let norm = normalize_name(&v.name);
     let version = v.version.to_string();
@@ -220,6 +240,9 @@ fn ingest_version(
         v.archive.blake3.as_bytes().as_slice(),
         v.published_at as i64
     ])?;
+    if trust::accept_owner(tx, &norm, &v.publisher, now)? {
+        accepted.insert(norm.clone());
+    }
     refresh_name(tx, store, &norm, Some((rid, v)))?;
     Ok(IngestOutcome::Added)
 }
@@ -349,7 +372,7 @@ pub(super) fn refresh_name(
         }
     }
     let claims = trust::claims(tx, norm, pin)?;
-    let owner = trust::owner(tx, &claims, pin)?;
+    let owner = trust::owner(tx, norm, &claims, pin)?;
     let mut latest: Option<(Version, i64)> = None;
     let mut set_yanked = tx.prepare_cached("UPDATE versions SET yanked = ?2 WHERE rid = ?1")?;
     for (rid, key, version_text, yanked) in rows {

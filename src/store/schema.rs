@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE records (
@@ -108,6 +108,28 @@ UPDATE providers SET confirmed_at = added_at;
 CREATE INDEX providers_confirmed ON providers(confirmed_at);
 ";
 
+/// Version 3: the owner this node first accepted for each name (trust on first use; a
+/// later claim never displaces it), and whether it met the name with competing claims.
+/// An existing index adopts, per name, the publisher of the version it received first.
+/// `trusted_keys` holds the pins of the `trust` command (`norm` '' = every name).
+const SCHEMA_V3: &str = "
+CREATE TABLE name_owners (
+    norm TEXT PRIMARY KEY,
+    owner BLOB NOT NULL,
+    accepted_at INTEGER NOT NULL,
+    contested INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE trusted_keys (
+    key BLOB NOT NULL,
+    norm TEXT NOT NULL,
+    added_at INTEGER NOT NULL,
+    PRIMARY KEY (key, norm)
+) WITHOUT ROWID;
+INSERT INTO name_owners (norm, owner, accepted_at)
+    SELECT v.norm, v.publisher, MIN(r.received_at)
+    FROM versions v JOIN records r ON r.rid = v.rid GROUP BY v.norm;
+";
+
 /// Opens the index, sets the connection pragmas and brings the schema up to date.
 ///
 /// WAL with `synchronous = NORMAL`: a commit is durable once the WAL is synced at the
@@ -184,6 +206,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             if found < 2 {
                 conn.execute_batch(&format!("{SCHEMA_V2} PRAGMA user_version = 2;"))?;
             }
+            if found < 3 {
+                conn.execute_batch(&format!("{SCHEMA_V3} PRAGMA user_version = 3;"))?;
+            }
             Ok(())
         });
     match created {
@@ -251,7 +276,33 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn version_2_names_adopt_the_publisher_received_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!(
+                "{SCHEMA_V1} {SCHEMA_V2} PRAGMA user_version = 2;
+                 INSERT INTO records (rid, id, kind, bytes, received_at)
+                     VALUES (1, x'01', 'version', x'00', 500), (2, x'02', 'version', x'00', 100);
+                 INSERT INTO versions (rid, publisher, norm, version, archive, published_at)
+                     VALUES (1, x'aa', 'tool', '1.0.0', x'00', 1), (2, x'bb', 'tool', '2.0.0', x'00', 900);"
+            ))
+            .unwrap();
+        }
+        let conn = open(&path).unwrap();
+        let owner: Vec<u8> = conn
+            .query_row(
+                "SELECT owner FROM name_owners WHERE norm = 'tool'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(owner, vec![0xbb], "received first, not dated first");
     }
 
     /// Threads each with their own connection race to create one fresh index (without

@@ -1,18 +1,18 @@
 //! Who owns a name, and resolution on top of that: the SQLite side of the owner rule
-//! (whose pure form is `owner.rs`: the pinned key if configured, else the claimant whose
-//! earliest version has the smallest `(published_at, publisher id)`, so nodes holding the
-//! same records agree). Rotated keys count as their oldest key.
+//! (whose pure form is `owner.rs`: the pinned key if configured, else the owner this node
+//! first accepted, kept in `name_owners`; a claim's own date never decides). Rotated keys
+//! count as their oldest key.
 
 use std::collections::{BTreeMap, HashMap};
 
-use rusqlite::Connection;
+use rusqlite::{params, Connection, OptionalExtension};
 use semver::{Version, VersionReq};
 
 use super::owner::{self, VersionSeen};
 use super::search::IndexedVersion;
-use super::{records, Error, NameClaim, Store, StoreError};
+use super::{pins, records, Error, NameClaim, Store, StoreError};
 use crate::package::fields::normalize_name;
-use crate::package::PublisherId;
+use crate::package::{PublisherId, PublisherRef};
 
 /// Follows key rotations back to the oldest key of a chain, with a cache per operation.
 pub(super) struct Chains<'c> {
@@ -26,6 +26,10 @@ impl<'c> Chains<'c> {
             conn,
             cache: HashMap::new(),
         }
+    }
+
+    pub fn conn(&self) -> &'c Connection {
+        self.conn
     }
 
     /// The oldest key `key` acts for. When a key was rotated into from several old keys,
@@ -65,8 +69,60 @@ impl<'c> Chains<'c> {
     }
 }
 
-/// Claims on `norm`, one per rotation chain, in owner order: pinned first, then by
-/// `(earliest_published_at, publisher)`.
+/// The owner this node accepted for `norm`, as stored (not mapped to its oldest key), and
+/// whether it met the name with competing claims.
+pub(super) fn accepted(
+    conn: &Connection,
+    norm: &str,
+) -> Result<Option<(PublisherId, bool)>, rusqlite::Error> {
+    let row: Option<(Vec<u8>, bool)> = conn
+        .prepare_cached("SELECT owner, contested FROM name_owners WHERE norm = ?1")?
+        .query_row([norm], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    Ok(row.and_then(|(key, contested)| {
+        <[u8; 32]>::try_from(key)
+            .ok()
+            .map(|key| (PublisherId::from_bytes(key), contested))
+    }))
+}
+
+/// Trust on first use: the first publisher a version of `norm` is accepted from becomes
+/// its owner here, unless the name has one already. True when this call set it.
+pub(super) fn accept_owner(
+    conn: &Connection,
+    norm: &str,
+    publisher: &PublisherId,
+    now: u64,
+) -> Result<bool, rusqlite::Error> {
+    let changed = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO name_owners (norm, owner, accepted_at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![norm, publisher.as_bytes().as_slice(), now as i64])?;
+    Ok(changed > 0)
+}
+
+/// Marks `norm` contested: this node met it with competing claims at once, so it has no
+/// owner of its own to trust and installs need `--publisher` (or a pin).
+pub(super) fn mark_contested(conn: &Connection, norm: &str) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached("UPDATE name_owners SET contested = 1 WHERE norm = ?1")?
+        .execute([norm])?;
+    Ok(())
+}
+
+/// The accepted owner of `norm` mapped to its oldest key, and whether it is contested.
+fn accepted_root(
+    chains: &mut Chains<'_>,
+    norm: &str,
+) -> Result<(Option<PublisherId>, bool), rusqlite::Error> {
+    match accepted(chains.conn, norm)? {
+        Some((key, contested)) => Ok((Some(chains.canonical(key)?), contested)),
+        None => Ok((None, false)),
+    }
+}
+
+/// Claims on `norm`, one per rotation chain, in owner order: pinned first, then the
+/// accepted owner, then by `(first seen, publisher)`.
 pub(super) fn claims(
     conn: &Connection,
     norm: &str,
@@ -74,6 +130,7 @@ pub(super) fn claims(
 ) -> Result<Vec<NameClaim>, Error> {
     let mut chains = Chains::new(conn);
     let pin = pin.map(|key| chains.canonical(key)).transpose()?;
+    let (accepted, _) = accepted_root(&mut chains, norm)?;
     let mut stmt = conn.prepare_cached(
         "SELECT v.publisher, MIN(r.received_at), MIN(v.published_at)
          FROM versions v JOIN records r ON r.rid = v.rid
@@ -98,32 +155,71 @@ pub(super) fn claims(
             published_at: published as u64,
         });
     }
-    Ok(owner::rank_claims(versions, pin))
+    let pin = match pin {
+        Some(pin) => Some(pin),
+        None => {
+            let roots: Vec<PublisherId> = versions.iter().map(|v| v.publisher).collect();
+            pins::persisted_pin(&mut chains, norm, &roots)?
+        }
+    };
+    Ok(owner::rank_claims(versions, pin, accepted))
 }
 
-/// The chain that owns `norm` ([`owner::owner`] with the pin mapped to its oldest key).
-pub(super) fn owner(
-    conn: &Connection,
+/// The pin in force: the configured one (oldest key), else a `trust` pin that ranked
+/// first in `claims`.
+fn pinned_root(
+    chains: &mut Chains<'_>,
     claims: &[NameClaim],
     pin: Option<PublisherId>,
 ) -> Result<Option<PublisherId>, rusqlite::Error> {
-    let pin = pin
-        .map(|key| Chains::new(conn).canonical(key))
-        .transpose()?;
-    Ok(owner::owner(claims, pin))
+    match pin {
+        Some(pin) => Ok(Some(chains.canonical(pin)?)),
+        None => Ok(claims.iter().find(|c| c.pinned).map(|c| c.publisher)),
+    }
 }
 
-/// "gpA (first seen), gpB" for error messages.
-fn list_claimants(claims: &[NameClaim]) -> String {
-    let first_seen = claims.iter().map(|c| c.first_seen_at).min();
+/// The chain that owns `norm` ([`owner::owner`] with the pin and the accepted owner
+/// mapped to their oldest keys).
+pub(super) fn owner(
+    conn: &Connection,
+    norm: &str,
+    claims: &[NameClaim],
+    pin: Option<PublisherId>,
+) -> Result<Option<PublisherId>, rusqlite::Error> {
+    let mut chains = Chains::new(conn);
+    let pin = pinned_root(&mut chains, claims, pin)?;
+    let (accepted, _) = accepted_root(&mut chains, norm)?;
+    Ok(owner::owner(claims, pin, accepted))
+}
+
+/// The chain installs of `norm` use without `--publisher`: the pin, else the accepted
+/// owner unless the name is contested here; `None` when the claims leave it open.
+fn default_chain(
+    chains: &mut Chains<'_>,
+    norm: &str,
+    claims: &[NameClaim],
+    pin: Option<PublisherId>,
+) -> Result<Option<PublisherId>, rusqlite::Error> {
+    if let Some(pin) = pinned_root(chains, claims, pin)? {
+        return Ok(Some(pin));
+    }
+    let (accepted, contested) = accepted_root(chains, norm)?;
+    if claims.len() <= 1 {
+        return Ok(owner::owner(claims, None, accepted));
+    }
+    Ok(accepted.filter(|a| !contested && claims.iter().any(|c| c.publisher == *a)))
+}
+
+/// "gpA (pinned), gpB" or "gpA (accepted here), gpB" for error messages.
+fn list_claimants(claims: &[NameClaim], accepted: Option<PublisherId>) -> String {
     claims
         .iter()
         .map(|c| {
             let mut text = c.publisher.to_string();
             if c.pinned {
                 text.push_str(" (pinned)");
-            } else if Some(c.first_seen_at) == first_seen {
-                text.push_str(" (first seen)");
+            } else if Some(c.publisher) == accepted {
+                text.push_str(" (accepted here)");
             }
             text
         })
@@ -154,6 +250,57 @@ impl Store {
         let norm = normalize_name(name);
         let pin = self.pin(&norm);
         self.read(|conn| claims(conn, &norm, pin))
+    }
+
+    /// The key `publisher` names among those that published `name`: a full id as is, a
+    /// prefix when exactly one key (or rotation chain) of the name starts with it.
+    pub fn find_publisher(
+        &self,
+        name: &str,
+        publisher: &PublisherRef,
+    ) -> Result<PublisherId, StoreError> {
+        if let Some(id) = publisher.exact() {
+            return Ok(id);
+        }
+        let norm = normalize_name(name);
+        let pin = self.pin(&norm);
+        self.read(|conn| {
+            let mut chains = Chains::new(conn);
+            let mut found: BTreeMap<PublisherId, PublisherId> = BTreeMap::new();
+            for meta in records::name_versions(conn, &norm)? {
+                if publisher.matches(&meta.publisher) {
+                    found.insert(chains.canonical(meta.publisher)?, meta.publisher);
+                }
+            }
+            let claims = claims(conn, &norm, pin)?;
+            for c in &claims {
+                if publisher.matches(&c.publisher) {
+                    found.insert(c.publisher, c.publisher);
+                }
+            }
+            match found.len() {
+                1 => Ok(found.into_values().next().expect("one match")),
+                0 => {
+                    let (accepted, _) = accepted_root(&mut chains, &norm)?;
+                    Err(StoreError::NoPublisherPrefix {
+                        name: name.to_string(),
+                        prefix: publisher.to_string(),
+                        claimants: list_claimants(&claims, accepted),
+                    }
+                    .into())
+                }
+                _ => Err(StoreError::AmbiguousPublisherPrefix {
+                    name: name.to_string(),
+                    prefix: publisher.to_string(),
+                    matches: found
+                        .values()
+                        .map(|k| k.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+                .into()),
+            }
+        })
     }
 
     /// Every version of a name (normalized compare) from every publisher, newest first,
@@ -200,9 +347,12 @@ impl Store {
                 .filter(|m| &m.version == version)
                 .collect();
             let mut chains = Chains::new(conn);
-            let wanted = match publisher.copied().or(pin) {
+            let wanted = match publisher.copied() {
                 Some(key) => Some(chains.canonical(key)?),
-                None => None,
+                None => {
+                    let claims = claims(conn, &norm, pin)?;
+                    default_chain(&mut chains, &norm, &claims, pin)?
+                }
             };
             let mut by_chain: BTreeMap<PublisherId, IndexedVersion> = BTreeMap::new();
             for meta in all {
@@ -216,9 +366,10 @@ impl Store {
                     .into_iter()
                     .filter(|c| by_chain.contains_key(&c.publisher))
                     .collect();
+                let (accepted, _) = accepted_root(&mut chains, &norm)?;
                 return Err(StoreError::Ambiguous {
                     name: name.to_string(),
-                    claimants: list_claimants(&claims),
+                    claimants: list_claimants(&claims, accepted),
                 }
                 .into());
             }
@@ -244,6 +395,7 @@ impl Store {
             }
             let claims = claims(conn, &norm, pin)?;
             let mut chains = Chains::new(conn);
+            let (accepted, _) = accepted_root(&mut chains, &norm)?;
             let chain = match publisher {
                 Some(key) => {
                     let root = chains.canonical(*key)?;
@@ -251,21 +403,21 @@ impl Store {
                         return Err(StoreError::NotPublishedBy {
                             name: name.to_string(),
                             publisher: *key,
-                            claimants: list_claimants(&claims),
+                            claimants: list_claimants(&claims, accepted),
                         }
                         .into());
                     }
                     root
                 }
-                None if pin.is_none() && claims.len() > 1 => {
-                    return Err(StoreError::Ambiguous {
-                        name: name.to_string(),
-                        claimants: list_claimants(&claims),
+                None => match default_chain(&mut chains, &norm, &claims, pin)? {
+                    Some(chain) => chain,
+                    None if claims.len() > 1 => {
+                        return Err(StoreError::Ambiguous {
+                            name: name.to_string(),
+                            claimants: list_claimants(&claims, accepted),
+                        }
+                        .into());
                     }
-                    .into());
-                }
-                None => match owner(conn, &claims, pin)? {
-                    Some(owner) => owner,
                     None => {
                         return Err(StoreError::UnknownName {
                             name: name.to_string(),
@@ -288,9 +440,9 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::package::{KeyRotation, PublisherKey, Record, RecordBody};
+    use crate::package::{KeyRotation, PublisherKey, PublisherRef, Record, RecordBody};
     use crate::store::test_util::{version, yank};
-    use crate::store::IngestOutcome;
+    use crate::store::{now_ms, IngestOutcome};
 
     fn req(text: &str) -> VersionReq {
         VersionReq::parse(text).unwrap()
@@ -329,39 +481,152 @@ mod tests {
     }
 
     #[test]
-    fn two_claimants_are_ambiguous_until_chosen_or_pinned() {
+    fn a_later_claim_never_displaces_the_accepted_owner() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let first = PublisherKey::generate();
-        let second = PublisherKey::generate();
+        let owner = PublisherKey::generate();
+        let squatter = PublisherKey::generate();
         store
-            .ingest(&version(&second, "tool", "1.0.0", 20))
+            .ingest(&version(&owner, "tool", "1.0.0", now_ms()))
             .unwrap();
-        store.ingest(&version(&first, "tool", "1.1.0", 10)).unwrap();
+        // The backdating attack: a second key dates its claim 1970 and bumps the version.
+        assert_eq!(
+            store
+                .ingest(&version(&squatter, "tool", "9.0.0", 0))
+                .unwrap(),
+            IngestOutcome::Added
+        );
         let claims = store.claims("tool").unwrap();
         assert_eq!(claims.len(), 2);
-        assert_eq!(claims[0].publisher, first.id(), "earliest published owns");
-        let err = store.resolve("tool", &req("*"), None).unwrap_err();
-        let text = err.to_string();
-        assert!(text.contains("--publisher"), "{text}");
-        assert!(text.contains(&first.id().to_string()), "{text}");
-        assert!(
-            text.contains(&format!("{} (first seen)", second.id())),
-            "{text}"
+        assert_eq!(claims[0].publisher, owner.id(), "first accepted owns");
+        assert_eq!(claims[1].earliest_published_at, 0);
+        let got = store.resolve("tool", &req("*"), None).unwrap();
+        assert_eq!(
+            (got.publisher, got.version.clone()),
+            (owner.id(), Version::new(1, 0, 0))
         );
-        let chosen = store
-            .resolve("tool", &req("*"), Some(&second.id()))
+        let exact = store.version("tool", &Version::new(9, 0, 0), None).unwrap();
+        assert!(exact.is_none(), "the squatter's version is not the name's");
+        let hits = store
+            .search(&crate::store::Query::new(vec!["tool".into()]))
             .unwrap();
-        assert_eq!(chosen.version, Version::new(1, 0, 0));
+        assert_eq!(hits[0].package.publisher, owner.id());
+        assert!(hits[0].conflict, "the competing claim stays visible");
+        // Survives a reopen: the owner is persisted, not recomputed from dates.
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.claims("tool").unwrap()[0].publisher, owner.id());
+        let chosen = store
+            .resolve("tool", &req("*"), Some(&squatter.id()))
+            .unwrap();
+        assert_eq!(chosen.version, Version::new(9, 0, 0));
         let stranger = PublisherKey::generate();
         let err = store
             .resolve("tool", &req("*"), Some(&stranger.id()))
             .unwrap_err();
         assert!(matches!(err, StoreError::NotPublishedBy { .. }), "{err}");
-        store.set_pins(BTreeMap::from([("tool".to_string(), second.id())]));
+        assert!(
+            err.to_string()
+                .contains(&format!("{} (accepted here)", owner.id())),
+            "{err}"
+        );
+        store.set_pins(BTreeMap::from([("tool".to_string(), squatter.id())]));
         let pinned = store.resolve("tool", &req("*"), None).unwrap();
-        assert_eq!(pinned.publisher, second.id());
+        assert_eq!(pinned.publisher, squatter.id());
         assert!(store.claims("tool").unwrap()[0].pinned);
+    }
+
+    #[test]
+    fn competing_claims_met_at_once_are_contested_until_chosen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let first = PublisherKey::generate();
+        let second = PublisherKey::generate();
+        store
+            .ingest_many(&[
+                version(&second, "tool", "1.0.0", 20),
+                version(&first, "tool", "1.1.0", 10),
+            ])
+            .unwrap();
+        let err = store.resolve("tool", &req("*"), None).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Ambiguous { .. }), "{text}");
+        assert!(text.contains("--publisher"), "{text}");
+        assert!(text.contains(&first.id().to_string()), "{text}");
+        assert!(text.contains(&second.id().to_string()), "{text}");
+        let chosen = store
+            .resolve("tool", &req("*"), Some(&second.id()))
+            .unwrap();
+        assert_eq!(chosen.version, Version::new(1, 0, 0));
+        // One claimant per batch is not contested.
+        store
+            .ingest_many(&[
+                version(&first, "solo", "1.0.0", 10),
+                version(&first, "solo", "1.1.0", 11),
+            ])
+            .unwrap();
+        assert!(store.resolve("solo", &req("*"), None).is_ok());
+    }
+
+    #[test]
+    fn publishers_are_found_by_any_unambiguous_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Two keys sharing their first character after "gp", so a prefix can be ambiguous.
+        let first = PublisherKey::generate();
+        let second = std::iter::repeat_with(PublisherKey::generate)
+            .find(|k| k.id().to_string()[..3] == first.id().to_string()[..3])
+            .unwrap();
+        store
+            .ingest_many(&[
+                version(&first, "tool", "1.0.0", 10),
+                version(&second, "tool", "2.0.0", 20),
+            ])
+            .unwrap();
+        let prefix = |text: &str| text.parse::<PublisherRef>().unwrap();
+        let short = prefix(&first.id().short());
+        assert_eq!(store.find_publisher("tool", &short).unwrap(), first.id());
+        let full = PublisherRef::from(second.id());
+        assert_eq!(store.find_publisher("tool", &full).unwrap(), second.id());
+        let common = prefix(&first.id().to_string()[..3]);
+        let err = store.find_publisher("tool", &common).unwrap_err();
+        assert!(
+            matches!(err, StoreError::AmbiguousPublisherPrefix { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("type more"), "{err}");
+        let stranger = std::iter::repeat_with(PublisherKey::generate)
+            .find(|k| k.id().to_string()[..3] != first.id().to_string()[..3])
+            .unwrap();
+        let err = store
+            .find_publisher("tool", &prefix(&stranger.id().short()))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NoPublisherPrefix { .. }), "{err}");
+        assert!("gp".parse::<PublisherRef>().is_err());
+        assert!("xx12".parse::<PublisherRef>().is_err());
+    }
+
+    #[test]
+    fn records_dated_in_the_future_are_refused() {
+        use crate::package::fields::MAX_CLOCK_SKEW_MS;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = PublisherKey::generate();
+        let far = now_ms() + MAX_CLOCK_SKEW_MS + 60_000;
+        let outcome = store.ingest(&version(&key, "later", "1.0.0", far)).unwrap();
+        let IngestOutcome::Rejected { reason } = outcome else {
+            panic!("accepted a record dated in the future: {outcome:?}");
+        };
+        assert!(reason.contains("future"), "{reason}");
+        assert!(store.claims("later").unwrap().is_empty());
+        let near = now_ms() + 60_000;
+        assert_eq!(
+            store
+                .ingest(&version(&key, "later", "1.0.0", near))
+                .unwrap(),
+            IngestOutcome::Added,
+            "small skew is tolerated"
+        );
     }
 
     #[test]
