@@ -171,6 +171,9 @@ impl Registry for ApiClient {
     }
 
     async fn verify(&self, request: VerifyRequest) -> Result<VerifyReport> {
+        if request.repair {
+            return self.post("/api/v1/verify/repair", &request).await;
+        }
         self.get("/api/v1/verify", &request).await
     }
 

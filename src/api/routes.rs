@@ -65,6 +65,7 @@ pub(super) fn router(registry: P2PRegistry, token: String, addr: SocketAddr) -> 
         .route("/api/v1/yank", post(yank))
         .route("/api/v1/peers/add", post(add_peer))
         .route("/api/v1/peers/remove", post(remove_peer))
+        .route("/api/v1/verify/repair", post(verify_repair))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/", get(|| async { Html(super::dashboard::PAGE) }))
@@ -228,6 +229,21 @@ async fn verify(
     State(state): State<AppState>,
     Query(request): Query<VerifyRequest>,
 ) -> ApiResult<VerifyReport> {
+    if request.repair {
+        return Err(RegistryError::Refused(
+            "repair changes the store, so it is not a GET; POST /api/v1/verify/repair with the token".into(),
+        )
+        .into());
+    }
+    Ok(Json(state.registry.verify(request).await?))
+}
+
+/// `verify --repair`: changes the store, so it needs the token.
+async fn verify_repair(
+    State(state): State<AppState>,
+    Json(mut request): Json<VerifyRequest>,
+) -> ApiResult<VerifyReport> {
+    request.repair = true;
     Ok(Json(state.registry.verify(request).await?))
 }
 

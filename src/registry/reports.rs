@@ -269,6 +269,14 @@ pub struct VerifyReport {
     pub archives_checked: u64,
     pub bad_records: Vec<DamagedItem>,
     pub bad_archives: Vec<DamagedItem>,
+    /// Leftovers of interrupted work and index/blob mismatches: `id` is the path or the
+    /// archive BLAKE3, `reason` the kind (`temp_file`, `partial_download`,
+    /// `unpack_staging`, `blob_without_row`, `row_without_blob`, `damaged_row`).
+    #[serde(default)]
+    pub orphans: Vec<DamagedItem>,
+    /// True when `--repair` removed or fixed the orphans listed.
+    #[serde(default)]
+    pub repaired: bool,
 }
 
 impl From<store::IndexedVersion> for PackageMetadata {

@@ -254,7 +254,13 @@ pub struct ListRequest {}
 
 /// `verify`: re-check every stored record signature and archive hash.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
-pub struct VerifyRequest {}
+pub struct VerifyRequest {
+    /// Also remove orphans (leftover temp files, blobs without an index row) and forget
+    /// archive rows whose blob is missing or damaged, so they are fetched again
+    #[arg(long)]
+    #[serde(default)]
+    pub repair: bool,
+}
 
 /// `status`: identity, network and store at a glance.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
