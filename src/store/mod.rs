@@ -5,6 +5,7 @@
 //! one boundary that runs SQLite and blob work on the blocking pool.
 
 mod audit;
+mod bans;
 mod blobs;
 #[cfg(any(test, feature = "test-support"))]
 pub mod corpus;
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::package::{ArchiveInfo, Blake3Hash, PublisherId, RecordError, RecordId};
 
 pub use audit::RECORDS_TABLE;
+pub use bans::BannedPeer;
 pub use blobs::BlobWriter;
 pub use hygiene::{Orphan, PARTIAL_MAX_AGE, STAGING_MAX_AGE};
 pub use search::{IndexedVersion, Query, SearchHit};

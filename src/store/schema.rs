@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE records (
@@ -108,6 +108,16 @@ UPDATE providers SET confirmed_at = added_at;
 CREATE INDEX providers_confirmed ON providers(confirmed_at);
 ";
 
+/// Version 4: peers banned for invalid input or blocked by the operator, so a ban
+/// survives a restart. (Version 3 is another branch's step; this one stands alone.)
+const SCHEMA_V4: &str = "
+CREATE TABLE IF NOT EXISTS banned_peers (
+    peer TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    banned_at INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 /// Opens the index, sets the connection pragmas and brings the schema up to date.
 ///
 /// WAL with `synchronous = NORMAL`: a commit is durable once the WAL is synced at the
@@ -184,6 +194,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             if found < 2 {
                 conn.execute_batch(&format!("{SCHEMA_V2} PRAGMA user_version = 2;"))?;
             }
+            if found < 4 {
+                conn.execute_batch(&format!("{SCHEMA_V4} PRAGMA user_version = 4;"))?;
+            }
             Ok(())
         });
     match created {
@@ -251,7 +264,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     /// Threads each with their own connection race to create one fresh index (without
