@@ -20,6 +20,7 @@ use crate::registry::{
     RegistryError, RemovePeerRequest, Result, SearchReport, SearchRequest, StatusReport,
     StatusRequest, VerifyReport, VerifyRequest, YankReport, YankRequest,
 };
+use crate::registry::{BlockPeerRequest, BlockReport, UnblockPeerRequest};
 
 pub struct ApiClient {
     http: reqwest::Client,
@@ -187,6 +188,14 @@ impl Registry for ApiClient {
 
     async fn add_peer(&self, request: AddPeerRequest) -> Result<PeersReport> {
         self.post("/api/v1/peers/add", &request).await
+    }
+
+    async fn block_peer(&self, request: BlockPeerRequest) -> Result<BlockReport> {
+        self.post("/api/v1/peers/block", &request).await
+    }
+
+    async fn unblock_peer(&self, request: UnblockPeerRequest) -> Result<BlockReport> {
+        self.post("/api/v1/peers/unblock", &request).await
     }
 
     async fn remove_peer(&self, request: RemovePeerRequest) -> Result<PeersReport> {

@@ -20,6 +20,7 @@ use crate::registry::{
     Registry, RegistryError, RemovePeerRequest, SearchReport, SearchRequest, StatusReport,
     StatusRequest, VerifyReport, VerifyRequest, YankReport, YankRequest,
 };
+use crate::registry::{BlockPeerRequest, BlockReport, UnblockPeerRequest};
 
 #[derive(Clone)]
 struct AppState {
@@ -65,6 +66,8 @@ pub(super) fn router(registry: P2PRegistry, token: String, addr: SocketAddr) -> 
         .route("/api/v1/yank", post(yank))
         .route("/api/v1/peers/add", post(add_peer))
         .route("/api/v1/peers/remove", post(remove_peer))
+        .route("/api/v1/peers/block", post(block_peer))
+        .route("/api/v1/peers/unblock", post(unblock_peer))
         .route("/api/v1/verify/repair", post(verify_repair))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -273,6 +276,20 @@ async fn remove_peer(
     Json(request): Json<RemovePeerRequest>,
 ) -> ApiResult<PeersReport> {
     Ok(Json(state.registry.remove_peer(request).await?))
+}
+
+async fn block_peer(
+    State(state): State<AppState>,
+    Json(request): Json<BlockPeerRequest>,
+) -> ApiResult<BlockReport> {
+    Ok(Json(state.registry.block_peer(request).await?))
+}
+
+async fn unblock_peer(
+    State(state): State<AppState>,
+    Json(request): Json<UnblockPeerRequest>,
+) -> ApiResult<BlockReport> {
+    Ok(Json(state.registry.unblock_peer(request).await?))
 }
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, Failure> {

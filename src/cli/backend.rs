@@ -14,6 +14,7 @@ use crate::registry::{
     SearchReport, SearchRequest, StatusReport, StatusRequest, VerifyReport, VerifyRequest,
     YankReport, YankRequest,
 };
+use crate::registry::{BlockPeerRequest, BlockReport, UnblockPeerRequest};
 use crate::store::lock::{self, LOCK_FILE};
 use crate::store::StoreError;
 
@@ -129,5 +130,13 @@ impl Registry for Backend {
 
     async fn remove_peer(&self, request: RemovePeerRequest) -> Result<PeersReport> {
         delegate!(self, remove_peer(request))
+    }
+
+    async fn block_peer(&self, request: BlockPeerRequest) -> Result<BlockReport> {
+        delegate!(self, block_peer(request))
+    }
+
+    async fn unblock_peer(&self, request: UnblockPeerRequest) -> Result<BlockReport> {
+        delegate!(self, unblock_peer(request))
     }
 }

@@ -29,13 +29,15 @@ use crate::tasks::Tasks;
 pub use builder::P2PRegistryBuilder;
 pub use install::parse_requirement;
 pub use reports::{
-    InfoReport, InstallReport, Installed, KeyReport, ListReport, NameClaim, NetStatus,
-    PackageMetadata, PeerInfo, PeersReport, PublishReport, Receipt, SearchReport, SearchResult,
-    StartReport, StatusReport, StoreStats, VerifyReport, VersionLine, YankReport, FORMAT_VERSION,
+    BannedPeerInfo, BlockReport, InfoReport, InstallReport, Installed, KeyReport, ListReport,
+    NameClaim, NetStatus, PackageMetadata, PeerInfo, PeersReport, PublishReport, Receipt,
+    SearchReport, SearchResult, StartReport, StatusReport, StoreStats, VerifyReport, VersionLine,
+    YankReport, FORMAT_VERSION,
 };
 pub use requests::{
-    AddPeerRequest, InfoRequest, InstallRequest, ListRequest, PackageSpec, PeersRequest, Progress,
-    PublishRequest, RemovePeerRequest, SearchRequest, StatusRequest, VerifyRequest, YankRequest,
+    AddPeerRequest, BlockPeerRequest, InfoRequest, InstallRequest, ListRequest, PackageSpec,
+    PeersRequest, Progress, PublishRequest, RemovePeerRequest, SearchRequest, StatusRequest,
+    UnblockPeerRequest, VerifyRequest, YankRequest,
 };
 
 pub const PUBLISHER_KEY_FILE: &str = "publisher.key";
@@ -120,6 +122,15 @@ pub trait Registry {
         &self,
         request: RemovePeerRequest,
     ) -> impl Future<Output = Result<PeersReport>> + Send;
+    /// Works offline too: the ban is stored and the next start loads it.
+    fn block_peer(
+        &self,
+        request: BlockPeerRequest,
+    ) -> impl Future<Output = Result<BlockReport>> + Send;
+    fn unblock_peer(
+        &self,
+        request: UnblockPeerRequest,
+    ) -> impl Future<Output = Result<BlockReport>> + Send;
 }
 
 /// The registry of one node: its data directory, store and (once started) network.
@@ -225,5 +236,13 @@ impl Registry for P2PRegistry {
 
     async fn remove_peer(&self, request: RemovePeerRequest) -> Result<PeersReport> {
         peers::remove_peer(self, request).await
+    }
+
+    async fn block_peer(&self, request: BlockPeerRequest) -> Result<BlockReport> {
+        peers::block_peer(self, request).await
+    }
+
+    async fn unblock_peer(&self, request: UnblockPeerRequest) -> Result<BlockReport> {
+        peers::unblock_peer(self, request).await
     }
 }

@@ -253,6 +253,37 @@ pub struct PeersReport {
     pub peers: Vec<PeerInfo>,
 }
 
+/// One banned peer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BannedPeerInfo {
+    pub peer_id: String,
+    pub reason: String,
+    /// When the ban began (ms since the Unix epoch).
+    pub banned_at: u64,
+}
+
+impl From<store::BannedPeer> for BannedPeerInfo {
+    fn from(ban: store::BannedPeer) -> Self {
+        Self {
+            peer_id: ban.peer,
+            reason: ban.reason,
+            banned_at: ban.banned_at,
+        }
+    }
+}
+
+/// `peers block` / `peers unblock`: what changed, and every peer banned now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockReport {
+    pub format_version: u32,
+    pub peer_id: String,
+    /// Whether the peer is banned now.
+    pub blocked: bool,
+    /// False when it already was in that state.
+    pub changed: bool,
+    pub banned: Vec<BannedPeerInfo>,
+}
+
 /// One damaged item found by `verify`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DamagedItem {

@@ -284,6 +284,20 @@ pub struct RemovePeerRequest {
     pub peer: String,
 }
 
+/// `peers block`: ban a peer (refused and disconnected, kept across restarts).
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct BlockPeerRequest {
+    /// The peer id, as `ggen-p2p peers` lists it
+    pub peer: String,
+}
+
+/// `peers unblock`: lift a peer's ban (a block or a ban for invalid records).
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct UnblockPeerRequest {
+    /// The peer id, as `ggen-p2p peers block` took it
+    pub peer: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
