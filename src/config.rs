@@ -41,6 +41,8 @@ pub struct Config {
     pub listen: Vec<String>,
     /// Multiaddrs (with `/p2p/<peer id>`) to dial at start and redial with backoff.
     pub bootstrap: Vec<String>,
+    /// Peer ids allowed to connect; when non-empty, every other peer is refused.
+    pub allow: Vec<String>,
     pub mdns: bool,
     /// AutoNAT probes; off is the right choice for loopback-only test networks.
     pub autonat: bool,
@@ -129,6 +131,7 @@ impl Default for Config {
                 "/ip4/0.0.0.0/udp/4001/quic-v1".into(),
             ],
             bootstrap: Vec::new(),
+            allow: Vec::new(),
             mdns: true,
             autonat: true,
             api: "127.0.0.1:0".into(),

@@ -20,6 +20,7 @@ use crate::registry::{
     RegistryError, RemovePeerRequest, Result, SearchReport, SearchRequest, StatusReport,
     StatusRequest, VerifyReport, VerifyRequest, YankReport, YankRequest,
 };
+use crate::registry::{BlockPeerRequest, BlockReport, UnblockPeerRequest};
 
 pub struct ApiClient {
     http: reqwest::Client,
@@ -171,6 +172,9 @@ impl Registry for ApiClient {
     }
 
     async fn verify(&self, request: VerifyRequest) -> Result<VerifyReport> {
+        if request.repair {
+            return self.post("/api/v1/verify/repair", &request).await;
+        }
         self.get("/api/v1/verify", &request).await
     }
 
@@ -184,6 +188,14 @@ impl Registry for ApiClient {
 
     async fn add_peer(&self, request: AddPeerRequest) -> Result<PeersReport> {
         self.post("/api/v1/peers/add", &request).await
+    }
+
+    async fn block_peer(&self, request: BlockPeerRequest) -> Result<BlockReport> {
+        self.post("/api/v1/peers/block", &request).await
+    }
+
+    async fn unblock_peer(&self, request: UnblockPeerRequest) -> Result<BlockReport> {
+        self.post("/api/v1/peers/unblock", &request).await
     }
 
     async fn remove_peer(&self, request: RemovePeerRequest) -> Result<PeersReport> {

@@ -20,6 +20,7 @@ use crate::registry::{
     Registry, RegistryError, RemovePeerRequest, SearchReport, SearchRequest, StatusReport,
     StatusRequest, VerifyReport, VerifyRequest, YankReport, YankRequest,
 };
+use crate::registry::{BlockPeerRequest, BlockReport, UnblockPeerRequest};
 
 #[derive(Clone)]
 struct AppState {
@@ -68,6 +69,9 @@ pub(super) fn router(registry: P2PRegistry, token: String, addr: SocketAddr) -> 
         .route("/api/v1/trust/add", post(trust_add))
         .route("/api/v1/trust/remove", post(trust_remove))
         .route("/api/v1/key/rotate", post(rotate_key))
+        .route("/api/v1/peers/block", post(block_peer))
+        .route("/api/v1/peers/unblock", post(unblock_peer))
+        .route("/api/v1/verify/repair", post(verify_repair))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/", get(|| async { Html(super::dashboard::PAGE) }))
@@ -232,6 +236,21 @@ async fn verify(
     State(state): State<AppState>,
     Query(request): Query<VerifyRequest>,
 ) -> ApiResult<VerifyReport> {
+    if request.repair {
+        return Err(RegistryError::Refused(
+            "repair changes the store, so it is not a GET; POST /api/v1/verify/repair with the token".into(),
+        )
+        .into());
+    }
+    Ok(Json(state.registry.verify(request).await?))
+}
+
+/// `verify --repair`: changes the store, so it needs the token.
+async fn verify_repair(
+    State(state): State<AppState>,
+    Json(mut request): Json<VerifyRequest>,
+) -> ApiResult<VerifyReport> {
+    request.repair = true;
     Ok(Json(state.registry.verify(request).await?))
 }
 
@@ -289,6 +308,20 @@ async fn rotate_key(
     Json(request): Json<crate::registry::RotateKeyRequest>,
 ) -> ApiResult<crate::registry::RotateKeyReport> {
     Ok(Json(state.registry.rotate_key(request).await?))
+}
+
+async fn block_peer(
+    State(state): State<AppState>,
+    Json(request): Json<BlockPeerRequest>,
+) -> ApiResult<BlockReport> {
+    Ok(Json(state.registry.block_peer(request).await?))
+}
+
+async fn unblock_peer(
+    State(state): State<AppState>,
+    Json(request): Json<UnblockPeerRequest>,
+) -> ApiResult<BlockReport> {
+    Ok(Json(state.registry.unblock_peer(request).await?))
 }
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, Failure> {

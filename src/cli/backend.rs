@@ -14,6 +14,7 @@ use crate::registry::{
     SearchReport, SearchRequest, StatusReport, StatusRequest, VerifyReport, VerifyRequest,
     YankReport, YankRequest,
 };
+use crate::registry::{BlockPeerRequest, BlockReport, UnblockPeerRequest};
 use crate::store::lock::{self, LOCK_FILE};
 use crate::store::StoreError;
 
@@ -157,5 +158,13 @@ impl Registry for Backend {
         request: crate::registry::RotateKeyRequest,
     ) -> Result<crate::registry::RotateKeyReport> {
         delegate!(self, rotate_key(request))
+    }
+
+    async fn block_peer(&self, request: BlockPeerRequest) -> Result<BlockReport> {
+        delegate!(self, block_peer(request))
+    }
+
+    async fn unblock_peer(&self, request: UnblockPeerRequest) -> Result<BlockReport> {
+        delegate!(self, unblock_peer(request))
     }
 }

@@ -1,11 +1,14 @@
-//! `ggen-p2p peers [add MULTIADDR | remove PEER]`: inspect and change the running node's
-//! peers.
+//! `ggen-p2p peers [add MULTIADDR | remove PEER | block PEER | unblock PEER]`: inspect
+//! and change the running node's peers; blocks are stored and work offline too.
 
 use anyhow::Result;
 use clap::Subcommand;
 
 use super::{Backend, Output};
-use crate::registry::{AddPeerRequest, PeersRequest, Registry, RemovePeerRequest};
+use crate::registry::{
+    AddPeerRequest, BlockPeerRequest, BlockReport, PeersRequest, Registry, RemovePeerRequest,
+    UnblockPeerRequest,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,6 +22,10 @@ pub enum PeersAction {
     Add(AddPeerRequest),
     /// Disconnect from a peer and forget its addresses
     Remove(RemovePeerRequest),
+    /// Ban a peer: refuse and disconnect it, also after restarts
+    Block(BlockPeerRequest),
+    /// Lift a peer's ban (a block, or a ban for invalid records)
+    Unblock(UnblockPeerRequest),
 }
 
 pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
@@ -26,6 +33,12 @@ pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
         None => backend.peers(PeersRequest::default()).await?,
         Some(PeersAction::Add(request)) => backend.add_peer(request).await?,
         Some(PeersAction::Remove(request)) => backend.remove_peer(request).await?,
+        Some(PeersAction::Block(request)) => {
+            return print_block(backend.block_peer(request).await?, out)
+        }
+        Some(PeersAction::Unblock(request)) => {
+            return print_block(backend.unblock_peer(request).await?, out)
+        }
     };
     if out.json {
         return Ok(out.json(&report)?);
@@ -47,5 +60,31 @@ pub async fn run(backend: &Backend, args: Args, out: &Output) -> Result<()> {
         })
         .collect();
     out.table(&["PEER", "RTT", "LINK", "ADDRESS"], &rows)?;
+    Ok(())
+}
+
+fn print_block(report: BlockReport, out: &Output) -> Result<()> {
+    if out.json {
+        return Ok(out.json(&report)?);
+    }
+    let state = if report.blocked {
+        "blocked"
+    } else {
+        "unblocked"
+    };
+    let already = if report.changed {
+        ""
+    } else {
+        " (it already was)"
+    };
+    out.line(format!("{} {state}{already}", report.peer_id))?;
+    let rows: Vec<Vec<String>> = report
+        .banned
+        .iter()
+        .map(|b| vec![b.peer_id.clone(), b.reason.clone()])
+        .collect();
+    if !rows.is_empty() {
+        out.table(&["BANNED PEER", "REASON"], &rows)?;
+    }
     Ok(())
 }

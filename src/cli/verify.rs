@@ -21,10 +21,24 @@ pub async fn run(backend: &Backend, request: VerifyRequest, out: &Output) -> Res
         for bad in &report.bad_archives {
             out.line(format!("bad archive {}: {}", bad.id, bad.reason))?;
         }
+        let verb = if report.repaired {
+            "repaired"
+        } else {
+            "orphan"
+        };
+        for orphan in &report.orphans {
+            out.line(format!("{verb} {}: {}", orphan.reason, orphan.id))?;
+        }
     }
     let damaged = report.bad_records.len() + report.bad_archives.len();
     if damaged > 0 {
         bail!("{damaged} damaged item(s) in the store; republish or reinstall them (their data cannot be trusted)");
+    }
+    if !report.repaired && !report.orphans.is_empty() {
+        bail!(
+            "{} orphan(s) in the store (leftovers of interrupted work or index/blob mismatches); run `ggen-p2p verify --repair` to remove them",
+            report.orphans.len()
+        );
     }
     Ok(())
 }

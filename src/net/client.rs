@@ -346,6 +346,25 @@ impl Client {
     /// Closes every connection to `peer` and forgets its addresses.
     /// Closes every connection to `peer` and forgets its addresses. Returns once the
     /// connections are closed (closing is asynchronous in the swarm), or after 2 s.
+    /// Bans `peer` in the running node (refused and disconnected); storing the ban is
+    /// the caller's job.
+    pub async fn block(&self, peer: PeerId) -> Result<(), NetError> {
+        self.call("block", self.quick(), |reply| Command::Block {
+            peer,
+            reply,
+        })
+        .await
+    }
+
+    /// Lifts `peer`'s ban in the running node.
+    pub async fn unblock(&self, peer: PeerId) -> Result<(), NetError> {
+        self.call("unblock", self.quick(), |reply| Command::Unblock {
+            peer,
+            reply,
+        })
+        .await
+    }
+
     pub async fn disconnect(&self, peer: PeerId) -> Result<(), NetError> {
         self.call("disconnect", self.quick(), |reply| Command::Disconnect {
             peer,

@@ -73,6 +73,16 @@ pub(crate) enum Command {
         peer: PeerId,
         reply: oneshot::Sender<()>,
     },
+    /// Ban `peer` now (operator block): refuse and disconnect it.
+    Block {
+        peer: PeerId,
+        reply: oneshot::Sender<()>,
+    },
+    /// Lift `peer`'s ban.
+    Unblock {
+        peer: PeerId,
+        reply: oneshot::Sender<()>,
+    },
     /// A peer sent something invalid.
     Penalize {
         peer: PeerId,

@@ -77,6 +77,24 @@ pub(crate) async fn spawn(
         config.connection_timeout,
     );
     let prune_target = policy::prune_target(config.max_connections, config.gossip_mesh.2);
+    let mut policy = Policy::new(bootstrap, prune_target, config.prune_grace);
+    policy.set_allow(config.allow.iter().copied());
+    let bans =
+        store
+            .call(|store| store.banned_peers())
+            .await
+            .map_err(|e: crate::store::StoreError| {
+                NetError::Config(format!("loading banned peers: {e}"))
+            })?;
+    for ban in bans {
+        match ban.peer.parse::<PeerId>() {
+            Ok(peer) => {
+                policy.penalties.ban(peer);
+                swarm.behaviour_mut().blocked.block_peer(peer);
+            }
+            Err(e) => tracing::warn!("stored ban of {:?} ignored: not a peer id ({e})", ban.peer),
+        }
+    }
     let event_loop = EventLoop {
         swarm,
         commands,
@@ -86,7 +104,7 @@ pub(crate) async fn spawn(
         prune_interval: config.prune_interval.max(Duration::from_millis(100)),
         sync_interval: config.sync_interval,
         anti_entropy: config.anti_entropy,
-        policy: Policy::new(bootstrap, prune_target, config.prune_grace),
+        policy,
         pending: Pending::new(config.connection_timeout, config.query_timeout),
         nat: Nat::default(),
         relay_listeners: Default::default(),
@@ -215,10 +233,25 @@ impl EventLoop {
     fn penalize(&mut self, peer: PeerId) {
         if self.policy.penalize(peer) {
             tracing::info!("banning {peer}: too many invalid records");
-            self.swarm.behaviour_mut().blocked.block_peer(peer);
-            let _ = self.swarm.disconnect_peer_id(peer);
-            self.swarm.behaviour_mut().kad.remove_peer(&peer);
+            self.shut_out(peer);
+            let store = self.store.clone();
+            self.tasks.spawn(async move {
+                let reason = "sent too many invalid records";
+                let stored = store
+                    .call(move |s| s.ban_peer(&peer.to_string(), reason, crate::store::now_ms()))
+                    .await;
+                if let Err(e) = stored {
+                    tracing::warn!("storing the ban of {peer}: {e}");
+                }
+            });
         }
+    }
+
+    /// Blocks a banned peer in the swarm: disconnects it and drops its DHT entry.
+    fn shut_out(&mut self, peer: PeerId) {
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+        let _ = self.swarm.disconnect_peer_id(peer);
+        self.swarm.behaviour_mut().kad.remove_peer(&peer);
     }
 
     fn on_command(&mut self, command: Command) {
@@ -317,6 +350,17 @@ impl EventLoop {
                 let _ = self.swarm.disconnect_peer_id(peer);
                 let _ = reply.send(());
             }
+            Command::Block { peer, reply } => {
+                self.policy.penalties.ban(peer);
+                self.policy.forget(&peer);
+                self.shut_out(peer);
+                let _ = reply.send(());
+            }
+            Command::Unblock { peer, reply } => {
+                self.policy.penalties.unban(&peer);
+                self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+                let _ = reply.send(());
+            }
             Command::Penalize { peer } => self.penalize(peer),
             Command::GossipVerdict {
                 message_id,
@@ -350,6 +394,11 @@ impl EventLoop {
             }
             Some(peer) if self.policy.penalties.is_banned(&peer) => {
                 let _ = reply.send(Err(policy::banned_dial(addr, &peer)));
+                return;
+            }
+            Some(peer) if !self.policy.admits(&peer) => {
+                let reason = policy::not_allowed(&peer);
+                let _ = reply.send(Err(NetError::Dial { addr, reason }));
                 return;
             }
             Some(peer) => DialOpts::peer_id(peer)

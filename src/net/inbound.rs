@@ -22,8 +22,28 @@ pub(crate) async fn respond(store: &Store, request: Request) -> Response {
         .call(answer)
         .await
         .unwrap_or_else(|e| Response::Error {
-            message: format!("internal error: {e}"),
+            message: remote_message(&e),
         })
+}
+
+/// A store error as told to a remote peer: the same sentence when it names no local
+/// path, a path-free one otherwise (the full error is logged here at debug level).
+pub(crate) fn remote_message(e: &StoreError) -> String {
+    match e {
+        StoreError::Sqlite { .. } | StoreError::Io { .. } | StoreError::SchemaTooNew { .. } => {
+            tracing::debug!("answering a peer: {e}");
+            "this node's store failed to answer; try another provider".into()
+        }
+        StoreError::Corrupt { .. } | StoreError::ArchiveMismatch { .. } => {
+            tracing::debug!("answering a peer: {e}");
+            "this node's copy of the archive is damaged; try another provider".into()
+        }
+        StoreError::Task(_) => {
+            tracing::debug!("answering a peer: {e}");
+            "this node's store task failed; try again later".into()
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// Checks a gossip message from `source` (size, signature) and ingests it.
@@ -66,7 +86,7 @@ pub(crate) fn keep_provider(store: &Store, archive: &Blake3Hash, peer: &str) {
 /// Computes the answer to an inbound request from the store (runs on a blocking thread).
 pub(crate) fn answer(store: &Store, request: Request) -> Response {
     let error = |e: crate::store::StoreError| Response::Error {
-        message: e.to_string(),
+        message: remote_message(&e),
     };
     match request {
         Request::SyncSummary => match store.record_ids() {
@@ -175,6 +195,27 @@ mod tests {
                 assert!(buckets.iter().all(|b| *b == [0; 32]));
             }
             other => panic!("expected a summary, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_sent_to_peers_name_no_local_path() {
+        use std::io::Write;
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut writer = store.blob_writer().unwrap();
+        writer.write_all(&[7u8; 4096]).unwrap();
+        let archive = writer.commit().unwrap().info.blake3;
+        let path = store.archive_path(&archive).unwrap();
+        std::fs::write(&path, [8u8; 4096]).unwrap();
+        let local = store.read_chunk(&archive, 0).unwrap_err().to_string();
+        assert!(local.contains(&dir.path().display().to_string()), "{local}");
+        match answer(&store, Request::Chunk { archive, index: 0 }) {
+            Response::Error { message } => {
+                assert!(!message.contains('/'), "a path reached a peer: {message}");
+                assert!(message.contains("try another provider"), "{message}");
+            }
+            other => panic!("expected an error, got {other:?}"),
         }
     }
 }

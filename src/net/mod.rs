@@ -47,6 +47,8 @@ pub struct NetConfig {
     pub listen: Vec<Multiaddr>,
     /// Peers dialed at start and redialed with backoff; each must end in `/p2p/<peer id>`.
     pub bootstrap: Vec<Multiaddr>,
+    /// When non-empty, the only peers allowed to connect (config `allow`).
+    pub allow: Vec<PeerId>,
     pub mdns: bool,
     /// AutoNAT probing. Off for loopback-only nodes: with QUIC on localhost its probes
     /// drop connections (rust-libp2p #3308).
@@ -96,6 +98,17 @@ impl NetConfig {
             keypair,
             listen: parse_addrs("listen", &config.listen)?,
             bootstrap: parse_addrs("bootstrap", &config.bootstrap)?,
+            allow: config
+                .allow
+                .iter()
+                .map(|peer| {
+                    peer.parse::<PeerId>().map_err(|e| {
+                        NetError::Config(format!(
+                            "allow entry {peer:?} is not a peer id ({e}); `ggen-p2p status` prints a node's id"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             mdns: config.mdns,
             autonat: config.autonat,
             relay_server: config.relay_server.then(|| {

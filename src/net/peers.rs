@@ -1,5 +1,6 @@
 //! Per-peer penalties for invalid input (bad records, oversize data). Past a threshold a
-//! peer is banned: disconnected and refused on reconnect for the node's lifetime.
+//! peer is banned: disconnected and refused on reconnect. Bans (and operator blocks) are
+//! persisted by the event loop in the store and loaded back at start.
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,6 +23,18 @@ impl Penalties {
         *count >= BAN_THRESHOLD && self.banned.insert(peer)
     }
 
+    /// Bans `peer` outright (a stored ban loaded at start, or an operator block); true
+    /// when it was not banned before.
+    pub fn ban(&mut self, peer: PeerId) -> bool {
+        self.banned.insert(peer)
+    }
+
+    /// Lifts a ban and forgets past offences; true when the peer was banned.
+    pub fn unban(&mut self, peer: &PeerId) -> bool {
+        self.counts.remove(peer);
+        self.banned.remove(peer)
+    }
+
     pub fn is_banned(&self, peer: &PeerId) -> bool {
         self.banned.contains(peer)
     }
@@ -42,5 +55,14 @@ mod tests {
         assert!(penalties.is_banned(&peer));
         assert!(!penalties.penalize(peer), "already banned");
         assert!(!penalties.is_banned(&PeerId::random()));
+        assert!(penalties.unban(&peer));
+        assert!(!penalties.is_banned(&peer));
+        assert!(
+            !penalties.penalize(peer),
+            "offences were forgotten with the ban"
+        );
+        let other = PeerId::random();
+        assert!(penalties.ban(other) && !penalties.ban(other));
+        assert!(penalties.is_banned(&other));
     }
 }

@@ -88,9 +88,14 @@ pub(crate) fn banned_dial(addr: Multiaddr, peer: &PeerId) -> NetError {
     NetError::Dial {
         addr,
         reason: format!(
-            "peer {peer} is banned for sending invalid records; it stays refused until this node restarts"
+            "peer {peer} is banned (invalid records, or blocked by the operator); lift it with `ggen-p2p peers unblock {peer}`"
         ),
     }
+}
+
+/// Why a dial to a peer outside the configured `allow` list is refused.
+pub(crate) fn not_allowed(peer: &PeerId) -> String {
+    format!("peer {peer} is not on this node's allow list; add its id to `allow` in config.toml")
 }
 
 /// Per-peer state behind the decisions: bootstrap schedule, penalties, what is known of
@@ -100,6 +105,8 @@ pub(crate) struct Policy {
     pub penalties: Penalties,
     pub peers: HashMap<PeerId, PeerState>,
     syncing: HashSet<PeerId>,
+    /// When non-empty, the only peers allowed to connect.
+    allow: HashSet<PeerId>,
     prune_target: usize,
     prune_grace: Duration,
 }
@@ -111,9 +118,20 @@ impl Policy {
             penalties: Penalties::default(),
             peers: HashMap::new(),
             syncing: HashSet::new(),
+            allow: HashSet::new(),
             prune_target,
             prune_grace,
         }
+    }
+
+    /// Restricts connections to `allow` (no restriction when it is empty).
+    pub fn set_allow(&mut self, allow: impl IntoIterator<Item = PeerId>) {
+        self.allow = allow.into_iter().collect();
+    }
+
+    /// False when an allow list is set and `peer` is not on it, or `peer` is banned.
+    pub fn admits(&self, peer: &PeerId) -> bool {
+        (self.allow.is_empty() || self.allow.contains(peer)) && !self.penalties.is_banned(peer)
     }
 
     /// A connection to `peer` opened (`first`: no other connection to it was open).
@@ -126,7 +144,7 @@ impl Policy {
         first: bool,
         now: Instant,
     ) -> OnConnect {
-        if self.penalties.is_banned(&peer) {
+        if !self.admits(&peer) {
             return OnConnect::Refuse;
         }
         self.bootstrap.on_connected(&peer);
@@ -202,7 +220,7 @@ impl Policy {
 
     /// Whether an mDNS-discovered peer is worth dialling.
     pub fn should_dial(&self, peer: &PeerId, connected: bool) -> bool {
-        !connected && !self.penalties.is_banned(peer)
+        !connected && self.admits(peer)
     }
 
     /// Marks a sync with `peer` as running; false when one already is.
@@ -349,6 +367,32 @@ mod tests {
         assert_eq!(prune_target(20, 12), 18);
         assert_eq!(prune_target(2, 12), 2);
         assert_eq!(prune_target(100, 2), 8);
+    }
+
+    #[test]
+    fn an_allow_list_admits_only_its_peers_and_bans_still_apply() {
+        let now = Instant::now();
+        let mut policy = policy(&[], 8);
+        let (friend, stranger) = (PeerId::random(), PeerId::random());
+        assert!(
+            policy.admits(&stranger),
+            "no allow list: everyone may connect"
+        );
+        policy.set_allow([friend]);
+        assert_eq!(
+            policy.connected(stranger, addr(1), true, now),
+            OnConnect::Refuse
+        );
+        assert!(!policy.should_dial(&stranger, false));
+        assert!(matches!(
+            policy.connected(friend, addr(2), true, now),
+            OnConnect::Accept { .. }
+        ));
+        policy.penalties.ban(friend);
+        assert!(!policy.admits(&friend));
+        policy.penalties.unban(&friend);
+        assert!(policy.admits(&friend));
+        assert!(not_allowed(&stranger).contains("allow list"));
     }
 
     #[test]

@@ -24,11 +24,33 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         .iter()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'_');
     if ok_first && ok_rest && bytes.len() <= MAX_NAME_LEN {
+        if is_reserved_device_name(name) {
+            return Err(format!(
+                "{name:?} is a reserved device name on Windows (con, nul, aux, prn, com1-com9, lpt1-lpt9); choose another name"
+            ));
+        }
         Ok(())
     } else {
         Err(format!(
             "{name:?} is not a package name: use 1-{MAX_NAME_LEN} lowercase letters, digits, '-' or '_', starting with a letter or digit"
         ))
+    }
+}
+
+/// True for names Windows reserves for devices (`con`, `nul`, `aux`, `prn`, `com1`-`com9`,
+/// `lpt1`-`lpt9`), in any case, with or without an extension (`nul.txt` is the device
+/// too), and with trailing dots or spaces (Windows strips them).
+pub fn is_reserved_device_name(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or(name);
+    let stem = stem.trim_end_matches([' ', '.']).to_ascii_lowercase();
+    match stem.as_str() {
+        "con" | "nul" | "aux" | "prn" => true,
+        _ => {
+            let (prefix, digit) = stem.split_at(stem.len().min(3));
+            matches!(prefix, "com" | "lpt")
+                && digit.len() == 1
+                && matches!(digit.as_bytes()[0], b'1'..=b'9')
+        }
     }
 }
 
@@ -145,6 +167,26 @@ mod tests {
             assert!(rule.contains("lowercase letters"), "{bad:?}: {rule}");
         }
         assert_eq!(normalize_name("a_b-c"), "a-b-c");
+        for reserved in ["con", "nul", "aux", "prn", "com1", "com9", "lpt1", "lpt9"] {
+            let rule = validate_name(reserved).unwrap_err();
+            assert!(rule.contains("reserved device name"), "{reserved}: {rule}");
+        }
+        for device in ["CON", "Nul.txt", "aux.tar.gz", "COM3", "lpt2.md", "prn "] {
+            assert!(is_reserved_device_name(device), "{device}");
+        }
+        for fine in [
+            "console",
+            "com",
+            "com0",
+            "com10",
+            "lpt",
+            "nul-x",
+            "auxiliary",
+            "a.con",
+        ] {
+            assert!(!is_reserved_device_name(fine), "{fine}");
+        }
+        assert!(validate_name("console").is_ok());
         assert_eq!(
             check_dependency_name("my_pack", "my-pack").unwrap_err(),
             "a package cannot depend on itself"

@@ -98,6 +98,9 @@ impl P2PRegistryBuilder {
         }
         let store = Store::open(&data_dir)?;
         store.set_pins(config.trusted_publishers.clone());
+        for removed in store.sweep() {
+            tracing::debug!("swept leftover {} {}", removed.kind, removed.id);
+        }
         Ok(P2PRegistry {
             inner: Arc::new(Inner {
                 data_dir,

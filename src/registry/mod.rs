@@ -31,14 +31,16 @@ use crate::tasks::Tasks;
 pub use builder::P2PRegistryBuilder;
 pub use install::parse_requirement;
 pub use reports::{
-    InfoReport, InstallReport, Installed, KeyReport, ListReport, NameClaim, NetStatus,
-    PackageMetadata, PeerInfo, PeersReport, PublishReport, Receipt, SearchReport, SearchResult,
-    StartReport, StatusReport, StoreStats, VerifyReport, VersionLine, YankReport, FORMAT_VERSION,
+    BannedPeerInfo, BlockReport, InfoReport, InstallReport, Installed, KeyReport, ListReport,
+    NameClaim, NetStatus, PackageMetadata, PeerInfo, PeersReport, PublishReport, Receipt,
+    SearchReport, SearchResult, StartReport, StatusReport, StoreStats, VerifyReport, VersionLine,
+    YankReport, FORMAT_VERSION,
 };
 pub use reports::{RotateKeyReport, TrustReport, TrustedPublisher};
 pub use requests::{
-    AddPeerRequest, InfoRequest, InstallRequest, ListRequest, PackageSpec, PeersRequest, Progress,
-    PublishRequest, RemovePeerRequest, SearchRequest, StatusRequest, VerifyRequest, YankRequest,
+    AddPeerRequest, BlockPeerRequest, InfoRequest, InstallRequest, ListRequest, PackageSpec,
+    PeersRequest, Progress, PublishRequest, RemovePeerRequest, SearchRequest, StatusRequest,
+    UnblockPeerRequest, VerifyRequest, YankRequest,
 };
 pub use requests::{RotateKeyRequest, TrustAddRequest, TrustListRequest, TrustRemoveRequest};
 
@@ -140,6 +142,15 @@ pub trait Registry {
         &self,
         request: RotateKeyRequest,
     ) -> impl Future<Output = Result<RotateKeyReport>> + Send;
+    /// Works offline too: the ban is stored and the next start loads it.
+    fn block_peer(
+        &self,
+        request: BlockPeerRequest,
+    ) -> impl Future<Output = Result<BlockReport>> + Send;
+    fn unblock_peer(
+        &self,
+        request: UnblockPeerRequest,
+    ) -> impl Future<Output = Result<BlockReport>> + Send;
 }
 
 /// The registry of one node: its data directory, store and (once started) network.
@@ -261,5 +272,13 @@ impl Registry for P2PRegistry {
 
     async fn rotate_key(&self, request: RotateKeyRequest) -> Result<RotateKeyReport> {
         rotate::rotate_key(self, request).await
+    }
+
+    async fn block_peer(&self, request: BlockPeerRequest) -> Result<BlockReport> {
+        peers::block_peer(self, request).await
+    }
+
+    async fn unblock_peer(&self, request: UnblockPeerRequest) -> Result<BlockReport> {
+        peers::unblock_peer(self, request).await
     }
 }

@@ -84,7 +84,7 @@ fn publish_local(
         ..VersionRecord::new(key.id(), manifest, digest.info.clone(), now_ms())
     };
     let record = Record::sign(RecordBody::Version(body), key)?;
-    match store.ingest(&record)? {
+    match store.ingest_own(&record)? {
         IngestOutcome::Added | IngestOutcome::Duplicate => {}
         IngestOutcome::Equivocation { existing } => {
             return Err(RegistryError::Refused(format!(
@@ -141,7 +141,7 @@ pub(super) async fn yank(registry: &P2PRegistry, request: YankRequest) -> Result
                 yanked_at: now_ms(),
             };
             let record = Record::sign(RecordBody::Yank(body), &key)?;
-            if let IngestOutcome::Rejected { reason } = store.ingest(&record)? {
+            if let IngestOutcome::Rejected { reason } = store.ingest_own(&record)? {
                 return Err(RegistryError::Refused(reason));
             }
             Ok((record, found.record.name, version))

@@ -176,13 +176,18 @@ pub(super) async fn status(
 }
 
 /// Re-verifies every stored record and re-hashes every stored archive.
-pub(super) async fn verify(
-    registry: &P2PRegistry,
-    _request: VerifyRequest,
-) -> Result<VerifyReport> {
+pub(super) async fn verify(registry: &P2PRegistry, request: VerifyRequest) -> Result<VerifyReport> {
     registry
         .store()
-        .call(|store| {
+        .call(move |store| {
+            let orphans = store
+                .orphans(request.repair)?
+                .into_iter()
+                .map(|o| DamagedItem {
+                    id: o.id,
+                    reason: o.kind.to_string(),
+                })
+                .collect();
             let (records_checked, bad_records) = store.check_records()?;
             let (archives_checked, bad_archives) = store.check_archives()?;
             let damaged = |items: Vec<(Blake3Hash, String)>| {
@@ -200,6 +205,8 @@ pub(super) async fn verify(
                 archives_checked,
                 bad_records: damaged(bad_records),
                 bad_archives: damaged(bad_archives),
+                orphans,
+                repaired: request.repair,
             })
         })
         .await

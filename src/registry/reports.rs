@@ -253,6 +253,37 @@ pub struct PeersReport {
     pub peers: Vec<PeerInfo>,
 }
 
+/// One banned peer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BannedPeerInfo {
+    pub peer_id: String,
+    pub reason: String,
+    /// When the ban began (ms since the Unix epoch).
+    pub banned_at: u64,
+}
+
+impl From<store::BannedPeer> for BannedPeerInfo {
+    fn from(ban: store::BannedPeer) -> Self {
+        Self {
+            peer_id: ban.peer,
+            reason: ban.reason,
+            banned_at: ban.banned_at,
+        }
+    }
+}
+
+/// `peers block` / `peers unblock`: what changed, and every peer banned now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockReport {
+    pub format_version: u32,
+    pub peer_id: String,
+    /// Whether the peer is banned now.
+    pub blocked: bool,
+    /// False when it already was in that state.
+    pub changed: bool,
+    pub banned: Vec<BannedPeerInfo>,
+}
+
 /// One damaged item found by `verify`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DamagedItem {
@@ -269,6 +300,14 @@ pub struct VerifyReport {
     pub archives_checked: u64,
     pub bad_records: Vec<DamagedItem>,
     pub bad_archives: Vec<DamagedItem>,
+    /// Leftovers of interrupted work and index/blob mismatches: `id` is the path or the
+    /// archive BLAKE3, `reason` the kind (`temp_file`, `partial_download`,
+    /// `unpack_staging`, `blob_without_row`, `row_without_blob`, `damaged_row`).
+    #[serde(default)]
+    pub orphans: Vec<DamagedItem>,
+    /// True when `--repair` removed or fixed the orphans listed.
+    #[serde(default)]
+    pub repaired: bool,
 }
 
 impl From<store::IndexedVersion> for PackageMetadata {

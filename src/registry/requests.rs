@@ -256,7 +256,13 @@ pub struct ListRequest {}
 
 /// `verify`: re-check every stored record signature and archive hash.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
-pub struct VerifyRequest {}
+pub struct VerifyRequest {
+    /// Also remove orphans (leftover temp files, blobs without an index row) and forget
+    /// archive rows whose blob is missing or damaged, so they are fetched again
+    #[arg(long)]
+    #[serde(default)]
+    pub repair: bool,
+}
 
 /// `status`: identity, network and store at a glance.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
@@ -308,6 +314,20 @@ pub struct RotateKeyRequest {}
 /// `trust list`: every pinned key, from `trust add` and from config.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
 pub struct TrustListRequest {}
+
+/// `peers block`: ban a peer (refused and disconnected, kept across restarts).
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct BlockPeerRequest {
+    /// The peer id, as `ggen-p2p peers` lists it
+    pub peer: String,
+}
+
+/// `peers unblock`: lift a peer's ban (a block or a ban for invalid records).
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct UnblockPeerRequest {
+    /// The peer id, as `ggen-p2p peers block` took it
+    pub peer: String,
+}
 
 #[cfg(test)]
 mod tests {

@@ -31,7 +31,7 @@ pub(super) async fn rotate_key(
             new.save(&staged, true)?;
             let body = RecordBody::Rotation(KeyRotation::new(old.id(), &new, now));
             let record = Record::sign(body, &old)?;
-            if let IngestOutcome::Rejected { reason } = store.ingest(&record)? {
+            if let IngestOutcome::Rejected { reason } = store.ingest_own(&record)? {
                 let _ = std::fs::remove_file(&staged);
                 return Err(RegistryError::Refused(reason));
             }

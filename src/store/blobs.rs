@@ -84,8 +84,14 @@ fn insert_archive(
     Ok(())
 }
 
+/// Locks a temp file in `blobs/tmp/` for as long as it is open, so a sweep (another
+/// process opening the store) can tell a live writer's file from a dead one's.
+fn hold(temp: &NamedTempFile) -> Result<(), StoreError> {
+    temp.as_file().lock().map_err(io_err(temp.path()))
+}
+
 impl Store {
-    fn blob_path(&self, blake3: &Blake3Hash) -> PathBuf {
+    pub(super) fn blob_path(&self, blake3: &Blake3Hash) -> PathBuf {
         let hex = blake3.to_hex();
         self.dir().join("blobs").join(&hex[..2]).join(hex)
     }
@@ -109,6 +115,7 @@ impl Store {
     pub fn blob_writer(&self) -> Result<BlobWriter, StoreError> {
         let tmp_dir = self.dir().join("blobs/tmp");
         let temp = NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
+        hold(&temp)?;
         Ok(BlobWriter {
             store: self.clone(),
             hasher: ArchiveHasher::tee(BufWriter::with_capacity(256 * 1024, temp)),
@@ -156,6 +163,7 @@ impl Store {
             // first (keeping the original), then rename from there.
             let tmp_dir = self.dir().join("blobs/tmp");
             let copy = NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
+            hold(&copy)?;
             fs::copy(temp, copy.path()).map_err(|_| e)?;
             copy.as_file().sync_all().map_err(io_err(copy.path()))?;
             self.place(copy.path(), &dest)?;

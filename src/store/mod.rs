@@ -5,9 +5,11 @@
 //! one boundary that runs SQLite and blob work on the blocking pool.
 
 mod audit;
+mod bans;
 mod blobs;
 #[cfg(any(test, feature = "test-support"))]
 pub mod corpus;
+mod hygiene;
 mod local;
 pub mod lock;
 mod owner;
@@ -30,7 +32,9 @@ use serde::{Deserialize, Serialize};
 use crate::package::{ArchiveInfo, Blake3Hash, PublisherId, RecordError, RecordId};
 
 pub use audit::RECORDS_TABLE;
+pub use bans::BannedPeer;
 pub use blobs::BlobWriter;
+pub use hygiene::{Orphan, PARTIAL_MAX_AGE, STAGING_MAX_AGE};
 pub use pins::TrustedKey;
 pub use search::{IndexedVersion, Query, SearchHit};
 
@@ -348,6 +352,41 @@ impl Store {
     }
 }
 
+impl Store {
+    /// [`Store::write`] with `synchronous = FULL` for this one transaction (the WAL is
+    /// synced at commit), then back to `NORMAL`.
+    fn write_durable<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, &Store) -> Result<T, Error>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| self.sql_err(e))?;
+        let result = (|| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| self.sql_err(e))?;
+            let value = f(&tx, self).map_err(|e| e.into_store(self))?;
+            tx.commit().map_err(|e| self.sql_err(e))?;
+            Ok(value)
+        })();
+        let reset = conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| self.sql_err(e));
+        let value = result?;
+        reset?;
+        Ok(value)
+    }
+
+    /// The connection's current `synchronous` level (0 OFF, 1 NORMAL, 2 FULL).
+    #[cfg(test)]
+    fn synchronous(&self) -> i64 {
+        self.conn()
+            .query_row("PRAGMA synchronous", [], |row| row.get(0))
+            .unwrap()
+    }
+}
+
 /// Internal error: SQLite errors carry no path until they leave the store.
 #[derive(Debug)]
 enum Error {
@@ -468,5 +507,23 @@ mod tests {
         assert_eq!(store.dir(), dir.path());
         assert!(dir.path().join(INDEX_FILE).is_file());
         assert!(dir.path().join("blobs/tmp").is_dir());
+    }
+
+    #[test]
+    fn own_records_commit_with_full_sync_then_back_to_normal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.synchronous(), 1);
+        let seen = store
+            .write_durable(|tx, _| {
+                Ok(tx.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0))?)
+            })
+            .unwrap();
+        assert_eq!(seen, 2);
+        assert_eq!(store.synchronous(), 1);
+        let key = crate::package::PublisherKey::generate();
+        let record = test_util::version(&key, "own", "1.0.0", 1);
+        assert_eq!(store.ingest_own(&record).unwrap(), IngestOutcome::Added);
+        assert_eq!(store.synchronous(), 1);
     }
 }

@@ -22,6 +22,14 @@ impl Store {
         self.write(|tx, store| ingest_one(tx, store, record, now, &mut BTreeSet::new()))
     }
 
+    /// [`Store::ingest`] for a record this node's own key just signed (publish, yank,
+    /// rotation): committed with `synchronous = FULL`, so once the publisher is told it
+    /// is done it survives a power cut, which may not be re-fetched from anyone else.
+    pub fn ingest_own(&self, record: &Record) -> Result<IngestOutcome, StoreError> {
+        let now = now_ms();
+        self.write_durable(|tx, store| ingest_one(tx, store, record, now, &mut BTreeSet::new()))
+    }
+
     /// Ingests many records in one transaction; outcomes in input order.
     pub fn ingest_many(&self, records: &[Record]) -> Result<Vec<IngestOutcome>, StoreError> {
         let now = now_ms();

@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE records (
@@ -130,6 +130,16 @@ INSERT INTO name_owners (norm, owner, accepted_at)
     FROM versions v JOIN records r ON r.rid = v.rid GROUP BY v.norm;
 ";
 
+/// Version 4: peers banned for invalid input or blocked by the operator, so a ban
+/// survives a restart.
+const SCHEMA_V4: &str = "
+CREATE TABLE IF NOT EXISTS banned_peers (
+    peer TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    banned_at INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 /// Opens the index, sets the connection pragmas and brings the schema up to date.
 ///
 /// WAL with `synchronous = NORMAL`: a commit is durable once the WAL is synced at the
@@ -208,6 +218,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             }
             if found < 3 {
                 conn.execute_batch(&format!("{SCHEMA_V3} PRAGMA user_version = 3;"))?;
+            }
+            if found < 4 {
+                conn.execute_batch(&format!("{SCHEMA_V4} PRAGMA user_version = 4;"))?;
             }
             Ok(())
         });

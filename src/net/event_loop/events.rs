@@ -52,7 +52,11 @@ impl EventLoop {
                 match self.policy.connected(peer_id, remote, first, now) {
                     OnConnect::Refuse => {
                         if let Some(dial) = dial {
-                            dial.banned(&peer_id);
+                            if self.policy.penalties.is_banned(&peer_id) {
+                                dial.banned(&peer_id);
+                            } else {
+                                dial.failed(super::policy::not_allowed(&peer_id));
+                            }
                         }
                         let _ = self.swarm.disconnect_peer_id(peer_id);
                     }

@@ -13,7 +13,8 @@ pub const MAX_DEPTH: usize = 32;
 
 /// Why `path` may not name an archive entry: it must be relative, '/'-separated, made
 /// of normal components (no `.`, `..` or empty ones), free of `\`, `:` and control
-/// characters (separators or devices on Windows), and within the length and depth caps.
+/// characters (separators or devices on Windows), no reserved device name (`con`,
+/// `nul.txt`, `COM1`, ...) as a component, and within the length and depth caps.
 pub(crate) fn check_entry_path(path: &str) -> Result<(), String> {
     if path.is_empty() {
         return Err("empty path".into());
@@ -41,6 +42,11 @@ pub(crate) fn check_entry_path(path: &str) -> Result<(), String> {
             .find(|c| matches!(c, '\\' | ':') || c.is_control())
         {
             return Err(format!("path holds {c:?}, unsafe on some systems"));
+        }
+        if crate::package::fields::is_reserved_device_name(component) {
+            return Err(format!(
+                "path component {component:?} is a reserved device name on Windows; rename it"
+            ));
         }
         depth += 1;
     }
@@ -104,7 +110,19 @@ mod tests {
     fn entry_paths_are_checked() {
         assert!(check_entry_path("a/b.txt").is_ok());
         for bad in [
-            "", "/etc", "a/../b", "..", "./a", "a//b", "a\\b", "c:x", "a\u{7}",
+            "",
+            "/etc",
+            "a/../b",
+            "..",
+            "./a",
+            "a//b",
+            "a\\b",
+            "c:x",
+            "a\u{7}",
+            "nul",
+            "src/CON.rs",
+            "Aux/x",
+            "lpt1.txt",
         ] {
             assert!(check_entry_path(bad).is_err(), "{bad:?}");
         }
