@@ -155,6 +155,9 @@ fn every_json_output_keeps_its_pinned_shape() {
     put("status (online)", &b.cli(&["status"]));
     put("peers", &b.cli(&["peers"]));
     put("peers add", &b.cli(&["peers", "add", &a.addr]));
+    let stranger = libp2p::PeerId::random().to_string();
+    put("peers block", &b.cli(&["peers", "block", &stranger]));
+    put("peers unblock", &b.cli(&["peers", "unblock", &stranger]));
     put(
         "yank (online)",
         &a.cli(&["yank", "rust-tracing-setup@0.3.2"]),
