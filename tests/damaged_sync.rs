@@ -2,35 +2,18 @@
 //! for a batch still receives every intact record in it, and `verify` on the sender
 //! names the damaged one.
 
-use ggen_p2p::package::{
-    ArchiveInfo, Blake3Hash, PublisherKey, Record, RecordBody, Sha256Hash, VersionRecord,
-};
+use ggen_p2p::package::{ArchiveInfo, PublisherKey, Record, RecordBody, VersionRecord};
 use ggen_p2p::registry::{Registry, VerifyRequest};
 
 mod support;
 use support::registry::{address, loopback, node, wait_for};
 
 fn record(key: &PublisherKey, name: &str) -> Record {
+    let archive = ArchiveInfo::fixture(name.as_bytes());
     let body = VersionRecord {
-        publisher: key.id(),
-        name: name.into(),
-        version: semver::Version::new(1, 0, 0),
-        archive: ArchiveInfo {
-            blake3: Blake3Hash::of(name.as_bytes()),
-            sha256: Sha256Hash([0; 32]),
-            size: 1,
-            chunk_size: 1 << 20,
-            chunks_root: Blake3Hash::of(b"root"),
-        },
         description: format!("{name} test pack"),
-        category: None,
-        keywords: vec![],
-        authors: vec![],
-        license: None,
-        repository: None,
-        dependencies: Default::default(),
         published_at: 1_700_000_000_000,
-        unpacked_size: None,
+        ..VersionRecord::fixture(key, name, "1.0.0", archive)
     };
     Record::sign(RecordBody::Version(body), key).unwrap()
 }

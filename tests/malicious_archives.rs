@@ -168,19 +168,9 @@ async fn a_signed_bomb_is_refused_at_install_and_leaves_nothing() {
 
     let sign = |name: &str, archive, unpacked_size| {
         let body = VersionRecord {
-            publisher: key.id(),
-            name: name.into(),
-            version: "1.0.0".parse().unwrap(),
-            archive,
             description: "bomb".into(),
-            category: None,
-            keywords: vec![],
-            authors: vec![],
-            license: None,
-            repository: None,
-            dependencies: Default::default(),
-            published_at: 1,
             unpacked_size,
+            ..VersionRecord::fixture(&key, name, "1.0.0", archive)
         };
         Record::sign(RecordBody::Version(body), &key).unwrap()
     };

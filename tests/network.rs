@@ -42,19 +42,12 @@ fn put_archive(store: &Store, seed: u8, size: usize) -> (ArchiveInfo, Vec<Blake3
 
 fn version_record(key: &PublisherKey, name: &str, version: &str, archive: ArchiveInfo) -> Record {
     let body = VersionRecord {
-        publisher: key.id(),
-        name: name.into(),
-        version: version.parse().unwrap(),
-        archive,
         description: format!("{name} test pack"),
         category: Some("testing".into()),
         keywords: vec!["test".into()],
-        authors: vec![],
         license: Some("MIT".into()),
-        repository: None,
-        dependencies: Default::default(),
         published_at: 1_700_000_000_000,
-        unpacked_size: None,
+        ..VersionRecord::fixture(key, name, version, archive)
     };
     Record::sign(RecordBody::Version(body), key).unwrap()
 }

@@ -166,30 +166,11 @@ pub fn check_dht_record(key: &RecordKey, value: Vec<u8>) -> Result<Record, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::package::{ArchiveInfo, PublisherKey, Sha256Hash, VersionRecord};
+    use crate::package::{ArchiveInfo, PublisherKey, VersionRecord};
 
     fn record(key: &PublisherKey, name: &str) -> Record {
-        let body = VersionRecord {
-            publisher: key.id(),
-            name: name.into(),
-            version: semver::Version::new(1, 0, 0),
-            archive: ArchiveInfo {
-                blake3: Blake3Hash::of(name.as_bytes()),
-                sha256: Sha256Hash([0; 32]),
-                size: 1,
-                chunk_size: 1 << 20,
-                chunks_root: Blake3Hash::of(b"root"),
-            },
-            description: String::new(),
-            category: None,
-            keywords: vec![],
-            authors: vec![],
-            license: None,
-            repository: None,
-            dependencies: Default::default(),
-            published_at: 1,
-            unpacked_size: None,
-        };
+        let body =
+            VersionRecord::fixture(key, name, "1.0.0", ArchiveInfo::fixture(name.as_bytes()));
         Record::sign(RecordBody::Version(body), key).unwrap()
     }
 

@@ -355,6 +355,44 @@ fn validate_version_fields(v: &VersionRecord) -> Result<(), RecordError> {
     Ok(())
 }
 
+/// Test fixtures (tests and the `test-support` feature only): a version record whose
+/// optional fields are empty, so a test sets just what it checks with struct update
+/// syntax: `VersionRecord { description, ..VersionRecord::fixture(&key, "p", "1.0.0", a) }`.
+#[cfg(any(test, feature = "test-support"))]
+impl VersionRecord {
+    pub fn fixture(key: &PublisherKey, name: &str, version: &str, archive: ArchiveInfo) -> Self {
+        VersionRecord {
+            publisher: key.id(),
+            name: name.into(),
+            version: version.parse().expect("a fixture version parses"),
+            archive,
+            description: String::new(),
+            category: None,
+            keywords: vec![],
+            authors: vec![],
+            license: None,
+            repository: None,
+            dependencies: BTreeMap::new(),
+            published_at: 1,
+            unpacked_size: None,
+        }
+    }
+}
+
+#[cfg(any(test, feature = "test-support"))]
+impl ArchiveInfo {
+    /// A one-byte archive named by `seed` (enough for records that are never downloaded).
+    pub fn fixture(seed: &[u8]) -> Self {
+        ArchiveInfo {
+            blake3: Blake3Hash::of(seed),
+            sha256: Sha256Hash([0; 32]),
+            size: 1,
+            chunk_size: 1 << 20,
+            chunks_root: Blake3Hash::of(b"root"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

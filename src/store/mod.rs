@@ -425,7 +425,6 @@ pub(crate) fn now_ms() -> u64 {
 
 #[cfg(test)]
 pub(crate) mod test_util {
-    use std::collections::BTreeMap;
 
     use semver::Version;
 
@@ -451,19 +450,9 @@ pub(crate) mod test_util {
         published_at: u64,
     ) -> VersionRecord {
         VersionRecord {
-            publisher: key.id(),
-            name: name.into(),
-            version: Version::parse(version).unwrap(),
-            archive: archive(&format!("{name}@{version}")),
             description: format!("the {name} package"),
-            category: None,
-            keywords: vec![],
-            authors: vec![],
-            license: None,
-            repository: None,
-            dependencies: BTreeMap::new(),
             published_at,
-            unpacked_size: None,
+            ..VersionRecord::fixture(key, name, version, archive(&format!("{name}@{version}")))
         }
     }
 
