@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE records (
@@ -140,6 +140,20 @@ CREATE TABLE IF NOT EXISTS banned_peers (
 ) WITHOUT ROWID;
 ";
 
+/// Version 5: evidence found by its publisher and version (compromised versions are
+/// looked up per name on every `info` and `search`), and the owner each peer attests for
+/// the names this node met contested (one row per name and peer; majority adopts).
+const SCHEMA_V5: &str = "
+CREATE INDEX IF NOT EXISTS evidence_target ON evidence(publisher, version);
+CREATE TABLE IF NOT EXISTS owner_attestations (
+    norm TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    owner BLOB NOT NULL,
+    attested_at INTEGER NOT NULL,
+    PRIMARY KEY (norm, peer)
+) WITHOUT ROWID;
+";
+
 /// Opens the index, sets the connection pragmas and brings the schema up to date.
 ///
 /// WAL with `synchronous = NORMAL`: a commit is durable once the WAL is synced at the
@@ -221,6 +235,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             }
             if found < 4 {
                 conn.execute_batch(&format!("{SCHEMA_V4} PRAGMA user_version = 4;"))?;
+            }
+            if found < 5 {
+                conn.execute_batch(&format!("{SCHEMA_V5} PRAGMA user_version = 5;"))?;
             }
             Ok(())
         });
