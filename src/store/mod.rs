@@ -16,6 +16,7 @@ mod owner;
 pub mod partial;
 mod pins;
 mod records;
+mod reputation;
 mod schema;
 mod search;
 mod trust;
@@ -36,6 +37,7 @@ pub use bans::BannedPeer;
 pub use blobs::BlobWriter;
 pub use hygiene::{Orphan, PARTIAL_MAX_AGE, STAGING_MAX_AGE};
 pub use pins::TrustedKey;
+pub use reputation::StoredScore;
 pub use search::{IndexedVersion, Query, SearchHit};
 
 /// File name of the index inside the store directory.

@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE records (
@@ -140,6 +140,18 @@ CREATE TABLE IF NOT EXISTS banned_peers (
 ) WITHOUT ROWID;
 ";
 
+/// Version 6 (5 belongs to the equivocation branch; a store at 4 skips it here): each
+/// peer's reputation score as last saved (decayed from `updated_at` when loaded), and an
+/// end to bans a low score earned (`NULL`: until lifted, as operator blocks are).
+const SCHEMA_V6: &str = "
+CREATE TABLE IF NOT EXISTS peer_scores (
+    peer TEXT PRIMARY KEY,
+    score REAL NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE banned_peers ADD COLUMN expires_at INTEGER;
+";
+
 /// Opens the index, sets the connection pragmas and brings the schema up to date.
 ///
 /// WAL with `synchronous = NORMAL`: a commit is durable once the WAL is synced at the
@@ -221,6 +233,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             }
             if found < 4 {
                 conn.execute_batch(&format!("{SCHEMA_V4} PRAGMA user_version = 4;"))?;
+            }
+            if found < 6 {
+                conn.execute_batch(&format!("{SCHEMA_V6} PRAGMA user_version = 6;"))?;
             }
             Ok(())
         });
