@@ -136,14 +136,16 @@ async fn a_hostile_peer_is_refused_penalised_and_banned_and_honest_gossip_still_
         .await;
     }
 
-    // Sync on connect: the target asked mallory for what it lacks and got a forgery.
+    // Sync on connect: the target asked mallory for what it lacks and got a forgery
+    // (after 257 honest-looking listings, worth about +5).
     eventually("the forged sync reply counted", || async {
-        score(&target, evil).await < -5.0
+        score(&target, evil).await < -4.0
     })
     .await;
     assert!(!has(&target.store, Blake3Hash::of(&sync_forgery)).await);
 
     // Forged gossip: rejected, and gossipsub's own score of mallory falls.
+    let before = score(&target, evil).await;
     eventually("mallory in the gossip topic", || async {
         mallory
             .client
@@ -156,7 +158,7 @@ async fn a_hostile_peer_is_refused_penalised_and_banned_and_honest_gossip_still_
     eventually("the forged gossip counted", || async {
         let peers = target.client.peers().await.unwrap();
         let info = peers.iter().find(|p| p.peer_id == evil.to_string());
-        info.is_some_and(|i| i.score < -15.0 && i.gossip_score.is_some_and(|g| g < 0.0))
+        info.is_some_and(|i| i.score <= before - 9.0 && i.gossip_score.is_some_and(|g| g < 0.0))
     })
     .await;
     assert!(!has(&target.store, Blake3Hash::of(&gossip_forgery)).await);
