@@ -99,6 +99,7 @@ fn hostile(sync_forgery: Vec<u8>, search_forgery: Vec<u8>) -> Hostile {
                 bytes: ByteBuf::from(vec![7u8; 5 << 20]),
             }),
             Request::Chunk { .. } => HostileAnswer::Hold,
+            Request::SyncOwners { .. } => respond(Response::NotFound),
         }
     })
 }
