@@ -199,21 +199,32 @@ async fn a_hostile_peer_is_refused_penalised_and_banned_and_honest_gossip_still_
     let scored = score(&target, evil).await;
     assert!(scored > BAN_SCORE, "not banned yet: {scored}");
 
-    // A request flood: refused with a clear error, until mallory is banned.
-    let flood = (0..200).map(|_| {
-        let request = Request::Search {
-            query: Query::new(vec!["x".into()]),
-        };
-        mallory.client.request(target.client.peer_id(), request)
-    });
-    let answers = join_all(flood).await;
-    let limited = answers
-        .iter()
-        .filter(|a| {
-            matches!(a, Ok(Response::Error { message }) if message.starts_with("rate limited: retry in "))
-        })
-        .count();
-    assert!(limited > 0, "no request was rate limited");
+    // A request flood: refused with a clear error (a small one first, whose answers
+    // arrive before any ban), then a big one, until mallory is banned.
+    let flood = |n: usize| {
+        join_all((0..n).map(|_| {
+            let request = Request::Search {
+                query: Query::new(vec!["x".into()]),
+            };
+            mallory.client.request(target.client.peer_id(), request)
+        }))
+    };
+    let limited = |answers: &[Result<Response, net::NetError>]| {
+        answers
+            .iter()
+            .filter(|a| {
+                matches!(a, Ok(Response::Error { message }) if message.starts_with("rate limited: retry in "))
+            })
+            .count()
+    };
+    let answers = flood(38).await;
+    assert!(
+        limited(&answers) > 0,
+        "no request was rate limited: {answers:?}"
+    );
+    let scored = score(&target, evil).await;
+    assert!(scored > BAN_SCORE, "not banned yet: {scored}");
+    flood(200).await;
     eventually("mallory banned and disconnected", || async {
         !connected(&target.client, evil).await
     })
