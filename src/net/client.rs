@@ -15,7 +15,7 @@ use super::policy;
 use super::protocol::{dht_keys, name_key, name_version_key, parse_record, Request, Response};
 use super::sync::{self, SyncSource};
 use super::{NetError, NetStatus, PeerInfo, Receipt};
-use crate::package::{Blake3Hash, Record, RecordId};
+use crate::package::{Blake3Hash, PublisherId, Record, RecordId};
 use crate::store::{IngestOutcome, Query, Store};
 
 /// Slack on top of the loop's own timeouts before a caller gives up waiting.
@@ -425,6 +425,17 @@ impl SyncSource for Client {
                 Ok(records.into_iter().map(|b| b.into_vec()).collect())
             }
             other => Err(unexpected(peer, "get records", &other)),
+        }
+    }
+
+    async fn owners(
+        &self,
+        peer: PeerId,
+        names: Vec<String>,
+    ) -> Result<Vec<(String, PublisherId)>, NetError> {
+        match self.request(peer, Request::SyncOwners { names }).await? {
+            Response::Owners { owners, .. } => Ok(owners),
+            other => Err(unexpected(peer, "sync owners", &other)),
         }
     }
 

@@ -310,14 +310,15 @@ pub(crate) enum GossipCheck {
     StoreFailed,
 }
 
-/// Forward what was stored (or already known); drop what the store refused without
-/// blaming the sender; reject invalid messages.
+/// Forward what was stored (or already known), and evidence of equivocation (so every
+/// node learns both records); drop what the store refused without blaming the sender;
+/// reject invalid messages.
 pub(crate) fn gossip_acceptance(check: &GossipCheck) -> MessageAcceptance {
     match check {
         GossipCheck::Invalid => MessageAcceptance::Reject,
-        GossipCheck::Ingested(IngestOutcome::Added | IngestOutcome::Duplicate) => {
-            MessageAcceptance::Accept
-        }
+        GossipCheck::Ingested(
+            IngestOutcome::Added | IngestOutcome::Duplicate | IngestOutcome::Equivocation { .. },
+        ) => MessageAcceptance::Accept,
         GossipCheck::Ingested(_) | GossipCheck::StoreFailed => MessageAcceptance::Ignore,
     }
 }
@@ -564,7 +565,7 @@ mod tests {
                 GossipCheck::Ingested(IngestOutcome::Equivocation {
                     existing: crate::package::Blake3Hash::of(b"x"),
                 }),
-                MessageAcceptance::Ignore,
+                MessageAcceptance::Accept,
                 false,
             ),
             (

@@ -26,7 +26,9 @@ pub enum RequestKind {
 impl RequestKind {
     pub fn of(request: &Request) -> Self {
         match request {
-            Request::SyncSummary | Request::SyncBucket { .. } => Self::Sync,
+            Request::SyncSummary | Request::SyncBucket { .. } | Request::SyncOwners { .. } => {
+                Self::Sync
+            }
             Request::GetRecords { .. } => Self::Records,
             Request::Search { .. } => Self::Search,
             Request::ChunkList { .. } => Self::ChunkList,

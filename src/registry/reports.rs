@@ -78,6 +78,10 @@ pub struct SearchResult {
     pub providers: usize,
     /// More than one publisher claims this name: `info` lists them.
     pub conflict: bool,
+    /// Its publisher's key signed two different archives for this version: `install`
+    /// refuses it unless the archive is pinned by hash (`info` lists both).
+    #[serde(default)]
+    pub compromised: bool,
 }
 
 /// `search`.
@@ -96,6 +100,28 @@ pub struct VersionLine {
     pub publisher: PublisherId,
     pub published_at: u64,
     pub yanked: bool,
+    /// The publisher's key signed two different archives for this version (listed in
+    /// the report's `compromised`); `install` refuses it unless the archive is pinned.
+    #[serde(default)]
+    pub compromised: bool,
+}
+
+/// A version its publisher's key signed with more than one archive.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompromisedVersion {
+    pub version: semver::Version,
+    pub publisher: PublisherId,
+    /// Every archive signed for it (BLAKE3), sorted.
+    pub archives: Vec<Blake3Hash>,
+}
+
+/// The owner a contested name took from its peers: `peers` of the `of` distinct peers
+/// that attested an owner named this one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OwnerAttestation {
+    pub owner: PublisherId,
+    pub peers: usize,
+    pub of: usize,
 }
 
 /// A publisher claiming a name (one per rotation chain, named by its oldest key).
@@ -120,6 +146,15 @@ pub struct InfoReport {
     pub providers: usize,
     /// The archive is in this node's blob store.
     pub local: bool,
+    /// Versions of the name that are compromised (two archives signed by one key).
+    #[serde(default)]
+    pub compromised: Vec<CompromisedVersion>,
+    /// This node met the name with competing claims at once (no owner of its own).
+    #[serde(default)]
+    pub contested: bool,
+    /// For a contested name: the owner a majority of the attesting peers agree on.
+    #[serde(default)]
+    pub owner_attested: Option<OwnerAttestation>,
 }
 
 /// `install`.
@@ -321,6 +356,26 @@ pub struct VerifyReport {
     /// True when `--repair` removed or fixed the orphans listed.
     #[serde(default)]
     pub repaired: bool,
+}
+
+impl From<store::Compromised> for CompromisedVersion {
+    fn from(c: store::Compromised) -> Self {
+        Self {
+            version: c.version,
+            publisher: c.publisher,
+            archives: c.archives,
+        }
+    }
+}
+
+impl From<store::AttestedOwner> for OwnerAttestation {
+    fn from(a: store::AttestedOwner) -> Self {
+        Self {
+            owner: a.owner,
+            peers: a.peers,
+            of: a.of,
+        }
+    }
 }
 
 impl From<store::IndexedVersion> for PackageMetadata {

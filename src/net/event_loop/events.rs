@@ -17,6 +17,7 @@ use super::super::behaviour::BehaviourEvent;
 use super::super::command::Command;
 use super::super::inbound;
 use super::super::nat::{is_relayed, HOP_PROTOCOL};
+use super::super::policy::GossipCheck;
 use super::super::policy::{self, OnConnect};
 use super::super::protocol::{
     archive_of_key, check_dht_record, parse_record, Request, Response, KAD_PROTOCOL,
@@ -24,6 +25,7 @@ use super::super::protocol::{
 use super::super::ratelimit::{self, RequestKind};
 use super::super::reputation::PeerEvent;
 use super::EventLoop;
+use crate::store::IngestOutcome;
 
 /// Providers dialed per lookup step (the transfer uses a few; the rest wait).
 const PROVIDER_DIALS: usize = 4;
@@ -198,11 +200,16 @@ impl EventLoop {
     }
 
     /// Gossip: size check and signature check in a task, ingest, then report the verdict
-    /// (only accepted messages are forwarded).
+    /// (only accepted messages are forwarded). A record that equivocates is forwarded
+    /// and the record it conflicts with is gossiped again, so nodes that hold either
+    /// side learn the other.
     fn validate_gossip(&mut self, source: PeerId, message_id: MessageId, data: Vec<u8>) {
         let (client, store) = (self.client.clone(), self.store.clone());
         self.tasks.spawn(async move {
             let check = inbound::check_gossip(&store, source, data).await;
+            if let GossipCheck::Ingested(IngestOutcome::Equivocation { existing }) = &check {
+                inbound::regossip(&client, &store, *existing).await;
+            }
             let acceptance = policy::gossip_acceptance(&check);
             let verdict = Command::GossipVerdict {
                 message_id,
