@@ -131,6 +131,11 @@ async fn every_operation_answers_the_same_through_the_api_as_in_process() {
         .unwrap();
     assert_eq!(published.name, "rust-axum-service");
     assert!(!published.already_published);
+    // Its dependency, which install now resolves and installs with it.
+    client
+        .publish(PublishRequest::new(pack("rust-tracing-setup")))
+        .await
+        .unwrap();
 
     let spec = || PackageSpec::new("rust-axum-service", "^1");
     let info = InfoRequest::new(spec());
@@ -150,10 +155,11 @@ async fn every_operation_answers_the_same_through_the_api_as_in_process() {
         .unwrap();
     assert!(target.join("package.toml").is_file());
     assert_eq!(installed.path, target);
+    assert_eq!(installed.dependencies[0].name, "rust-tracing-setup");
 
     let list = client.list(ListRequest::default()).await.unwrap();
-    assert_eq!(list.installed.len(), 1);
-    assert_eq!(list.published.len(), 1);
+    assert_eq!(list.installed.len(), 2, "the pack and its dependency");
+    assert_eq!(list.published.len(), 2);
     assert_eq!(
         json(&list),
         json(&registry.list(ListRequest::default()).await.unwrap())
@@ -171,8 +177,8 @@ async fn every_operation_answers_the_same_through_the_api_as_in_process() {
     );
 
     let verified = client.verify(VerifyRequest::default()).await.unwrap();
-    assert_eq!(verified.records_checked, 2, "the version and its yank");
-    assert_eq!(verified.archives_checked, 1);
+    assert_eq!(verified.records_checked, 3, "the two versions and the yank");
+    assert_eq!(verified.archives_checked, 2);
     assert!(verified.bad_records.is_empty() && verified.bad_archives.is_empty());
     assert_eq!(
         json(&verified),
@@ -181,7 +187,7 @@ async fn every_operation_answers_the_same_through_the_api_as_in_process() {
 
     let status = client.status(StatusRequest::default()).await.unwrap();
     assert_eq!(status.api.as_deref(), Some(client.addr().as_str()));
-    assert_eq!(status.store.records, 2);
+    assert_eq!(status.store.records, 3);
 
     // Errors keep their sentence; an offline node says what to do.
     match client.peers(PeersRequest::default()).await {

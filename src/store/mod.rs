@@ -35,6 +35,7 @@ pub use audit::RECORDS_TABLE;
 pub use bans::BannedPeer;
 pub use blobs::BlobWriter;
 pub use hygiene::{Orphan, PARTIAL_MAX_AGE, STAGING_MAX_AGE};
+pub use local::InstallRow;
 pub use pins::TrustedKey;
 pub use search::{IndexedVersion, Query, SearchHit};
 
@@ -170,6 +171,10 @@ pub struct Install {
     pub version: Version,
     pub path: PathBuf,
     pub installed_at: u64,
+    /// Digest of the tree written there (`None` for installs made before it was kept).
+    pub tree_hash: Option<Blake3Hash>,
+    /// For a dependency: the directory of the pack it was installed for.
+    pub root: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
