@@ -232,6 +232,8 @@ fn explain(
                     if !by.contains(&line.1) {
                         by.push(line.1);
                     }
+                } else if matches!(parent, Node::Root) && provider.root.1 == VersionReq::STAR {
+                    // "the request asks for NAME *" adds nothing to the explanation.
                 } else if !requires.contains(&line.0) {
                     requires.push(line.0);
                 }
