@@ -165,6 +165,39 @@ async fn every_operation_answers_the_same_through_the_api_as_in_process() {
         json(&registry.list(ListRequest::default()).await.unwrap())
     );
 
+    // The lifecycle operations answer the same through the API too.
+    let outdated = client
+        .outdated(ggen_p2p::registry::OutdatedRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(outdated.packs.len(), 2, "the pack and its dependency");
+    assert_eq!(
+        json(&outdated),
+        json(
+            &registry
+                .outdated(ggen_p2p::registry::OutdatedRequest::default())
+                .await
+                .unwrap()
+        )
+    );
+    let updated = client
+        .update(ggen_p2p::registry::UpdateRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(updated.trees.len(), 1);
+    assert!(updated.trees[0].changes.is_empty(), "{updated:?}");
+    let new_pack = dir.path().join("new-pack");
+    let init = client
+        .init(ggen_p2p::registry::InitRequest {
+            dir: new_pack.clone(),
+            yes: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(init.name, "new-pack");
+    assert!(new_pack.join("package.toml").is_file());
+
     let yank = YankRequest {
         spec: PackageSpec::new("rust-axum-service", "1.2.0"),
     };
@@ -188,6 +221,21 @@ async fn every_operation_answers_the_same_through_the_api_as_in_process() {
     let status = client.status(StatusRequest::default()).await.unwrap();
     assert_eq!(status.api.as_deref(), Some(client.addr().as_str()));
     assert_eq!(status.store.records, 3);
+    let removed = client
+        .uninstall(ggen_p2p::registry::UninstallRequest {
+            name: "rust-axum-service".into(),
+            path: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(removed.path, target);
+    assert!(!target.exists());
+    assert!(client
+        .list(ListRequest::default())
+        .await
+        .unwrap()
+        .installed
+        .is_empty());
 
     // Errors keep their sentence; an offline node says what to do.
     match client.peers(PeersRequest::default()).await {
