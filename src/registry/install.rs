@@ -6,7 +6,7 @@
 //! `TARGET/.ggen-p2p/deps/NAME`, the lockfile at `TARGET/ggen-p2p.lock` — is built in a
 //! staging directory and renamed into place at once; the installs are recorded after that.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -80,10 +80,19 @@ pub(super) async fn install(
         spec,
         to,
         publisher,
+        archive,
         locked,
     } = request;
     let exact = semver::Version::parse(spec.req.trim()).ok();
     let req = parse_requirement(&spec.req)?;
+    let early_lock = match &to {
+        Some(to) => Lockfile::read(to)?,
+        None => None,
+    };
+    let locked_root = early_lock
+        .as_ref()
+        .and_then(|lock| lock.get(&spec.name))
+        .map(|p| p.blake3);
     let local = || {
         let (name, req, exact, publisher) = (
             spec.name.clone(),
@@ -100,10 +109,19 @@ pub(super) async fn install(
                 Some(version) => store.version(&name, &version, publisher.as_ref())?,
                 None => None,
             };
-            let meta = match found {
-                Some(meta) => meta,
-                None => store.resolve(&name, &req, publisher.as_ref())?,
+            let meta = match (archive, found) {
+                // Pinned by hash: exactly that archive, even for a compromised version.
+                (Some(archive), _) => {
+                    store.version_with_archive(&name, &req, publisher.as_ref(), &archive)?
+                }
+                (None, Some(meta)) => meta,
+                (None, None) => store.resolve(&name, &req, publisher.as_ref())?,
             };
+            // A compromised version installs only when its archive is pinned (by
+            // `--archive`, or by the target's lockfile).
+            if archive.is_none() && locked_root != Some(meta.archive.blake3) {
+                store.ensure_not_compromised(&meta)?;
+            }
             let versions = store.owned_versions(&name, Some(&meta.publisher))?;
             Ok::<_, RegistryError>((meta, versions))
         })
@@ -134,11 +152,21 @@ pub(super) async fn install(
     if let Some(version) = &exact {
         pins.insert(normalize_name(&meta.name), version.clone());
     }
+    if archive.is_some() {
+        pins.insert(normalize_name(&meta.name), meta.version.clone());
+    }
+    let hash_pins: BTreeSet<Blake3Hash> = existing
+        .iter()
+        .flat_map(|lock| &lock.packages)
+        .map(|p| p.blake3)
+        .chain(archive)
+        .collect();
     let plan = Plan {
         root: meta.name.clone(),
         req,
         root_versions,
         pins,
+        hash_pins,
         target: to,
         existing,
         locked,
@@ -154,6 +182,8 @@ pub(super) struct Plan {
     /// Every version of the root from the chosen publisher.
     pub root_versions: Vec<IndexedVersion>,
     pub pins: Pins,
+    /// Archives pinned by hash (lockfile, `--archive`): usable even when compromised.
+    pub hash_pins: BTreeSet<Blake3Hash>,
     /// `None`: the default directory of the resolved root version.
     pub target: Option<PathBuf>,
     /// The lockfile found at the target.
@@ -178,6 +208,7 @@ pub(super) async fn install_tree(
         &plan.req,
         plan.root_versions.clone(),
         &plan.pins,
+        &plan.hash_pins,
     )
     .await?;
     let target = plan
@@ -293,6 +324,8 @@ pub(super) struct Resolved {
     pub root: IndexedVersion,
     pub deps: Vec<IndexedVersion>,
     pub known: BTreeMap<String, Vec<IndexedVersion>>,
+    /// Archives of known versions that are compromised (and not pinned by hash).
+    pub compromised: BTreeSet<Blake3Hash>,
 }
 
 /// Gathers every version reachable from `root_versions` and resolves `root`@`req`.
@@ -302,14 +335,19 @@ pub(super) async fn resolve_tree(
     req: &semver::VersionReq,
     root_versions: Vec<IndexedVersion>,
     pins: &Pins,
+    hash_pins: &BTreeSet<Blake3Hash>,
 ) -> Result<Resolved> {
     let root_norm = normalize_name(root);
     let mut known: BTreeMap<String, Vec<IndexedVersion>> = BTreeMap::new();
     known.insert(root_norm.clone(), root_versions);
     gather(registry, &mut known).await?;
+    let compromised = compromised_archives(registry, &known, hash_pins).await?;
     let universe: Universe = known
         .iter()
-        .map(|(name, versions)| (name.clone(), versions.iter().map(candidate).collect()))
+        .map(|(name, versions)| {
+            let candidates = versions.iter().map(|m| candidate(m, &compromised));
+            (name.clone(), candidates.collect())
+        })
         .collect();
     let chosen = resolve::resolve(root, req, &universe, pins)
         .map_err(|e| RegistryError::Refused(e.to_string()))?;
@@ -326,7 +364,36 @@ pub(super) async fn resolve_tree(
         .filter(|(name, _)| **name != root_norm)
         .map(|(name, version)| pick(name, version))
         .collect();
-    Ok(Resolved { root, deps, known })
+    Ok(Resolved {
+        root,
+        deps,
+        known,
+        compromised,
+    })
+}
+
+/// The archives of known versions marked compromised (their publisher signed two
+/// archives for them), except those pinned by hash.
+async fn compromised_archives(
+    registry: &P2PRegistry,
+    known: &BTreeMap<String, Vec<IndexedVersion>>,
+    hash_pins: &BTreeSet<Blake3Hash>,
+) -> Result<BTreeSet<Blake3Hash>> {
+    let versions: Vec<IndexedVersion> = known.values().flatten().cloned().collect();
+    let hash_pins = hash_pins.clone();
+    registry
+        .store()
+        .call(move |store| {
+            let mut out = BTreeSet::new();
+            for meta in &versions {
+                if !hash_pins.contains(&meta.archive.blake3) && store.compromise_of(meta)?.is_some()
+                {
+                    out.insert(meta.archive.blake3);
+                }
+            }
+            Ok::<_, RegistryError>(out)
+        })
+        .await
 }
 
 /// Provider lists per fetched archive, and what each pack unpacked to.
@@ -443,12 +510,12 @@ async fn gather(
 
 /// The resolver's view of a version. Every mark that keeps a version out of new
 /// resolutions is set here (see [`resolve::usable`]).
-pub(super) fn candidate(meta: &IndexedVersion) -> Candidate {
+pub(super) fn candidate(meta: &IndexedVersion, compromised: &BTreeSet<Blake3Hash>) -> Candidate {
     Candidate {
         version: meta.version.clone(),
         dependencies: meta.dependencies.clone(),
         yanked: meta.yanked,
-        compromised: false,
+        compromised: compromised.contains(&meta.archive.blake3),
     }
 }
 
@@ -600,7 +667,7 @@ fn unpack_one(
 ) -> Result<UnpackReport> {
     // The index row came from a record; re-check that record's signature so damage to
     // the database cannot smuggle in another archive.
-    if store.record(&meta.record_id)?.is_none() {
+    if store.signed_record(&meta.record_id)?.is_none() {
         return Err(RegistryError::Refused(format!(
             "{}@{}: its signed record is missing from the store; run `ggen-p2p verify`",
             meta.name, meta.version

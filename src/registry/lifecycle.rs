@@ -318,7 +318,8 @@ async fn reresolve(registry: &P2PRegistry, tree: &Tree, pins: &Pins) -> Result<R
             })
             .await?
     };
-    install::resolve_tree(registry, &root, &req, versions, pins).await
+    let hash_pins = tree.lock.packages.iter().map(|p| p.blake3).collect();
+    install::resolve_tree(registry, &root, &req, versions, pins, &hash_pins).await
 }
 
 pub(super) async fn outdated(
@@ -329,17 +330,17 @@ pub(super) async fn outdated(
     let mut problems = Vec::new();
     for tree in trees(registry, None, None).await? {
         let resolved = reresolve(registry, &tree, &Pins::new()).await;
-        let (compatible, known) = match resolved {
+        let (compatible, known, compromised) = match resolved {
             Ok(r) => {
                 let compatible: BTreeMap<String, semver::Version> = std::iter::once(&r.root)
                     .chain(&r.deps)
                     .map(|m| (normalize_name(&m.name), m.version.clone()))
                     .collect();
-                (compatible, r.known)
+                (compatible, r.known, r.compromised)
             }
             Err(e) => {
                 problems.push(format!("{}: {e}", tree.install.path.display()));
-                (BTreeMap::new(), BTreeMap::new())
+                Default::default()
             }
         };
         let root_norm = normalize_name(&tree.lock.root.name);
@@ -348,7 +349,7 @@ pub(super) async fn outdated(
             let latest = known.get(&norm).and_then(|versions| {
                 versions
                     .iter()
-                    .map(install::candidate)
+                    .map(|m| install::candidate(m, &compromised))
                     .filter(|c| resolve::usable(c, None))
                     .map(|c| c.version)
                     .max()
@@ -434,6 +435,7 @@ pub(super) async fn update(registry: &P2PRegistry, request: UpdateRequest) -> Re
                     .iter()
                     .map(|(n, (_, v))| (n.clone(), v.clone()))
                     .collect(),
+                hash_pins: tree.lock.packages.iter().map(|p| p.blake3).collect(),
                 target: Some(tree.install.path.clone()),
                 existing: Some(tree.lock.clone()),
                 locked: false,

@@ -37,9 +37,10 @@ pub type Universe = BTreeMap<String, Vec<Candidate>>;
 pub type Pins = BTreeMap<String, Version>;
 
 /// Whether a resolution may pick `candidate`. The one place that says which versions
-/// are fit for new resolutions; a pinned version is always fit.
+/// are fit for new resolutions: a yanked version only when pinned (a lockfile), a
+/// compromised one never (a pin by archive hash clears the mark before resolution).
 pub fn usable(candidate: &Candidate, pinned: Option<&Version>) -> bool {
-    pinned == Some(&candidate.version) || (!candidate.yanked && !candidate.compromised)
+    !candidate.compromised && (pinned == Some(&candidate.version) || !candidate.yanked)
 }
 
 /// Why no set of versions fits: one sentence a user can act on.
@@ -401,7 +402,7 @@ mod tests {
     }
 
     #[test]
-    fn yanked_and_compromised_versions_are_skipped_unless_pinned() {
+    fn yanked_versions_are_skipped_unless_pinned_and_compromised_ones_always() {
         let mut newest = cand("1.1.0", &[]);
         newest.yanked = true;
         let mut bad = cand("1.2.0", &[]);
@@ -415,6 +416,13 @@ mod tests {
         let pins = Pins::from([("lib".to_string(), v("1.1.0"))]);
         let got = resolve("app", &VersionReq::STAR, &u, &pins).unwrap();
         assert_eq!(got["lib"], v("1.1.0"), "a lockfile pins a yanked version");
+        let pins = Pins::from([("lib".to_string(), v("1.2.0"))]);
+        let got = resolve("app", &VersionReq::STAR, &u, &pins).unwrap();
+        assert_eq!(
+            got["lib"],
+            v("1.0.0"),
+            "a version pin does not clear a compromise"
+        );
     }
 
     #[test]
