@@ -122,7 +122,13 @@ pub(super) async fn install(
             if archive.is_none() && locked_root != Some(meta.archive.blake3) {
                 store.ensure_not_compromised(&meta)?;
             }
-            let versions = store.owned_versions(&name, Some(&meta.publisher))?;
+            let mut versions = store.owned_versions(&name, Some(&meta.publisher))?;
+            if archive.is_some() {
+                // The pinned record may be the other side of an equivocation: it stands
+                // for its version in the resolution.
+                versions.retain(|v| v.version != meta.version);
+                versions.push(meta.clone());
+            }
             Ok::<_, RegistryError>((meta, versions))
         })
     };
