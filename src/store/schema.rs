@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE records (
@@ -166,6 +166,14 @@ CREATE TABLE IF NOT EXISTS peer_scores (
 ALTER TABLE banned_peers ADD COLUMN expires_at INTEGER;
 ";
 
+/// Version 7: each install remembers the BLAKE3 digest of the tree it wrote (so `list`
+/// notices a directory that vanished or changed) and, for a dependency, the directory of
+/// the pack it was installed for (`root`, NULL for a pack installed by name).
+const SCHEMA_V7: &str = "
+ALTER TABLE installs ADD COLUMN tree_hash TEXT;
+ALTER TABLE installs ADD COLUMN root TEXT;
+";
+
 /// Opens the index, sets the connection pragmas and brings the schema up to date.
 ///
 /// WAL with `synchronous = NORMAL`: a commit is durable once the WAL is synced at the
@@ -253,6 +261,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             }
             if found < 6 {
                 conn.execute_batch(&format!("{SCHEMA_V6} PRAGMA user_version = 6;"))?;
+            }
+            if found < 7 {
+                conn.execute_batch(&format!("{SCHEMA_V7} PRAGMA user_version = 7;"))?;
             }
             Ok(())
         });
