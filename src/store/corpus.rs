@@ -3,12 +3,16 @@
 //! names are mapped onto ggen names (`@scope/a.b` -> `scope-a-b`); the category and
 //! keywords are derived from description words, since the corpus has none.
 //!
-//! A test fixture: compiled only for tests and with the `test-support` feature.
+//! It also reads the search ranking suite (`tests/ranking-suite.toml`) and scores a
+//! store against it. A test fixture: compiled only for tests and with the
+//! `test-support` feature.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use semver::Version;
+
+use serde::Deserialize;
 
 use crate::package::fields::{normalize_name, MAX_DESCRIPTION_LEN, MAX_NAME_LEN};
 use crate::package::{
@@ -172,6 +176,90 @@ fn map_name(npm: &str) -> Option<String> {
         .map(|_| mapped)
 }
 
+/// Where the ranking suite lives in the repository.
+pub const RANKING_SUITE_PATH: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ranking-suite.toml");
+
+/// The ranking suite: queries with the packages a user would accept in the top 5.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RankingSuite {
+    pub query: Vec<RankingQuery>,
+}
+
+/// One query of the suite; `kind` is `"name"` for an exact-name query, else absent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RankingQuery {
+    pub q: String,
+    pub expect: Vec<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+impl RankingSuite {
+    /// Reads the suite file; a malformed file is an error naming the file.
+    pub fn load(path: &Path) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        toml::from_str(&text).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })
+    }
+}
+
+/// How a ranker did on the suite.
+#[derive(Debug, Clone, Default)]
+pub struct SuiteScore {
+    /// Queries with an expected package in the first 5 hits.
+    pub passed: usize,
+    pub total: usize,
+    /// Mean over all queries of 1/rank of the best expected package within the first
+    /// 20 hits (0 when none is there).
+    pub mrr: f64,
+    /// Failing queries with their first 5 hits, for the report.
+    pub failures: Vec<(String, Vec<String>)>,
+}
+
+impl SuiteScore {
+    pub fn pass_fraction(&self) -> f64 {
+        self.passed as f64 / self.total.max(1) as f64
+    }
+}
+
+/// Scores `search` (terms -> names, best first, at least 20 when there are) on `suite`.
+pub fn score_suite<E>(
+    suite: &RankingSuite,
+    mut search: impl FnMut(&str) -> Result<Vec<String>, E>,
+) -> Result<SuiteScore, E> {
+    let mut score = SuiteScore {
+        total: suite.query.len(),
+        ..SuiteScore::default()
+    };
+    let mut reciprocal = 0.0;
+    for query in &suite.query {
+        let names = search(&query.q)?;
+        let rank = names
+            .iter()
+            .take(20)
+            .position(|n| query.expect.contains(n))
+            .map(|i| i + 1);
+        if let Some(rank) = rank {
+            reciprocal += 1.0 / rank as f64;
+        }
+        if rank.is_some_and(|r| r <= 5) {
+            score.passed += 1;
+        } else {
+            score
+                .failures
+                .push((query.q.clone(), names.into_iter().take(5).collect()));
+        }
+    }
+    score.mrr = reciprocal / score.total.max(1) as f64;
+    Ok(score)
+}
+
 fn truncate(text: &str, max: usize) -> String {
     let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
@@ -182,10 +270,7 @@ fn truncate(text: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use super::*;
-    use crate::store::{Query, Store};
 
     #[test]
     fn maps_npm_names() {
@@ -194,57 +279,5 @@ mod tests {
         assert_eq!(map_name("React_DOM").as_deref(), Some("react_dom"));
         assert_eq!(map_name("@@"), None);
         assert_eq!(truncate("héllo", 2), "h");
-    }
-
-    /// Ranking quality on 100,000 real npm packages. The corpus is part of the test:
-    /// when it is missing the test fails rather than passing without checking anything.
-    #[test]
-    fn ranking_on_the_npm_corpus() {
-        let path = corpus_path();
-        assert!(
-            path.is_file(),
-            "npm corpus not found at {}: it is looked for in ../shared/data/ beside the \
-             repository; set {CORPUS_ENV} to point at npm-corpus-100k.tsv elsewhere",
-            path.display()
-        );
-        let entries = load(&path).unwrap();
-        assert!(entries.len() > 90_000, "{} entries", entries.len());
-        let key = PublisherKey::generate();
-        let records = records(&entries, &key).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let start = Instant::now();
-        store.ingest_many(&records).unwrap();
-        eprintln!(
-            "ingested {} records in {:.2?}",
-            records.len(),
-            start.elapsed()
-        );
-        let top = |terms: &str, n: usize| -> Vec<String> {
-            let query = Query::new(terms.split(' ').map(String::from).collect()).with_limit(n);
-            store
-                .search(&query)
-                .unwrap()
-                .into_iter()
-                .map(|hit| hit.package.record.name)
-                .collect()
-        };
-        assert_eq!(top("express web framework", 5)[0], "express");
-        let react_router = top("react router", 3);
-        assert!(
-            react_router.contains(&"react-router".to_string()),
-            "{react_router:?}"
-        );
-        assert_eq!(top("react", 1), ["react"]);
-        assert_eq!(top("lodash", 1), ["lodash"]);
-        let scoped = top("types node", 3);
-        assert!(scoped.contains(&"types-node".to_string()), "{scoped:?}");
-        let web = store
-            .search(&Query::new(vec!["server".into()]).with_category("web".into()))
-            .unwrap();
-        assert_eq!(web.len(), 20);
-        assert!(web
-            .iter()
-            .all(|hit| hit.package.category.as_deref() == Some("web")));
     }
 }
