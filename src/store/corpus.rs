@@ -116,14 +116,14 @@ pub fn records(entries: &[CorpusEntry], key: &PublisherKey) -> Result<Vec<Record
                 .filter(|w| w.len() >= 4 && !STOPWORDS.contains(&w.as_str()))
                 .take(3)
                 .collect();
-            let id = format!("{}@{}", entry.name, entry.version);
+            let archive = archive_of(entry);
             let body = VersionRecord {
                 publisher: key.id(),
                 name: entry.name.clone(),
                 version: entry.version.clone(),
                 archive: ArchiveInfo {
-                    blake3: Blake3Hash::of(id.as_bytes()),
-                    sha256: Sha256Hash(*Blake3Hash::of(id.as_bytes()).as_bytes()),
+                    blake3: archive,
+                    sha256: Sha256Hash(*archive.as_bytes()),
                     size: entry.monthly_downloads,
                     chunk_size: crate::package::digest::CHUNK_SIZE,
                     chunks_root: Blake3Hash::of(b""),
@@ -174,6 +174,52 @@ fn map_name(npm: &str) -> Option<String> {
     crate::package::fields::validate_name(&mapped)
         .ok()
         .map(|_| mapped)
+}
+
+/// Provider count standing in for a package's popularity in a network that has none
+/// yet: one provider for 1,000–9,999 monthly npm downloads, doubling with each factor
+/// of ten (2 for 10k, 4 for 100k, 8 for 1M, 16 for 10M, 32 for 100M, 64 for 1B and
+/// more); none below 1,000. Log-scaled buckets: npm downloads span six orders of
+/// magnitude, and a provider count (installs that re-provide) grows with the number of
+/// users, not with the number of CI downloads each of them makes.
+pub fn providers_for_downloads(monthly_downloads: u64) -> usize {
+    let mut providers = 0;
+    let mut threshold = 1_000u64;
+    while monthly_downloads >= threshold && providers < 64 {
+        providers = if providers == 0 { 1 } else { providers * 2 };
+        threshold = threshold.saturating_mul(10);
+    }
+    providers
+}
+
+/// Feeds [`providers_for_downloads`] providers per entry into `store` through
+/// [`Store::observe_providers`], the way the network reports them, as seen at `at` (ms
+/// since the epoch). Peer ids are shared across packages (`corpus-peer-0`, ...), as
+/// real peers hold many archives. Returns how many sightings went in.
+pub fn observe_providers(
+    store: &crate::store::Store,
+    entries: &[CorpusEntry],
+    at: u64,
+) -> Result<usize, crate::store::StoreError> {
+    let peers: Vec<String> = (0..64).map(|i| format!("corpus-peer-{i}")).collect();
+    let archives: Vec<Blake3Hash> = entries.iter().map(archive_of).collect();
+    let sightings: Vec<(&Blake3Hash, &str)> = entries
+        .iter()
+        .zip(&archives)
+        .flat_map(|(entry, archive)| {
+            peers
+                .iter()
+                .take(providers_for_downloads(entry.monthly_downloads))
+                .map(move |peer| (archive, peer.as_str()))
+        })
+        .collect();
+    store.observe_providers(sightings.iter().copied(), at)?;
+    Ok(sightings.len())
+}
+
+/// The (stand-in) archive hash [`records`] gives an entry.
+fn archive_of(entry: &CorpusEntry) -> Blake3Hash {
+    Blake3Hash::of(format!("{}@{}", entry.name, entry.version).as_bytes())
 }
 
 /// Where the ranking suite lives in the repository.
@@ -279,5 +325,23 @@ mod tests {
         assert_eq!(map_name("React_DOM").as_deref(), Some("react_dom"));
         assert_eq!(map_name("@@"), None);
         assert_eq!(truncate("héllo", 2), "h");
+    }
+
+    #[test]
+    fn downloads_map_onto_log_scaled_provider_buckets() {
+        let cases = [
+            (0, 0),
+            (999, 0),
+            (1_000, 1),
+            (9_999, 1),
+            (10_000, 2),
+            (1_000_000, 8),
+            (150_000_000, 32),
+            (2_400_000_000, 64),
+            (u64::MAX, 64),
+        ];
+        for (downloads, providers) in cases {
+            assert_eq!(providers_for_downloads(downloads), providers, "{downloads}");
+        }
     }
 }

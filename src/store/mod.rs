@@ -36,7 +36,7 @@ pub use bans::BannedPeer;
 pub use blobs::BlobWriter;
 pub use hygiene::{Orphan, PARTIAL_MAX_AGE, STAGING_MAX_AGE};
 pub use pins::TrustedKey;
-pub use search::{IndexedVersion, Query, SearchHit};
+pub use search::{IndexedVersion, Query, Ranking, SearchHit};
 
 /// File name of the index inside the store directory.
 pub const INDEX_FILE: &str = "index.sqlite";
