@@ -296,4 +296,77 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.providers(&hash).unwrap(), ["revived", "fresh"]);
     }
+
+    /// Popularity follows provider sightings whatever their order against the record,
+    /// counts distinct peers over every version's archive, stops at the cap (a flood of
+    /// fake providers buys no more than a popular package has), and drops with the
+    /// providers that are removed or forgotten; search ranks the popular twin first.
+    #[test]
+    fn provider_sightings_feed_a_capped_popularity_prior() {
+        use crate::package::{PublisherKey, Record, RecordBody};
+        use crate::store::test_util::version_body;
+        use crate::store::Query;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = PublisherKey::generate();
+        let record = |name: &str, version: &str| {
+            let mut body = version_body(&key, name, version, 1);
+            body.description = "resize images quickly".into();
+            Record::sign(RecordBody::Version(body), &key).unwrap()
+        };
+        let archive = |r: &Record| match r.body() {
+            RecordBody::Version(v) => v.archive.blake3,
+            _ => unreachable!(),
+        };
+        let popular = [record("popular", "1.0.0"), record("popular", "2.0.0")];
+        let quiet = record("quiet", "1.0.0");
+        let peers = |store: &Store, norm: &str| -> i64 {
+            store
+                .read(|conn| {
+                    Ok(conn
+                        .query_row(
+                            "SELECT coalesce((SELECT peers FROM popularity WHERE norm = ?1), 0)",
+                            [norm],
+                            |row| row.get(0),
+                        )
+                        .unwrap())
+                })
+                .unwrap()
+        };
+        // Seen before its record arrives: counted when the record comes.
+        let first = archive(&popular[0]);
+        store
+            .observe_providers([(&first, "a"), (&first, "b")], 1_000)
+            .unwrap();
+        store.ingest(&popular[0]).unwrap();
+        assert_eq!(peers(&store, "popular"), 2);
+        // Distinct peers over both versions: "b" twice is one.
+        store.ingest(&popular[1]).unwrap();
+        let second = archive(&popular[1]);
+        store
+            .observe_providers([(&second, "b"), (&second, "c")], 2_000)
+            .unwrap();
+        assert_eq!(peers(&store, "popular"), 3);
+        store.ingest(&quiet).unwrap();
+        let hits = store
+            .search(&Query::new(vec!["resize".into(), "images".into()]))
+            .unwrap();
+        let names: Vec<&str> = hits.iter().map(|h| h.package.name.as_str()).collect();
+        assert_eq!(names, ["popular", "quiet"]);
+        // A Sybil flood on "quiet" stops at the cap: it ties "popular" at best.
+        let fakes: Vec<String> = (0..500).map(|i| format!("sybil-{i}")).collect();
+        let quiet_archive = archive(&quiet);
+        store
+            .observe_providers(fakes.iter().map(|p| (&quiet_archive, p.as_str())), 3_000)
+            .unwrap();
+        assert_eq!(peers(&store, "quiet"), PROVIDER_CAP);
+        assert_eq!(lift(500), lift(PROVIDER_CAP));
+        // Withdrawn and stale providers leave the count.
+        store.remove_provider(&first, "a").unwrap();
+        assert_eq!(peers(&store, "popular"), 2);
+        store.forget_providers_before(2_500).unwrap();
+        assert_eq!(peers(&store, "popular"), 0);
+        assert_eq!(peers(&store, "quiet"), PROVIDER_CAP);
+    }
 }
