@@ -7,6 +7,10 @@
 //! - `like`: the naive way to search without FTS, a `LIKE '%word%'` scan over every
 //!   name and description (first 200 queries of each class: it is slow).
 //!
+//! Popularity enters as it does from the network: monthly downloads mapped onto provider
+//! counts (`corpus::providers_for_downloads`) through `Store::observe_providers`. The
+//! ranking suite (`tests/ranking-suite.toml`) is scored with and without that prior.
+//!
 //! Run: `cargo bench --bench search` (release build; corpus path as argument, else
 //! `$GGEN_P2P_CORPUS`, else `../shared/data/` beside the repository).
 
@@ -14,8 +18,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ggen_p2p::package::PublisherKey;
+use ggen_p2p::store::corpus::RankingSuite;
 use ggen_p2p::store::corpus::{self, CorpusEntry};
-use ggen_p2p::store::{Query, Store};
+use ggen_p2p::store::{Query, Ranking, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rusqlite::{params, Connection};
@@ -54,6 +59,12 @@ fn main() -> anyhow::Result<()> {
     let start = Instant::now();
     store.ingest_many(&records)?;
     let ingest = start.elapsed();
+    let start = Instant::now();
+    let sightings = corpus::observe_providers(&store, &entries, 1_000)?;
+    println!(
+        "observe_providers: {sightings} provider sightings in {:.2?}",
+        start.elapsed()
+    );
     println!(
         "corpus: {} packages from {}\nsigning: {:.2?} ({:.0} records/s)\ningest_many (one transaction, FTS5 + derived tables): {:.2?} ({:.0} records/s)",
         entries.len(),
@@ -147,6 +158,32 @@ fn main() -> anyhow::Result<()> {
             } else {
                 "MISSES"
             }
+        );
+    }
+
+    let suite = RankingSuite::load(corpus::RANKING_SUITE_PATH.as_ref())?;
+    println!(
+        "\nranking suite ({} queries): top-5 pass fraction, MRR",
+        suite.query.len()
+    );
+    for (label, ranking) in [
+        ("bm25 without prior", Ranking::PLAIN_BM25),
+        ("bm25 with prior (search)", Ranking::DEFAULT),
+    ] {
+        let score = corpus::score_suite(&suite, |q| {
+            let query = Query::new(q.split(' ').map(String::from).collect()).with_limit(20);
+            store.search_ranked(&query, &ranking).map(|hits| {
+                hits.into_iter()
+                    .map(|h| h.package.record.name)
+                    .collect::<Vec<_>>()
+            })
+        })?;
+        println!(
+            "  {label:<26} {}/{} = {:.1} %, MRR {:.3}",
+            score.passed,
+            score.total,
+            100.0 * score.pass_fraction(),
+            score.mrr
         );
     }
 

@@ -192,7 +192,9 @@ impl Client {
     pub async fn provide(&self, archive: Blake3Hash) -> Result<(), NetError> {
         let me = self.peer_id.to_string();
         (self.store)
-            .call(move |store| store.add_provider(&archive, &me))
+            .call(move |store| {
+                store.observe_providers([(&archive, me.as_str())], crate::store::now_ms())
+            })
             .await?;
         let wait = self.query_timeout + REPLY_SLACK;
         self.call("dht provide", wait, |reply| Command::StartProviding {
@@ -240,9 +242,8 @@ impl Client {
         if !confirmed.is_empty() {
             (self.store)
                 .call(move |store| {
-                    confirmed
-                        .iter()
-                        .try_for_each(|peer| store.add_provider(&archive, peer))
+                    let sightings = confirmed.iter().map(|peer| (&archive, peer.as_str()));
+                    store.observe_providers(sightings, crate::store::now_ms())
                 })
                 .await?;
         }

@@ -95,7 +95,7 @@ pub(crate) fn keep_dht_record(store: &Store, record: &Record) {
 
 /// Keeps a provider record a peer announced (runs on a blocking thread).
 pub(crate) fn keep_provider(store: &Store, archive: &Blake3Hash, peer: &str) {
-    if let Err(e) = store.add_provider(archive, peer) {
+    if let Err(e) = store.observe_providers([(archive, peer)], crate::store::now_ms()) {
         tracing::warn!("store provider {archive}: {e}");
     }
 }

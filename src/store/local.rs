@@ -2,6 +2,7 @@
 //! archive (peer ids as plain strings; the store knows nothing of libp2p) and what was
 //! installed where.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use rusqlite::params;
@@ -22,28 +23,31 @@ pub struct InstallRow<'a> {
 }
 
 impl Store {
-    /// Records `peer` as a provider of an archive, confirmed now.
-    pub fn add_provider(&self, blake3: &Blake3Hash, peer: &str) -> Result<(), StoreError> {
-        self.confirm_provider(blake3, peer, now_ms())
-    }
-
-    /// Records `peer` as a provider of an archive, last confirmed at `at` (ms since the
-    /// epoch: a DHT answer, an announcement or a chunk it served). A confirmation never
-    /// moves the time backwards.
-    pub fn confirm_provider(
+    /// The one way provider observations enter the store: each `(archive, peer)` pair
+    /// was seen providing that archive at `at` (ms since the epoch: a DHT answer, an
+    /// announcement, a chunk it served, this node storing it). A confirmation never moves
+    /// the time backwards. The network calls this, and so does the search benchmark (it
+    /// maps the npm corpus's downloads onto providers); every observation also refreshes
+    /// the popularity prior of the packages that use the archive (see `search.rs`). All
+    /// pairs go in one transaction.
+    pub fn observe_providers<'a>(
         &self,
-        blake3: &Blake3Hash,
-        peer: &str,
+        sightings: impl IntoIterator<Item = (&'a Blake3Hash, &'a str)>,
         at: u64,
     ) -> Result<(), StoreError> {
         self.write(|tx, _| {
-            tx.prepare_cached(
+            let mut upsert = tx.prepare_cached(
                 "INSERT INTO providers (blake3, peer, added_at, confirmed_at)
                  VALUES (?1, ?2, ?3, ?3)
                  ON CONFLICT (blake3, peer) DO UPDATE SET
                      confirmed_at = max(confirmed_at, excluded.confirmed_at)",
-            )?
-            .execute(params![blake3.as_bytes().as_slice(), peer, at as i64])?;
+            )?;
+            let mut archives = BTreeSet::new();
+            for (blake3, peer) in sightings {
+                upsert.execute(params![blake3.as_bytes().as_slice(), peer, at as i64])?;
+                archives.insert(*blake3.as_bytes());
+            }
+            refresh_archives(tx, &archives)?;
             Ok(())
         })
     }
@@ -52,6 +56,7 @@ impl Store {
         self.write(|tx, _| {
             tx.prepare_cached("DELETE FROM providers WHERE blake3 = ?1 AND peer = ?2")?
                 .execute(params![blake3.as_bytes().as_slice(), peer])?;
+            refresh_archives(tx, &BTreeSet::from([*blake3.as_bytes()]))?;
             Ok(())
         })
     }
@@ -86,9 +91,15 @@ impl Store {
     /// how many rows went.
     pub fn forget_providers_before(&self, since: u64) -> Result<usize, StoreError> {
         self.write(|tx, _| {
+            let archives = tx
+                .prepare_cached("SELECT DISTINCT blake3 FROM providers WHERE confirmed_at < ?1")?
+                .query_map([since as i64], |row| row.get::<_, Vec<u8>>(0))?
+                .filter_map(|a| a.map(|a| <[u8; 32]>::try_from(a).ok()).transpose())
+                .collect::<Result<BTreeSet<_>, _>>()?;
             let removed = tx
                 .prepare_cached("DELETE FROM providers WHERE confirmed_at < ?1")?
                 .execute([since as i64])?;
+            refresh_archives(tx, &archives)?;
             Ok(removed)
         })
     }
@@ -187,6 +198,75 @@ impl Store {
     }
 }
 
+/// Most distinct providers counted for one package: the popularity prior's cap (see
+/// docs/decisions.md). Counting stops there, so a name flooded with fake providers costs
+/// no more to refresh than a popular one.
+pub const PROVIDER_CAP: i64 = 32;
+
+/// Recounts the providers of every package with a version whose archive is in `archives`.
+fn refresh_archives(
+    tx: &rusqlite::Transaction<'_>,
+    archives: &BTreeSet<[u8; 32]>,
+) -> rusqlite::Result<()> {
+    let mut norms = tx.prepare_cached("SELECT DISTINCT norm FROM versions WHERE archive = ?1")?;
+    let mut seen = BTreeSet::new();
+    for archive in archives {
+        for norm in norms.query_map([archive.as_slice()], |row| row.get::<_, String>(0))? {
+            let norm = norm?;
+            if seen.insert(norm.clone()) {
+                refresh_popularity(tx, &norm)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Recounts the distinct peers providing any archive of `norm` (up to [`PROVIDER_CAP`])
+/// into `popularity`, the table search reads its prior from. Liveness is kept by the
+/// providers table itself: stale rows are forgotten (`forget_providers_before`), which
+/// recounts too.
+pub(super) fn refresh_popularity(tx: &rusqlite::Connection, norm: &str) -> rusqlite::Result<()> {
+    let peers: i64 = tx
+        .prepare_cached(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT pr.peer FROM versions v
+                 JOIN providers pr ON pr.blake3 = v.archive
+                 WHERE v.norm = ?1 LIMIT ?2)",
+        )?
+        .query_row(params![norm, PROVIDER_CAP], |row| row.get(0))?;
+    if peers == 0 {
+        tx.prepare_cached("DELETE FROM popularity WHERE norm = ?1")?
+            .execute([norm])?;
+    } else {
+        tx.prepare_cached(
+            "INSERT INTO popularity (norm, peers, lift) VALUES (?1, ?2, ?3)
+             ON CONFLICT (norm) DO UPDATE SET peers = excluded.peers, lift = excluded.lift",
+        )?
+        .execute(params![norm, peers, lift(peers)])?;
+    }
+    Ok(())
+}
+
+/// The prior's shape: `log2(1 + peers)`, 0 for no provider, 1 for one, about 5 at the
+/// cap; search multiplies it by its weight.
+pub fn lift(peers: i64) -> f64 {
+    ((1 + peers.clamp(0, PROVIDER_CAP)) as f64).log2()
+}
+
+/// Recounts every name that has a known provider (the schema step that adds the table).
+pub(super) fn refresh_all_popularity(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let norms: Vec<String> = conn
+        .prepare(
+            "SELECT DISTINCT v.norm FROM versions v
+             WHERE EXISTS (SELECT 1 FROM providers pr WHERE pr.blake3 = v.archive)",
+        )?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for norm in norms {
+        refresh_popularity(conn, &norm)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,11 +277,19 @@ mod tests {
         let hash = Blake3Hash::of(b"archive");
         {
             let store = Store::open(dir.path()).unwrap();
-            store.add_provider(&hash, "peer-a").unwrap();
-            store.add_provider(&hash, "peer-b").unwrap();
-            store.add_provider(&hash, "peer-a").unwrap();
+            store
+                .observe_providers([(&hash, "peer-a")], now_ms())
+                .unwrap();
+            store
+                .observe_providers([(&hash, "peer-b")], now_ms())
+                .unwrap();
+            store
+                .observe_providers([(&hash, "peer-a")], now_ms())
+                .unwrap();
             store.remove_provider(&hash, "peer-b").unwrap();
-            store.add_provider(&hash, "peer-c").unwrap();
+            store
+                .observe_providers([(&hash, "peer-c")], now_ms())
+                .unwrap();
             store
                 .record_install("my_pack", &Version::new(1, 0, 0), Path::new("/tmp/x"))
                 .unwrap();
@@ -232,12 +320,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hash = Blake3Hash::of(b"archive");
         let store = Store::open(dir.path()).unwrap();
-        store.confirm_provider(&hash, "old", 1_000).unwrap();
-        store.confirm_provider(&hash, "fresh", 5_000).unwrap();
-        store.confirm_provider(&hash, "revived", 1_000).unwrap();
-        store.confirm_provider(&hash, "revived", 6_000).unwrap();
+        store.observe_providers([(&hash, "old")], 1_000).unwrap();
+        store.observe_providers([(&hash, "fresh")], 5_000).unwrap();
+        store
+            .observe_providers([(&hash, "revived")], 1_000)
+            .unwrap();
+        store
+            .observe_providers([(&hash, "revived")], 6_000)
+            .unwrap();
         // An older confirmation arriving late does not make a provider look stale.
-        store.confirm_provider(&hash, "revived", 2_000).unwrap();
+        store
+            .observe_providers([(&hash, "revived")], 2_000)
+            .unwrap();
         assert_eq!(
             store.live_providers(&hash, 4_000).unwrap(),
             ["revived", "fresh"]
@@ -247,5 +341,78 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.providers(&hash).unwrap(), ["revived", "fresh"]);
+    }
+
+    /// Popularity follows provider sightings whatever their order against the record,
+    /// counts distinct peers over every version's archive, stops at the cap (a flood of
+    /// fake providers buys no more than a popular package has), and drops with the
+    /// providers that are removed or forgotten; search ranks the popular twin first.
+    #[test]
+    fn provider_sightings_feed_a_capped_popularity_prior() {
+        use crate::package::{PublisherKey, Record, RecordBody};
+        use crate::store::test_util::version_body;
+        use crate::store::Query;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = PublisherKey::generate();
+        let record = |name: &str, version: &str| {
+            let mut body = version_body(&key, name, version, 1);
+            body.description = "resize images quickly".into();
+            Record::sign(RecordBody::Version(body), &key).unwrap()
+        };
+        let archive = |r: &Record| match r.body() {
+            RecordBody::Version(v) => v.archive.blake3,
+            _ => unreachable!(),
+        };
+        let popular = [record("popular", "1.0.0"), record("popular", "2.0.0")];
+        let quiet = record("quiet", "1.0.0");
+        let peers = |store: &Store, norm: &str| -> i64 {
+            store
+                .read(|conn| {
+                    Ok(conn
+                        .query_row(
+                            "SELECT coalesce((SELECT peers FROM popularity WHERE norm = ?1), 0)",
+                            [norm],
+                            |row| row.get(0),
+                        )
+                        .unwrap())
+                })
+                .unwrap()
+        };
+        // Seen before its record arrives: counted when the record comes.
+        let first = archive(&popular[0]);
+        store
+            .observe_providers([(&first, "a"), (&first, "b")], 1_000)
+            .unwrap();
+        store.ingest(&popular[0]).unwrap();
+        assert_eq!(peers(&store, "popular"), 2);
+        // Distinct peers over both versions: "b" twice is one.
+        store.ingest(&popular[1]).unwrap();
+        let second = archive(&popular[1]);
+        store
+            .observe_providers([(&second, "b"), (&second, "c")], 2_000)
+            .unwrap();
+        assert_eq!(peers(&store, "popular"), 3);
+        store.ingest(&quiet).unwrap();
+        let hits = store
+            .search(&Query::new(vec!["resize".into(), "images".into()]))
+            .unwrap();
+        let names: Vec<&str> = hits.iter().map(|h| h.package.name.as_str()).collect();
+        assert_eq!(names, ["popular", "quiet"]);
+        // A Sybil flood on "quiet" stops at the cap: it ties "popular" at best.
+        let fakes: Vec<String> = (0..500).map(|i| format!("sybil-{i}")).collect();
+        let quiet_archive = archive(&quiet);
+        store
+            .observe_providers(fakes.iter().map(|p| (&quiet_archive, p.as_str())), 3_000)
+            .unwrap();
+        assert_eq!(peers(&store, "quiet"), PROVIDER_CAP);
+        assert_eq!(lift(500), lift(PROVIDER_CAP));
+        // Withdrawn and stale providers leave the count.
+        store.remove_provider(&first, "a").unwrap();
+        assert_eq!(peers(&store, "popular"), 2);
+        store.forget_providers_before(2_500).unwrap();
+        assert_eq!(peers(&store, "popular"), 0);
+        assert_eq!(peers(&store, "quiet"), PROVIDER_CAP);
     }
 }

@@ -44,7 +44,7 @@ pub use local::InstallRow;
 pub use owner::AttestedOwner;
 pub use pins::TrustedKey;
 pub use reputation::StoredScore;
-pub use search::{IndexedVersion, Query, SearchHit};
+pub use search::{IndexedVersion, Query, Ranking, SearchHit};
 
 /// File name of the index inside the store directory.
 pub const INDEX_FILE: &str = "index.sqlite";

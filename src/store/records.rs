@@ -253,6 +253,8 @@ fn ingest_version(
         v.archive.blake3.as_bytes().as_slice(),
         v.published_at as i64
     ])?;
+    // Providers may have been seen for this archive before its record arrived.
+    super::local::refresh_popularity(tx, &norm)?;
     if trust::accept_owner(tx, &norm, &v.publisher, now)? {
         accepted.insert(norm.clone());
     }

@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE records (
@@ -174,6 +174,25 @@ ALTER TABLE installs ADD COLUMN tree_hash TEXT;
 ALTER TABLE installs ADD COLUMN root TEXT;
 ";
 
+/// Version 8 (search, issue 9): the popularity
+/// prior, distinct live providers per name (capped, kept by `local.rs` whenever provider
+/// rows change), and the text index rebuilt with the Porter stemmer so "images" finds
+/// "image" and "hashing" finds "hash" (its content is copied over, not re-derived).
+const SCHEMA_V8: &str = "
+CREATE TABLE IF NOT EXISTS popularity (
+    norm TEXT PRIMARY KEY,
+    peers INTEGER NOT NULL,
+    lift REAL NOT NULL
+) WITHOUT ROWID;
+CREATE VIRTUAL TABLE packages_fts_stemmed USING fts5(
+    joined, words, keywords, description, tokenize = 'porter unicode61'
+);
+INSERT INTO packages_fts_stemmed (rowid, joined, words, keywords, description)
+    SELECT rowid, joined, words, keywords, description FROM packages_fts;
+DROP TABLE packages_fts;
+ALTER TABLE packages_fts_stemmed RENAME TO packages_fts;
+";
+
 /// Opens the index, sets the connection pragmas and brings the schema up to date.
 ///
 /// WAL with `synchronous = NORMAL`: a commit is durable once the WAL is synced at the
@@ -264,6 +283,11 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             }
             if found < 7 {
                 conn.execute_batch(&format!("{SCHEMA_V7} PRAGMA user_version = 7;"))?;
+            }
+            if found < 8 {
+                conn.execute_batch(SCHEMA_V8)?;
+                super::local::refresh_all_popularity(conn)?;
+                conn.execute_batch("PRAGMA user_version = 8;")?;
             }
             Ok(())
         });

@@ -1,7 +1,11 @@
-//! Local search over the `packages` rows: an FTS5 match on the name (joined and split
-//! into words), keywords and description ranked by bm25 with column weights, plus
-//! boosts for an exact name, a name equal to one query word, and a name prefix. Broad
-//! queries score bounded candidate pools (shortest names first) instead of every match.
+//! Local search over the `packages` rows. One relevance score: an FTS5 match (Porter
+//! stemmed) on the name (joined and split into words), keywords and description, ranked
+//! by bm25 with column weights name > keywords > description; documents matching all the
+//! query words get a bonus larger than any bm25 gap, so they beat documents matching some.
+//! Added to it: a popularity prior (distinct live providers, log-scaled and capped; see
+//! `local.rs`), a boost that puts an exact name first, and a small name-prefix boost.
+//! Broad queries score bounded candidate pools (shortest names first) instead of every
+//! match.
 
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
@@ -15,28 +19,51 @@ pub const DEFAULT_LIMIT: usize = 20;
 /// Largest page a query may ask for.
 pub const MAX_LIMIT: usize = 1000;
 
-/// bm25 column weights: joined name, name words, keywords, description.
-const BM25_WEIGHTS: &str = "8.0, 8.0, 4.0, 1.0";
 /// The whole query, normalized, is the name.
 const EXACT_BOOST: f64 = 1000.0;
-/// The name is one of the query words.
-const WORD_NAME_BOOST: f64 = 200.0;
-/// The name starts with the whole query.
-const PREFIX_BOOST: f64 = 100.0;
+
+/// The ranking's weights. [`Store::search`] uses [`Ranking::DEFAULT`]; the ranking
+/// suite and the benchmark also score [`Ranking::PLAIN_BM25`] (no prior) beside it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ranking {
+    /// bm25 column weights: joined name, name words, keywords, description.
+    pub columns: [f64; 4],
+    /// Added when a document matches every query word (stemmed).
+    pub all_words: f64,
+    /// Weight of the popularity prior `log2(1 + providers)`, providers capped.
+    pub prior: f64,
+    /// Added when the name starts with the whole query (a half-typed name).
+    pub prefix: f64,
+    /// Added when the name is one of the query words.
+    pub word_name: f64,
+}
+
+impl Ranking {
+    pub const DEFAULT: Ranking = Ranking {
+        columns: [2.0, 2.0, 1.5, 1.0],
+        all_words: 500.0,
+        prior: 20.0,
+        prefix: 2.0,
+        word_name: 10.0,
+    };
+    /// The same relevance score without the popularity prior.
+    pub const PLAIN_BM25: Ranking = Ranking {
+        prior: 0.0,
+        ..Ranking::DEFAULT
+    };
+}
 /// Matches of any word scored, in FTS rowid order, which puts
 /// shorter names first (see `records::package_id`). bm25 costs about a microsecond per
 /// scored row, so this bounds a query over common words; a query matching fewer rows
 /// than this is scored exhaustively.
 const POOL: usize = 700;
 /// Matches of all the words scored (multi-word queries only).
-const ALL_POOL: usize = 300;
+const ALL_POOL: usize = 500;
 /// "Any word" candidates for queries of two or more words.
-const MULTI_WORD_POOL: usize = 350;
+const MULTI_WORD_POOL: usize = 700;
 /// Name matches (from `names_fts`, last word as a prefix) scored, so name hits are not
 /// crowded out by description hits.
 const NAME_POOL: usize = 500;
-/// Scale of a `names_fts` bm25 next to a `packages_fts` one (the name column weight).
-const NAME_WEIGHT: &str = "8.0";
 
 /// A search: free-text terms plus exact filters. `limit` 0 means [`DEFAULT_LIMIT`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,6 +174,16 @@ pub struct SearchHit {
 impl Store {
     /// One hit per name, best first; see the module doc for the ranking.
     pub fn search(&self, query: &Query) -> Result<Vec<SearchHit>, StoreError> {
+        self.search_ranked(query, &Ranking::DEFAULT)
+    }
+
+    /// [`Store::search`] with other weights, for comparing rankers (the ranking suite,
+    /// the search benchmark).
+    pub fn search_ranked(
+        &self,
+        query: &Query,
+        ranking: &Ranking,
+    ) -> Result<Vec<SearchHit>, StoreError> {
         let tokens = query.tokens();
         let limit = match query.limit {
             0 => DEFAULT_LIMIT,
@@ -179,45 +216,65 @@ impl Store {
                 let all = fts_expression(&tokens, " ", false);
                 let in_name = fts_expression(&tokens, " OR ", true);
                 let whole = normalize_name(&tokens.join("-"));
+                // "qr code" also names `qrcode`, "json web token" `jsonwebtoken`.
+                let joined = normalize_name(&tokens.concat());
                 let words = format!(" {} ", tokens.join(" "));
                 let mut names: Vec<&str> = tokens.iter().map(String::as_str).collect();
                 names.push(&whole);
+                names.push(&joined);
                 let names = serde_json::to_string(&names).unwrap_or_default();
-                let pool = |expr: &str, cap: usize| {
+                let [w0, w1, w2, w3] = ranking.columns;
+                let weights = format!("{w0:?}, {w1:?}, {w2:?}, {w3:?}");
+                let pool = |expr: &str, cap: usize, all: bool| {
                     format!(
-                        "SELECT * FROM (SELECT rowid AS pid, bm25(packages_fts, {BM25_WEIGHTS}) AS bm
+                        "SELECT *, {} FROM (SELECT rowid AS pid, bm25(packages_fts, {weights}) AS bm
                          FROM packages_fts WHERE packages_fts MATCH {expr}
-                         ORDER BY rowid LIMIT {cap})"
+                         ORDER BY rowid LIMIT {cap})",
+                        i32::from(all)
                     )
                 };
                 // With several words the "all words" pool already holds the precise
                 // matches, so the "any word" pool can be smaller (it is the costliest).
-                let any_cap = if tokens.len() > 1 { MULTI_WORD_POOL } else { POOL };
-                let any_pool = pool("?1", any_cap);
+                let any_cap = if tokens.len() > 1 {
+                    MULTI_WORD_POOL
+                } else {
+                    POOL
+                };
+                let any_pool = pool("?1", any_cap, tokens.len() == 1);
                 // With one word "all" is "any": skip the second pool (the stand-in still
                 // mentions ?8 so both shapes take the same parameters).
                 let all_pool = if tokens.len() > 1 {
-                    format!("UNION ALL {}", pool("?8", ALL_POOL))
+                    format!("UNION ALL {}", pool("?8", ALL_POOL, true))
                 } else {
-                    "UNION ALL SELECT NULL, NULL WHERE ?8 IS NULL".to_string()
+                    "UNION ALL SELECT NULL, NULL, NULL WHERE ?8 IS NULL".to_string()
                 };
                 let name_pool = format!(
-                    "SELECT * FROM (SELECT rowid, bm25(names_fts) * {NAME_WEIGHT}
+                    "SELECT *, 0 FROM (SELECT rowid, bm25(names_fts) * {w1:?}
                      FROM names_fts WHERE names_fts MATCH ?9 ORDER BY rowid LIMIT {NAME_POOL})"
                 );
+                let Ranking {
+                    all_words,
+                    prior,
+                    prefix,
+                    word_name,
+                    ..
+                } = *ranking;
                 let sql = format!(
-                    "WITH c(pid, bm) AS (
+                    "WITH c(pid, bm, every) AS (
                         {any_pool} UNION ALL {name_pool} {all_pool}
-                        UNION ALL SELECT pid, 0.0 FROM packages
+                        UNION ALL SELECT pid, 0.0, 0 FROM packages
                             WHERE norm IN (SELECT value FROM json_each(?10))
                      )
                      SELECT p.rid, p.conflict,
                         -MIN(c.bm)
-                        + CASE WHEN p.norm = ?4 THEN {EXACT_BOOST} ELSE 0.0 END
+                        + CASE WHEN MAX(c.every) = 1 THEN {all_words:?} ELSE 0.0 END
+                        + {prior:?} * COALESCE((SELECT lift FROM popularity pop
+                                                WHERE pop.norm = p.norm), 0.0)
+                        + CASE WHEN p.norm IN (?4, ?11) THEN {EXACT_BOOST:?} ELSE 0.0 END
                         + CASE WHEN instr(?5, ' ' || p.norm || ' ') > 0
-                               THEN {WORD_NAME_BOOST} ELSE 0.0 END
-                        + CASE WHEN p.norm <> ?4 AND substr(p.norm, 1, length(?4)) = ?4
-                               THEN {PREFIX_BOOST} ELSE 0.0 END AS score
+                               THEN {word_name:?} ELSE 0.0 END
+                        + CASE WHEN p.norm NOT IN (?4, ?11) AND substr(p.norm, 1, length(?4)) = ?4
+                               THEN {prefix:?} ELSE 0.0 END AS score
                      FROM c JOIN packages p ON p.pid = c.pid
                      WHERE (?2 IS NULL OR p.category = ?2)
                        AND (?3 IS NULL OR EXISTS (SELECT 1 FROM package_keywords k
@@ -227,7 +284,10 @@ impl Store {
                 );
                 let mut stmt = conn.prepare_cached(&sql)?;
                 let rows = stmt.query_map(
-                    params![any, category, keyword, whole, words, limit, offset, all, in_name, names],
+                    params![
+                        any, category, keyword, whole, words, limit, offset, all, in_name, names,
+                        joined
+                    ],
                     |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
                 )?;
                 for row in rows {

@@ -171,10 +171,10 @@ pub async fn download_to_store(
             // On success the file was renamed away; on failure nothing is worth keeping.
             let _ = std::fs::remove_file(&path);
             if result.is_ok() {
-                for peer in &served {
-                    if let Err(e) = store.add_provider(&archive, &peer.to_string()) {
-                        tracing::debug!("confirm provider {peer}: {e}");
-                    }
+                let served: Vec<String> = served.iter().map(|p| p.to_string()).collect();
+                let sightings = served.iter().map(|peer| (&archive, peer.as_str()));
+                if let Err(e) = store.observe_providers(sightings, crate::store::now_ms()) {
+                    tracing::debug!("confirm providers of {archive}: {e}");
                 }
             }
             Ok::<_, TransferError>(result)
