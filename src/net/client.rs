@@ -308,6 +308,21 @@ impl Client {
         let _ = self.send_internal(Command::Penalize { peer }).await;
     }
 
+    /// Reports something `peer` did to its reputation, without waiting (dropped when the
+    /// event loop's queue is full: a score is advisory).
+    pub(crate) fn judge(&self, peer: PeerId, event: super::reputation::PeerEvent) {
+        let _ = self.commands.try_send(Command::Judge { peer, event });
+    }
+
+    /// This node's reputation score of each of `peers`, in order.
+    pub async fn scores(&self, peers: Vec<PeerId>) -> Result<Vec<f64>, NetError> {
+        self.call("peer scores", self.quick(), |reply| Command::Scores {
+            peers,
+            reply,
+        })
+        .await
+    }
+
     /// Reports from tasks the event loop spawned (no reply expected).
     pub(crate) async fn send_internal(&self, command: Command) -> Result<(), NetError> {
         self.commands

@@ -279,6 +279,14 @@ pub struct PeerInfo {
     pub rtt_ms: Option<u64>,
     /// "direct" or "relayed" (through a circuit relay; DCUtR upgrades it when it can).
     pub connection: Option<String>,
+    /// This node's reputation score of the peer, from -100 to 25 (0: nothing known; at
+    /// -50 it is banned). Bad chunks and records cost most; verified bytes earn a little;
+    /// it decays toward 0 with a half-life of an hour.
+    #[serde(default)]
+    pub score: f64,
+    /// Gossipsub's score of the peer (below -80 its gossip is ignored).
+    #[serde(default)]
+    pub gossip_score: Option<f64>,
 }
 
 /// `peers`, `peers add` and `peers remove`: the connected peers afterwards.
@@ -295,6 +303,10 @@ pub struct BannedPeerInfo {
     pub reason: String,
     /// When the ban began (ms since the Unix epoch).
     pub banned_at: u64,
+    /// When it ends (ms since the Unix epoch): bans earned by a low reputation last a
+    /// day; `null` for operator blocks, which last until `peers unblock`.
+    #[serde(default)]
+    pub expires_at: Option<u64>,
 }
 
 impl From<store::BannedPeer> for BannedPeerInfo {
@@ -303,6 +315,7 @@ impl From<store::BannedPeer> for BannedPeerInfo {
             peer_id: ban.peer,
             reason: ban.reason,
             banned_at: ban.banned_at,
+            expires_at: ban.expires_at,
         }
     }
 }
@@ -489,6 +502,8 @@ impl From<net::PeerInfo> for PeerInfo {
             agent: p.agent,
             rtt_ms: p.rtt_ms,
             connection: p.connection,
+            score: p.score,
+            gossip_score: p.gossip_score,
         }
     }
 }

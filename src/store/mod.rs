@@ -18,6 +18,7 @@ mod owner;
 pub mod partial;
 mod pins;
 mod records;
+mod reputation;
 mod schema;
 mod search;
 mod trust;
@@ -41,6 +42,7 @@ pub use equivocation::Compromised;
 pub use hygiene::{Orphan, PARTIAL_MAX_AGE, STAGING_MAX_AGE};
 pub use owner::AttestedOwner;
 pub use pins::TrustedKey;
+pub use reputation::StoredScore;
 pub use search::{IndexedVersion, Query, SearchHit};
 
 /// File name of the index inside the store directory.

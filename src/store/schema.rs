@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE records (
@@ -154,6 +154,18 @@ CREATE TABLE IF NOT EXISTS owner_attestations (
 ) WITHOUT ROWID;
 ";
 
+/// Version 6: each
+/// peer's reputation score as last saved (decayed from `updated_at` when loaded), and an
+/// end to bans a low score earned (`NULL`: until lifted, as operator blocks are).
+const SCHEMA_V6: &str = "
+CREATE TABLE IF NOT EXISTS peer_scores (
+    peer TEXT PRIMARY KEY,
+    score REAL NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE banned_peers ADD COLUMN expires_at INTEGER;
+";
+
 /// Opens the index, sets the connection pragmas and brings the schema up to date.
 ///
 /// WAL with `synchronous = NORMAL`: a commit is durable once the WAL is synced at the
@@ -238,6 +250,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             }
             if found < 5 {
                 conn.execute_batch(&format!("{SCHEMA_V5} PRAGMA user_version = 5;"))?;
+            }
+            if found < 6 {
+                conn.execute_batch(&format!("{SCHEMA_V6} PRAGMA user_version = 6;"))?;
             }
             Ok(())
         });
