@@ -200,6 +200,12 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         ),
         ("req-chunk-list", Request::ChunkList { archive }),
         ("req-chunk", Request::Chunk { archive, index: 3 }),
+        (
+            "req-sync-owners",
+            Request::SyncOwners {
+                names: vec!["web-kit".into(), "rust_axum".into()],
+            },
+        ),
     ];
     let responses = [
         (
@@ -237,6 +243,13 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             "resp-error",
             Response::Error {
                 message: "rate limited".into(),
+            },
+        ),
+        (
+            "resp-owners",
+            Response::Owners {
+                revision: crate::net::protocol::RR_REVISION,
+                owners: vec![("web-kit".into(), key.id())],
             },
         ),
     ];

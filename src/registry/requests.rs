@@ -228,7 +228,7 @@ pub struct InstallRequest {
     /// Install exactly this archive (BLAKE3 hex, as a lockfile pins it): the newest
     /// matching version whose signed record names it; allowed for a compromised version
     #[arg(long, value_name = "HASH")]
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<Blake3Hash>,
     /// Install exactly what the target's ggen-p2p.lock says, or fail naming the difference
     #[arg(long)]
