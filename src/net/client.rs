@@ -219,6 +219,14 @@ impl Client {
     /// Providers known locally (confirmed within the provider TTL) merged with a DHT
     /// lookup, this node excluded. Every provider the DHT names is confirmed in the store.
     pub async fn find_providers(&self, archive: Blake3Hash) -> Result<Vec<PeerId>, NetError> {
+        Ok(self.find_providers_counted(archive).await?.providers)
+    }
+
+    /// [`Client::find_providers`], with the number of DHT requests the lookup took.
+    pub async fn find_providers_counted(
+        &self,
+        archive: Blake3Hash,
+    ) -> Result<super::ProvidersFound, NetError> {
         let since = policy::live_since(crate::store::now_ms());
         let known = self
             .store
@@ -232,23 +240,27 @@ impl Client {
                 reply,
             })
             .await??;
+        let dht_requests = from_dht.dht_requests;
+        let from_dht = from_dht.providers;
         let confirmed: Vec<String> = from_dht
             .iter()
             .filter(|p| **p != self.peer_id)
             .map(|p| p.to_string())
             .collect();
-        if !confirmed.is_empty() {
-            (self.store)
-                .call(move |store| {
-                    confirmed
-                        .iter()
-                        .try_for_each(|peer| store.add_provider(&archive, peer))
-                })
-                .await?;
-        }
+        (self.store)
+            .call(move |store| {
+                store.provider_lookup_done(&archive, crate::store::now_ms())?;
+                confirmed
+                    .iter()
+                    .try_for_each(|peer| store.add_provider(&archive, peer))
+            })
+            .await?;
         found.extend(from_dht);
         found.remove(&self.peer_id);
-        Ok(found.into_iter().collect())
+        Ok(super::ProvidersFound {
+            providers: found.into_iter().collect(),
+            dht_requests,
+        })
     }
 
     /// Asks every connected peer to run `query`; the records they return are verified and

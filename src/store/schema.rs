@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 8;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE records (
@@ -140,6 +140,16 @@ CREATE TABLE IF NOT EXISTS banned_peers (
 ) WITHOUT ROWID;
 ";
 
+/// Version 8 (helper SPARSE; steps 5 to 7 belong to other branches): when this node last
+/// asked the DHT for an archive's providers, so "no live provider" (asked, none found)
+/// differs from "unknown" (never asked).
+const SCHEMA_V8: &str = "
+CREATE TABLE IF NOT EXISTS provider_lookups (
+    blake3 BLOB PRIMARY KEY,
+    asked_at INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 /// Opens the index, sets the connection pragmas and brings the schema up to date.
 ///
 /// WAL with `synchronous = NORMAL`: a commit is durable once the WAL is synced at the
@@ -221,6 +231,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             }
             if found < 4 {
                 conn.execute_batch(&format!("{SCHEMA_V4} PRAGMA user_version = 4;"))?;
+            }
+            if found < 8 {
+                conn.execute_batch(&format!("{SCHEMA_V8} PRAGMA user_version = 8;"))?;
             }
             Ok(())
         });

@@ -67,6 +67,12 @@ impl EventLoop {
                         if sync {
                             self.spawn_sync(peer_id);
                         }
+                        if self
+                            .policy
+                            .slots_short(self.swarm.connected_peers().count())
+                        {
+                            self.prune();
+                        }
                     }
                 }
             }
@@ -137,7 +143,10 @@ impl EventLoop {
                             .add_address(&peer_id, addr.clone());
                     }
                 }
-                (self.policy).identified(peer_id, info.agent_version, info.listen_addrs);
+                let listen = info.listen_addrs.clone();
+                let waiting =
+                    (self.policy).identified(peer_id, info.agent_version, info.listen_addrs);
+                self.address_providers(peer_id, &waiting, listen);
             }
             BehaviourEvent::Ping(ping::Event {
                 peer,
@@ -235,6 +244,10 @@ impl EventLoop {
                     return;
                 };
                 let peer = provider.provider.to_string();
+                let mut provider = provider;
+                let announced = std::mem::take(&mut provider.addresses);
+                provider.addresses =
+                    (self.policy).provider_addrs(provider.provider, &provider.key, announced);
                 if let Err(e) = self
                     .swarm
                     .behaviour_mut()
@@ -260,6 +273,7 @@ impl EventLoop {
                     self.dial_providers(&providers);
                     let done = match self.pending.lookups.get_mut(&id) {
                         Some(lookup) => {
+                            lookup.requests = stats.num_requests();
                             policy::lookup_done(&mut lookup.found, providers, step.last)
                         }
                         None => false,
@@ -271,6 +285,9 @@ impl EventLoop {
                 QueryResult::GetProviders(other) => {
                     if let Err(e) = other {
                         tracing::debug!("get providers: {e}");
+                    }
+                    if let Some(lookup) = self.pending.lookups.get_mut(&id) {
+                        lookup.requests = stats.num_requests();
                     }
                     self.finish_lookup(id);
                 }
@@ -337,6 +354,32 @@ impl EventLoop {
         }
     }
 
+    /// Gives `peer`'s provider records under `keys`, stored without addresses, the
+    /// addresses identify just reported (see [`policy::Policy::provider_addrs`]).
+    fn address_providers(
+        &mut self,
+        peer: PeerId,
+        keys: &[kad::RecordKey],
+        addrs: Vec<libp2p::Multiaddr>,
+    ) {
+        if addrs.is_empty() {
+            return;
+        }
+        let store = self.swarm.behaviour_mut().kad.store_mut();
+        for key in keys {
+            let held = store
+                .providers(key)
+                .into_iter()
+                .find(|p| p.provider == peer);
+            if let Some(mut record) = held.filter(|r| r.addresses.is_empty()) {
+                record.addresses = addrs.clone();
+                if let Err(e) = store.add_provider(record) {
+                    tracing::debug!("dht provider store: {e}");
+                }
+            }
+        }
+    }
+
     fn finish_lookup(&mut self, id: kad::QueryId) {
         if let Some(lookup) = self.pending.lookups.remove(&id) {
             if let Some(mut running) = self.swarm.behaviour_mut().kad.query_mut(&id) {
@@ -388,8 +431,11 @@ impl EventLoop {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
-                    request, channel, ..
+                    request_id,
+                    request,
+                    channel,
                 } => {
+                    (self.pending.serving).started(request_id, peer, Instant::now());
                     let (client, store) = (self.client.clone(), self.store.clone());
                     self.tasks.spawn(async move {
                         let response = inbound::respond(&store, request).await;
@@ -422,10 +468,18 @@ impl EventLoop {
                     outbound.failed(reason);
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
+            request_response::Event::InboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                self.pending.serving.ended(&request_id);
                 tracing::debug!("inbound request from {peer} failed: {error}");
             }
-            request_response::Event::ResponseSent { .. } => {}
+            request_response::Event::ResponseSent { request_id, .. } => {
+                self.pending.serving.ended(&request_id);
+            }
         }
     }
 }
