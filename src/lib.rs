@@ -16,6 +16,8 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "test-support")]
+pub mod fuzzing;
 pub mod net;
 pub mod package;
 pub mod registry;

@@ -222,3 +222,43 @@ mod tests {
             .contains("not a semver requirement"));
     }
 }
+
+/// Properties of the one way names are compared.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn normalisation_is_idempotent_and_keeps_names_valid(name in "[a-z0-9][a-z0-9_-]{0,63}") {
+            let once = normalize_name(&name);
+            prop_assert_eq!(normalize_name(&once), once.clone());
+            prop_assert_eq!(validate_name(&name).is_ok(), validate_name(&once).is_ok());
+            prop_assert_eq!(once.len(), name.len());
+        }
+
+        #[test]
+        fn two_names_compare_equal_exactly_when_they_differ_only_in_dash_or_underscore(
+            a in "[a-z0-9][a-z0-9_-]{0,12}",
+            b in "[a-z0-9][a-z0-9_-]{0,12}",
+        ) {
+            let same_but_separators = a.len() == b.len()
+                && a.bytes().zip(b.bytes()).all(|(x, y)| {
+                    x == y || (matches!(x, b'-' | b'_') && matches!(y, b'-' | b'_'))
+                });
+            prop_assert_eq!(normalize_name(&a) == normalize_name(&b), same_but_separators);
+        }
+
+        #[test]
+        fn build_metadata_is_always_refused(
+            (ma, mi, pa) in (0u64..100, 0u64..100, 0u64..100),
+            build in "[a-z0-9]{1,8}",
+        ) {
+            let with_build = format!("{ma}.{mi}.{pa}+{build}");
+            let plain = format!("{ma}.{mi}.{pa}");
+            prop_assert!(parse_version(&with_build).is_err());
+            prop_assert!(parse_version(&plain).is_ok());
+        }
+    }
+}

@@ -524,3 +524,70 @@ mod tests {
         }
     }
 }
+
+/// Properties over generated records: signing then verifying keeps every byte and the
+/// body, and any change to the bytes (a flipped bit anywhere, a cut) is refused.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn body(secret: u8) -> impl Strategy<Value = VersionRecord> {
+        (
+            "[a-z0-9][a-z0-9_-]{0,30}",
+            (0u64..1000, 0u64..1000, 0u64..1000),
+            proptest::option::of("[a-z]{1,8}(\\.[1-9][0-9]{0,2})?"),
+            "\\PC{0,200}",
+            proptest::collection::vec("[a-z]{1,12}", 0..5),
+            0u64..4_000_000_000_000,
+        )
+            .prop_filter("not a reserved device name", |(name, ..)| {
+                !fields::is_reserved_device_name(name)
+            })
+            .prop_map(
+                move |(name, (ma, mi, pa), pre, description, keywords, at)| {
+                    let mut version = Version::new(ma, mi, pa);
+                    if let Some(pre) = pre {
+                        version.pre = semver::Prerelease::new(&pre).unwrap();
+                    }
+                    let key = PublisherKey::from_secret([secret; 32]);
+                    VersionRecord {
+                        version,
+                        description,
+                        keywords,
+                        published_at: at,
+                        ..VersionRecord::fixture(&key, &name, "0.0.0", ArchiveInfo::fixture(b"p"))
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn sign_then_verify_round_trips(record in body(3)) {
+            let key = PublisherKey::from_secret([3; 32]);
+            let signed = Record::sign(RecordBody::Version(record.clone()), &key).unwrap();
+            let back = Record::verify(signed.as_bytes().to_vec()).unwrap();
+            prop_assert_eq!(back.as_bytes(), signed.as_bytes());
+            prop_assert_eq!(back.body(), &RecordBody::Version(record));
+            prop_assert_eq!(back.id(), signed.id());
+        }
+
+        #[test]
+        fn any_flipped_bit_or_cut_is_refused(
+            record in body(4),
+            position in any::<proptest::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let key = PublisherKey::from_secret([4; 32]);
+            let bytes = Record::sign(RecordBody::Version(record), &key).unwrap().into_bytes();
+            let at = position.index(bytes.len());
+            let mut flipped = bytes.clone();
+            flipped[at] ^= 1 << bit;
+            prop_assert!(Record::verify(flipped).is_err());
+            prop_assert!(Record::verify(bytes[..at].to_vec()).is_err());
+        }
+    }
+}

@@ -394,6 +394,12 @@ pub mod process {
             );
         }
 
+        /// Kills the daemon with SIGKILL (no clean-up runs) and waits for it to be gone.
+        pub fn kill(mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+
         fn terminate(&mut self) -> Option<std::process::ExitStatus> {
             let pid = self.child.id().to_string();
             let _ = Command::new("kill").args(["-TERM", &pid]).status();
