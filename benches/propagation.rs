@@ -4,8 +4,9 @@
 //! publish → record in the index of every node, over `PUBLISHES` publishes from random
 //! nodes (times are each node's own `records.received_at` in its SQLite index, minus the
 //! moment `publish` was called); cold `Client::find_providers` from nodes with no
-//! local provider entry for the archive; connections per node (`Client::status`) once
-//! the mesh formed and at the end. All against a baseline measured in the same network: one request-response round trip
+//! local provider entry for the archive, with the DHT requests each took; connections
+//! per node (`Client::status`) once the mesh formed and pruning brought every node
+//! within 2 × mesh_n, sampled again while measuring and at the end. All against a baseline measured in the same network: one request-response round trip
 //! (`GetRecords` with no ids) from a node to a connected peer — the cost of one hop
 //! through both event loops and the store thread pool.
 //!
