@@ -73,6 +73,49 @@ pub struct Config {
     pub relay: RelayConfig,
     /// Package name → the only publisher key accepted for it (like Nix's trusted keys).
     pub trusted_publishers: BTreeMap<String, PublisherId>,
+    /// Per-peer limits on the requests this node answers (`[rate_limits.search]` ...).
+    pub rate_limits: RateLimits,
+}
+
+/// A token bucket: up to `burst` requests at once, refilled at `per_sec` a second;
+/// `per_sec = 0` turns the limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    pub burst: u32,
+    pub per_sec: u32,
+}
+
+/// Per-peer, per-kind limits on inbound requests. A peer over one is answered "rate
+/// limited: retry in N ms" and loses a little reputation. The defaults are far above
+/// what syncing, searching and installing need (a fresh sync lists up to 256 buckets at
+/// once; a download asks a provider for at most a few chunks at a time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Sync summaries and bucket listings.
+    pub sync: Rate,
+    /// `GetRecords` batches.
+    pub records: Rate,
+    pub search: Rate,
+    pub chunk_list: Rate,
+    pub chunk: Rate,
+    /// DHT records and provider records peers ask this node to store.
+    pub dht: Rate,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        let rate = |burst, per_sec| Rate { burst, per_sec };
+        Self {
+            sync: rate(600, 100),
+            records: rate(200, 50),
+            search: rate(30, 10),
+            chunk_list: rate(64, 20),
+            chunk: rate(512, 1000),
+            dht: rate(2000, 500),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +192,7 @@ impl Default for Config {
             relay_server: true,
             relay: RelayConfig::default(),
             trusted_publishers: BTreeMap::new(),
+            rate_limits: RateLimits::default(),
         }
     }
 }

@@ -60,8 +60,35 @@ pub async fn run(backend: &Backend, request: InfoRequest, out: &Output) -> Resul
             "  {:<12} {}{}",
             v.version.to_string(),
             v.publisher.short(),
-            if v.yanked { "  yanked" } else { "" }
+            match (v.yanked, v.compromised) {
+                (_, true) => "  compromised",
+                (true, false) => "  yanked",
+                (false, false) => "",
+            }
         ))?;
+    }
+    for c in &report.compromised {
+        out.warn(format!(
+            "{}@{} is compromised: publisher {} signed two different archives for it ({}); its key may be leaked, and install refuses it unless you pin one with --archive",
+            p.name,
+            c.version,
+            c.publisher,
+            c.archives
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ));
+    }
+    if let Some(a) = &report.owner_attested {
+        out.line(format!(
+            "owner:       {} (contested here; owner attested by {} of {} peers)",
+            a.owner.short(),
+            a.peers,
+            a.of
+        ))?;
+    } else if report.contested {
+        out.line("owner:       contested here (no majority of peers attests one)")?;
     }
     if report.claims.len() > 1 {
         out.warn(format!(

@@ -35,9 +35,14 @@ pub async fn run(backend: &Backend, request: SearchRequest, out: &Output) -> Res
             } else {
                 p.name.clone()
             };
+            let version = if hit.compromised {
+                format!("{} (compromised)", p.version)
+            } else {
+                p.version.to_string()
+            };
             vec![
                 name,
-                p.version.to_string(),
+                version,
                 p.category.clone().unwrap_or_default(),
                 super::output::providers(hit.providers),
                 truncate(&p.description, 60),
@@ -50,6 +55,9 @@ pub async fn run(backend: &Backend, request: SearchRequest, out: &Output) -> Res
     )?;
     if report.results.iter().any(|hit| hit.conflict) {
         out.note("(!) more than one publisher claims this name; `ggen-p2p info NAME` lists them");
+    }
+    if report.results.iter().any(|hit| hit.compromised) {
+        out.note("(compromised) its publisher's key signed two different archives for that version; `ggen-p2p info NAME` lists both");
     }
     Ok(())
 }

@@ -76,6 +76,47 @@ fn gossip_config(config: &NetConfig) -> Result<gossipsub::Config, NetError> {
         .map_err(|e| NetError::Config(format!("gossipsub: {e}")))
 }
 
+/// Gossipsub peer scoring, tuned for a registry: records are rare, so no penalty for a
+/// quiet mesh (P3/P3b off); invalid messages (P4, the square of their count) and the
+/// application score (P5: this node's reputation of the peer, which invalid records lower
+/// too) together graylist a peer (its gossip ignored entirely) at the fifth forged
+/// record, when the reputation bans it as well, and P4 alone at the sixth (a peer on
+/// probation, or one whose ban was lifted). Gossip to it stops from the second. IP
+/// colocation (P6) is off: on loopback test networks and behind one NAT many honest
+/// peers share an address.
+pub(crate) fn gossip_scoring() -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let topic = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.01,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 300.0,
+        first_message_deliveries_weight: 1.0,
+        first_message_deliveries_decay: 0.9,
+        first_message_deliveries_cap: 20.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -2.5,
+        // Per decay interval (1 s): an invalid message's weight halves in about a minute.
+        invalid_message_deliveries_decay: 0.99,
+        ..Default::default()
+    };
+    let mut params = gossipsub::PeerScoreParams {
+        topic_score_cap: 25.0,
+        app_specific_weight: 0.5,
+        ip_colocation_factor_weight: 0.0,
+        ..Default::default()
+    };
+    params.topics.insert(records_topic().hash(), topic);
+    let thresholds = gossipsub::PeerScoreThresholds {
+        gossip_threshold: -10.0,
+        publish_threshold: -40.0,
+        graylist_threshold: -80.0,
+        accept_px_threshold: 10.0,
+        opportunistic_graft_threshold: 5.0,
+    };
+    (params, thresholds)
+}
+
 fn kad_behaviour(config: &NetConfig, id: libp2p::PeerId) -> kad::Behaviour<MemoryStore> {
     let replication =
         NonZeroUsize::new(config.replication_factor.max(1)).unwrap_or(NonZeroUsize::MIN);
@@ -151,11 +192,15 @@ pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                     .with_agent_version(format!("ggen-p2p/{}", env!("CARGO_PKG_VERSION"))),
             );
-            let gossipsub = gossipsub::Behaviour::new(
+            let mut gossipsub = gossipsub::Behaviour::new(
                 gossipsub::MessageAuthenticity::Signed(key.clone()),
                 gossip,
             )
             .map_err(|e| NetError::Config(format!("gossipsub: {e}")))?;
+            let (params, thresholds) = gossip_scoring();
+            gossipsub
+                .with_peer_score(params, thresholds)
+                .map_err(|e| NetError::Config(format!("gossipsub scoring: {e}")))?;
             let codec = request_response::cbor::codec::Codec::default()
                 .set_request_size_maximum(MAX_REQUEST_SIZE)
                 .set_response_size_maximum(MAX_RESPONSE_SIZE);
@@ -259,6 +304,36 @@ pub async fn bind(swarm: &mut Swarm<Behaviour>, addrs: &[Multiaddr]) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gossip_scoring_graylists_a_forger_no_sooner_than_the_reputation_bans_it() {
+        use crate::net::reputation::PeerEvent;
+        use crate::net::reputation::BAN_THRESHOLD;
+        let (params, thresholds) = gossip_scoring();
+        params.validate().unwrap();
+        thresholds.validate().unwrap();
+        let topic = &params.topics[&records_topic().hash()];
+        // P4 is the square of the invalid-message counter times its weight; P5 is the
+        // reputation, which each invalid record lowers too.
+        let p4 = |n: u32| f64::from(n * n) * topic.invalid_message_deliveries_weight;
+        let p5 = |n: u32| f64::from(n) * PeerEvent::BadRecord.weight() * params.app_specific_weight;
+        let score = |n: u32| topic.topic_weight * p4(n) + p5(n);
+        // Graylisting before the ban would hide the offences that lead to it.
+        assert!(score(BAN_THRESHOLD - 1) > thresholds.graylist_threshold);
+        assert!(score(BAN_THRESHOLD) < thresholds.graylist_threshold);
+        assert!(
+            p4(BAN_THRESHOLD + 1) < thresholds.graylist_threshold,
+            "P4 alone"
+        );
+        assert!(score(2) < thresholds.gossip_threshold);
+        assert_eq!(params.ip_colocation_factor_weight, 0.0, "loopback networks");
+        assert!(
+            topic.time_in_mesh_cap * topic.time_in_mesh_weight
+                + topic.first_message_deliveries_cap * topic.first_message_deliveries_weight
+                <= params.topic_score_cap + 1e-9,
+            "good behaviour earns at most the cap"
+        );
+    }
 
     #[test]
     fn autonat_is_skipped_only_for_loopback_listeners() {

@@ -15,7 +15,7 @@ use super::policy;
 use super::protocol::{dht_keys, name_key, name_version_key, parse_record, Request, Response};
 use super::sync::{self, SyncSource};
 use super::{NetError, NetStatus, PeerInfo, Receipt};
-use crate::package::{Blake3Hash, Record, RecordId};
+use crate::package::{Blake3Hash, PublisherId, Record, RecordId};
 use crate::store::{IngestOutcome, Query, Store};
 
 /// Slack on top of the loop's own timeouts before a caller gives up waiting.
@@ -320,6 +320,21 @@ impl Client {
         let _ = self.send_internal(Command::Penalize { peer }).await;
     }
 
+    /// Reports something `peer` did to its reputation, without waiting (dropped when the
+    /// event loop's queue is full: a score is advisory).
+    pub(crate) fn judge(&self, peer: PeerId, event: super::reputation::PeerEvent) {
+        let _ = self.commands.try_send(Command::Judge { peer, event });
+    }
+
+    /// This node's reputation score of each of `peers`, in order.
+    pub async fn scores(&self, peers: Vec<PeerId>) -> Result<Vec<f64>, NetError> {
+        self.call("peer scores", self.quick(), |reply| Command::Scores {
+            peers,
+            reply,
+        })
+        .await
+    }
+
     /// Reports from tasks the event loop spawned (no reply expected).
     pub(crate) async fn send_internal(&self, command: Command) -> Result<(), NetError> {
         self.commands
@@ -422,6 +437,17 @@ impl SyncSource for Client {
                 Ok(records.into_iter().map(|b| b.into_vec()).collect())
             }
             other => Err(unexpected(peer, "get records", &other)),
+        }
+    }
+
+    async fn owners(
+        &self,
+        peer: PeerId,
+        names: Vec<String>,
+    ) -> Result<Vec<(String, PublisherId)>, NetError> {
+        match self.request(peer, Request::SyncOwners { names }).await? {
+            Response::Owners { owners, .. } => Ok(owners),
+            other => Err(unexpected(peer, "sync owners", &other)),
         }
     }
 

@@ -9,6 +9,7 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::oneshot;
 
 use super::protocol::{Request, Response};
+use super::reputation::PeerEvent;
 use super::{NetError, NetStatus, PeerInfo};
 use crate::package::{Blake3Hash, Record};
 
@@ -86,6 +87,16 @@ pub(crate) enum Command {
     /// A peer sent something invalid.
     Penalize {
         peer: PeerId,
+    },
+    /// Something a peer did that changes its reputation (from transfers and syncs).
+    Judge {
+        peer: PeerId,
+        event: PeerEvent,
+    },
+    /// The reputation score of each of `peers`, in order.
+    Scores {
+        peers: Vec<PeerId>,
+        reply: oneshot::Sender<Vec<f64>>,
     },
     /// Verdict on a gossip message, from its validation task.
     GossipVerdict {

@@ -21,6 +21,8 @@ use super::nat::{circuit_listen_addr, Nat};
 use super::pending::{Dial, Lookup, Outbound, Pending, RecordGet};
 use super::policy::{self, Policy};
 use super::protocol::provider_key;
+use super::ratelimit::Limiter;
+use super::reputation::{PeerEvent, BAN_DURATION, EXCLUDE_SCORE};
 use super::{NetConfig, NetError, NetStatus};
 use crate::store::Store;
 use crate::tasks::Tasks;
@@ -30,6 +32,8 @@ mod events;
 const COMMAND_QUEUE: usize = 1024;
 /// Bootstrap redials and ledger expiry are checked this often.
 const TICK: Duration = Duration::from_secs(1);
+/// Changed reputation scores are saved, and ended bans lifted, every this many ticks.
+const REPUTATION_TICKS: u32 = 10;
 
 struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -49,6 +53,12 @@ struct EventLoop {
     nat: Nat,
     /// Relay circuit listeners: listener → relay, to forget the reservation if it fails.
     relay_listeners: std::collections::HashMap<libp2p::core::transport::ListenerId, PeerId>,
+    /// Test hook: a hostile node's answers (see `net/hostile.rs`).
+    #[cfg(feature = "test-support")]
+    hostile: Option<super::hostile::Hostile>,
+    /// Response channels a hostile test node holds forever (an answer that never ends).
+    #[cfg(feature = "test-support")]
+    held: Vec<libp2p::request_response::ResponseChannel<super::protocol::Response>>,
 }
 
 pub(crate) async fn spawn(
@@ -84,17 +94,32 @@ pub(crate) async fn spawn(
     };
     let mut policy = Policy::new(bootstrap, limits);
     policy.set_allow(config.allow.iter().copied());
-    let bans =
-        store
-            .call(|store| store.banned_peers())
-            .await
-            .map_err(|e: crate::store::StoreError| {
-                NetError::Config(format!("loading banned peers: {e}"))
-            })?;
+    policy.limiter = Limiter::new(config.rate_limits.clone());
+    let now_ms = crate::store::now_ms();
+    let (lifted, bans, scores) = store
+        .call(move |store| {
+            let lifted = store.lift_expired_bans(now_ms)?;
+            Ok::<_, crate::store::StoreError>((lifted, store.banned_peers()?, store.peer_scores()?))
+        })
+        .await
+        .map_err(|e| NetError::Config(format!("loading banned peers and scores: {e}")))?;
+    for stored in scores {
+        match stored.peer.parse::<PeerId>() {
+            Ok(peer) => (policy.penalties.reputation).load(peer, stored.score, stored.updated_at),
+            Err(e) => tracing::warn!(
+                "stored score of {:?} ignored: not a peer id ({e})",
+                stored.peer
+            ),
+        }
+    }
+    for peer in lifted.iter().filter_map(|p| p.parse::<PeerId>().ok()) {
+        // A ban that ended while the node was down: on probation, as in `Penalties::expire`.
+        policy.penalties.reputation.set(peer, EXCLUDE_SCORE, now_ms);
+    }
     for ban in bans {
         match ban.peer.parse::<PeerId>() {
             Ok(peer) => {
-                policy.penalties.ban(peer);
+                policy.penalties.ban_until(peer, ban.expires_at);
                 swarm.behaviour_mut().blocked.block_peer(peer);
             }
             Err(e) => tracing::warn!("stored ban of {:?} ignored: not a peer id ({e})", ban.peer),
@@ -113,6 +138,10 @@ pub(crate) async fn spawn(
         pending: Pending::new(config.connection_timeout, config.query_timeout),
         nat: Nat::default(),
         relay_listeners: Default::default(),
+        #[cfg(feature = "test-support")]
+        hostile: config.hostile.clone(),
+        #[cfg(feature = "test-support")]
+        held: Vec::new(),
     };
     tasks.spawn(event_loop.run());
     Ok(client)
@@ -126,6 +155,7 @@ impl EventLoop {
             tokio::time::interval(self.sync_interval.max(Duration::from_millis(100)));
         sync_tick.tick().await; // the first sync happens on connect
         let mut prune_tick = tokio::time::interval(self.prune_interval);
+        let mut ticks: u32 = 0;
         loop {
             tokio::select! {
                 _ = tasks.cancelled() => break,
@@ -136,6 +166,12 @@ impl EventLoop {
                     self.expire();
                     self.reserve_relays();
                     self.close_redundant_relayed();
+                    ticks = ticks.wrapping_add(1);
+                    if ticks.is_multiple_of(REPUTATION_TICKS) {
+                        self.lift_ended_bans();
+                        let save = self.save_scores();
+                        self.tasks.spawn(save);
+                    }
                 }
                 _ = sync_tick.tick() => {
                     let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
@@ -147,6 +183,7 @@ impl EventLoop {
             }
         }
         self.pending.drain();
+        self.save_scores().await;
         tracing::debug!("network event loop stopped");
     }
 
@@ -238,19 +275,72 @@ impl EventLoop {
     }
 
     fn penalize(&mut self, peer: PeerId) {
-        if self.policy.penalize(peer) {
-            tracing::info!("banning {peer}: too many invalid records");
-            self.shut_out(peer);
-            let store = self.store.clone();
-            self.tasks.spawn(async move {
-                let reason = "sent too many invalid records";
-                let stored = store
-                    .call(move |s| s.ban_peer(&peer.to_string(), reason, crate::store::now_ms()))
-                    .await;
-                if let Err(e) = stored {
-                    tracing::warn!("storing the ban of {peer}: {e}");
-                }
-            });
+        self.judge(peer, PeerEvent::BadRecord);
+    }
+
+    /// Applies `event` to `peer`'s reputation (gossipsub's application score follows
+    /// it); a peer whose score falls to the ban threshold is shut out, and the ban stored
+    /// with its reason and end.
+    pub(super) fn judge(&mut self, peer: PeerId, event: PeerEvent) {
+        let now_ms = crate::store::now_ms();
+        let banned = self.policy.judge(peer, event, now_ms);
+        let score = self.policy.penalties.reputation.score(&peer, now_ms);
+        (self.swarm.behaviour_mut().gossipsub).set_application_score(&peer, score);
+        if !banned {
+            return;
+        }
+        let reason = format!("reputation fell to {score:.0} (last: {})", event.describe());
+        tracing::info!("banning {peer}: {reason}");
+        self.shut_out(peer);
+        let store = self.store.clone();
+        let until = now_ms.saturating_add(BAN_DURATION.as_millis() as u64);
+        self.tasks.spawn(async move {
+            let stored = store
+                .call(move |s| s.ban_peer_until(&peer.to_string(), &reason, now_ms, Some(until)))
+                .await;
+            if let Err(e) = stored {
+                tracing::warn!("storing the ban of {peer}: {e}");
+            }
+        });
+    }
+
+    /// Lifts bans that ended (in the swarm and the store); their peers are on probation.
+    fn lift_ended_bans(&mut self) {
+        let now_ms = crate::store::now_ms();
+        let ended = self.policy.penalties.expire(now_ms);
+        if ended.is_empty() {
+            return;
+        }
+        for peer in &ended {
+            tracing::info!("the ban of {peer} ended; it is on probation");
+            self.swarm.behaviour_mut().blocked.unblock_peer(*peer);
+        }
+        let store = self.store.clone();
+        self.tasks.spawn(async move {
+            if let Err(e) = store.call(move |s| s.lift_expired_bans(now_ms)).await {
+                tracing::warn!("lifting ended bans: {e}");
+            }
+        });
+    }
+
+    /// Saves the scores changed since the last save (the returned future does the I/O).
+    fn save_scores(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let now_ms = crate::store::now_ms();
+        let (save, forget) = self.policy.penalties.reputation.take_changes(now_ms);
+        let store = self.store.clone();
+        async move {
+            if save.is_empty() && forget.is_empty() {
+                return;
+            }
+            let save: Vec<(String, f64)> =
+                save.into_iter().map(|(p, s)| (p.to_string(), s)).collect();
+            let forget: Vec<String> = forget.iter().map(|p| p.to_string()).collect();
+            let saved = store
+                .call(move |s| s.save_peer_scores(&save, &forget, now_ms))
+                .await;
+            if let Err(e) = saved {
+                tracing::warn!("saving peer scores: {e}");
+            }
         }
     }
 
@@ -342,10 +432,14 @@ impl EventLoop {
                 let _ = reply.send(self.status());
             }
             Command::Peers { reply } => {
-                let mut infos = self.policy.peer_infos(self.swarm.connected_peers());
+                let now_ms = crate::store::now_ms();
+                let mut infos = self.policy.peer_infos(self.swarm.connected_peers(), now_ms);
                 for info in &mut infos {
                     if let Ok(peer) = info.peer_id.parse::<PeerId>() {
                         info.connection = self.nat.link(&peer).map(String::from);
+                        info.gossip_score = (self.swarm.behaviour().gossipsub)
+                            .peer_score(&peer)
+                            .map(policy::round2);
                     }
                 }
                 let _ = reply.send(infos);
@@ -369,6 +463,12 @@ impl EventLoop {
                 let _ = reply.send(());
             }
             Command::Penalize { peer } => self.penalize(peer),
+            Command::Judge { peer, event } => self.judge(peer, event),
+            Command::Scores { peers, reply } => {
+                let now_ms = crate::store::now_ms();
+                let reputation = &self.policy.penalties.reputation;
+                let _ = reply.send(peers.iter().map(|p| reputation.score(p, now_ms)).collect());
+            }
             Command::GossipVerdict {
                 message_id,
                 source,

@@ -8,10 +8,11 @@ use serde_bytes::ByteBuf;
 use super::policy::GossipCheck;
 use super::protocol::parse_record;
 use super::protocol::{
-    Request, Response, MAX_IDS_PER_REQUEST, MAX_SEARCH_RESULTS, RECORDS_RESPONSE_BUDGET,
+    Request, Response, MAX_IDS_PER_REQUEST, MAX_OWNER_NAMES, MAX_SEARCH_RESULTS,
+    RECORDS_RESPONSE_BUDGET, RR_REVISION,
 };
 use super::sync;
-use crate::package::{Blake3Hash, Record};
+use crate::package::{Blake3Hash, Record, RecordId};
 use crate::store::{IngestOutcome, Store, StoreError};
 use libp2p::PeerId;
 
@@ -69,6 +70,22 @@ pub(crate) async fn check_gossip(store: &Store, source: PeerId, data: Vec<u8>) -
     }
 }
 
+/// Gossips the stored record `id` again (the accepted side of an equivocation just
+/// met), so peers that hold only the other side learn of the conflict without waiting
+/// for anti-entropy. Failures are logged: sync delivers it later anyway.
+pub(crate) async fn regossip(client: &super::Client, store: &Store, id: RecordId) {
+    let record = store.call(move |store| store.signed_record(&id)).await;
+    match record {
+        Ok(Some(record)) => {
+            if let Err(e) = client.gossip_raw(record.into_bytes()).await {
+                tracing::debug!("gossip of equivocated record {id}: {e}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!("equivocated record {id}: store: {e}"),
+    }
+}
+
 /// Keeps a checked DHT record a peer put (runs on a blocking thread).
 pub(crate) fn keep_dht_record(store: &Store, record: &Record) {
     if let Err(e) = store.ingest(record) {
@@ -89,13 +106,13 @@ pub(crate) fn answer(store: &Store, request: Request) -> Response {
         message: remote_message(&e),
     };
     match request {
-        Request::SyncSummary => match store.record_ids() {
+        Request::SyncSummary => match store.sync_ids() {
             Ok(ids) => Response::Summary {
                 buckets: sync::bucket_digests(&ids),
             },
             Err(e) => error(e),
         },
-        Request::SyncBucket { bucket } => match store.record_ids() {
+        Request::SyncBucket { bucket } => match store.sync_ids() {
             Ok(ids) => Response::Ids {
                 ids: sync::ids_in_bucket(&ids, bucket),
             },
@@ -110,8 +127,25 @@ pub(crate) fn answer(store: &Store, request: Request) -> Response {
                     ),
                 };
             }
-            match store.records(&ids) {
+            match store.sync_records(&ids) {
                 Ok(records) => records_response(records),
+                Err(e) => error(e),
+            }
+        }
+        Request::SyncOwners { names } => {
+            if names.len() > MAX_OWNER_NAMES {
+                return Response::Error {
+                    message: format!(
+                        "owners of {} names requested, at most {MAX_OWNER_NAMES} per request",
+                        names.len()
+                    ),
+                };
+            }
+            match store.owners_to_attest(&names) {
+                Ok(owners) => Response::Owners {
+                    revision: RR_REVISION,
+                    owners,
+                },
                 Err(e) => error(e),
             }
         }

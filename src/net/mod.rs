@@ -7,14 +7,18 @@
 //! `policy` (its decisions, socket-free), `nat` (reachability, relay reservations and
 //! connection kinds, socket-free), `pending` (its ledger of waiting callers),
 //! `inbound` (answers to requests), `client` (the handle), `sync` (anti-entropy),
-//! `discovery` (bootstrap redial), `peers` (penalties), `providing` (the provider
-//! lifecycle: provide at start, forget stale), `transfer` (archive download).
+//! `discovery` (bootstrap redial), `peers` (penalties and bans), `reputation` (per-peer
+//! scores, socket-free), `ratelimit` (per-peer token buckets on inbound requests),
+//! `providing` (the provider lifecycle: provide at start, forget stale), `transfer`
+//! (archive download).
 
 pub(crate) mod behaviour;
 pub(crate) mod client;
 pub(crate) mod command;
 pub(crate) mod discovery;
 pub(crate) mod event_loop;
+#[cfg(feature = "test-support")]
+pub mod hostile;
 pub(crate) mod inbound;
 pub(crate) mod nat;
 pub(crate) mod peers;
@@ -22,6 +26,8 @@ pub(crate) mod pending;
 pub(crate) mod policy;
 pub(crate) mod protocol;
 pub(crate) mod providing;
+pub(crate) mod ratelimit;
+pub mod reputation;
 pub(crate) mod sync;
 pub mod transfer;
 
@@ -79,6 +85,11 @@ pub struct NetConfig {
     /// Connections younger than this are never pruned (DHT queries and the first sync
     /// need them).
     pub prune_grace: Duration,
+    /// Per-peer limits on the requests this node answers.
+    pub rate_limits: crate::config::RateLimits,
+    /// Test hook: answer inbound requests as an attacker would (`tests/hostile.rs`).
+    #[cfg(feature = "test-support")]
+    pub hostile: Option<hostile::Hostile>,
 }
 
 impl NetConfig {
@@ -135,6 +146,9 @@ impl NetConfig {
             anti_entropy: config.anti_entropy,
             prune_interval: Duration::from_secs(10),
             prune_grace: Duration::from_secs(10),
+            rate_limits: config.rate_limits.clone(),
+            #[cfg(feature = "test-support")]
+            hostile: None,
         })
     }
 }
@@ -216,6 +230,10 @@ pub struct PeerInfo {
     pub rtt_ms: Option<u64>,
     /// "direct" or "relayed" (through a circuit relay).
     pub connection: Option<String>,
+    /// This node's reputation score of the peer (see `reputation`).
+    pub score: f64,
+    /// Gossipsub's score of the peer, when it has one.
+    pub gossip_score: Option<f64>,
 }
 
 /// Starts the event loop task (which alone owns the swarm) on `tasks` once every

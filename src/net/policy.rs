@@ -14,6 +14,8 @@ use rand::Rng;
 
 use super::discovery::Bootstrap;
 use super::peers::Penalties;
+use super::ratelimit::Limiter;
+use super::reputation::PeerEvent;
 use super::{NetError, PeerInfo};
 use crate::package::{Record, RecordBody};
 use crate::store::IngestOutcome;
@@ -114,11 +116,14 @@ pub(crate) fn not_allowed(peer: &PeerId) -> String {
     format!("peer {peer} is not on this node's allow list; add its id to `allow` in config.toml")
 }
 
-/// Per-peer state behind the decisions: bootstrap schedule, penalties, what is known of
-/// each connected peer and which peers are being synced with.
+/// Per-peer state behind the decisions: bootstrap schedule, penalties (reputation and
+/// bans), rate limits, what is known of each connected peer and which peers are being
+/// synced with.
 pub(crate) struct Policy {
     pub bootstrap: Bootstrap,
     pub penalties: Penalties,
+    /// Token buckets of the requests each peer sends us.
+    pub limiter: Limiter,
     pub peers: HashMap<PeerId, PeerState>,
     syncing: HashSet<PeerId>,
     /// When non-empty, the only peers allowed to connect.
@@ -145,6 +150,7 @@ impl Policy {
         Self {
             bootstrap,
             penalties: Penalties::default(),
+            limiter: Limiter::new(Default::default()),
             peers: HashMap::new(),
             syncing: HashSet::new(),
             allow: HashSet::new(),
@@ -204,6 +210,7 @@ impl Policy {
     /// The last connection to `peer` closed.
     pub fn disconnected(&mut self, peer: &PeerId, now: Instant) {
         self.peers.remove(peer);
+        self.limiter.forget(peer);
         self.bootstrap.on_lost(peer, now);
     }
 
@@ -218,9 +225,17 @@ impl Policy {
         self.peers.remove(peer);
     }
 
-    /// Counts an offence; true when it bans the peer (close it and drop its addresses).
-    pub fn penalize(&mut self, peer: PeerId) -> bool {
-        let banned = self.penalties.penalize(peer);
+    /// Counts an invalid item; true when it bans the peer (close it and drop its
+    /// addresses).
+    #[cfg(test)]
+    pub fn penalize(&mut self, peer: PeerId, now_ms: u64) -> bool {
+        self.judge(peer, PeerEvent::BadRecord, now_ms)
+    }
+
+    /// Applies `event` to `peer`'s reputation; true when it bans the peer (close it and
+    /// drop its addresses).
+    pub fn judge(&mut self, peer: PeerId, event: PeerEvent, now_ms: u64) -> bool {
+        let banned = self.penalties.judge(peer, event, now_ms);
         if banned {
             self.bootstrap.forget(&peer);
         }
@@ -275,8 +290,12 @@ impl Policy {
         }
     }
 
-    /// The `peers` report of the `connected` peers.
-    pub fn peer_infos<'a>(&self, connected: impl Iterator<Item = &'a PeerId>) -> Vec<PeerInfo> {
+    /// The `peers` report of the `connected` peers, scores as of `now_ms`.
+    pub fn peer_infos<'a>(
+        &self,
+        connected: impl Iterator<Item = &'a PeerId>,
+        now_ms: u64,
+    ) -> Vec<PeerInfo> {
         connected
             .map(|peer| {
                 let state = self.peers.get(peer);
@@ -292,6 +311,8 @@ impl Policy {
                     agent: state.and_then(|s| s.agent.clone()),
                     rtt_ms: state.and_then(|s| s.rtt).map(|d| d.as_millis() as u64),
                     connection: None,
+                    score: round2(self.penalties.reputation.score(peer, now_ms)),
+                    gossip_score: None,
                 }
             })
             .collect()
@@ -366,6 +387,11 @@ impl Policy {
     }
 }
 
+/// A score as shown to people (two decimals).
+pub(crate) fn round2(score: f64) -> f64 {
+    (score * 100.0).round() / 100.0
+}
+
 /// What checking a gossip message found.
 #[derive(Debug)]
 pub(crate) enum GossipCheck {
@@ -376,14 +402,15 @@ pub(crate) enum GossipCheck {
     StoreFailed,
 }
 
-/// Forward what was stored (or already known); drop what the store refused without
-/// blaming the sender; reject invalid messages.
+/// Forward what was stored (or already known), and evidence of equivocation (so every
+/// node learns both records); drop what the store refused without blaming the sender;
+/// reject invalid messages.
 pub(crate) fn gossip_acceptance(check: &GossipCheck) -> MessageAcceptance {
     match check {
         GossipCheck::Invalid => MessageAcceptance::Reject,
-        GossipCheck::Ingested(IngestOutcome::Added | IngestOutcome::Duplicate) => {
-            MessageAcceptance::Accept
-        }
+        GossipCheck::Ingested(
+            IngestOutcome::Added | IngestOutcome::Duplicate | IngestOutcome::Equivocation { .. },
+        ) => MessageAcceptance::Accept,
         GossipCheck::Ingested(_) | GossipCheck::StoreFailed => MessageAcceptance::Ignore,
     }
 }
@@ -460,7 +487,7 @@ mod tests {
     }
 
     fn ban(policy: &mut Policy, peer: PeerId) {
-        while !policy.penalize(peer) {}
+        while !policy.penalize(peer, 0) {}
     }
 
     #[test]
@@ -777,7 +804,7 @@ mod tests {
                 GossipCheck::Ingested(IngestOutcome::Equivocation {
                     existing: crate::package::Blake3Hash::of(b"x"),
                 }),
-                MessageAcceptance::Ignore,
+                MessageAcceptance::Accept,
                 false,
             ),
             (
@@ -800,13 +827,13 @@ mod tests {
     fn a_banned_peer_is_forgotten_by_bootstrap_once() {
         let peer = PeerId::random();
         let mut policy = policy(&[addr(4).with(libp2p::multiaddr::Protocol::P2p(peer))], 8);
-        for _ in 1..super::super::peers::BAN_THRESHOLD {
-            assert!(!policy.penalize(peer));
+        for _ in 1..super::super::reputation::BAN_THRESHOLD {
+            assert!(!policy.penalize(peer, 0));
         }
         assert!(policy.bootstrap.contains(&peer));
-        assert!(policy.penalize(peer));
+        assert!(policy.penalize(peer, 0));
         assert!(!policy.bootstrap.contains(&peer));
-        assert!(!policy.penalize(peer), "banned once");
+        assert!(!policy.penalize(peer, 0), "banned once");
     }
 
     #[test]

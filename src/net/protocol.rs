@@ -5,6 +5,13 @@
 //! at most [`MAX_RESPONSE_SIZE`], both enforced by the CBOR codec on read. Record bytes
 //! always travel verbatim (`signature || body`) and are verified on arrival; nothing
 //! here carries trust. Out of scope: authentication beyond libp2p's noise peer ids.
+//!
+//! Revisions of `/ggen/rr/1.0.0` (variants are only ever added, so the id stays):
+//! - 1: the original requests.
+//! - 2 ([`RR_REVISION`]): sync ids and `GetRecords` cover evidence of equivocation as
+//!   well as accepted records; `SyncOwners` asks a peer which owner it accepted for a
+//!   list of names (owner attestation). A revision-1 peer cannot decode `SyncOwners`
+//!   and fails that one request, which sync treats as "no attestation".
 
 use libp2p::kad::RecordKey;
 use serde::{Deserialize, Serialize};
@@ -12,11 +19,13 @@ use serde_bytes::ByteBuf;
 
 use crate::package::fields::normalize_name;
 use crate::package::record::MAX_RECORD_SIZE;
-use crate::package::{Blake3Hash, Record, RecordBody, RecordId};
+use crate::package::{Blake3Hash, PublisherId, Record, RecordBody, RecordId};
 use crate::store::Query;
 
 /// Request-response protocol (CBOR codec).
 pub const RR_PROTOCOL: &str = "/ggen/rr/1.0.0";
+/// Revision of the request-response messages this build speaks (see the module doc).
+pub const RR_REVISION: u32 = 2;
 /// Kademlia protocol: our own DHT, never the public IPFS one.
 pub const KAD_PROTOCOL: &str = "/ggen/kad/1.0.0";
 /// Identify protocol version string.
@@ -32,6 +41,9 @@ pub const MAX_RESPONSE_SIZE: u64 = 4 * 1024 * 1024;
 pub const RECORDS_RESPONSE_BUDGET: usize = 3 * 1024 * 1024 + 512 * 1024;
 /// Ids per `GetRecords` request at most (512 hex ids stay well under 64 KiB).
 pub const MAX_IDS_PER_REQUEST: usize = 512;
+/// Names per `SyncOwners` request at most (256 names of at most 64 bytes stay well
+/// under [`MAX_REQUEST_SIZE`]).
+pub const MAX_OWNER_NAMES: usize = 256;
 /// Search hits a peer returns at most.
 pub const MAX_SEARCH_RESULTS: usize = 100;
 /// Largest gossip message: one record plus slack for gossipsub framing.
@@ -55,18 +67,38 @@ pub enum Request {
     ChunkList { archive: Blake3Hash },
     /// -> `Chunk` or `NotFound`.
     Chunk { archive: Blake3Hash, index: u32 },
+    /// -> `Owners` (revision 2): the owner the peer vouches for, for each of at most
+    /// [`MAX_OWNER_NAMES`] names it can (pinned, or accepted uncontested).
+    SyncOwners { names: Vec<String> },
 }
 
 /// One response of `/ggen/rr/1.0.0`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Response {
-    Summary { buckets: Vec<[u8; 32]> },
-    Ids { ids: Vec<RecordId> },
-    Records { records: Vec<ByteBuf> },
-    ChunkList { chunks: Vec<Blake3Hash> },
-    Chunk { bytes: ByteBuf },
+    Summary {
+        buckets: Vec<[u8; 32]>,
+    },
+    Ids {
+        ids: Vec<RecordId>,
+    },
+    Records {
+        records: Vec<ByteBuf>,
+    },
+    ChunkList {
+        chunks: Vec<Blake3Hash>,
+    },
+    Chunk {
+        bytes: ByteBuf,
+    },
     NotFound,
-    Error { message: String },
+    Error {
+        message: String,
+    },
+    /// Revision 2: `(name, owner)` pairs, names as asked.
+    Owners {
+        revision: u32,
+        owners: Vec<(String, PublisherId)>,
+    },
 }
 
 impl Response {
@@ -80,6 +112,7 @@ impl Response {
             Response::Chunk { .. } => "chunk",
             Response::NotFound => "not found",
             Response::Error { .. } => "error",
+            Response::Owners { .. } => "owners",
         }
     }
 }

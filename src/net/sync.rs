@@ -1,7 +1,9 @@
 //! Anti-entropy without sockets: bucket digests of record ids (bucketed by first id
 //! byte), which buckets differ, which ids a peer has that we lack, and the exchange
-//! itself ([`run`]) against any [`SyncSource`]. The libp2p client is one source (over
-//! request-response); tests use in-memory peers.
+//! itself ([`run`]) against any [`SyncSource`]. The ids are accepted records and
+//! evidence of equivocation alike, so both sides of a conflict reach every node; a sync
+//! ends by asking the peer which owner it attests for the names met contested here. The
+//! libp2p client is one source (over request-response); tests use in-memory peers.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -9,9 +11,9 @@ use std::future::Future;
 use futures::StreamExt;
 use libp2p::PeerId;
 
-use super::protocol::{parse_record, MAX_IDS_PER_REQUEST};
+use super::protocol::{parse_record, MAX_IDS_PER_REQUEST, MAX_OWNER_NAMES};
 use super::NetError;
-use crate::package::{Blake3Hash, RecordId};
+use crate::package::{Blake3Hash, PublisherId, RecordId};
 use crate::store::{IngestOutcome, Store};
 
 /// Concurrent bucket listings asked of one peer.
@@ -38,6 +40,13 @@ pub(crate) trait SyncSource: Send + Sync {
         ids: Vec<RecordId>,
     ) -> impl Future<Output = Result<Vec<Vec<u8>>, NetError>> + Send;
 
+    /// The owner the peer attests for each of `names` it vouches for (`SyncOwners`).
+    fn owners(
+        &self,
+        peer: PeerId,
+        names: Vec<String>,
+    ) -> impl Future<Output = Result<Vec<(String, PublisherId)>, NetError>> + Send;
+
     /// `peer` sent something invalid.
     fn penalize(&self, peer: PeerId) -> impl Future<Output = ()> + Send;
 }
@@ -50,7 +59,7 @@ pub(crate) async fn run<S: SyncSource>(
     peer: PeerId,
 ) -> Result<usize, NetError> {
     let theirs = source.summary(peer).await?;
-    let ours = store.call(|store| store.record_ids()).await?;
+    let ours = store.call(|store| store.sync_ids()).await?;
     let differing = differing_buckets(&bucket_digests(&ours), &theirs);
     // A few bucket listings in flight at once: a fresh node differs in all 256.
     let mut listings = futures::stream::iter(differing)
@@ -76,7 +85,43 @@ pub(crate) async fn run<S: SyncSource>(
             break; // the peer sent nothing we asked for: stop rather than loop
         }
     }
+    exchange_owners(source, store, peer).await?;
     Ok(gained)
+}
+
+/// Asks `peer` which owner it attests for the names met contested here, and keeps the
+/// answer (it counts towards the majority those names adopt). A peer that cannot answer
+/// (an older revision, or busy) just attests nothing this time.
+pub(crate) async fn exchange_owners<S: SyncSource>(
+    source: &S,
+    store: &Store,
+    peer: PeerId,
+) -> Result<(), NetError> {
+    let names = store
+        .call(|store| store.contested_names(MAX_OWNER_NAMES))
+        .await?;
+    if names.is_empty() {
+        return Ok(());
+    }
+    let owners = match source.owners(peer, names.clone()).await {
+        Ok(owners) => owners,
+        Err(e) => {
+            tracing::debug!("owner attestations from {peer}: {e}");
+            return Ok(());
+        }
+    };
+    // Only answers to what was asked count: a peer cannot vote on other names.
+    let owners: Vec<(String, PublisherId)> = owners
+        .into_iter()
+        .filter(|(name, _)| names.contains(name))
+        .take(MAX_OWNER_NAMES)
+        .collect();
+    let from = peer.to_string();
+    let kept = store
+        .call(move |store| store.record_attestations(&from, &owners))
+        .await?;
+    tracing::debug!("owner attestations from {peer}: {kept} kept");
+    Ok(())
 }
 
 /// Verifies and ingests records `peer` sent; each invalid one counts against it.
@@ -174,6 +219,8 @@ mod tests {
     struct MemPeer {
         records: HashMap<RecordId, Vec<u8>>,
         withhold: bool,
+        /// What it attests when asked for owners.
+        owners: Vec<(String, PublisherId)>,
         asked: Mutex<usize>,
         penalties: Mutex<u32>,
     }
@@ -215,6 +262,19 @@ mod tests {
             Ok(ids
                 .iter()
                 .filter_map(|id| self.records.get(id).cloned())
+                .collect())
+        }
+
+        async fn owners(
+            &self,
+            _: PeerId,
+            names: Vec<String>,
+        ) -> Result<Vec<(String, PublisherId)>, NetError> {
+            Ok(self
+                .owners
+                .iter()
+                .filter(|(name, _)| names.contains(name))
+                .cloned()
                 .collect())
         }
 
@@ -319,11 +379,89 @@ mod tests {
             async fn records(&self, _: PeerId, _: Vec<RecordId>) -> Result<Vec<Vec<u8>>, NetError> {
                 unreachable!("no summary, no records")
             }
+            async fn owners(
+                &self,
+                _: PeerId,
+                _: Vec<String>,
+            ) -> Result<Vec<(String, PublisherId)>, NetError> {
+                unreachable!("no summary, no owners")
+            }
             async fn penalize(&self, _: PeerId) {}
         }
         let (_dir, store) = store();
         let err = run(&Broken, &store, PeerId::random()).await.unwrap_err();
         assert!(err.to_string().contains("busy"), "{err}");
+    }
+
+    /// Two nodes each holding one side of an equivocation (as a peer in memory sees it,
+    /// any of its ids): after one sync each way both hold both records and agree the
+    /// version is compromised, and a further sync finds nothing to fetch.
+    #[tokio::test]
+    async fn both_sides_of_an_equivocation_reach_both_nodes() {
+        use crate::package::{Record, RecordBody};
+        use crate::store::test_util::{archive, version_body};
+        let key = PublisherKey::generate();
+        let side = |seed: &str| {
+            let mut body = version_body(&key, "pkg", "1.0.0", 5);
+            body.archive = archive(seed);
+            Record::sign(RecordBody::Version(body), &key).unwrap()
+        };
+        let (left, right) = (side("left"), side("right"));
+        let (_a_dir, a) = store();
+        let (_b_dir, b) = store();
+        a.ingest(&left).unwrap();
+        b.ingest(&right).unwrap();
+        let id = PeerId::random();
+        // b as a's peer, then a as b's peer, each serving its accepted record and evidence.
+        let serve = |s: &Store| {
+            let ids = s.sync_ids().unwrap();
+            let bytes: Vec<Vec<u8>> = s
+                .sync_records(&ids)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.as_bytes().to_vec())
+                .collect();
+            MemPeer::with(&bytes)
+        };
+        run(&serve(&b), &a, id).await.unwrap();
+        assert_eq!(a.compromised("pkg").unwrap().len(), 1);
+        run(&serve(&a), &b, id).await.unwrap();
+        assert_eq!(b.compromised("pkg").unwrap(), a.compromised("pkg").unwrap());
+        assert_eq!(a.sync_ids().unwrap(), b.sync_ids().unwrap());
+        let peer = serve(&a);
+        run(&peer, &b, id).await.unwrap();
+        assert_eq!(*peer.asked.lock().unwrap(), 0, "in sync: nothing fetched");
+    }
+
+    /// A node that met a name with two claims at once asks each peer it syncs with for
+    /// the owner it accepted; the majority of distinct peers decides.
+    #[tokio::test]
+    async fn contested_names_take_the_owner_most_peers_attest() {
+        let (x, y) = (PublisherKey::generate(), PublisherKey::generate());
+        let both = vec![
+            version(&x, "tool", "1.0.0", 1).as_bytes().to_vec(),
+            version(&y, "tool", "2.0.0", 2).as_bytes().to_vec(),
+        ];
+        let peer = |owner: &PublisherKey| MemPeer {
+            owners: vec![("tool".into(), owner.id()), ("other".into(), y.id())],
+            ..MemPeer::with(&both)
+        };
+        let (_dir, c) = store();
+        // D first (attests Y): fetched both claims in one batch, so contested.
+        run(&peer(&y), &c, PeerId::random()).await.unwrap();
+        let standing = c.name_standing("tool").unwrap();
+        assert!(standing.contested);
+        assert_eq!(standing.attested.map(|a| a.owner), Some(y.id()));
+        run(&peer(&x), &c, PeerId::random()).await.unwrap();
+        assert_eq!(c.name_standing("tool").unwrap().attested, None, "a tie");
+        run(&peer(&x), &c, PeerId::random()).await.unwrap();
+        let attested = c.name_standing("tool").unwrap().attested.unwrap();
+        assert_eq!(
+            (attested.owner, attested.peers, attested.of),
+            (x.id(), 2, 3)
+        );
+        let got = c.resolve("tool", &semver::VersionReq::STAR, None).unwrap();
+        assert_eq!(got.publisher, x.id());
     }
 
     fn ids(n: u32) -> Vec<RecordId> {

@@ -57,6 +57,7 @@ pub(super) async fn install(
         spec,
         to,
         publisher,
+        archive,
     } = request;
     let exact = semver::Version::parse(spec.req.trim()).ok();
     let req = parse_requirement(&spec.req)?;
@@ -76,10 +77,17 @@ pub(super) async fn install(
                 Some(version) => store.version(&name, &version, publisher.as_ref())?,
                 None => None,
             };
-            let meta = match found {
-                Some(meta) => meta,
-                None => store.resolve(&name, &req, publisher.as_ref())?,
+            let meta = match (archive, found) {
+                // Pinned by hash: exactly that archive, even for a compromised version.
+                (Some(archive), _) => {
+                    store.version_with_archive(&name, &req, publisher.as_ref(), &archive)?
+                }
+                (None, Some(meta)) => meta,
+                (None, None) => store.resolve(&name, &req, publisher.as_ref())?,
             };
+            if archive.is_none() {
+                store.ensure_not_compromised(&meta)?;
+            }
             let stored = store.has_archive(&meta.archive.blake3);
             Ok::<_, RegistryError>((meta, stored))
         })
@@ -207,7 +215,7 @@ fn unpack_verified(
     }
     // The index row came from a record; re-check that record's signature so damage to
     // the database cannot smuggle in another archive.
-    if store.record(&meta.record_id)?.is_none() {
+    if store.signed_record(&meta.record_id)?.is_none() {
         return Err(RegistryError::Refused(format!(
             "{}@{}: its signed record is missing from the store; run `ggen-p2p verify`",
             meta.name, meta.version

@@ -30,11 +30,13 @@ pub(super) async fn search(registry: &P2PRegistry, request: SearchRequest) -> Re
                 .into_iter()
                 .map(|hit| {
                     let providers = provider_count(store, &hit.package.archive.blake3, &own)?;
+                    let compromised = store.compromise_of(&hit.package)?.is_some();
                     Ok(SearchResult {
                         package: hit.package.into(),
                         score: hit.score,
                         providers,
                         conflict: hit.conflict,
+                        compromised,
                     })
                 })
                 .collect::<Result<Vec<_>>>()
@@ -85,16 +87,21 @@ fn info_from(
     // displayed owner, with every claim listed beside it.
     let owner = publisher.or_else(|| (claims.len() > 1).then(|| claims[0].publisher));
     let package = store.resolve(name, req, owner.as_ref())?;
+    let compromised = store.compromised(name)?;
     let versions = store
         .versions(name)?
         .into_iter()
         .map(|v| VersionLine {
+            compromised: compromised
+                .iter()
+                .any(|c| c.publisher == v.record.publisher && c.version == v.record.version),
             version: v.record.version,
             publisher: v.record.publisher,
             published_at: v.record.published_at,
             yanked: v.yanked,
         })
         .collect();
+    let standing = store.name_standing(name)?;
     let archive = package.archive.blake3;
     Ok(InfoReport {
         format_version: FORMAT_VERSION,
@@ -103,6 +110,9 @@ fn info_from(
         claims: all(claims),
         providers: provider_count(store, &archive, own)?,
         local: store.has_archive(&archive),
+        compromised: all(compromised),
+        contested: standing.contested,
+        owner_attested: standing.attested.map(Into::into),
     })
 }
 
@@ -111,7 +121,11 @@ fn info_from(
 pub(super) fn missed(error: &RegistryError) -> bool {
     matches!(
         error,
-        RegistryError::Store(StoreError::UnknownName { .. } | StoreError::NoMatch { .. })
+        RegistryError::Store(
+            StoreError::UnknownName { .. }
+                | StoreError::NoMatch { .. }
+                | StoreError::NoSuchArchive { .. }
+        )
     )
 }
 

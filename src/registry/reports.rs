@@ -79,6 +79,10 @@ pub struct SearchResult {
     pub providers: Option<usize>,
     /// More than one publisher claims this name: `info` lists them.
     pub conflict: bool,
+    /// Its publisher's key signed two different archives for this version: `install`
+    /// refuses it unless the archive is pinned by hash (`info` lists both).
+    #[serde(default)]
+    pub compromised: bool,
 }
 
 /// `search`.
@@ -97,6 +101,28 @@ pub struct VersionLine {
     pub publisher: PublisherId,
     pub published_at: u64,
     pub yanked: bool,
+    /// The publisher's key signed two different archives for this version (listed in
+    /// the report's `compromised`); `install` refuses it unless the archive is pinned.
+    #[serde(default)]
+    pub compromised: bool,
+}
+
+/// A version its publisher's key signed with more than one archive.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompromisedVersion {
+    pub version: semver::Version,
+    pub publisher: PublisherId,
+    /// Every archive signed for it (BLAKE3), sorted.
+    pub archives: Vec<Blake3Hash>,
+}
+
+/// The owner a contested name took from its peers: `peers` of the `of` distinct peers
+/// that attested an owner named this one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OwnerAttestation {
+    pub owner: PublisherId,
+    pub peers: usize,
+    pub of: usize,
 }
 
 /// A publisher claiming a name (one per rotation chain, named by its oldest key).
@@ -123,6 +149,15 @@ pub struct InfoReport {
     pub providers: Option<usize>,
     /// The archive is in this node's blob store.
     pub local: bool,
+    /// Versions of the name that are compromised (two archives signed by one key).
+    #[serde(default)]
+    pub compromised: Vec<CompromisedVersion>,
+    /// This node met the name with competing claims at once (no owner of its own).
+    #[serde(default)]
+    pub contested: bool,
+    /// For a contested name: the owner a majority of the attesting peers agree on.
+    #[serde(default)]
+    pub owner_attested: Option<OwnerAttestation>,
 }
 
 /// `install`.
@@ -247,6 +282,14 @@ pub struct PeerInfo {
     pub rtt_ms: Option<u64>,
     /// "direct" or "relayed" (through a circuit relay; DCUtR upgrades it when it can).
     pub connection: Option<String>,
+    /// This node's reputation score of the peer, from -100 to 25 (0: nothing known; at
+    /// -50 it is banned). Bad chunks and records cost most; verified bytes earn a little;
+    /// it decays toward 0 with a half-life of an hour.
+    #[serde(default)]
+    pub score: f64,
+    /// Gossipsub's score of the peer (below -80 its gossip is ignored).
+    #[serde(default)]
+    pub gossip_score: Option<f64>,
 }
 
 /// `peers`, `peers add` and `peers remove`: the connected peers afterwards.
@@ -263,6 +306,10 @@ pub struct BannedPeerInfo {
     pub reason: String,
     /// When the ban began (ms since the Unix epoch).
     pub banned_at: u64,
+    /// When it ends (ms since the Unix epoch): bans earned by a low reputation last a
+    /// day; `null` for operator blocks, which last until `peers unblock`.
+    #[serde(default)]
+    pub expires_at: Option<u64>,
 }
 
 impl From<store::BannedPeer> for BannedPeerInfo {
@@ -271,6 +318,7 @@ impl From<store::BannedPeer> for BannedPeerInfo {
             peer_id: ban.peer,
             reason: ban.reason,
             banned_at: ban.banned_at,
+            expires_at: ban.expires_at,
         }
     }
 }
@@ -311,6 +359,26 @@ pub struct VerifyReport {
     /// True when `--repair` removed or fixed the orphans listed.
     #[serde(default)]
     pub repaired: bool,
+}
+
+impl From<store::Compromised> for CompromisedVersion {
+    fn from(c: store::Compromised) -> Self {
+        Self {
+            version: c.version,
+            publisher: c.publisher,
+            archives: c.archives,
+        }
+    }
+}
+
+impl From<store::AttestedOwner> for OwnerAttestation {
+    fn from(a: store::AttestedOwner) -> Self {
+        Self {
+            owner: a.owner,
+            peers: a.peers,
+            of: a.of,
+        }
+    }
 }
 
 impl From<store::IndexedVersion> for PackageMetadata {
@@ -437,6 +505,8 @@ impl From<net::PeerInfo> for PeerInfo {
             agent: p.agent,
             rtt_ms: p.rtt_ms,
             connection: p.connection,
+            score: p.score,
+            gossip_score: p.gossip_score,
         }
     }
 }

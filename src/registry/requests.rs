@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::package::{PublisherId, PublisherRef};
+use crate::package::{Blake3Hash, PublisherId, PublisherRef};
 
 /// Called with (bytes done, bytes total) while an archive downloads.
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
@@ -225,6 +225,11 @@ pub struct InstallRequest {
     /// unambiguous prefix of its id, such as the short form `info` prints
     #[arg(long)]
     pub publisher: Option<PublisherRef>,
+    /// Install exactly this archive (BLAKE3 hex, as a lockfile pins it): the newest
+    /// matching version whose signed record names it; allowed for a compromised version
+    #[arg(long, value_name = "HASH")]
+    #[serde(default)]
+    pub archive: Option<Blake3Hash>,
 }
 
 impl InstallRequest {
@@ -233,7 +238,14 @@ impl InstallRequest {
             spec,
             to: None,
             publisher: None,
+            archive: None,
         }
+    }
+
+    /// Pins the archive by its BLAKE3 hash (see [`InstallRequest::archive`]).
+    pub fn with_archive(mut self, archive: Blake3Hash) -> Self {
+        self.archive = Some(archive);
+        self
     }
 
     pub fn with_target(mut self, to: impl Into<PathBuf>) -> Self {

@@ -4,11 +4,13 @@
 //! partial files of unfinished downloads ([`partial`]). Everything here is synchronous; async code reaches it only through [`Store::call`], the
 //! one boundary that runs SQLite and blob work on the blocking pool.
 
+mod attest;
 mod audit;
 mod bans;
 mod blobs;
 #[cfg(any(test, feature = "test-support"))]
 pub mod corpus;
+mod equivocation;
 mod hygiene;
 mod local;
 pub mod lock;
@@ -16,6 +18,7 @@ mod owner;
 pub mod partial;
 mod pins;
 mod records;
+mod reputation;
 mod schema;
 mod search;
 mod trust;
@@ -31,11 +34,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::package::{ArchiveInfo, Blake3Hash, PublisherId, RecordError, RecordId};
 
+pub use attest::NameStanding;
 pub use audit::RECORDS_TABLE;
 pub use bans::BannedPeer;
 pub use blobs::BlobWriter;
+pub use equivocation::Compromised;
 pub use hygiene::{Orphan, PARTIAL_MAX_AGE, STAGING_MAX_AGE};
+pub use owner::AttestedOwner;
 pub use pins::TrustedKey;
+pub use reputation::StoredScore;
 pub use search::{IndexedVersion, Query, SearchHit};
 
 /// File name of the index inside the store directory.
@@ -114,6 +121,19 @@ pub enum StoreError {
         path: PathBuf,
         expected: String,
         actual: String,
+    },
+    #[error("{name}@{version} is compromised: its publisher {publisher} signed two different archives for it ({archives}); the publisher's key may be leaked, so install another version, or pin the archive you trust with --archive <hash>")]
+    Compromised {
+        name: String,
+        version: Version,
+        publisher: PublisherId,
+        archives: String,
+    },
+    #[error("{name}@{req}: no version of it here has archive {archive}; check the pinned hash, or let this node sync with its peers first")]
+    NoSuchArchive {
+        name: String,
+        req: String,
+        archive: Blake3Hash,
     },
     #[error("archive {blake3} is not stored here; fetch it from a provider first")]
     MissingArchive { blake3: Blake3Hash },

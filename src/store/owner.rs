@@ -70,6 +70,37 @@ pub(super) fn owner(
         .or_else(|| claims.first().map(|c| c.publisher))
 }
 
+/// The owner a name's peers attest, adopted by a node that met the name with competing
+/// claims at once: the key a strict majority of the distinct peers that attested agree
+/// on, with the tally `info` shows ("attested by `peers` of `of` peers").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AttestedOwner {
+    pub owner: PublisherId,
+    /// Distinct peers attesting `owner`.
+    pub peers: usize,
+    /// Distinct peers that attested any owner for the name.
+    pub of: usize,
+}
+
+/// The strict majority of `votes` (one per peer: a later vote of the same peer replaces
+/// its earlier one; keys already mapped to their chain's oldest key), or `None` when no
+/// key has more than half of the peers (a tie leaves the name contested). The order of
+/// the votes never matters.
+pub(super) fn attested_owner<P: Ord>(
+    votes: impl IntoIterator<Item = (P, PublisherId)>,
+) -> Option<AttestedOwner> {
+    let by_peer: BTreeMap<P, PublisherId> = votes.into_iter().collect();
+    let mut tally: BTreeMap<PublisherId, usize> = BTreeMap::new();
+    for owner in by_peer.values() {
+        *tally.entry(*owner).or_default() += 1;
+    }
+    let of = by_peer.len();
+    tally
+        .into_iter()
+        .find(|(_, peers)| peers * 2 > of)
+        .map(|(owner, peers)| AttestedOwner { owner, peers, of })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +165,41 @@ mod tests {
         assert_eq!(claims.len(), 1);
         assert!(!claims[0].pinned);
         assert_eq!(owner(&claims, Some(key(5)), None), Some(key(5)));
+    }
+
+    #[test]
+    fn the_majority_of_distinct_peers_is_adopted() {
+        let votes = [("a", key(1)), ("b", key(1)), ("d", key(2))];
+        let adopted = attested_owner(votes).unwrap();
+        assert_eq!(
+            adopted,
+            AttestedOwner {
+                owner: key(1),
+                peers: 2,
+                of: 3
+            }
+        );
+        // Any order, the same answer.
+        let mut reversed = votes;
+        reversed.reverse();
+        assert_eq!(attested_owner(reversed), Some(adopted));
+        // One peer repeating itself is one vote: its latest.
+        let repeated = [("d", key(2)), ("d", key(2)), ("a", key(1)), ("d", key(1))];
+        assert_eq!(
+            attested_owner(repeated),
+            Some(AttestedOwner {
+                owner: key(1),
+                peers: 2,
+                of: 2
+            })
+        );
+        // A tie, or a plurality short of half, decides nothing.
+        assert_eq!(attested_owner([("a", key(1)), ("d", key(2))]), None);
+        assert_eq!(
+            attested_owner([("a", key(1)), ("b", key(2)), ("c", key(3))]),
+            None
+        );
+        assert_eq!(attested_owner(Vec::<(&str, PublisherId)>::new()), None);
     }
 
     #[test]

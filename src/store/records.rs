@@ -219,20 +219,25 @@ fn ingest_version(
             return Ok(IngestOutcome::Duplicate);
         }
         let existing = Blake3Hash(<[u8; 32]>::try_from(existing_id).unwrap_or([0; 32]));
-        tx.prepare_cached(
-            "INSERT OR IGNORE INTO evidence
+        let kept = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO evidence
              (id, accepted, publisher, name, version, bytes, received_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            record.id().as_bytes().as_slice(),
-            existing.as_bytes().as_slice(),
-            v.publisher.as_bytes().as_slice(),
-            v.name,
-            version,
-            record.as_bytes(),
-            now as i64
-        ])?;
+            )?
+            .execute(params![
+                record.id().as_bytes().as_slice(),
+                existing.as_bytes().as_slice(),
+                v.publisher.as_bytes().as_slice(),
+                v.name,
+                version,
+                record.as_bytes(),
+                now as i64
+            ])?;
+        // Evidence already held is no news (and is not gossiped again).
+        if kept == 0 {
+            return Ok(IngestOutcome::Duplicate);
+        }
         return Ok(IngestOutcome::Equivocation { existing });
     }
     let rid = insert_record(tx, record, "version", now)?;

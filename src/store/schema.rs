@@ -140,6 +140,32 @@ CREATE TABLE IF NOT EXISTS banned_peers (
 ) WITHOUT ROWID;
 ";
 
+/// Version 5: evidence found by its publisher and version (compromised versions are
+/// looked up per name on every `info` and `search`), and the owner each peer attests for
+/// the names this node met contested (one row per name and peer; majority adopts).
+const SCHEMA_V5: &str = "
+CREATE INDEX IF NOT EXISTS evidence_target ON evidence(publisher, version);
+CREATE TABLE IF NOT EXISTS owner_attestations (
+    norm TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    owner BLOB NOT NULL,
+    attested_at INTEGER NOT NULL,
+    PRIMARY KEY (norm, peer)
+) WITHOUT ROWID;
+";
+
+/// Version 6: each
+/// peer's reputation score as last saved (decayed from `updated_at` when loaded), and an
+/// end to bans a low score earned (`NULL`: until lifted, as operator blocks are).
+const SCHEMA_V6: &str = "
+CREATE TABLE IF NOT EXISTS peer_scores (
+    peer TEXT PRIMARY KEY,
+    score REAL NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE banned_peers ADD COLUMN expires_at INTEGER;
+";
+
 /// Version 8 (helper SPARSE; steps 5 to 7 belong to other branches): when this node last
 /// asked the DHT for an archive's providers, so "no live provider" (asked, none found)
 /// differs from "unknown" (never asked).
@@ -231,6 +257,12 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             }
             if found < 4 {
                 conn.execute_batch(&format!("{SCHEMA_V4} PRAGMA user_version = 4;"))?;
+            }
+            if found < 5 {
+                conn.execute_batch(&format!("{SCHEMA_V5} PRAGMA user_version = 5;"))?;
+            }
+            if found < 6 {
+                conn.execute_batch(&format!("{SCHEMA_V6} PRAGMA user_version = 6;"))?;
             }
             if found < 8 {
                 conn.execute_batch(&format!("{SCHEMA_V8} PRAGMA user_version = 8;"))?;

@@ -10,7 +10,7 @@ use semver::{Version, VersionReq};
 
 use super::owner::{self, VersionSeen};
 use super::search::IndexedVersion;
-use super::{pins, records, Error, NameClaim, Store, StoreError};
+use super::{attest, equivocation, pins, records, Error, NameClaim, Store, StoreError};
 use crate::package::fields::normalize_name;
 use crate::package::{PublisherId, PublisherRef};
 
@@ -110,13 +110,19 @@ pub(super) fn mark_contested(conn: &Connection, norm: &str) -> Result<(), rusqli
     Ok(())
 }
 
-/// The accepted owner of `norm` mapped to its oldest key, and whether it is contested.
+/// The accepted owner of `norm` mapped to its oldest key, and whether it is contested
+/// (still undecided). A name met contested takes the owner a majority of its attesting
+/// peers agree on (`attest.rs`), which then counts as accepted and decided.
 fn accepted_root(
     chains: &mut Chains<'_>,
     norm: &str,
 ) -> Result<(Option<PublisherId>, bool), rusqlite::Error> {
     match accepted(chains.conn, norm)? {
-        Some((key, contested)) => Ok((Some(chains.canonical(key)?), contested)),
+        Some((key, true)) => match attest::majority(chains, norm)? {
+            Some(adopted) => Ok((Some(adopted.owner), false)),
+            None => Ok((Some(chains.canonical(key)?), true)),
+        },
+        Some((key, false)) => Ok((Some(chains.canonical(key)?), false)),
         None => Ok((None, false)),
     }
 }
@@ -319,10 +325,23 @@ impl Store {
         publisher: Option<&PublisherId>,
     ) -> Result<IndexedVersion, StoreError> {
         let (candidates, from) = self.chain_versions(name, publisher)?;
-        candidates
-            .iter()
-            .filter(|m| !m.yanked && req.matches(&m.version))
+        let norm = normalize_name(name);
+        let compromised = self.read(|conn| equivocation::name_compromised(conn, &norm))?;
+        let matching = || {
+            candidates
+                .iter()
+                .filter(|m| !m.yanked && req.matches(&m.version))
+        };
+        // Compromised versions are skipped; one is returned only when nothing else
+        // matches, for `info` to show and `install` to refuse with its explanation.
+        matching()
+            .filter(|m| {
+                !compromised
+                    .iter()
+                    .any(|c| c.publisher == m.publisher && c.version == m.version)
+            })
             .max_by(|a, b| a.version.cmp(&b.version))
+            .or_else(|| matching().max_by(|a, b| a.version.cmp(&b.version)))
             .cloned()
             .ok_or_else(|| StoreError::NoMatch {
                 name: name.to_string(),

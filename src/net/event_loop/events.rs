@@ -17,11 +17,15 @@ use super::super::behaviour::BehaviourEvent;
 use super::super::command::Command;
 use super::super::inbound;
 use super::super::nat::{is_relayed, HOP_PROTOCOL};
+use super::super::policy::GossipCheck;
 use super::super::policy::{self, OnConnect};
 use super::super::protocol::{
     archive_of_key, check_dht_record, parse_record, Request, Response, KAD_PROTOCOL,
 };
+use super::super::ratelimit::{self, RequestKind};
+use super::super::reputation::PeerEvent;
 use super::EventLoop;
+use crate::store::IngestOutcome;
 
 /// Providers dialed per lookup step (the transfer uses a few; the rest wait).
 const PROVIDER_DIALS: usize = 4;
@@ -205,11 +209,16 @@ impl EventLoop {
     }
 
     /// Gossip: size check and signature check in a task, ingest, then report the verdict
-    /// (only accepted messages are forwarded).
+    /// (only accepted messages are forwarded). A record that equivocates is forwarded
+    /// and the record it conflicts with is gossiped again, so nodes that hold either
+    /// side learn the other.
     fn validate_gossip(&mut self, source: PeerId, message_id: MessageId, data: Vec<u8>) {
         let (client, store) = (self.client.clone(), self.store.clone());
         self.tasks.spawn(async move {
             let check = inbound::check_gossip(&store, source, data).await;
+            if let GossipCheck::Ingested(IngestOutcome::Equivocation { existing }) = &check {
+                inbound::regossip(&client, &store, *existing).await;
+            }
             let acceptance = policy::gossip_acceptance(&check);
             let verdict = Command::GossipVerdict {
                 message_id,
@@ -243,6 +252,9 @@ impl EventLoop {
                     );
                     return;
                 };
+                if self.limit(provider.provider, RequestKind::Dht).is_err() {
+                    return;
+                }
                 let peer = provider.provider.to_string();
                 let mut provider = provider;
                 let announced = std::mem::take(&mut provider.addresses);
@@ -401,6 +413,9 @@ impl EventLoop {
     /// A peer asked us to store a DHT record: it must be a valid record under one of its
     /// own keys, and it replaces what a shared key holds only as the policy allows.
     fn on_dht_put(&mut self, source: PeerId, kad_record: kad::Record) {
+        if self.limit(source, RequestKind::Dht).is_err() {
+            return;
+        }
         let record = match check_dht_record(&kad_record.key, kad_record.value.clone()) {
             Ok(record) => record,
             Err(reason) => {
@@ -435,6 +450,24 @@ impl EventLoop {
                     request,
                     channel,
                 } => {
+                    if let Err(wait) = self.limit(peer, RequestKind::of(&request)) {
+                        let message = ratelimit::refusal(wait);
+                        let response = Response::Error { message };
+                        if self
+                            .swarm
+                            .behaviour_mut()
+                            .rr
+                            .send_response(channel, response)
+                            .is_err()
+                        {
+                            tracing::debug!("rate-limit answer dropped: {peer} went away");
+                        }
+                        return;
+                    }
+                    #[cfg(feature = "test-support")]
+                    let Some((request, channel)) = self.hostile_answer(request, channel) else {
+                        return;
+                    };
                     (self.pending.serving).started(request_id, peer, Instant::now());
                     let (client, store) = (self.client.clone(), self.store.clone());
                     self.tasks.spawn(async move {
@@ -449,6 +482,9 @@ impl EventLoop {
                     request_id,
                     response,
                 } => {
+                    if !matches!(response, Response::Error { .. }) {
+                        self.judge(peer, PeerEvent::Served);
+                    }
                     if let Some(outbound) = self.pending.requests.remove(&request_id) {
                         outbound.answered(response);
                     }
@@ -460,6 +496,14 @@ impl EventLoop {
                 error,
                 ..
             } => {
+                // Timed out, or an answer that broke the protocol (oversize, garbled).
+                if matches!(
+                    error,
+                    request_response::OutboundFailure::Timeout
+                        | request_response::OutboundFailure::Io(_)
+                ) {
+                    self.judge(peer, PeerEvent::Timeout);
+                }
                 if let Some(outbound) = self.pending.requests.remove(&request_id) {
                     let reason = match self.nat.failure_hint(&peer) {
                         Some(hint) => format!("{error} ({hint})"),
@@ -479,6 +523,46 @@ impl EventLoop {
             }
             request_response::Event::ResponseSent { request_id, .. } => {
                 self.pending.serving.ended(&request_id);
+            }
+        }
+    }
+
+    /// Takes a token from `peer`'s `kind` bucket; over the limit, the peer loses a little
+    /// reputation and the request is refused with how long to wait.
+    fn limit(&mut self, peer: PeerId, kind: RequestKind) -> Result<(), std::time::Duration> {
+        let checked = self.policy.limiter.check(peer, kind, Instant::now());
+        if let Err(wait) = checked {
+            tracing::debug!("{peer}: {kind:?} request refused: retry in {wait:?}");
+            self.judge(peer, PeerEvent::RateLimited);
+        }
+        checked
+    }
+
+    /// Test hook: a hostile node answers as its rule says; `Some` hands the request back
+    /// to be answered honestly.
+    #[cfg(feature = "test-support")]
+    fn hostile_answer(
+        &mut self,
+        request: Request,
+        channel: request_response::ResponseChannel<Response>,
+    ) -> Option<(Request, request_response::ResponseChannel<Response>)> {
+        use super::super::hostile::HostileAnswer;
+        let Some(hostile) = &self.hostile else {
+            return Some((request, channel));
+        };
+        match (hostile.0)(&request) {
+            HostileAnswer::Honest => Some((request, channel)),
+            HostileAnswer::Respond(response) => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .rr
+                    .send_response(channel, response);
+                None
+            }
+            HostileAnswer::Hold => {
+                self.held.push(channel);
+                None
             }
         }
     }

@@ -2,10 +2,11 @@
 //! `/ggen/rr` exchange per chunk list or chunk), and [`download_to_store`], which files
 //! the finished, verified archive into the [`Store`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use super::{download_verified, ChunkSource, TransferConfig, TransferError};
+use super::{download_verified, ChunkSource, TransferConfig, TransferError, Verdict};
+use crate::net::reputation::{rank_providers, PeerEvent};
 use crate::net::{Client, PeerId, Request, Response};
 use crate::package::{ArchiveInfo, Blake3Hash};
 use crate::store::Store;
@@ -45,10 +46,12 @@ impl ChunkSource for Client {
 }
 
 /// The client as a chunk source that notes which providers sent chunks, so the store can
-/// confirm them as live providers once the whole archive has checked out.
+/// confirm them as live providers once the whole archive has checked out, and feeds the
+/// download's verdicts to each provider's reputation (verified bytes once, at the end).
 struct Noting<'a> {
     client: &'a Client,
     served: Mutex<HashSet<PeerId>>,
+    verified: Mutex<HashMap<PeerId, u64>>,
 }
 
 impl ChunkSource for Noting<'_> {
@@ -74,6 +77,40 @@ impl ChunkSource for Noting<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .insert(*peer);
         Ok(bytes)
+    }
+
+    fn judged(&self, peer: &PeerId, verdict: Verdict) {
+        match verdict {
+            Verdict::Bad => self.client.judge(*peer, PeerEvent::BadChunk),
+            Verdict::Stalled => self.client.judge(*peer, PeerEvent::Stall),
+            Verdict::Good { bytes } => {
+                let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+                *verified.entry(*peer).or_default() += bytes;
+            }
+        }
+    }
+}
+
+impl Noting<'_> {
+    /// Credits every provider with the verified bytes it sent.
+    fn credit(&self) {
+        let verified =
+            std::mem::take(&mut *self.verified.lock().unwrap_or_else(|e| e.into_inner()));
+        for (peer, bytes) in verified {
+            self.client.judge(peer, PeerEvent::GoodTransfer { bytes });
+        }
+    }
+}
+
+/// `providers` best first by this node's reputation of them; those with a bad score
+/// are left out while others remain (see [`rank_providers`]).
+async fn ranked(client: &Client, providers: Vec<PeerId>) -> Vec<PeerId> {
+    match client.scores(providers.clone()).await {
+        Ok(scores) => rank_providers(providers.into_iter().zip(scores).collect()),
+        Err(e) => {
+            tracing::debug!("provider scores: {e}");
+            providers
+        }
     }
 }
 
@@ -105,8 +142,10 @@ pub async fn download_to_store(
     let source = Noting {
         client,
         served: Mutex::new(HashSet::new()),
+        verified: Mutex::new(HashMap::new()),
     };
-    let (path, digest) = download_verified(
+    let providers = ranked(client, providers).await;
+    let downloaded = download_verified(
         &source,
         store,
         info,
@@ -114,7 +153,9 @@ pub async fn download_to_store(
         TransferConfig::default(),
         progress,
     )
-    .await?;
+    .await;
+    source.credit();
+    let (path, digest) = downloaded?;
     let info = info.clone();
     // The whole file matched the record; every peer that sent chunks of it is confirmed
     // as a live provider. "Confirmed" means it recently answered with chunks of this

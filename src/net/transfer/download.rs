@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::future::{AbortHandle, Abortable};
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::{ChunkSource, Failure, Schedule, TransferConfig, TransferError};
+use super::{ChunkSource, Failure, Schedule, TransferConfig, TransferError, Verdict};
 use crate::package::digest::chunks_root;
 use crate::package::digest::ArchiveDigest;
 use crate::package::{ArchiveInfo, Blake3Hash};
@@ -135,10 +135,17 @@ pub async fn download_verified<S: ChunkSource>(
             () = sleep_until(deadline) => None,
         };
         let Some((peer, index, result)) = event else {
+            let mut stalled = Vec::new();
             for key in schedule.on_stalls(now()) {
+                if !stalled.contains(&key.0) {
+                    stalled.push(key.0.clone());
+                }
                 if let Some(handle) = aborts.remove(&key) {
                     handle.abort();
                 }
+            }
+            for peer in &stalled {
+                source.judged(peer, Verdict::Stalled);
             }
             continue;
         };
@@ -151,6 +158,8 @@ pub async fn download_verified<S: ChunkSource>(
         });
         match checked {
             Ok(bytes) => {
+                let verified = bytes.len() as u64;
+                source.judged(&peer, Verdict::Good { bytes: verified });
                 if !schedule.on_chunk_ok(&peer, index) {
                     continue;
                 }
@@ -164,6 +173,9 @@ pub async fn download_verified<S: ChunkSource>(
             }
             Err(failure) => {
                 tracing::debug!(?peer, index, ?failure, "chunk request failed");
+                if matches!(failure, Failure::Corrupt(_)) {
+                    source.judged(&peer, Verdict::Bad);
+                }
                 for index in schedule
                     .on_chunk_failed(&peer, index, failure)
                     .unwrap_or_default()
@@ -209,6 +221,7 @@ async fn fetch_chunk_list<S: ChunkSource>(
                     return Err(TransferError::BadRecord { archive, reason });
                 }
                 Err(reason) => {
+                    source.judged(peer, Verdict::Bad);
                     let why = format!("sent a wrong chunk list: {reason}");
                     wrong.push((peer.clone(), why.clone()));
                     why

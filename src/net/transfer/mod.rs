@@ -39,6 +39,21 @@ pub trait ChunkSource: Send + Sync {
         archive: &Blake3Hash,
         index: u32,
     ) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
+
+    /// What the download concluded about `peer` (the libp2p client feeds it to the
+    /// peer's reputation). Nothing by default.
+    fn judged(&self, _peer: &Self::Peer, _verdict: Verdict) {}
+}
+
+/// What a download learned about one provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Sent a chunk, or a chunk list, that does not match the record.
+    Bad,
+    /// Held a chunk request past its deadline.
+    Stalled,
+    /// Sent this many verified bytes.
+    Good { bytes: u64 },
 }
 
 /// Tuning of one download.
