@@ -131,6 +131,11 @@ async fn every_operation_answers_the_same_through_the_api_as_in_process() {
         .unwrap();
     assert_eq!(published.name, "rust-axum-service");
     assert!(!published.already_published);
+    // Its dependency, which install now resolves and installs with it.
+    client
+        .publish(PublishRequest::new(pack("rust-tracing-setup")))
+        .await
+        .unwrap();
 
     let spec = || PackageSpec::new("rust-axum-service", "^1");
     let info = InfoRequest::new(spec());
@@ -150,14 +155,48 @@ async fn every_operation_answers_the_same_through_the_api_as_in_process() {
         .unwrap();
     assert!(target.join("package.toml").is_file());
     assert_eq!(installed.path, target);
+    assert_eq!(installed.dependencies[0].name, "rust-tracing-setup");
 
     let list = client.list(ListRequest::default()).await.unwrap();
-    assert_eq!(list.installed.len(), 1);
-    assert_eq!(list.published.len(), 1);
+    assert_eq!(list.installed.len(), 2, "the pack and its dependency");
+    assert_eq!(list.published.len(), 2);
     assert_eq!(
         json(&list),
         json(&registry.list(ListRequest::default()).await.unwrap())
     );
+
+    // The lifecycle operations answer the same through the API too.
+    let outdated = client
+        .outdated(ggen_p2p::registry::OutdatedRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(outdated.packs.len(), 2, "the pack and its dependency");
+    assert_eq!(
+        json(&outdated),
+        json(
+            &registry
+                .outdated(ggen_p2p::registry::OutdatedRequest::default())
+                .await
+                .unwrap()
+        )
+    );
+    let updated = client
+        .update(ggen_p2p::registry::UpdateRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(updated.trees.len(), 1);
+    assert!(updated.trees[0].changes.is_empty(), "{updated:?}");
+    let new_pack = dir.path().join("new-pack");
+    let init = client
+        .init(ggen_p2p::registry::InitRequest {
+            dir: new_pack.clone(),
+            yes: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(init.name, "new-pack");
+    assert!(new_pack.join("package.toml").is_file());
 
     let yank = YankRequest {
         spec: PackageSpec::new("rust-axum-service", "1.2.0"),
@@ -171,8 +210,8 @@ async fn every_operation_answers_the_same_through_the_api_as_in_process() {
     );
 
     let verified = client.verify(VerifyRequest::default()).await.unwrap();
-    assert_eq!(verified.records_checked, 2, "the version and its yank");
-    assert_eq!(verified.archives_checked, 1);
+    assert_eq!(verified.records_checked, 3, "the two versions and the yank");
+    assert_eq!(verified.archives_checked, 2);
     assert!(verified.bad_records.is_empty() && verified.bad_archives.is_empty());
     assert_eq!(
         json(&verified),
@@ -181,7 +220,22 @@ async fn every_operation_answers_the_same_through_the_api_as_in_process() {
 
     let status = client.status(StatusRequest::default()).await.unwrap();
     assert_eq!(status.api.as_deref(), Some(client.addr().as_str()));
-    assert_eq!(status.store.records, 2);
+    assert_eq!(status.store.records, 3);
+    let removed = client
+        .uninstall(ggen_p2p::registry::UninstallRequest {
+            name: "rust-axum-service".into(),
+            path: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(removed.path, target);
+    assert!(!target.exists());
+    assert!(client
+        .list(ListRequest::default())
+        .await
+        .unwrap()
+        .installed
+        .is_empty());
 
     // Errors keep their sentence; an offline node says what to do.
     match client.peers(PeersRequest::default()).await {

@@ -16,6 +16,9 @@ fn three_daemons_publish_search_install_through_the_cli() {
 
     a.cli(&["key", "generate"]);
     let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/packs/rust-axum-service");
+    // Its dependency too: install resolves and fetches it.
+    let dependency = pack.with_file_name("rust-tracing-setup");
+    a.cli(&["publish", dependency.to_str().unwrap()]);
     let published = a.cli(&["publish", pack.to_str().unwrap()]);
     assert!(
         published["receipt"].is_object(),
@@ -67,6 +70,9 @@ fn three_daemons_publish_search_install_through_the_cli() {
     ]);
     assert_eq!(installed["archive"], published["archive"]["blake3"]);
     assert!(target.join("package.toml").is_file());
+    assert!(target
+        .join(".ggen-p2p/deps/rust-tracing-setup/package.toml")
+        .is_file());
 
     c.stop();
     b.stop();

@@ -207,7 +207,8 @@ async fn an_evicted_archive_is_withdrawn() {
     let a = node(root.path(), "a", vec![]).await;
     with_key(&a);
     let mut published = Vec::new();
-    for pack in ["python-fastapi-service", "rust-axum-service"] {
+    // Two packs without dependencies, so each install fetches exactly one archive.
+    for pack in ["python-fastapi-service", "rust-cli-subcommand"] {
         let package = Package::from_dir(packs().join(pack)).unwrap();
         published.push(a.publish(package.into()).await.unwrap());
     }

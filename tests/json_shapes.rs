@@ -86,6 +86,8 @@ fn every_json_output_keeps_its_pinned_shape() {
         "publish (offline)",
         &run(&offline, &["publish", &pack("rust-axum-service")]),
     );
+    // Its dependency, which install resolves and installs with it.
+    run(&offline, &["publish", &pack("rust-tracing-setup")]);
     put("search", &run(&offline, &["search", "axum"]));
     put("info", &run(&offline, &["info", "rust-axum-service"]));
     let target = root.path().join("installed-offline");
@@ -102,6 +104,13 @@ fn every_json_output_keeps_its_pinned_shape() {
         ),
     );
     put("list", &run(&offline, &["list"]));
+    put("outdated", &run(&offline, &["outdated"]));
+    put("update", &run(&offline, &["update"]));
+    let new_pack = root.path().join("new-pack");
+    put(
+        "init",
+        &run(&offline, &["init", new_pack.to_str().unwrap(), "--yes"]),
+    );
     put("verify", &run(&offline, &["verify"]));
     put("status (offline)", &run(&offline, &["status"]));
     put(
@@ -123,6 +132,10 @@ fn every_json_output_keeps_its_pinned_shape() {
         &run(&offline, &[&["trust", "remove", &me][..], &pin].concat()),
     );
     put("key rotate", &run(&offline, &["key", "rotate"]));
+    put(
+        "uninstall",
+        &run(&offline, &["uninstall", "rust-axum-service"]),
+    );
 
     // Online: two daemons, b joined to a.
     let a = Daemon::start_json(root.path().join("a"), None);

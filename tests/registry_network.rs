@@ -18,12 +18,16 @@ async fn publish_at_one_end_install_at_the_other() {
     let nodes = line(root.path(), 5).await;
     with_key(&nodes[0]);
     let package = Package::from_dir(packs().join("rust-axum-service")).unwrap();
+    // Its dependency travels too: install resolves and fetches it.
+    let dependency = Package::from_dir(packs().join("rust-tracing-setup")).unwrap();
+    let dependency = nodes[0].publish(dependency.into()).await.unwrap();
     let published = nodes[0].publish(package.into()).await.unwrap();
     let receipt = published.receipt.expect("an online publish has a receipt");
     assert!(receipt.providers >= 1);
 
     let far = &nodes[4];
     wait_for(far, &published.name, &published.version).await;
+    wait_for(far, &dependency.name, &dependency.version).await;
     let hits = far
         .search(ggen_p2p::SearchRequest::new(vec!["axum".into()]))
         .await

@@ -21,6 +21,10 @@ use crate::registry::{
     StatusRequest, VerifyReport, VerifyRequest, YankReport, YankRequest,
 };
 use crate::registry::{BlockPeerRequest, BlockReport, UnblockPeerRequest};
+use crate::registry::{
+    InitReport, InitRequest, OutdatedReport, OutdatedRequest, UninstallReport, UninstallRequest,
+    UpdateReport, UpdateRequest,
+};
 
 pub struct ApiClient {
     http: reqwest::Client,
@@ -228,6 +232,25 @@ impl Registry for ApiClient {
         request: crate::registry::RotateKeyRequest,
     ) -> Result<crate::registry::RotateKeyReport> {
         self.post("/api/v1/key/rotate", &request).await
+    }
+
+    async fn init(&self, mut request: InitRequest) -> Result<InitReport> {
+        request.dir = absolute(request.dir);
+        self.post("/api/v1/init", &request).await
+    }
+
+    async fn uninstall(&self, mut request: UninstallRequest) -> Result<UninstallReport> {
+        request.path = request.path.map(absolute);
+        self.post("/api/v1/uninstall", &request).await
+    }
+
+    async fn outdated(&self, request: OutdatedRequest) -> Result<OutdatedReport> {
+        self.get("/api/v1/outdated", &request).await
+    }
+
+    async fn update(&self, mut request: UpdateRequest) -> Result<UpdateReport> {
+        request.path = request.path.map(absolute);
+        self.post("/api/v1/update", &request).await
     }
 }
 

@@ -72,6 +72,9 @@ pub(super) fn router(registry: P2PRegistry, token: String, addr: SocketAddr) -> 
         .route("/api/v1/peers/block", post(block_peer))
         .route("/api/v1/peers/unblock", post(unblock_peer))
         .route("/api/v1/verify/repair", post(verify_repair))
+        .route("/api/v1/init", post(init))
+        .route("/api/v1/uninstall", post(uninstall))
+        .route("/api/v1/update", post(update))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/", get(|| async { Html(super::dashboard::PAGE) }))
@@ -84,6 +87,7 @@ pub(super) fn router(registry: P2PRegistry, token: String, addr: SocketAddr) -> 
         .route("/api/v1/list", get(list))
         .route("/api/v1/verify", get(verify))
         .route("/api/v1/peers", get(peers))
+        .route("/api/v1/outdated", get(outdated))
         .merge(changing)
         .layer(middleware::from_fn_with_state(state.clone(), same_origin))
         .with_state(state)
@@ -301,6 +305,34 @@ async fn trust_list(
     Query(request): Query<crate::registry::TrustListRequest>,
 ) -> ApiResult<crate::registry::TrustReport> {
     Ok(Json(state.registry.trust_list(request).await?))
+}
+
+async fn init(
+    State(state): State<AppState>,
+    Json(request): Json<crate::registry::InitRequest>,
+) -> ApiResult<crate::registry::InitReport> {
+    Ok(Json(state.registry.init(request).await?))
+}
+
+async fn uninstall(
+    State(state): State<AppState>,
+    Json(request): Json<crate::registry::UninstallRequest>,
+) -> ApiResult<crate::registry::UninstallReport> {
+    Ok(Json(state.registry.uninstall(request).await?))
+}
+
+async fn outdated(
+    State(state): State<AppState>,
+    Query(request): Query<crate::registry::OutdatedRequest>,
+) -> ApiResult<crate::registry::OutdatedReport> {
+    Ok(Json(state.registry.outdated(request).await?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Json(request): Json<crate::registry::UpdateRequest>,
+) -> ApiResult<crate::registry::UpdateReport> {
+    Ok(Json(state.registry.update(request).await?))
 }
 
 async fn rotate_key(

@@ -167,4 +167,32 @@ impl Registry for Backend {
     async fn unblock_peer(&self, request: UnblockPeerRequest) -> Result<BlockReport> {
         delegate!(self, unblock_peer(request))
     }
+
+    async fn init(
+        &self,
+        request: crate::registry::InitRequest,
+    ) -> Result<crate::registry::InitReport> {
+        delegate!(self, init(request))
+    }
+
+    async fn uninstall(
+        &self,
+        request: crate::registry::UninstallRequest,
+    ) -> Result<crate::registry::UninstallReport> {
+        delegate!(self, uninstall(request))
+    }
+
+    async fn outdated(
+        &self,
+        request: crate::registry::OutdatedRequest,
+    ) -> Result<crate::registry::OutdatedReport> {
+        delegate!(self, outdated(request))
+    }
+
+    async fn update(
+        &self,
+        request: crate::registry::UpdateRequest,
+    ) -> Result<crate::registry::UpdateReport> {
+        delegate!(self, update(request))
+    }
 }

@@ -23,6 +23,9 @@ pub async fn run(backend: &Backend, request: InstallRequest, out: &Output) -> Re
         bar.finish_and_clear();
     }
     let report = result?;
+    for warning in &report.warnings {
+        out.warn(warning);
+    }
     if out.json {
         return Ok(out.json(&report)?);
     }
@@ -48,6 +51,14 @@ pub async fn run(backend: &Backend, request: InstallRequest, out: &Output) -> Re
         report.files,
         human_bytes(report.size),
     ))?;
+    for dep in &report.dependencies {
+        out.line(format!(
+            "  with {}@{} in {}",
+            dep.name,
+            dep.version,
+            dep.path.display()
+        ))?;
+    }
     Ok(())
 }
 

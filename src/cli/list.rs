@@ -26,11 +26,25 @@ pub async fn run(backend: &Backend, request: ListRequest, out: &Output) -> Resul
                 vec![
                     i.name.clone(),
                     i.version.to_string(),
+                    i.status.clone(),
                     i.path.display().to_string(),
                 ]
             })
             .collect();
-        out.table(&["NAME", "VERSION", "PATH"], &rows)?;
+        out.table(&["NAME", "VERSION", "STATE", "PATH"], &rows)?;
+        for i in &report.installed {
+            match i.status.as_str() {
+                "missing" => out.warn(format!(
+                    "{}@{}: {} has vanished; `ggen-p2p uninstall {}` forgets it, `install` puts it back",
+                    i.name, i.version, i.path.display(), i.name
+                )),
+                "changed" => out.warn(format!(
+                    "{}@{}: files in {} differ from what was installed",
+                    i.name, i.version, i.path.display()
+                )),
+                _ => {}
+            }
+        }
     }
     if !report.published.is_empty() {
         out.line("published:")?;

@@ -9,9 +9,11 @@
 mod backend;
 mod demo;
 mod info;
+mod init;
 mod install;
 mod key;
 mod list;
+mod outdated;
 mod output;
 mod peers;
 mod publish;
@@ -19,6 +21,8 @@ mod search;
 mod start;
 mod status;
 mod trust;
+mod uninstall;
+mod update;
 mod verify;
 mod yank;
 
@@ -27,8 +31,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::registry::{
-    InfoRequest, InstallRequest, ListRequest, PublishRequest, SearchRequest, StatusRequest,
-    VerifyRequest, YankRequest,
+    InfoRequest, InitRequest, InstallRequest, ListRequest, OutdatedRequest, PublishRequest,
+    SearchRequest, StatusRequest, UninstallRequest, UpdateRequest, VerifyRequest, YankRequest,
 };
 
 pub use backend::Backend;
@@ -64,8 +68,16 @@ pub enum Command {
     Search(SearchRequest),
     /// Show a pack's details, versions and publishers
     Info(InfoRequest),
-    /// Install a pack (fetched from peers if it is not stored here)
+    /// Start a new pack: package.toml, README and a template in DIR
+    Init(InitRequest),
+    /// Install a pack and its dependencies (fetched from peers if not stored here)
     Install(InstallRequest),
+    /// Remove an installed pack and the dependencies installed with it
+    Uninstall(UninstallRequest),
+    /// Show installed versions against the newest compatible and newest published
+    Outdated(OutdatedRequest),
+    /// Move installed packs to the newest versions their requirements allow
+    Update(UpdateRequest),
     /// List installed packs and packs you published
     List(ListRequest),
     /// Hide one of your versions from new installs (lockfiles can still fetch it)
@@ -99,7 +111,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Publish(request) => publish::run(&backend, request, &out).await,
                 Command::Search(request) => search::run(&backend, request, &out).await,
                 Command::Info(request) => info::run(&backend, request, &out).await,
+                Command::Init(request) => init::run(&backend, request, &out).await,
                 Command::Install(request) => install::run(&backend, request, &out).await,
+                Command::Uninstall(request) => uninstall::run(&backend, request, &out).await,
+                Command::Outdated(request) => outdated::run(&backend, request, &out).await,
+                Command::Update(request) => update::run(&backend, request, &out).await,
                 Command::List(request) => list::run(&backend, request, &out).await,
                 Command::Yank(request) => yank::run(&backend, request, &out).await,
                 Command::Status(request) => status::run(&backend, request, &out).await,

@@ -77,13 +77,13 @@ fn gossip_config(config: &NetConfig) -> Result<gossipsub::Config, NetError> {
 }
 
 /// Gossipsub peer scoring, tuned for a registry: records are rare, so no penalty for a
-/// quiet mesh (P3/P3b off); invalid messages (P4, the square of their count) and the
-/// application score (P5: this node's reputation of the peer, which invalid records lower
-/// too) together graylist a peer (its gossip ignored entirely) at the fifth forged
-/// record, when the reputation bans it as well, and P4 alone at the sixth (a peer on
-/// probation, or one whose ban was lifted). Gossip to it stops from the second. IP
-/// colocation (P6) is off: on loopback test networks and behind one NAT many honest
-/// peers share an address.
+/// quiet mesh (P3/P3b off). Invalid messages lower the score twice: P4 (the square of
+/// their count, weighted lightly) and P5, the application score, which is this node's
+/// reputation of the peer (invalid records lower it too). P5 dominates so that a peer is
+/// graylisted (its gossip ignored entirely, which would hide its further offences) no
+/// sooner than the reputation bans it, whatever credit it had; gossip to it stops from
+/// its second offence. IP colocation (P6) is off: on loopback test networks and behind
+/// one NAT many honest peers share an address.
 pub(crate) fn gossip_scoring() -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
     let topic = gossipsub::TopicScoreParams {
         topic_weight: 1.0,
@@ -95,14 +95,14 @@ pub(crate) fn gossip_scoring() -> (gossipsub::PeerScoreParams, gossipsub::PeerSc
         first_message_deliveries_cap: 20.0,
         mesh_message_deliveries_weight: 0.0,
         mesh_failure_penalty_weight: 0.0,
-        invalid_message_deliveries_weight: -2.5,
+        invalid_message_deliveries_weight: -0.5,
         // Per decay interval (1 s): an invalid message's weight halves in about a minute.
         invalid_message_deliveries_decay: 0.99,
         ..Default::default()
     };
     let mut params = gossipsub::PeerScoreParams {
         topic_score_cap: 25.0,
-        app_specific_weight: 0.5,
+        app_specific_weight: 1.0,
         ip_colocation_factor_weight: 0.0,
         ..Default::default()
     };
@@ -307,25 +307,30 @@ mod tests {
 
     #[test]
     fn gossip_scoring_graylists_a_forger_no_sooner_than_the_reputation_bans_it() {
-        use crate::net::reputation::PeerEvent;
-        use crate::net::reputation::BAN_THRESHOLD;
+        use crate::net::reputation::{PeerEvent, BAN_SCORE, MAX_SCORE, MIN_SCORE};
         let (params, thresholds) = gossip_scoring();
         params.validate().unwrap();
         thresholds.validate().unwrap();
         let topic = &params.topics[&records_topic().hash()];
         // P4 is the square of the invalid-message counter times its weight; P5 is the
-        // reputation, which each invalid record lowers too.
+        // reputation, which each invalid record lowers too, from whatever credit it had.
         let p4 = |n: u32| f64::from(n * n) * topic.invalid_message_deliveries_weight;
-        let p5 = |n: u32| f64::from(n) * PeerEvent::BadRecord.weight() * params.app_specific_weight;
-        let score = |n: u32| topic.topic_weight * p4(n) + p5(n);
-        // Graylisting before the ban would hide the offences that lead to it.
-        assert!(score(BAN_THRESHOLD - 1) > thresholds.graylist_threshold);
-        assert!(score(BAN_THRESHOLD) < thresholds.graylist_threshold);
-        assert!(
-            p4(BAN_THRESHOLD + 1) < thresholds.graylist_threshold,
-            "P4 alone"
-        );
-        assert!(score(2) < thresholds.gossip_threshold);
+        for credit in [0.0, 0.02, 5.0, 12.5, MAX_SCORE] {
+            for n in 0..20 {
+                let reputation =
+                    (credit + f64::from(n) * PeerEvent::BadRecord.weight()).max(MIN_SCORE);
+                let score = topic.topic_weight * p4(n) + params.app_specific_weight * reputation;
+                if reputation > BAN_SCORE {
+                    assert!(
+                        score > thresholds.graylist_threshold,
+                        "graylisted before the ban: credit {credit}, {n} offences"
+                    );
+                }
+                if n >= 2 && credit == 0.0 {
+                    assert!(score < thresholds.gossip_threshold);
+                }
+            }
+        }
         assert_eq!(params.ip_colocation_factor_weight, 0.0, "loopback networks");
         assert!(
             topic.time_in_mesh_cap * topic.time_in_mesh_weight

@@ -10,11 +10,14 @@
 
 mod builder;
 mod install;
+mod lifecycle;
+pub mod lockfile;
 mod peers;
 mod publish;
 mod query;
 pub mod reports;
 pub mod requests;
+pub mod resolve;
 mod rotate;
 mod trust;
 
@@ -29,12 +32,17 @@ use crate::store::Store;
 use crate::tasks::Tasks;
 
 pub use builder::P2PRegistryBuilder;
-pub use install::parse_requirement;
+pub use install::{dependency_dir, parse_requirement, DEPS_DIR};
+pub use lifecycle::tree_digest;
 pub use reports::{
     BannedPeerInfo, BlockReport, InfoReport, InstallReport, Installed, KeyReport, ListReport,
     NameClaim, NetStatus, PackageMetadata, PeerInfo, PeersReport, PublishReport, Receipt,
     SearchReport, SearchResult, StartReport, StatusReport, StoreStats, VerifyReport, VersionLine,
     YankReport, FORMAT_VERSION,
+};
+pub use reports::{
+    DependencyInstall, InitReport, OutdatedPack, OutdatedReport, TreeUpdate, UninstallReport,
+    UpdateReport, VersionChange,
 };
 pub use reports::{RotateKeyReport, TrustReport, TrustedPublisher};
 pub use requests::{
@@ -42,6 +50,7 @@ pub use requests::{
     PeersRequest, Progress, PublishRequest, RemovePeerRequest, SearchRequest, StatusRequest,
     UnblockPeerRequest, VerifyRequest, YankRequest,
 };
+pub use requests::{InitRequest, OutdatedRequest, UninstallRequest, UpdateRequest};
 pub use requests::{RotateKeyRequest, TrustAddRequest, TrustListRequest, TrustRemoveRequest};
 
 pub const PUBLISHER_KEY_FILE: &str = "publisher.key";
@@ -151,6 +160,17 @@ pub trait Registry {
         &self,
         request: UnblockPeerRequest,
     ) -> impl Future<Output = Result<BlockReport>> + Send;
+    /// Creates a new pack directory (files only; nothing is published).
+    fn init(&self, request: InitRequest) -> impl Future<Output = Result<InitReport>> + Send;
+    fn uninstall(
+        &self,
+        request: UninstallRequest,
+    ) -> impl Future<Output = Result<UninstallReport>> + Send;
+    fn outdated(
+        &self,
+        request: OutdatedRequest,
+    ) -> impl Future<Output = Result<OutdatedReport>> + Send;
+    fn update(&self, request: UpdateRequest) -> impl Future<Output = Result<UpdateReport>> + Send;
 }
 
 /// The registry of one node: its data directory, store and (once started) network.
@@ -280,5 +300,21 @@ impl Registry for P2PRegistry {
 
     async fn unblock_peer(&self, request: UnblockPeerRequest) -> Result<BlockReport> {
         peers::unblock_peer(self, request).await
+    }
+
+    async fn init(&self, request: InitRequest) -> Result<InitReport> {
+        lifecycle::init(self, request).await
+    }
+
+    async fn uninstall(&self, request: UninstallRequest) -> Result<UninstallReport> {
+        lifecycle::uninstall(self, request).await
+    }
+
+    async fn outdated(&self, request: OutdatedRequest) -> Result<OutdatedReport> {
+        lifecycle::outdated(self, request).await
+    }
+
+    async fn update(&self, request: UpdateRequest) -> Result<UpdateReport> {
+        lifecycle::update(self, request).await
     }
 }

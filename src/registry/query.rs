@@ -3,7 +3,7 @@
 //! a name missing here, after a DHT lookup).
 
 use super::reports::{
-    all, DamagedItem, InfoReport, ListReport, SearchReport, SearchResult, StatusReport,
+    all, DamagedItem, InfoReport, Installed, ListReport, SearchReport, SearchResult, StatusReport,
     VerifyReport, VersionLine, FORMAT_VERSION,
 };
 use super::requests::{InfoRequest, ListRequest, SearchRequest, StatusRequest, VerifyRequest};
@@ -86,7 +86,15 @@ fn info_from(
     // Info shows something even for an ambiguous name: the resolved version of the
     // displayed owner, with every claim listed beside it.
     let owner = publisher.or_else(|| (claims.len() > 1).then(|| claims[0].publisher));
-    let package = store.resolve(name, req, owner.as_ref())?;
+    // An exact version is shown even when yanked (marked `yanked`), as lockfiles pin it.
+    let exact = match exact_version(req) {
+        Some(version) => store.version(name, &version, owner.as_ref())?,
+        None => None,
+    };
+    let package = match exact {
+        Some(package) => package,
+        None => store.resolve(name, req, owner.as_ref())?,
+    };
     let compromised = store.compromised(name)?;
     let versions = store
         .versions(name)?
@@ -114,6 +122,20 @@ fn info_from(
         contested: standing.contested,
         owner_attested: standing.attested.map(Into::into),
     })
+}
+
+/// The version an `=x.y.z[-pre]` requirement names (how `name@1.2.0` parses).
+fn exact_version(req: &semver::VersionReq) -> Option<semver::Version> {
+    match req.comparators.as_slice() {
+        [c] if c.op == semver::Op::Exact => Some(semver::Version {
+            major: c.major,
+            minor: c.minor?,
+            patch: c.patch?,
+            pre: c.pre.clone(),
+            build: semver::BuildMetadata::EMPTY,
+        }),
+        _ => None,
+    }
 }
 
 /// Whether an operation failed only because this node lacks the records it needs (which
@@ -160,9 +182,19 @@ pub(super) async fn list(registry: &P2PRegistry, _request: ListRequest) -> Resul
                 Some(id) => store.published_by(&id)?,
                 None => Vec::new(),
             };
+            let installed = store
+                .installs()?
+                .into_iter()
+                .map(|install| {
+                    let status = super::lifecycle::install_status(&install);
+                    let mut line = Installed::from(install);
+                    line.status = status.to_string();
+                    line
+                })
+                .collect();
             Ok(ListReport {
                 format_version: FORMAT_VERSION,
-                installed: all(store.installs()?),
+                installed,
                 published: all(published),
             })
         })

@@ -180,6 +180,105 @@ pub struct InstallReport {
     pub fetched_from: Vec<String>,
     /// The same archive was already installed at `path`; nothing was written.
     pub already_installed: bool,
+    /// The resolved dependencies, each installed in `PATH/.ggen-p2p/deps/NAME`.
+    #[serde(default)]
+    pub dependencies: Vec<DependencyInstall>,
+    /// The lockfile written (`PATH/ggen-p2p.lock`).
+    #[serde(default)]
+    pub lockfile: Option<PathBuf>,
+    /// Things the user should know (a yanked version installed because it was pinned).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// One dependency installed with a pack.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DependencyInstall {
+    pub name: String,
+    pub version: semver::Version,
+    pub publisher: PublisherId,
+    pub archive: Blake3Hash,
+    pub size: u64,
+    pub path: PathBuf,
+    /// Files unpacked (0 when already installed).
+    pub files: u64,
+    /// Providers the download was spread over; empty when already stored here.
+    pub fetched_from: Vec<String>,
+    /// Yanked by its publisher (installed because a lockfile pins it).
+    pub yanked: bool,
+}
+
+/// `init`: the pack created.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InitReport {
+    pub format_version: u32,
+    pub name: String,
+    pub dir: PathBuf,
+    /// Files written, relative to `dir`.
+    pub files: Vec<PathBuf>,
+}
+
+/// `uninstall`: what was removed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UninstallReport {
+    pub format_version: u32,
+    pub name: String,
+    pub version: semver::Version,
+    pub path: PathBuf,
+    /// Dependencies removed with it (`name@version`).
+    pub dependencies: Vec<String>,
+    /// The directory had already vanished; only the records were forgotten.
+    pub was_missing: bool,
+}
+
+/// One pack in `outdated`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutdatedPack {
+    pub name: String,
+    pub installed: semver::Version,
+    /// Newest version every requirement of its tree allows (what `update` installs);
+    /// `null` when the tree no longer resolves.
+    pub compatible: Option<semver::Version>,
+    /// Newest version published (not yanked).
+    pub latest: Option<semver::Version>,
+    /// Directory of the tree (the pack installed by name).
+    pub tree: PathBuf,
+    /// A dependency of the tree's pack rather than the pack itself.
+    pub dependency: bool,
+}
+
+/// `outdated`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutdatedReport {
+    pub format_version: u32,
+    pub packs: Vec<OutdatedPack>,
+    /// Trees whose dependencies no longer resolve, with the reason.
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+/// One version change made by `update`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionChange {
+    pub name: String,
+    /// `null`: newly added.
+    pub from: Option<semver::Version>,
+    /// `null`: no longer needed.
+    pub to: Option<semver::Version>,
+}
+
+/// One tree `update` looked at.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TreeUpdate {
+    pub path: PathBuf,
+    pub changes: Vec<VersionChange>,
+}
+
+/// `update`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpdateReport {
+    pub format_version: u32,
+    pub trees: Vec<TreeUpdate>,
 }
 
 /// One pack installed by this node.
@@ -190,6 +289,13 @@ pub struct Installed {
     pub path: PathBuf,
     /// Milliseconds since the Unix epoch.
     pub installed_at: u64,
+    /// `ok`, `missing` (the directory vanished), `changed` (its files differ from what
+    /// was installed) or `unknown` (installed before digests were kept).
+    #[serde(default)]
+    pub status: String,
+    /// For a dependency: the directory of the pack it was installed with.
+    #[serde(default)]
+    pub dependency_of: Option<PathBuf>,
 }
 
 /// `list`: what this node has installed, and what it has published.
@@ -453,6 +559,8 @@ impl From<store::Install> for Installed {
         Self {
             name: i.name,
             version: i.version,
+            status: String::new(),
+            dependency_of: i.root,
             path: i.path,
             installed_at: i.installed_at,
         }

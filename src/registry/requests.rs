@@ -230,6 +230,14 @@ pub struct InstallRequest {
     #[arg(long, value_name = "HASH")]
     #[serde(default)]
     pub archive: Option<Blake3Hash>,
+    /// Install exactly what the target's ggen-p2p.lock says, or fail naming the difference
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub locked: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl InstallRequest {
@@ -239,7 +247,14 @@ impl InstallRequest {
             to: None,
             publisher: None,
             archive: None,
+            locked: false,
         }
+    }
+
+    /// Reproduce the target's lockfile exactly (`--locked`).
+    pub fn with_locked(mut self, locked: bool) -> Self {
+        self.locked = locked;
+        self
     }
 
     /// Pins the archive by its BLAKE3 hash (see [`InstallRequest::archive`]).
@@ -341,6 +356,57 @@ pub struct UnblockPeerRequest {
     pub peer: String,
 }
 
+/// `init`: start a new pack: a valid package.toml and a template layout in `dir`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
+pub struct InitRequest {
+    /// Directory to create the pack in (created if missing; must not hold a manifest)
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Pack name [default: the directory's name]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// One-line description
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Category, such as web, cli or ci
+    #[arg(long)]
+    pub category: Option<String>,
+    /// License (SPDX) [default: MIT]
+    #[arg(long)]
+    pub license: Option<String>,
+    /// Ask nothing: take the defaults for what the flags leave out (implied without a
+    /// terminal)
+    #[arg(long, short)]
+    #[serde(default)]
+    pub yes: bool,
+}
+
+/// `uninstall`: remove an installed pack (and the dependencies installed with it).
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct UninstallRequest {
+    /// Name of the installed pack
+    pub name: String,
+    /// Which install, when the pack is installed in several directories
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+}
+
+/// `outdated`: for every installed pack, the version installed, the newest one its
+/// requirements allow, and the newest one published.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
+pub struct OutdatedRequest {}
+
+/// `update`: re-resolve installed trees to the newest versions their requirements
+/// allow, reinstall what changed and rewrite their lockfiles.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
+pub struct UpdateRequest {
+    /// Update only this pack (a pack installed by name, or a dependency) [default: all]
+    pub name: Option<String>,
+    /// Only the tree installed in this directory
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,7 +422,7 @@ mod tests {
         let json = serde_json::to_string(&InstallRequest::new(spec)).unwrap();
         assert_eq!(
             json,
-            r#"{"spec":"web-kit@^1.2","to":null,"publisher":null}"#
+            r#"{"spec":"web-kit@^1.2","to":null,"publisher":null,"archive":null}"#
         );
     }
 

@@ -11,6 +11,16 @@ use super::{now_ms, Install, Store, StoreError};
 use crate::package::fields::normalize_name;
 use crate::package::Blake3Hash;
 
+/// One install to record: what, where, the digest of the tree written, and (for a
+/// dependency) the pack directory it belongs to.
+pub struct InstallRow<'a> {
+    pub name: &'a str,
+    pub version: &'a Version,
+    pub path: &'a Path,
+    pub tree_hash: Option<Blake3Hash>,
+    pub root: Option<&'a Path>,
+}
+
 impl Store {
     /// Records `peer` as a provider of an archive, confirmed now.
     pub fn add_provider(&self, blake3: &Blake3Hash, peer: &str) -> Result<(), StoreError> {
@@ -121,21 +131,52 @@ impl Store {
         version: &Version,
         path: &Path,
     ) -> Result<(), StoreError> {
+        self.record_installs(&[InstallRow {
+            name,
+            version,
+            path,
+            tree_hash: None,
+            root: None,
+        }])
+    }
+
+    /// Remembers several installs in one transaction (a pack and its dependencies).
+    pub fn record_installs(&self, rows: &[InstallRow<'_>]) -> Result<(), StoreError> {
         self.write(|tx, _| {
-            tx.prepare_cached(
-                "INSERT INTO installs (norm, name, version, path, installed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO installs (norm, name, version, path, installed_at, tree_hash, root)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (norm, version, path) DO UPDATE SET
-                     name = excluded.name, installed_at = excluded.installed_at",
-            )?
-            .execute(params![
-                normalize_name(name),
-                name,
-                version.to_string(),
-                path.to_string_lossy(),
-                now_ms() as i64
-            ])?;
+                     name = excluded.name, installed_at = excluded.installed_at,
+                     tree_hash = excluded.tree_hash, root = excluded.root",
+            )?;
+            for row in rows {
+                stmt.execute(params![
+                    normalize_name(row.name),
+                    row.name,
+                    row.version.to_string(),
+                    row.path.to_string_lossy(),
+                    now_ms() as i64,
+                    row.tree_hash.map(|h| h.to_hex()),
+                    row.root.map(|r| r.to_string_lossy().into_owned()),
+                ])?;
+            }
             Ok(())
+        })
+    }
+
+    /// Forgets every install at `path` or below it (an uninstalled tree); returns how
+    /// many rows went.
+    pub fn forget_installs_under(&self, path: &Path) -> Result<usize, StoreError> {
+        let exact = path.to_string_lossy().into_owned();
+        let below = format!("{}{}", exact, std::path::MAIN_SEPARATOR);
+        self.write(|tx, _| {
+            let removed = tx
+                .prepare_cached(
+                    "DELETE FROM installs WHERE path = ?1 OR substr(path, 1, length(?2)) = ?2",
+                )?
+                .execute(params![exact, below])?;
+            Ok(removed)
         })
     }
 
@@ -143,7 +184,8 @@ impl Store {
     pub fn installs(&self) -> Result<Vec<Install>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT name, version, path, installed_at FROM installs ORDER BY norm, path",
+                "SELECT name, version, path, installed_at, tree_hash, root FROM installs
+                 ORDER BY norm, path",
             )?;
             let rows = stmt.query_map([], |row| {
                 Ok((
@@ -151,11 +193,13 @@ impl Store {
                     row.get::<_, String>(1)?,
                     row.get::<_, String>(2)?,
                     row.get::<_, i64>(3)?,
+                    row.get::<_, Option<String>>(4)?,
+                    row.get::<_, Option<String>>(5)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (name, version, path, installed_at) = row?;
+                let (name, version, path, installed_at, tree_hash, root) = row?;
                 let Ok(version) = Version::parse(&version) else {
                     continue;
                 };
@@ -164,6 +208,8 @@ impl Store {
                     version,
                     path: PathBuf::from(path),
                     installed_at: installed_at as u64,
+                    tree_hash: tree_hash.and_then(|h| h.parse().ok()),
+                    root: root.map(PathBuf::from),
                 });
             }
             out.sort_by(|a, b| a.name.cmp(&b.name).then(b.version.cmp(&a.version)));

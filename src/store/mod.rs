@@ -40,6 +40,7 @@ pub use bans::BannedPeer;
 pub use blobs::BlobWriter;
 pub use equivocation::Compromised;
 pub use hygiene::{Orphan, PARTIAL_MAX_AGE, STAGING_MAX_AGE};
+pub use local::InstallRow;
 pub use owner::AttestedOwner;
 pub use pins::TrustedKey;
 pub use reputation::StoredScore;
@@ -190,6 +191,10 @@ pub struct Install {
     pub version: Version,
     pub path: PathBuf,
     pub installed_at: u64,
+    /// Digest of the tree written there (`None` for installs made before it was kept).
+    pub tree_hash: Option<Blake3Hash>,
+    /// For a dependency: the directory of the pack it was installed for.
+    pub root: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -166,7 +166,15 @@ CREATE TABLE IF NOT EXISTS peer_scores (
 ALTER TABLE banned_peers ADD COLUMN expires_at INTEGER;
 ";
 
-/// Version 8 (helper SPARSE; steps 5 to 7 belong to other branches): when this node last
+/// Version 7: each install remembers the BLAKE3 digest of the tree it wrote (so `list`
+/// notices a directory that vanished or changed) and, for a dependency, the directory of
+/// the pack it was installed for (`root`, NULL for a pack installed by name).
+const SCHEMA_V7: &str = "
+ALTER TABLE installs ADD COLUMN tree_hash TEXT;
+ALTER TABLE installs ADD COLUMN root TEXT;
+";
+
+/// Version 8: when this node last
 /// asked the DHT for an archive's providers, so "no live provider" (asked, none found)
 /// differs from "unknown" (never asked).
 const SCHEMA_V8: &str = "
@@ -263,6 +271,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             }
             if found < 6 {
                 conn.execute_batch(&format!("{SCHEMA_V6} PRAGMA user_version = 6;"))?;
+            }
+            if found < 7 {
+                conn.execute_batch(&format!("{SCHEMA_V7} PRAGMA user_version = 7;"))?;
             }
             if found < 8 {
                 conn.execute_batch(&format!("{SCHEMA_V8} PRAGMA user_version = 8;"))?;

@@ -396,6 +396,16 @@ impl Store {
         })
     }
 
+    /// Every version of `name` (yanked included, flagged) from its owner's rotation chain,
+    /// or from `publisher`'s: the candidates a dependency resolution chooses among.
+    pub fn owned_versions(
+        &self,
+        name: &str,
+        publisher: Option<&PublisherId>,
+    ) -> Result<Vec<IndexedVersion>, StoreError> {
+        Ok(self.chain_versions(name, publisher)?.0)
+    }
+
     /// Versions of `name` from the chosen rotation chain, and the key named in errors.
     fn chain_versions(
         &self,

@@ -121,8 +121,9 @@ impl Manifest {
         Self::parse_as(text, path, format)
     }
 
-    /// Parses manifest text in the given dialect. Unknown keys and tables are ignored
-    /// (as cargo does), so newer manifests and ggen's extra gpack tables still read.
+    /// Parses manifest text in the given dialect. In `package.toml` an unknown key or
+    /// table is an error naming the closest valid key (a typo must not publish
+    /// silently); ggen's `gpack.toml` keeps its extra tables, which are ignored.
     pub fn parse_as(
         text: &str,
         path: &Path,
@@ -156,6 +157,10 @@ impl Manifest {
             prefix: table_name,
             table,
         };
+        if format == ManifestFormat::Package {
+            check_known_keys(&ctx, "", &root, &["package", "dependencies"])?;
+            check_known_keys(&ctx, "package.", table, PACKAGE_KEYS)?;
+        }
         let name = match format {
             ManifestFormat::Package => {
                 let name = keys.required_string("name")?;
@@ -192,6 +197,61 @@ impl Manifest {
             dependencies,
         })
     }
+}
+
+/// The keys `[package]` may hold.
+const PACKAGE_KEYS: &[&str] = &[
+    "name",
+    "version",
+    "description",
+    "category",
+    "keywords",
+    "authors",
+    "license",
+    "repository",
+];
+
+/// Refuses a key of `table` that is not in `known`, suggesting the closest one.
+fn check_known_keys(
+    ctx: &Context<'_>,
+    prefix: &str,
+    table: &toml::Table,
+    known: &[&str],
+) -> Result<(), ManifestError> {
+    for key in table.keys() {
+        if known.contains(&key.as_str()) {
+            continue;
+        }
+        let closest = known
+            .iter()
+            .map(|k| (edit_distance(key, k), *k))
+            .min()
+            .filter(|(distance, k)| *distance <= (k.len() / 3).max(2));
+        let hint = match closest {
+            Some((_, k)) => format!("unknown key; did you mean `{prefix}{k}`?"),
+            None => format!("unknown key; valid keys here: {}", known.join(", ")),
+        };
+        return Err(ctx.invalid(&format!("{prefix}{key}"), hint));
+    }
+    Ok(())
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// `[dependencies]`: name = "req" or name = { version = "req" }.
@@ -307,6 +367,21 @@ other_pack = { version = ">=1, <3" }
             .collect();
         kept.join("\n")
             .replacen("[package]", &format!("[package]\n{key_line}"), 1)
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_closest_valid_key() {
+        let err = invalid(&with("catgory = \"web\""), "package.catgory");
+        assert!(err.contains("did you mean `package.category`?"), "{err}");
+        let err = invalid(
+            &format!("{}\n[dependecies]\nx = \"^1\"\n", with("")),
+            "dependecies",
+        );
+        assert!(err.contains("did you mean `dependencies`?"), "{err}");
+        let err = invalid(&with("zzzzzzzzzz = 1"), "package.zzzzzzzzzz");
+        assert!(err.contains("valid keys here: name, version"), "{err}");
+        assert_eq!(edit_distance("catgory", "category"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]
