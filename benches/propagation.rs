@@ -4,8 +4,9 @@
 //! publish → record in the index of every node, over `PUBLISHES` publishes from random
 //! nodes (times are each node's own `records.received_at` in its SQLite index, minus the
 //! moment `publish` was called); cold `Client::find_providers` from nodes with no
-//! local provider entry for the archive; connections per node (`Client::status`) once
-//! the mesh formed and at the end. All against a baseline measured in the same network: one request-response round trip
+//! local provider entry for the archive, with the DHT requests each took; connections
+//! per node (`Client::status`) once the mesh formed and pruning brought every node
+//! within 2 × mesh_n, sampled again while measuring and at the end. All against a baseline measured in the same network: one request-response round trip
 //! (`GetRecords` with no ids) from a node to a connected peer — the cost of one hop
 //! through both event loops and the store thread pool.
 //!
@@ -31,6 +32,7 @@ use support::registry::{address, node, with_key};
 const BOOTSTRAP_PEERS: usize = 3;
 const MESH_WAIT: Duration = Duration::from_secs(90);
 const ARRIVAL_WAIT: Duration = Duration::from_secs(30);
+const SPARSE_WAIT: Duration = Duration::from_secs(120);
 
 fn env_or<T: std::str::FromStr>(var: &str, default: T) -> T {
     std::env::var(var)
@@ -53,8 +55,8 @@ async fn main() -> Result<()> {
         println!("== {n} nodes (load {})", load());
         rows.push(run(n, publishes, lookups).await?);
     }
-    println!("\n| nodes | mesh formed after | peers/node max (mean) | gossip mesh mean | process CPU (cores) | baseline RR p50 | publish→all p50 | publish→all max | ratio p50/RR | publish call p50 | cold lookup p50 | p99 | lookups | ratio p50/RR |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("\n| nodes | mesh formed after | peers/node max (mean): settled; measuring; end | gossip mesh mean | process CPU (cores) | baseline RR p50 | publish→all p50 | publish→all max | ratio p50/RR | publish call p50 | cold lookup p50 | p99 | lookups | ratio p50/RR | missed | DHT requests per lookup p50 / p99 (log2 N) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!("{r}");
     }
@@ -127,8 +129,25 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
         "connections settled after {:.1} s more",
         settle.elapsed().as_secs_f64()
     );
+    // Then until pruning has brought every node within the sparse bound (2 × mesh_n):
+    // young connections are spared for the grace period, so this takes a few rounds.
+    let bound = 2 * nodes[0].config().gossip.mesh_n;
+    let sparse_wait = Instant::now();
+    loop {
+        let (max, _, _) = connection_stats(&statuses(&nodes).await?);
+        if max <= bound || sparse_wait.elapsed() > SPARSE_WAIT {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    println!(
+        "within {bound} connections per node after {:.1} s more (or gave up)",
+        sparse_wait.elapsed().as_secs_f64()
+    );
     let (peers_max, peers_mean, mesh_mean) = connection_stats(&statuses(&nodes).await?);
     println!("mesh formed: {formed:?}; peers/node max {peers_max} mean {peers_mean:.1}; gossip mesh mean {mesh_mean:.1}");
+    // Connections per node while measuring: sampled before every publish and lookup.
+    let mut samples: Vec<(usize, f64)> = Vec::new();
 
     let cpu_start = (cpu_seconds(), Instant::now());
     let mut rtt = Vec::new();
@@ -145,6 +164,8 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
         }
         // The baseline, side by side: round trips from this publisher just before.
         rtt.extend(round_trips(&nodes[from..=from], &mut rng, 5).await?);
+        let (max, mean, _) = connection_stats(&statuses(&nodes).await?);
+        samples.push((max, mean));
         let pack = tiny_pack(root, &format!("prop-{n}-{k}"))?;
         let t0 = epoch_ms();
         let begun = Instant::now();
@@ -178,8 +199,14 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
     // Cold lookups: a random archive asked by a random node that holds no provider entry
     // for it (so neither its store nor, by construction, its DHT store knows one).
     let mut lookup_times = Vec::new();
+    let mut lookup_requests: Vec<Duration> = Vec::new();
+    let mut missed = 0;
     let mut skipped = 0;
-    for _ in 0..lookups {
+    for i in 0..lookups {
+        if i % 10 == 0 {
+            let (max, mean, _) = connection_stats(&statuses(&nodes).await?);
+            samples.push((max, mean));
+        }
         let (archive, provider) = archives[rng.gen_range(0..archives.len())];
         let cold: Vec<usize> = (0..n)
             .filter(|i| *i != provider)
@@ -197,10 +224,24 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
         };
         let client = nodes[asker].client().context("started")?;
         let begun = Instant::now();
-        let found = client.find_providers(archive).await?;
+        let found = client.find_providers_counted(archive).await;
         lookup_times.push(begun.elapsed());
-        if found.is_empty() {
-            println!("lookup from n{asker}: no provider found");
+        match found {
+            Ok(found) if !found.providers.is_empty() => {
+                // Kept as a Duration of "requests" ms so `percentile` applies.
+                lookup_requests.push(Duration::from_millis(u64::from(found.dht_requests)));
+            }
+            Ok(found) => {
+                missed += 1;
+                println!(
+                    "lookup from n{asker}: no provider found ({} DHT requests)",
+                    found.dht_requests
+                );
+            }
+            Err(e) => {
+                missed += 1;
+                println!("lookup from n{asker} failed: {e}");
+            }
         }
     }
     if skipped > 0 {
@@ -214,6 +255,22 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
     );
     let (end_max, end_mean, end_mesh) = connection_stats(&statuses(&nodes).await?);
     println!("end: peers/node max {end_max} mean {end_mean:.1}; gossip mesh mean {end_mesh:.1}");
+    samples.push((end_max, end_mean));
+    let during_max = samples.iter().map(|s| s.0).max().unwrap_or(0);
+    let during_mean = samples.iter().map(|s| s.1).sum::<f64>() / samples.len().max(1) as f64;
+    let requests = |p| {
+        if lookup_requests.is_empty() {
+            "n/a".to_string()
+        } else {
+            format!("{:.0}", ms(percentile(&lookup_requests, p)))
+        }
+    };
+    println!(
+        "while measuring: peers/node max {during_max} mean {during_mean:.1} (bound {bound}); lookups: {missed} missed; DHT requests p50 {} p99 {} (log2 N = {:.1}, alpha 3)",
+        requests(50.0),
+        requests(99.0),
+        (n as f64).log2()
+    );
 
     for node in &nodes {
         node.stop().await?;
@@ -228,7 +285,7 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
         }
     };
     Ok(Row(format!(
-        "| {n} | {} | {peers_max} ({peers_mean:.1}); end {end_max} ({end_mean:.1}) | {mesh_mean:.1} | {cores:.2} | {:.2} ms | {:.0} ms | {:.0} ms | {:.0}× | {:.0} ms | {} | {} | {} | {} |",
+        "| {n} | {} | {peers_max} ({peers_mean:.1}); measuring {during_max} ({during_mean:.1}); end {end_max} ({end_mean:.1}) | {mesh_mean:.1} | {cores:.2} | {:.2} ms | {:.0} ms | {:.0} ms | {:.0}× | {:.0} ms | {} | {} | {} | {} | {missed} | {} / {} ({:.1}) |",
         formed.map(|d| format!("{:.1} s", d.as_secs_f64())).unwrap_or_else(|| "incomplete".into()),
         ms(rr),
         ms(p50),
@@ -239,6 +296,9 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
         lookup(99.0),
         lookup_times.len(),
         if lookup_times.is_empty() { "–".to_string() } else { format!("{:.0}×", ms(percentile(&lookup_times, 50.0)) / ms(rr)) },
+        requests(50.0),
+        requests(99.0),
+        (n as f64).log2(),
     )))
 }
 
@@ -309,9 +369,15 @@ async fn round_trips(
             continue;
         };
         let begun = Instant::now();
-        client
+        // A peer may prune the connection between the listing and the request (it only
+        // spares connections with a request in flight): try another peer then.
+        if let Err(e) = client
             .request(peer, Request::GetRecords { ids: vec![] })
-            .await?;
+            .await
+        {
+            println!("baseline round trip to {peer}: {e}; trying another peer");
+            continue;
+        }
         times.push(begun.elapsed());
     }
     Ok(times)

@@ -97,7 +97,8 @@ async fn a_restarted_publisher_is_found_through_the_dht_alone() {
         .await
         .unwrap();
     assert_eq!(
-        info.providers, 2,
+        info.providers,
+        Some(2),
         "A (confirmed by the chunks it sent) and C"
     );
 
@@ -118,6 +119,16 @@ async fn a_restarted_publisher_is_found_through_the_dht_alone() {
         }
     })
     .await;
+    // D learnt the record but never asked who holds the archive: PROVIDERS is unknown
+    // (null), not 0; once it asked, the count is a number (C installed it).
+    let info = |node: P2PRegistry| async move {
+        let request = InfoRequest::new(PackageSpec::new("rust-cli-subcommand", ""));
+        node.info(request).await.unwrap()
+    };
+    assert_eq!(info(d.clone()).await.providers, None);
+    d.client().unwrap().find_providers(archive).await.unwrap();
+    let after = info(d.clone()).await.providers;
+    assert!(after.is_some_and(|n| n >= 1), "after a lookup: {after:?}");
     for node in [&b, &c, &d] {
         node.stop().await.unwrap();
     }
@@ -245,7 +256,7 @@ async fn an_evicted_archive_is_withdrawn() {
         .await
         .unwrap();
     assert!(!info.local);
-    assert_eq!(info.providers, 1, "only A holds it now");
+    assert_eq!(info.providers, Some(1), "only A holds it now");
     for node in [&a, &c] {
         node.stop().await.unwrap();
     }

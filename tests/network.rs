@@ -455,3 +455,84 @@ async fn connections_are_pruned_to_a_bound_and_records_still_reach_everyone() {
     .await;
     shutdown.cancel();
 }
+
+/// A bare libp2p swarm that connects and then does nothing (ping only: no gossip, no
+/// requests), as an attacker filling a node's connection slots would. Dials `target`
+/// and keeps the connection until `shutdown`.
+async fn idle_peer(
+    target: Multiaddr,
+    shutdown: CancellationToken,
+) -> tokio::sync::oneshot::Receiver<()> {
+    use futures::StreamExt;
+    use libp2p::swarm::SwarmEvent;
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| libp2p::ping::Behaviour::default())
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+        .build();
+    swarm.dial(target).unwrap();
+    let (connected, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut connected = Some(connected);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                event = swarm.select_next_some() => {
+                    if let SwarmEvent::ConnectionEstablished { .. } = event {
+                        if let Some(tx) = connected.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_honest_peer_gets_in_when_idle_peers_fill_the_slots() {
+    const LIMIT: u32 = 20;
+    let shutdown = CancellationToken::new();
+    let mut config = config(vec![], Duration::from_secs(30));
+    config.max_connections = LIMIT;
+    // Only the immediate prune may act here: the periodic one waits five minutes
+    // (after its first round at start), and every filler is younger than the grace.
+    config.prune_interval = Duration::from_secs(300);
+    config.prune_grace = Duration::from_secs(300);
+    let a = start(config, &shutdown).await;
+    for _ in 0..LIMIT {
+        let _ = idle_peer(a.addr.clone(), shutdown.clone()).await.await;
+    }
+    // A tenth of the slots is kept free: the node holds 18 of the 20 idle peers.
+    eventually(
+        "the idle peers fill the 18 slots the node keeps",
+        || async { a.client.connected_peers().await.unwrap().len() == 18 },
+    )
+    .await;
+
+    let b = start(config_for_peer(&a), &shutdown).await;
+    let a_id = a.client.peer_id();
+    eventually("the honest peer connects to the full node", || {
+        connected(&b.client, a_id)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        connected(&a.client, b.client.peer_id()).await,
+        "the honest peer stays: idle fillers were pruned instead"
+    );
+    assert!(a.client.connected_peers().await.unwrap().len() <= 18);
+    shutdown.cancel();
+}
+
+fn config_for_peer(a: &Node) -> net::NetConfig {
+    config(vec![a.addr.clone()], Duration::from_secs(30))
+}

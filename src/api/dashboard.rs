@@ -38,7 +38,7 @@ document.getElementById('search').onsubmit = async e => {
   const q = encodeURIComponent(document.getElementById('q').value);
   const r = await (await fetch('/api/v1/search?q=' + q)).json();
   document.getElementById('results').innerHTML = '<tr><th>name</th><th>version</th><th>providers</th><th>description</th></tr>' +
-    (r.results || []).map(h => `<tr><td>${esc(h.package.name)}</td><td>${esc(h.package.version)}</td><td>${h.providers}</td><td>${esc(h.package.description)}</td></tr>`).join('');
+    (r.results || []).map(h => `<tr><td>${esc(h.package.name)}</td><td>${esc(h.package.version)}</td><td>${h.providers ?? 'unknown'}</td><td>${esc(h.package.description)}</td></tr>`).join('');
 };
 status(); setInterval(status, 5000);
 </script>

@@ -45,7 +45,7 @@ pub async fn run(backend: &Backend, request: InfoRequest, out: &Output) -> Resul
     lines.push(format!("sha256:      {}", p.archive.sha256));
     lines.push(format!(
         "providers:   {}{}",
-        report.providers,
+        super::output::providers(report.providers),
         if report.local { " (stored here)" } else { "" }
     ));
     for (dep, req) in &p.dependencies {

@@ -70,6 +70,11 @@ impl Output {
 }
 
 /// Shortens text to `max` characters with an ellipsis.
+/// A PROVIDERS count for people: "unknown" when none is known and none was asked for.
+pub fn providers(count: Option<usize>) -> String {
+    count.map_or_else(|| "unknown".to_string(), |n| n.to_string())
+}
+
 pub fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();

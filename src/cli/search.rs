@@ -44,7 +44,7 @@ pub async fn run(backend: &Backend, request: SearchRequest, out: &Output) -> Res
                 name,
                 version,
                 p.category.clone().unwrap_or_default(),
-                hit.providers.to_string(),
+                super::output::providers(hit.providers),
                 truncate(&p.description, 60),
             ]
         })

@@ -221,6 +221,14 @@ impl Client {
     /// Providers known locally (confirmed within the provider TTL) merged with a DHT
     /// lookup, this node excluded. Every provider the DHT names is confirmed in the store.
     pub async fn find_providers(&self, archive: Blake3Hash) -> Result<Vec<PeerId>, NetError> {
+        Ok(self.find_providers_counted(archive).await?.providers)
+    }
+
+    /// [`Client::find_providers`], with the number of DHT requests the lookup took.
+    pub async fn find_providers_counted(
+        &self,
+        archive: Blake3Hash,
+    ) -> Result<super::ProvidersFound, NetError> {
         let since = policy::live_since(crate::store::now_ms());
         let known = self
             .store
@@ -234,22 +242,26 @@ impl Client {
                 reply,
             })
             .await??;
+        let dht_requests = from_dht.dht_requests;
+        let from_dht = from_dht.providers;
         let confirmed: Vec<String> = from_dht
             .iter()
             .filter(|p| **p != self.peer_id)
             .map(|p| p.to_string())
             .collect();
-        if !confirmed.is_empty() {
-            (self.store)
-                .call(move |store| {
-                    let sightings = confirmed.iter().map(|peer| (&archive, peer.as_str()));
-                    store.observe_providers(sightings, crate::store::now_ms())
-                })
-                .await?;
-        }
+        (self.store)
+            .call(move |store| {
+                store.provider_lookup_done(&archive, crate::store::now_ms())?;
+                let sightings = confirmed.iter().map(|peer| (&archive, peer.as_str()));
+                store.observe_providers(sightings, crate::store::now_ms())
+            })
+            .await?;
         found.extend(from_dht);
         found.remove(&self.peer_id);
-        Ok(found.into_iter().collect())
+        Ok(super::ProvidersFound {
+            providers: found.into_iter().collect(),
+            dht_requests,
+        })
     }
 
     /// Asks every connected peer to run `query`; the records they return are verified and

@@ -50,7 +50,7 @@ pub(crate) enum Command {
     },
     GetProviders {
         archive: Blake3Hash,
-        reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>,
+        reply: oneshot::Sender<Result<super::pending::ProvidersFound, NetError>>,
     },
     Request {
         peer: PeerId,

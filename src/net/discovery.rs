@@ -59,6 +59,7 @@ impl Bootstrap {
         (Self { peers }, refused)
     }
 
+    #[cfg(test)]
     pub fn contains(&self, peer: &PeerId) -> bool {
         self.peers.contains_key(peer)
     }

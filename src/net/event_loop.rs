@@ -86,8 +86,13 @@ pub(crate) async fn spawn(
         config.query_timeout,
         config.connection_timeout,
     );
-    let prune_target = policy::prune_target(config.max_connections, config.gossip_mesh.2);
-    let mut policy = Policy::new(bootstrap, prune_target, config.prune_grace);
+    let limits = policy::Limits {
+        prune_target: policy::prune_target(config.max_connections, config.gossip_mesh.0),
+        prune_grace: config.prune_grace,
+        max_connections: config.max_connections,
+        min_peers: config.gossip_mesh.1.max(1),
+    };
+    let mut policy = Policy::new(bootstrap, limits);
     policy.set_allow(config.allow.iter().copied());
     policy.limiter = Limiter::new(config.rate_limits.clone());
     let now_ms = crate::store::now_ms();
@@ -183,7 +188,8 @@ impl EventLoop {
     }
 
     fn dial_bootstrap(&mut self) {
-        for (peer, addr) in self.policy.bootstrap.due(Instant::now()) {
+        let connected = self.swarm.connected_peers().count();
+        for (peer, addr) in self.policy.bootstrap_due(connected, Instant::now()) {
             if self.swarm.is_connected(&peer) {
                 self.policy.bootstrap.on_connected(&peer);
                 continue;
@@ -235,7 +241,8 @@ impl EventLoop {
         }
     }
 
-    /// Keeps connections bounded (see [`Policy::prune_victims`]).
+    /// Keeps connections bounded (see [`Policy::prune_victims`]): every prune interval,
+    /// and at once when a new connection leaves too few free slots.
     fn prune(&mut self) {
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         let gossip = &self.swarm.behaviour().gossipsub;

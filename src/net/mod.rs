@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 pub use client::Client;
 pub use nat::{Reachability, RelayLimits};
+pub use pending::ProvidersFound;
 pub use protocol::{Request, Response};
 
 use crate::config::Config;
@@ -79,7 +80,7 @@ pub struct NetConfig {
     pub sync_interval: Duration,
     /// Whether this node runs anti-entropy at all (see `Config::anti_entropy`).
     pub anti_entropy: bool,
-    /// How often connections are pruned down to twice the gossip mesh's upper bound.
+    /// How often connections are pruned down to twice the gossip mesh degree.
     pub prune_interval: Duration,
     /// Connections younger than this are never pruned (DHT queries and the first sync
     /// need them).

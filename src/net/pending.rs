@@ -8,7 +8,7 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use libp2p::kad::QueryId;
-use libp2p::request_response::OutboundRequestId;
+use libp2p::request_response::{InboundRequestId, OutboundRequestId};
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::oneshot;
@@ -98,25 +98,40 @@ impl Entry for Outbound {
     }
 }
 
+/// What a provider lookup found, and how many DHT requests it took (the benchmarks set
+/// that against log2 of the network size).
+#[derive(Debug, Clone, Default)]
+pub struct ProvidersFound {
+    pub providers: Vec<PeerId>,
+    /// Requests the Kademlia query sent (`QueryStats::num_requests`); with alpha
+    /// parallel requests, the hops are at least this divided by alpha.
+    pub dht_requests: u32,
+}
+
 /// A provider lookup: providers found so far, answered once one is found or the query
 /// ends (see [`super::policy::lookup_done`]).
 pub(crate) struct Lookup {
     pub found: HashSet<PeerId>,
-    pub reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>,
+    pub requests: u32,
+    pub reply: oneshot::Sender<Result<ProvidersFound, NetError>>,
 }
 
 impl Lookup {
-    pub fn new(reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>) -> Self {
+    pub fn new(reply: oneshot::Sender<Result<ProvidersFound, NetError>>) -> Self {
         Self {
             found: HashSet::new(),
+            requests: 0,
             reply,
         }
     }
 
     /// Answers with what was found, `me` left out.
     pub fn finish(self, me: &PeerId) {
-        let found = self.found.into_iter().filter(|p| p != me).collect();
-        let _ = self.reply.send(Ok(found));
+        let providers = self.found.into_iter().filter(|p| p != me).collect();
+        let _ = self.reply.send(Ok(ProvidersFound {
+            providers,
+            dht_requests: self.requests,
+        }));
     }
 }
 
@@ -128,8 +143,10 @@ impl Entry for Lookup {
     /// A lookup that ran out of time is finished with what it found, like one whose
     /// query ended.
     fn expire(self, _error: NetError) {
-        let found = self.found.into_iter().collect();
-        let _ = self.reply.send(Ok(found));
+        let _ = self.reply.send(Ok(ProvidersFound {
+            providers: self.found.into_iter().collect(),
+            dht_requests: self.requests,
+        }));
     }
 }
 
@@ -260,6 +277,50 @@ impl<K: Eq + Hash + Copy, E: Entry> Table<K, E> {
     }
 }
 
+/// Requests peers made to us that are not answered yet. The peer waits on the
+/// connection, so it is busy as much as one we asked: pruning it would fail the peer's
+/// request ("connection closed before a response was received"). Entries end when the
+/// response is sent or fails, or expire like our own requests (a response never sent).
+pub(crate) struct Serving<K = InboundRequestId> {
+    timeout: Duration,
+    entries: HashMap<K, (PeerId, Instant)>,
+}
+
+impl<K: Eq + Hash> Serving<K> {
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout: timeout + EXPIRY_SLACK,
+            entries: HashMap::new(),
+        }
+    }
+
+    /// `peer` asked us something; past [`MAX_REQUESTS`] open ones it is not recorded
+    /// (request-response bounds the streams per connection anyway).
+    pub fn started(&mut self, id: K, peer: PeerId, now: Instant) {
+        if self.entries.len() < MAX_REQUESTS {
+            self.entries.insert(id, (peer, now + self.timeout));
+        }
+    }
+
+    /// The response went out, or the exchange failed.
+    pub fn ended(&mut self, id: &K) {
+        self.entries.remove(id);
+    }
+
+    pub fn peers(&self) -> impl Iterator<Item = &PeerId> {
+        self.entries.values().map(|(peer, _)| peer)
+    }
+
+    pub fn expire(&mut self, now: Instant) {
+        self.entries.retain(|_, (_, deadline)| *deadline > now);
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
 /// Everything the event loop waits on, by kind.
 pub(crate) struct Pending {
     pub dials: Table<ConnectionId, Dial>,
@@ -268,6 +329,8 @@ pub(crate) struct Pending {
     pub provides: Table<QueryId, oneshot::Sender<Result<(), NetError>>>,
     pub lookups: Table<QueryId, Lookup>,
     pub gets: Table<QueryId, RecordGet>,
+    /// Not waiters but work in flight the other way: requests we still owe an answer.
+    pub serving: Serving,
 }
 
 impl Pending {
@@ -280,18 +343,24 @@ impl Pending {
             provides: Table::new("dht provides", MAX_QUERIES, query),
             lookups: Table::new("provider lookups", MAX_QUERIES, query),
             gets: Table::new("dht record lookups", MAX_QUERIES, query),
+            serving: Serving::new(connection),
         }
     }
 
-    /// Peers waiting on one of our requests.
+    /// Peers with a request in flight on their connection: one of ours, or one of
+    /// theirs we have not answered yet.
     pub fn busy_peers(&self) -> HashSet<PeerId> {
-        self.requests.values().map(|r| r.peer).collect()
+        (self.requests.values().map(|r| &r.peer))
+            .chain(self.serving.peers())
+            .copied()
+            .collect()
     }
 
     /// Expires every kind; returns the lookups expired (their DHT queries can stop).
     pub fn expire(&mut self, now: Instant) -> Vec<QueryId> {
         self.dials.expire(now);
         self.requests.expire(now);
+        self.serving.expire(now);
         self.puts.expire(now);
         self.provides.expire(now);
         let mut queries = self.lookups.expire(now);
@@ -332,7 +401,7 @@ mod tests {
         (Outbound { peer, reply }, rx)
     }
 
-    fn lookup() -> (Lookup, oneshot::Receiver<Result<Vec<PeerId>, NetError>>) {
+    fn lookup() -> (Lookup, oneshot::Receiver<Result<ProvidersFound, NetError>>) {
         let (reply, rx) = oneshot::channel();
         (Lookup::new(reply), rx)
     }
@@ -448,13 +517,17 @@ mod tests {
         assert!(matches!(answer(over_rx), Err(NetError::Overloaded { .. })));
         table.get_mut(&1).unwrap().found.extend([me, other]);
         table.remove(&1).unwrap().finish(&me);
-        assert_eq!(answer(a_rx).unwrap(), vec![other], "this node is left out");
+        assert_eq!(
+            answer(a_rx).unwrap().providers,
+            vec![other],
+            "this node is left out"
+        );
 
         let (b, b_rx) = lookup();
         table.insert(2, b, now);
         table.get_mut(&2).unwrap().found.insert(other);
         assert_eq!(table.expire(now + 2 * T), vec![2]);
-        assert_eq!(answer(b_rx).unwrap(), vec![other]);
+        assert_eq!(answer(b_rx).unwrap().providers, vec![other]);
 
         let (c, c_rx) = lookup();
         table.insert(3, c, now);
@@ -488,5 +561,32 @@ mod tests {
         table.insert(2, RecordGet::new(reply), now);
         table.drain();
         assert!(matches!(answer(rx), Err(NetError::Shutdown)));
+    }
+
+    #[test]
+    fn peers_we_owe_an_answer_are_busy_until_it_is_sent_or_expires() {
+        let now = Instant::now();
+        let mut serving: Serving<u32> = Serving::new(T);
+        let (theirs, other) = (PeerId::random(), PeerId::random());
+        serving.started(1, theirs, now);
+        serving.started(2, theirs, now);
+        serving.started(3, other, now);
+        let busy = |s: &Serving<u32>| s.peers().copied().collect::<HashSet<PeerId>>();
+        assert_eq!(busy(&serving), HashSet::from([theirs, other]));
+        serving.ended(&1);
+        serving.ended(&3);
+        assert_eq!(
+            busy(&serving),
+            HashSet::from([theirs]),
+            "one answer still owed"
+        );
+        serving.expire(now + T);
+        assert_eq!(serving.len(), 1, "not yet due");
+        serving.expire(now + 2 * T);
+        assert_eq!(
+            serving.len(),
+            0,
+            "a response never sent does not pin the peer"
+        );
     }
 }

@@ -57,12 +57,21 @@ pub fn replaces_held_record(held: &Record, offered: &Record) -> bool {
 /// converge quickly, few enough that the cost does not grow with the network.
 pub(crate) const SYNC_FANOUT: usize = 3;
 
-/// Connections kept when pruning: twice the gossip mesh's upper bound (at least 8),
-/// within 90 % of the connection limit.
-pub(crate) fn prune_target(max_connections: u32, mesh_n_high: usize) -> usize {
+/// Connections kept when pruning: twice the gossip mesh degree `mesh_n` (at least 8),
+/// within 90 % of the connection limit. The mesh itself may grow to mesh_n_high before
+/// gossipsub trims it; mesh peers are never pruned, so a full mesh leaves no idle peer.
+pub(crate) fn prune_target(max_connections: u32, mesh_n: usize) -> usize {
     let max = max_connections as usize;
     let ceiling = max - max / 10;
-    (2 * mesh_n_high).max(8).min(ceiling)
+    (2 * mesh_n).max(8).min(ceiling)
+}
+
+/// Connection slots kept free for newcomers: a tenth of the limit (none under 10). When
+/// fewer are free, idle peers are pruned at once, young ones too, so a node whose slots
+/// an attacker fills with idle connections still lets an honest peer in (eclipse
+/// resistance).
+pub(crate) fn free_slots(max_connections: u32) -> usize {
+    max_connections as usize / 10
 }
 
 /// What the loop knows about a connected peer.
@@ -74,7 +83,14 @@ pub(crate) struct PeerState {
     pub listen_addrs: Vec<Multiaddr>,
     pub remote_addr: Option<Multiaddr>,
     pub rtt: Option<Duration>,
+    /// Keys of provider records the peer announced without addresses before identify
+    /// told us its own ([`Policy::provider_addrs`]); filled in when it does.
+    pub unaddressed: Vec<libp2p::kad::RecordKey>,
 }
+
+/// Provider records a peer may leave waiting for its addresses (a node provides its
+/// archives at start, spaced out, so a handful arrive per connection).
+const MAX_UNADDRESSED: usize = 256;
 
 /// What to do with a connection that just opened.
 #[derive(Debug, PartialEq, Eq)]
@@ -112,12 +128,25 @@ pub(crate) struct Policy {
     syncing: HashSet<PeerId>,
     /// When non-empty, the only peers allowed to connect.
     allow: HashSet<PeerId>,
-    prune_target: usize,
-    prune_grace: Duration,
+    limits: Limits,
+}
+
+/// The numbers behind pruning and bootstrap redials.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Connections kept by the periodic prune ([`prune_target`]).
+    pub prune_target: usize,
+    /// Connections younger than this are only pruned when slots run out.
+    pub prune_grace: Duration,
+    /// The connection limit; [`free_slots`] of it are kept free.
+    pub max_connections: u32,
+    /// Below this many connections the node is lonely and redials its bootstrap peers;
+    /// at or above it, a lost bootstrap peer is only remembered (gossip mesh_n_low).
+    pub min_peers: usize,
 }
 
 impl Policy {
-    pub fn new(bootstrap: Bootstrap, prune_target: usize, prune_grace: Duration) -> Self {
+    pub fn new(bootstrap: Bootstrap, limits: Limits) -> Self {
         Self {
             bootstrap,
             penalties: Penalties::default(),
@@ -125,9 +154,25 @@ impl Policy {
             peers: HashMap::new(),
             syncing: HashSet::new(),
             allow: HashSet::new(),
-            prune_target,
-            prune_grace,
+            limits,
         }
+    }
+
+    /// Bootstrap peers to dial now. Only a lonely node (fewer than `min_peers`
+    /// connections) redials: one with other peers keeps its bootstrap peers known (their
+    /// backoff runs on) but lets them prune it, so well-known bootstrap nodes do not
+    /// drift towards a full mesh.
+    pub fn bootstrap_due(&mut self, connected: usize, now: Instant) -> Vec<(PeerId, Multiaddr)> {
+        if connected >= self.limits.min_peers {
+            return Vec::new();
+        }
+        self.bootstrap.due(now)
+    }
+
+    /// Whether the free slots ran out: more than the limit minus [`free_slots`] are open.
+    pub fn slots_short(&self, connected: usize) -> bool {
+        let max = self.limits.max_connections as usize;
+        connected > max - free_slots(self.limits.max_connections)
     }
 
     /// Restricts connections to `allow` (no restriction when it is empty).
@@ -197,11 +242,45 @@ impl Policy {
         banned
     }
 
-    /// Identify told us who `peer` is.
-    pub fn identified(&mut self, peer: PeerId, agent: String, listen_addrs: Vec<Multiaddr>) {
+    /// Identify told us who `peer` is; returns the keys of provider records it left
+    /// without addresses, to fill in with these.
+    pub fn identified(
+        &mut self,
+        peer: PeerId,
+        agent: String,
+        listen_addrs: Vec<Multiaddr>,
+    ) -> Vec<libp2p::kad::RecordKey> {
         let state = self.peers.entry(peer).or_default();
         state.agent = Some(agent);
         state.listen_addrs = listen_addrs;
+        std::mem::take(&mut state.unaddressed)
+    }
+
+    /// The addresses a provider record `peer` announced under `key` is kept with. A
+    /// provider sends only its confirmed external addresses, none before AutoNAT has
+    /// confirmed one (or with AutoNAT off); kad then answers for it only while it sits in
+    /// the answering node's routing table, so lookups miss providers whose k-bucket is
+    /// full. Here the record gets the addresses identify reported instead, or, before
+    /// identify has spoken, waits for them (see [`Policy::identified`]).
+    pub fn provider_addrs(
+        &mut self,
+        peer: PeerId,
+        key: &libp2p::kad::RecordKey,
+        announced: Vec<Multiaddr>,
+    ) -> Vec<Multiaddr> {
+        if !announced.is_empty() {
+            return announced;
+        }
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return Vec::new();
+        };
+        if state.listen_addrs.is_empty() && state.agent.is_none() {
+            if state.unaddressed.len() < MAX_UNADDRESSED && !state.unaddressed.contains(key) {
+                state.unaddressed.push(key.clone());
+            }
+            return Vec::new();
+        }
+        state.listen_addrs.clone()
     }
 
     /// A ping to a connected `peer` took `rtt`.
@@ -266,11 +345,17 @@ impl Policy {
         chosen
     }
 
-    /// Connections to close so that at most the prune target stay open. Gossipsub keeps
-    /// every connection alive (rust-libp2p #5190) and every DHT query opens more; victims
-    /// are not bootstrap peers, not in the gossip `mesh`, not `busy` with one of our
-    /// requests (a download in progress) and older than the grace period. Kademlia keeps
-    /// their addresses, so they can be dialled again.
+    /// Connections to close. Gossipsub keeps every connection alive (rust-libp2p #5190)
+    /// and every DHT query opens more, so: (1) above the prune target, idle peers older
+    /// than the grace period go, the most recently connected first (long-lived
+    /// connections cannot be faked cheaply); (2) when fewer than [`free_slots`] slots are
+    /// free, more idle peers go at once, young ones too (oldest first: the newest arrival
+    /// keeps its grace to join the mesh), so a newcomer always finds a slot. Idle means
+    /// not in the gossip `mesh` and not `busy` (a request in flight either way, see
+    /// [`Pending::busy_peers`](super::pending::Pending::busy_peers)): pruning never cuts
+    /// a connection under a request. Bootstrap peers are pruned like any other (the
+    /// node redials them only when lonely, [`Policy::bootstrap_due`]); Kademlia keeps
+    /// every address, so pruned peers can be dialled again.
     pub fn prune_victims(
         &self,
         connected: &[PeerId],
@@ -278,20 +363,27 @@ impl Policy {
         busy: &HashSet<PeerId>,
         now: Instant,
     ) -> Vec<PeerId> {
-        if connected.len() <= self.prune_target {
+        let limits = &self.limits;
+        let max = limits.max_connections as usize;
+        let keep_free = max - free_slots(limits.max_connections);
+        let excess = connected.len().saturating_sub(limits.prune_target);
+        let short = connected.len().saturating_sub(keep_free);
+        if excess == 0 && short == 0 {
             return Vec::new();
         }
-        let excess = connected.len() - self.prune_target;
-        connected
+        let since = |p: &PeerId| self.peers.get(p).and_then(|s| s.connected_at);
+        let (mut old, mut young): (Vec<PeerId>, Vec<PeerId>) = connected
             .iter()
-            .filter(|p| !self.bootstrap.contains(p) && !mesh.contains(p) && !busy.contains(p))
-            .filter(|p| {
-                let since = self.peers.get(p).and_then(|s| s.connected_at);
-                since.is_none_or(|at| now.duration_since(at) >= self.prune_grace)
-            })
-            .take(excess)
-            .copied()
-            .collect()
+            .filter(|p| !mesh.contains(p) && !busy.contains(p))
+            .partition(|p| since(p).is_none_or(|at| now.duration_since(at) >= limits.prune_grace));
+        // Stable sorts: peers connected at the same instant keep the caller's order.
+        old.sort_by_key(|p| std::cmp::Reverse(since(p)));
+        young.sort_by_key(since);
+        let mut victims: Vec<PeerId> = old.iter().take(excess.max(short)).copied().collect();
+        if victims.len() < short {
+            victims.extend(young.iter().take(short - victims.len()));
+        }
+        victims
     }
 }
 
@@ -379,9 +471,19 @@ mod tests {
     }
 
     fn policy(bootstrap: &[Multiaddr], target: usize) -> Policy {
+        policy_with(bootstrap, target, 100)
+    }
+
+    fn policy_with(bootstrap: &[Multiaddr], target: usize, max: u32) -> Policy {
         let (bootstrap, refused) = Bootstrap::new(bootstrap, Instant::now());
         assert!(refused.is_empty());
-        Policy::new(bootstrap, target, GRACE)
+        let limits = Limits {
+            prune_target: target,
+            prune_grace: GRACE,
+            max_connections: max,
+            min_peers: 4,
+        };
+        Policy::new(bootstrap, limits)
     }
 
     fn ban(policy: &mut Policy, peer: PeerId) {
@@ -390,6 +492,7 @@ mod tests {
 
     #[test]
     fn prune_target_is_twice_the_mesh_within_the_connection_limit() {
+        assert_eq!(prune_target(100, 6), 12);
         assert_eq!(prune_target(100, 12), 24);
         assert_eq!(prune_target(20, 12), 18);
         assert_eq!(prune_target(2, 12), 2);
@@ -490,7 +593,7 @@ mod tests {
     }
 
     #[test]
-    fn prune_spares_bootstrap_mesh_busy_and_young_peers_and_takes_the_excess() {
+    fn prune_spares_mesh_busy_and_young_peers_and_takes_the_excess() {
         let now = Instant::now();
         let boot = PeerId::random();
         let mut policy = policy(&[addr(1).with(libp2p::multiaddr::Protocol::P2p(boot))], 2);
@@ -505,14 +608,15 @@ mod tests {
         let mesh_set = HashSet::from([mesh]);
         let busy_set = HashSet::from([busy]);
         let victims = policy.prune_victims(&connected, &mesh_set, &busy_set, now);
-        // 9 connected, target 2: 7 excess, but only peers[3..] (5) may go.
-        assert_eq!(victims, peers[3..].to_vec());
+        // 9 connected, target 2: 7 excess, but only the bootstrap peer and peers[3..] (6)
+        // may go: a bootstrap peer is pruned like any other.
+        let idle: Vec<PeerId> = std::iter::once(boot).chain(peers[3..].to_vec()).collect();
+        assert_eq!(victims, idle);
 
-        let some: Vec<PeerId> = std::iter::once(boot).chain(peers[3..].to_vec()).collect();
-        let small = policy.prune_victims(&some, &mesh_set, &busy_set, now);
+        let small = policy.prune_victims(&idle, &mesh_set, &busy_set, now);
         assert_eq!(
             small,
-            peers[3..7].to_vec(),
+            idle[..4].to_vec(),
             "exactly the excess over the target"
         );
         assert!(policy
@@ -521,6 +625,141 @@ mod tests {
         // Once the grace period is over, the young peer may go too.
         let later = policy.prune_victims(&connected, &mesh_set, &busy_set, now + GRACE);
         assert!(later.contains(&young));
+    }
+
+    #[test]
+    fn prune_takes_the_most_recent_old_connections_first() {
+        let now = Instant::now();
+        let mut policy = policy(&[], 2);
+        let peers: Vec<PeerId> = (0..4).map(|_| PeerId::random()).collect();
+        for (i, peer) in peers.iter().enumerate() {
+            let at = now - GRACE * (10 - i as u32);
+            policy.connected(*peer, addr(9), true, at);
+        }
+        let none = HashSet::new();
+        let victims = policy.prune_victims(&peers, &none, &none, now);
+        assert_eq!(victims, vec![peers[3], peers[2]], "the longest-lived stay");
+    }
+
+    #[test]
+    fn when_slots_run_short_idle_peers_go_at_once_so_a_newcomer_gets_in() {
+        // Limit 20: 2 slots kept free, so at most 18 stay; the prune target is 18 too.
+        let now = Instant::now();
+        let mut policy = policy_with(&[], 18, 20);
+        assert!(!policy.slots_short(18));
+        assert!(policy.slots_short(19));
+        // An attacker filled 19 slots within the grace period, with idle connections.
+        let fillers: Vec<PeerId> = (0..19).map(|_| PeerId::random()).collect();
+        for (i, peer) in fillers.iter().enumerate() {
+            policy.connected(*peer, addr(9), true, now + Duration::from_millis(i as u64));
+        }
+        let honest = PeerId::random();
+        let at = now + Duration::from_secs(1);
+        policy.connected(honest, addr(8), true, at);
+        let connected: Vec<PeerId> = fillers.iter().copied().chain([honest]).collect();
+        let none = HashSet::new();
+        let victims = policy.prune_victims(&connected, &none, &none, at);
+        assert_eq!(
+            victims,
+            fillers[..2].to_vec(),
+            "the oldest idle fillers go, young as they are; the newcomer stays"
+        );
+        // Mesh and busy peers are never cut, even when slots are short.
+        let mesh: HashSet<PeerId> = fillers[..10].iter().copied().collect();
+        let busy: HashSet<PeerId> = fillers[10..].iter().copied().collect();
+        assert_eq!(
+            policy.prune_victims(&connected, &mesh, &busy, at),
+            vec![honest],
+            "only the newcomer is idle"
+        );
+        assert!(policy
+            .prune_victims(
+                &connected,
+                &mesh,
+                &busy.iter().copied().chain([honest]).collect(),
+                at
+            )
+            .is_empty());
+    }
+
+    #[test]
+    fn small_limits_keep_no_free_slot() {
+        assert_eq!(free_slots(2), 0);
+        assert_eq!(free_slots(9), 0);
+        assert_eq!(free_slots(10), 1);
+        assert_eq!(free_slots(100), 10);
+        let policy = policy_with(&[], 2, 2);
+        assert!(!policy.slots_short(2));
+    }
+
+    #[test]
+    fn only_a_lonely_node_redials_its_bootstrap_peers() {
+        let boot = PeerId::random();
+        let mut policy = policy(&[addr(1).with(libp2p::multiaddr::Protocol::P2p(boot))], 8);
+        let now = Instant::now();
+        assert_eq!(policy.bootstrap_due(0, now).len(), 1, "the first dial");
+        policy.connected(boot, addr(1), true, now);
+        policy.disconnected(&boot, now);
+        let later = now + Duration::from_secs(120);
+        assert!(
+            policy.bootstrap_due(4, later).is_empty(),
+            "pruned by its bootstrap peer but with 4 others: no redial"
+        );
+        assert!(policy.bootstrap.contains(&boot), "still known");
+        assert_eq!(
+            policy.bootstrap_due(3, later),
+            vec![(boot, addr(1).with(libp2p::multiaddr::Protocol::P2p(boot)))],
+            "lonely again: redial"
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the mix, pruning never touches a mesh or busy peer, never a young
+        /// peer unless slots are short, takes no more than needed, and leaves at most
+        /// the target (or every protected peer) when it can.
+        #[test]
+        fn prune_keeps_its_promises(
+            ages in proptest::collection::vec((0u64..30, 0u8..4), 0..60),
+            target in 1usize..30,
+            max in 1u32..70,
+        ) {
+            let now = Instant::now() + Duration::from_secs(100);
+            let mut policy = policy_with(&[], target, max);
+            let (mut connected, mut mesh, mut busy) = (Vec::new(), HashSet::new(), HashSet::new());
+            for (age, kind) in &ages {
+                let peer = PeerId::random();
+                policy.connected(peer, addr(1), true, now - Duration::from_secs(*age));
+                connected.push(peer);
+                match kind {
+                    0 => { mesh.insert(peer); }
+                    1 => { busy.insert(peer); }
+                    _ => {}
+                }
+            }
+            let victims = policy.prune_victims(&connected, &mesh, &busy, now);
+            let short = policy.slots_short(connected.len());
+            let unique: HashSet<&PeerId> = victims.iter().collect();
+            proptest::prop_assert_eq!(unique.len(), victims.len());
+            let keep_free = max as usize - free_slots(max);
+            let needed = connected.len().saturating_sub(target.min(keep_free));
+            proptest::prop_assert!(victims.len() <= needed);
+            let idle = |p: &&PeerId| !mesh.contains(*p) && !busy.contains(*p);
+            for v in &victims {
+                proptest::prop_assert!(idle(&v));
+                let age = now.duration_since(policy.peers[v].connected_at.unwrap());
+                proptest::prop_assert!(short || age >= GRACE);
+            }
+            let idle_old = connected.iter().filter(idle).filter(|p| {
+                now.duration_since(policy.peers[*p].connected_at.unwrap()) >= GRACE
+            }).count();
+            let idle_all = connected.iter().filter(idle).count();
+            let wanted = connected.len().saturating_sub(target);
+            proptest::prop_assert!(victims.len() >= wanted.min(idle_old));
+            if short {
+                let wanted = connected.len() - keep_free;
+                proptest::prop_assert!(victims.len() >= wanted.min(idle_all));
+            }
+        }
     }
 
     #[test]
@@ -595,6 +834,38 @@ mod tests {
         assert!(policy.penalize(peer, 0));
         assert!(!policy.bootstrap.contains(&peer));
         assert!(!policy.penalize(peer, 0), "banned once");
+    }
+
+    #[test]
+    fn provider_records_without_addresses_get_the_ones_identify_reported() {
+        let now = Instant::now();
+        let mut policy = policy(&[], 8);
+        let (early, late) = (PeerId::random(), PeerId::random());
+        let key = libp2p::kad::RecordKey::new(&b"archive");
+        let announced = vec![addr(7)];
+        assert_eq!(
+            policy.provider_addrs(early, &key, announced.clone()),
+            announced,
+            "announced addresses are kept"
+        );
+        assert!(
+            policy.provider_addrs(early, &key, vec![]).is_empty(),
+            "not connected: nothing known"
+        );
+        policy.connected(early, addr(1), true, now);
+        policy.identified(early, "ggen-p2p".into(), vec![addr(2)]);
+        assert_eq!(policy.provider_addrs(early, &key, vec![]), vec![addr(2)]);
+
+        // Before identify: the key waits, once, and is handed back when identify comes.
+        policy.connected(late, addr(3), true, now);
+        assert!(policy.provider_addrs(late, &key, vec![]).is_empty());
+        assert!(policy.provider_addrs(late, &key, vec![]).is_empty());
+        let waiting = policy.identified(late, "ggen-p2p".into(), vec![addr(4)]);
+        assert_eq!(waiting, vec![key.clone()]);
+        assert!(policy
+            .identified(late, "ggen-p2p".into(), vec![addr(4)])
+            .is_empty());
+        assert_eq!(policy.provider_addrs(late, &key, vec![]), vec![addr(4)]);
     }
 
     #[test]

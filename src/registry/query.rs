@@ -260,12 +260,22 @@ pub(super) async fn verify(registry: &P2PRegistry, request: VerifyRequest) -> Re
 
 /// Peers known to hold an archive and confirmed within the provider TTL (a DHT answer,
 /// an announcement, a chunk served), this node included when it stores it (counted once,
-/// whether or not it has announced itself as a provider before).
-fn provider_count(store: &Store, archive: &Blake3Hash, own: &Option<String>) -> Result<usize> {
+/// whether or not it has announced itself as a provider before). `None` (unknown) when
+/// no live provider is known and the DHT was not asked within the TTL: 0 would claim
+/// that nobody has it.
+fn provider_count(
+    store: &Store,
+    archive: &Blake3Hash,
+    own: &Option<String>,
+) -> Result<Option<usize>> {
     let since = crate::net::policy::live_since(crate::store::now_ms());
     let mut providers = store.live_providers(archive, since)?;
     if let Some(own) = own {
         providers.retain(|peer| peer != own);
     }
-    Ok(providers.len() + usize::from(store.has_archive(archive)))
+    let count = providers.len() + usize::from(store.has_archive(archive));
+    if count == 0 && !store.provider_lookup_since(archive, since)? {
+        return Ok(None);
+    }
+    Ok(Some(count))
 }

@@ -74,8 +74,9 @@ pub struct SearchResult {
     pub package: PackageMetadata,
     /// Higher ranks first; comparable only within one result list.
     pub score: f64,
-    /// Peers known to hold the archive (this node included when it has it).
-    pub providers: usize,
+    /// Live peers known to hold the archive (this node included when it has it); null
+    /// when unknown: none known and the DHT not asked yet.
+    pub providers: Option<usize>,
     /// More than one publisher claims this name: `info` lists them.
     pub conflict: bool,
     /// Its publisher's key signed two different archives for this version: `install`
@@ -143,7 +144,9 @@ pub struct InfoReport {
     pub package: PackageMetadata,
     pub versions: Vec<VersionLine>,
     pub claims: Vec<NameClaim>,
-    pub providers: usize,
+    /// Live peers known to hold the archive (this node included when it has it); null
+    /// when unknown: none known and the DHT not asked yet.
+    pub providers: Option<usize>,
     /// The archive is in this node's blob store.
     pub local: bool,
     /// Versions of the name that are compromised (two archives signed by one key).

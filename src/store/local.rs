@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use semver::Version;
 
 use super::{now_ms, Install, Store, StoreError};
@@ -87,6 +87,34 @@ impl Store {
         })
     }
 
+    /// Remembers that the DHT was asked for an archive's providers at `at` (ms since the
+    /// epoch), whatever it answered.
+    pub fn provider_lookup_done(&self, blake3: &Blake3Hash, at: u64) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            tx.prepare_cached(
+                "INSERT INTO provider_lookups (blake3, asked_at) VALUES (?1, ?2)
+                 ON CONFLICT (blake3) DO UPDATE SET asked_at = max(asked_at, excluded.asked_at)",
+            )?
+            .execute(params![blake3.as_bytes().as_slice(), at as i64])?;
+            Ok(())
+        })
+    }
+
+    /// Whether the DHT was asked for an archive's providers at or after `since`.
+    pub fn provider_lookup_since(
+        &self,
+        blake3: &Blake3Hash,
+        since: u64,
+    ) -> Result<bool, StoreError> {
+        self.read(|conn| {
+            let asked: Option<i64> = conn
+                .prepare_cached("SELECT asked_at FROM provider_lookups WHERE blake3 = ?1")?
+                .query_row(params![blake3.as_bytes().as_slice()], |row| row.get(0))
+                .optional()?;
+            Ok(asked.is_some_and(|at| at >= since as i64))
+        })
+    }
+
     /// Forgets every provider last confirmed before `since` (ms since the epoch); returns
     /// how many rows went.
     pub fn forget_providers_before(&self, since: u64) -> Result<usize, StoreError> {
@@ -100,6 +128,9 @@ impl Store {
                 .prepare_cached("DELETE FROM providers WHERE confirmed_at < ?1")?
                 .execute([since as i64])?;
             refresh_archives(tx, &archives)?;
+            // A lookup as old as a forgotten provider says nothing about today either.
+            tx.prepare_cached("DELETE FROM provider_lookups WHERE asked_at < ?1")?
+                .execute([since as i64])?;
             Ok(removed)
         })
     }
@@ -414,5 +445,31 @@ mod tests {
         store.forget_providers_before(2_500).unwrap();
         assert_eq!(peers(&store, "popular"), 0);
         assert_eq!(peers(&store, "quiet"), PROVIDER_CAP);
+    }
+
+    #[test]
+    fn provider_lookups_are_remembered_until_they_go_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let (asked, never) = (Blake3Hash::of(b"asked"), Blake3Hash::of(b"never"));
+        let store = Store::open(dir.path()).unwrap();
+        store.provider_lookup_done(&asked, 5_000).unwrap();
+        store.provider_lookup_done(&asked, 3_000).unwrap();
+        assert!(
+            store.provider_lookup_since(&asked, 5_000).unwrap(),
+            "never moves back"
+        );
+        assert!(!store.provider_lookup_since(&asked, 5_001).unwrap());
+        assert!(!store.provider_lookup_since(&never, 0).unwrap());
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(
+            store.provider_lookup_since(&asked, 4_000).unwrap(),
+            "persisted"
+        );
+        store.forget_providers_before(6_000).unwrap();
+        assert!(
+            !store.provider_lookup_since(&asked, 0).unwrap(),
+            "forgotten when stale"
+        );
     }
 }

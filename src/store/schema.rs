@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE records (
@@ -193,6 +193,16 @@ DROP TABLE packages_fts;
 ALTER TABLE packages_fts_stemmed RENAME TO packages_fts;
 ";
 
+/// Version 9: when this node last
+/// asked the DHT for an archive's providers, so "no live provider" (asked, none found)
+/// differs from "unknown" (never asked).
+const SCHEMA_V9: &str = "
+CREATE TABLE IF NOT EXISTS provider_lookups (
+    blake3 BLOB PRIMARY KEY,
+    asked_at INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 /// Opens the index, sets the connection pragmas and brings the schema up to date.
 ///
 /// WAL with `synchronous = NORMAL`: a commit is durable once the WAL is synced at the
@@ -288,6 +298,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
                 conn.execute_batch(SCHEMA_V8)?;
                 super::local::refresh_all_popularity(conn)?;
                 conn.execute_batch("PRAGMA user_version = 8;")?;
+            }
+            if found < 9 {
+                conn.execute_batch(&format!("{SCHEMA_V9} PRAGMA user_version = 9;"))?;
             }
             Ok(())
         });

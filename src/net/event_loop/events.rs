@@ -71,6 +71,12 @@ impl EventLoop {
                         if sync {
                             self.spawn_sync(peer_id);
                         }
+                        if self
+                            .policy
+                            .slots_short(self.swarm.connected_peers().count())
+                        {
+                            self.prune();
+                        }
                     }
                 }
             }
@@ -141,7 +147,10 @@ impl EventLoop {
                             .add_address(&peer_id, addr.clone());
                     }
                 }
-                (self.policy).identified(peer_id, info.agent_version, info.listen_addrs);
+                let listen = info.listen_addrs.clone();
+                let waiting =
+                    (self.policy).identified(peer_id, info.agent_version, info.listen_addrs);
+                self.address_providers(peer_id, &waiting, listen);
             }
             BehaviourEvent::Ping(ping::Event {
                 peer,
@@ -247,6 +256,10 @@ impl EventLoop {
                     return;
                 }
                 let peer = provider.provider.to_string();
+                let mut provider = provider;
+                let announced = std::mem::take(&mut provider.addresses);
+                provider.addresses =
+                    (self.policy).provider_addrs(provider.provider, &provider.key, announced);
                 if let Err(e) = self
                     .swarm
                     .behaviour_mut()
@@ -272,6 +285,7 @@ impl EventLoop {
                     self.dial_providers(&providers);
                     let done = match self.pending.lookups.get_mut(&id) {
                         Some(lookup) => {
+                            lookup.requests = stats.num_requests();
                             policy::lookup_done(&mut lookup.found, providers, step.last)
                         }
                         None => false,
@@ -283,6 +297,9 @@ impl EventLoop {
                 QueryResult::GetProviders(other) => {
                     if let Err(e) = other {
                         tracing::debug!("get providers: {e}");
+                    }
+                    if let Some(lookup) = self.pending.lookups.get_mut(&id) {
+                        lookup.requests = stats.num_requests();
                     }
                     self.finish_lookup(id);
                 }
@@ -349,6 +366,32 @@ impl EventLoop {
         }
     }
 
+    /// Gives `peer`'s provider records under `keys`, stored without addresses, the
+    /// addresses identify just reported (see [`policy::Policy::provider_addrs`]).
+    fn address_providers(
+        &mut self,
+        peer: PeerId,
+        keys: &[kad::RecordKey],
+        addrs: Vec<libp2p::Multiaddr>,
+    ) {
+        if addrs.is_empty() {
+            return;
+        }
+        let store = self.swarm.behaviour_mut().kad.store_mut();
+        for key in keys {
+            let held = store
+                .providers(key)
+                .into_iter()
+                .find(|p| p.provider == peer);
+            if let Some(mut record) = held.filter(|r| r.addresses.is_empty()) {
+                record.addresses = addrs.clone();
+                if let Err(e) = store.add_provider(record) {
+                    tracing::debug!("dht provider store: {e}");
+                }
+            }
+        }
+    }
+
     fn finish_lookup(&mut self, id: kad::QueryId) {
         if let Some(lookup) = self.pending.lookups.remove(&id) {
             if let Some(mut running) = self.swarm.behaviour_mut().kad.query_mut(&id) {
@@ -403,7 +446,9 @@ impl EventLoop {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
-                    request, channel, ..
+                    request_id,
+                    request,
+                    channel,
                 } => {
                     if let Err(wait) = self.limit(peer, RequestKind::of(&request)) {
                         let message = ratelimit::refusal(wait);
@@ -423,6 +468,7 @@ impl EventLoop {
                     let Some((request, channel)) = self.hostile_answer(request, channel) else {
                         return;
                     };
+                    (self.pending.serving).started(request_id, peer, Instant::now());
                     let (client, store) = (self.client.clone(), self.store.clone());
                     self.tasks.spawn(async move {
                         let response = inbound::respond(&store, request).await;
@@ -466,10 +512,18 @@ impl EventLoop {
                     outbound.failed(reason);
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
+            request_response::Event::InboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                self.pending.serving.ended(&request_id);
                 tracing::debug!("inbound request from {peer} failed: {error}");
             }
-            request_response::Event::ResponseSent { .. } => {}
+            request_response::Event::ResponseSent { request_id, .. } => {
+                self.pending.serving.ended(&request_id);
+            }
         }
     }
 
