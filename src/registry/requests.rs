@@ -422,7 +422,7 @@ mod tests {
         let json = serde_json::to_string(&InstallRequest::new(spec)).unwrap();
         assert_eq!(
             json,
-            r#"{"spec":"web-kit@^1.2","to":null,"publisher":null,"archive":null}"#
+            r#"{"spec":"web-kit@^1.2","to":null,"publisher":null}"#
         );
     }
 
