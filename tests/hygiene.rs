@@ -2,7 +2,6 @@
 //! the next command sweeps; a blocked peer stays refused after a restart (real swarms on
 //! 127.0.0.1); `peers block/unblock` through the CLI against a daemon.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,29 +21,8 @@ fn files_in(dir: &Path) -> usize {
 fn a_publish_killed_mid_way_leaves_a_temp_file_the_next_command_sweeps() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
-    let pack = root.path().join("big-pack");
-    std::fs::create_dir_all(pack.join("templates")).unwrap();
-    std::fs::write(
-        pack.join("package.toml"),
-        "[package]\nname = \"big-pack\"\nversion = \"1.0.0\"\ndescription = \"a big pack\"\n",
-    )
-    .unwrap();
     // Incompressible bytes, so packing takes long enough to be killed mid-way.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for index in 0..8 {
-        let mut file =
-            std::fs::File::create(pack.join(format!("templates/blob{index}.bin"))).unwrap();
-        let mut chunk = vec![0u8; 1 << 20];
-        for _ in 0..16 {
-            for byte in chunk.iter_mut() {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                *byte = state as u8;
-            }
-            file.write_all(&chunk).unwrap();
-        }
-    }
+    let pack = support::big_pack(root.path(), "big-pack", 128);
     let key = process::run(&data, &["key", "generate"]);
     assert!(key.status.success());
 

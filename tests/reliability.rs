@@ -8,8 +8,7 @@
 //! RELIABILITY.md quotes the figures these print.
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use ggen_p2p::registry::{AddPeerRequest, PublishRequest, Registry};
 
 mod support;
 use support::process::{self, Daemon, BIN};
-use support::registry;
+use support::{big_pack, registry};
 
 /// xorshift64*: the kill moments, reproducible from the printed seed.
 struct Moments(u64);
@@ -58,33 +57,6 @@ fn kills() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20)
-}
-
-/// A pack of `mib` MiB of incompressible bytes, so every phase takes measurable time.
-fn big_pack(root: &Path, name: &str, mib: usize) -> PathBuf {
-    let pack = root.join(name);
-    std::fs::create_dir_all(pack.join("templates")).unwrap();
-    std::fs::write(
-        pack.join("package.toml"),
-        format!("[package]\nname = \"{name}\"\nversion = \"1.0.0\"\ndescription = \"crash test pack\"\n"),
-    )
-    .unwrap();
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for index in 0..mib.div_ceil(4) {
-        let mut file =
-            std::fs::File::create(pack.join(format!("templates/blob{index}.bin"))).unwrap();
-        let mut chunk = vec![0u8; 1 << 20];
-        for _ in 0..4.min(mib - index * 4) {
-            for word in chunk.chunks_exact_mut(8) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                word.copy_from_slice(&state.to_le_bytes());
-            }
-            file.write_all(&chunk).unwrap();
-        }
-    }
-    pack
 }
 
 fn spawn(data: &Path, args: &[&str]) -> Child {

@@ -49,6 +49,39 @@ pub fn pack(name: &str) -> String {
     packs().join(name).to_string_lossy().into_owned()
 }
 
+/// Writes `root/name`, a pack of `mib` MiB of pseudo-random bytes (they do not compress,
+/// so the archive spans that many chunks and every phase takes measurable time), in
+/// files of at most 4 MiB under `templates/`.
+pub fn big_pack(root: &Path, name: &str, mib: usize) -> PathBuf {
+    use std::io::Write;
+
+    let pack = root.join(name);
+    std::fs::create_dir_all(pack.join("templates")).unwrap();
+    std::fs::write(
+        pack.join("package.toml"),
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"1.0.0\"\ndescription = \"a big pack\"\n"
+        ),
+    )
+    .unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut chunk = vec![0u8; 1 << 20];
+    for index in 0..mib.div_ceil(4) {
+        let mut file =
+            std::fs::File::create(pack.join(format!("templates/blob{index}.bin"))).unwrap();
+        for _ in 0..4.min(mib - index * 4) {
+            for word in chunk.chunks_exact_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                word.copy_from_slice(&state.to_le_bytes());
+            }
+            file.write_all(&chunk).unwrap();
+        }
+    }
+    pack
+}
+
 /// Bare network nodes (`net::spawn` over a store), the loopback recipe written once.
 pub mod net {
     use std::time::Duration;
