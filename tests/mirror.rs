@@ -385,7 +385,7 @@ fn a_mirror_serving_broken_signatures_or_a_forged_owner_is_refused() {
     };
     let index = index_line("version", &broken) + &index_line("version", &forged);
     let fake = fake_mirror(vec![
-        (format!("/names"), format!("{NAME}\n").into_bytes()),
+        ("/names".to_string(), format!("{NAME}\n").into_bytes()),
         (format!("/index/{NAME}"), index.into_bytes()),
         (
             format!("/archives/{}", genuine.archive),
