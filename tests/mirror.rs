@@ -241,6 +241,12 @@ fn mirror_sync_imports_every_record_of_a_real_mirror() {
     assert!(human.status.success());
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(text.contains("3 already known"), "{text}");
+    // Through a running node's API, the same.
+    let node = Daemon::start_json(root.path().join("node"), None);
+    let through = node.cli(&["mirror", "sync", &url]);
+    assert_eq!(through["imported"], 3, "{through}");
+    assert_eq!(node.cli(&["status"])["store"]["records"], 3);
+    node.stop();
     mirror.stop();
 }
 

@@ -78,7 +78,7 @@ impl MirrorClient {
             .get(format!("{}{path}", self.base))
             .send()
             .await
-            .map_err(|e| self.unreachable(format!("{e}; is a mirror serving there?")))?;
+            .map_err(|e| self.unreachable(format!("{}; is a mirror serving there?", plain(&e))))?;
         match response.status() {
             status if status.is_success() => Ok(Some(response)),
             reqwest::StatusCode::NOT_FOUND => Ok(None),
@@ -97,7 +97,7 @@ impl MirrorClient {
         while let Some(piece) = response
             .chunk()
             .await
-            .map_err(|e| self.unreachable(format!("GET {path}: {e}")))?
+            .map_err(|e| self.unreachable(format!("GET {path}: {}", plain(&e))))?
         {
             if body.len() + piece.len() > max {
                 return Err(self.refused(format!("{path} is over the {max}-byte limit")));
@@ -190,7 +190,7 @@ impl MirrorClient {
             while let Some(piece) = response
                 .chunk()
                 .await
-                .map_err(|e| self.unreachable(format!("GET {path}: {e}")))?
+                .map_err(|e| self.unreachable(format!("GET {path}: {}", plain(&e))))?
             {
                 done += piece.len() as u64;
                 if done > info.size {
@@ -228,6 +228,23 @@ impl MirrorClient {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// A reqwest error in words: what failed and the innermost cause ("connection refused"),
+/// which reqwest's own message leaves out.
+fn plain(error: &reqwest::Error) -> String {
+    let mut root: &dyn std::error::Error = error;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    let what = if error.is_connect() {
+        "could not connect"
+    } else if error.is_timeout() {
+        "timed out"
+    } else {
+        "request failed"
+    };
+    format!("{what} ({root})")
 }
 
 /// Splits an index body into record bytes, one per non-empty line.
