@@ -81,6 +81,17 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     tokio::task::spawn_blocking(work).await.unwrap()
 }
 
+/// With `GGEN_P2P_SCREENSHOTS=DIR`, saves the page as `DIR/NAME.png` (to look at the
+/// dashboard as the test saw it); otherwise does nothing.
+async fn screenshot(browser: &Client, name: &str) {
+    let Some(dir) = std::env::var_os("GGEN_P2P_SCREENSHOTS") else {
+        return;
+    };
+    let png = browser.screenshot().await.unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+}
+
 /// Polls the text of the element at `css` until `wanted` holds, failing with what was
 /// last seen once the deadline passes.
 async fn wait_text(
@@ -156,6 +167,7 @@ async fn the_dashboard_searches_shows_a_pack_and_a_record_arriving_live() {
                 "--disable-component-update",
                 "--disable-sync",
                 "--disable-dev-shm-usage",
+                "--window-size=1280,1000",
                 format!("--user-data-dir={}", profile.path().display()),
             ],
         },
@@ -188,6 +200,7 @@ async fn the_dashboard_searches_shows_a_pack_and_a_record_arriving_live() {
         t.contains("rust-axum-service")
     })
     .await;
+    screenshot(&browser, "search").await;
 
     // The pack page: description, versions, dependencies, install command.
     browser
@@ -221,6 +234,7 @@ async fn the_dashboard_searches_shows_a_pack_and_a_record_arriving_live() {
         t.contains("peer") || t.contains("unknown")
     })
     .await;
+    screenshot(&browser, "pack").await;
 
     // The network page: node a connected directly, DHT size, traffic in human units.
     browser
@@ -243,6 +257,7 @@ async fn the_dashboard_searches_shows_a_pack_and_a_record_arriving_live() {
         t.contains("iB in") && t.contains("out")
     })
     .await;
+    screenshot(&browser, "network").await;
 
     // A record published on node a appears on b's page, live: the page is not reloaded
     // (a marker set in this page's JavaScript survives).
@@ -264,6 +279,7 @@ async fn the_dashboard_searches_shows_a_pack_and_a_record_arriving_live() {
         .await
         .unwrap();
     assert_eq!(marker, json!("yes"), "the page was reloaded");
+    screenshot(&browser, "feed").await;
 
     browser.close().await.unwrap();
     drop(driver);
