@@ -346,3 +346,59 @@ fn grafana_series() -> Vec<String> {
     );
     names
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_in_progress_is_listed_with_its_progress_then_gone() {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = line(root.path(), 2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    wait_connected(b, 1).await;
+    with_key(a);
+    let dir = support::big_pack(root.path(), "big-pack", 32);
+    let published = a.publish(PublishRequest::new(dir)).await.unwrap();
+    wait_for(b, &published.name, &published.version).await;
+    let server = api::serve(b.clone(), "127.0.0.1:0").await.unwrap();
+    let (_, idle) = get(&server, "/api/v1/activity").await;
+    assert_eq!(idle["transfers"], serde_json::json!([]), "{idle}");
+    assert!(idle["traffic"]["bytes_in"].as_u64().unwrap() > 0, "{idle}");
+
+    let mut install = InstallRequest::new(PackageSpec::new(&published.name, ""));
+    install.to = Some(root.path().join("installed"));
+    let installing = tokio::spawn({
+        let b = b.clone();
+        async move { b.install(install, None).await.unwrap() }
+    });
+    // Polled while the download runs: the row shows the pack and its progress.
+    let mut seen: Vec<Value> = Vec::new();
+    while !installing.is_finished() {
+        let (_, activity) = get(&server, "/api/v1/activity").await;
+        seen.extend(activity["transfers"].as_array().unwrap().iter().cloned());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    installing.await.unwrap();
+    assert!(
+        !seen.is_empty(),
+        "no transfer was listed during a 32 MiB download"
+    );
+    assert!(
+        seen.iter().any(|row| row["done"].as_u64().unwrap() > 0),
+        "the progress never moved: {seen:?}"
+    );
+    for row in &seen {
+        assert_eq!(row["name"], "big-pack", "{row}");
+        assert_eq!(row["total"], published.archive.size, "{row}");
+        assert!(
+            row["done"].as_u64().unwrap() <= published.archive.size,
+            "{row}"
+        );
+    }
+    let (_, after) = get(&server, "/api/v1/activity").await;
+    assert_eq!(
+        after["transfers"],
+        serde_json::json!([]),
+        "the row is gone: {after}"
+    );
+    for node in &nodes {
+        node.stop().await.unwrap();
+    }
+}
