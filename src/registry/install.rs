@@ -742,16 +742,25 @@ async fn fetch_archive(
         super::mirror::fetch_archive(registry, meta, &progress, &why).await?
     } else {
         let each = progress.clone();
+        // A row in the dashboard's transfers while the download runs.
+        let transfer = (registry.inner.transfers).begin(&meta.name, &meta.version, &meta.archive);
+        let started = std::time::Instant::now();
         let downloaded = crate::net::transfer::download_to_store(
             &client,
             registry.store(),
             &meta.archive,
             providers.clone(),
-            move |done, total| each(done, total),
+            move |done, total| {
+                transfer.progress(done);
+                each(done, total)
+            },
         )
         .await;
         match downloaded {
-            Ok(_) => providers.into_iter().map(|peer| peer.to_string()).collect(),
+            Ok(_) => {
+                (registry.metrics()).fetched(meta.archive.size, started.elapsed());
+                providers.into_iter().map(|peer| peer.to_string()).collect()
+            }
             Err(e) if mirrors => {
                 let why = format!("the download from peers failed ({e})");
                 super::mirror::fetch_archive(registry, meta, &progress, &why).await?
