@@ -727,7 +727,8 @@ async fn fetch_archive(
         providers.clone(),
         move |done, total| progress(done, total),
     )
-    .await?;
+    .await
+    .map_err(plain_transfer_error)?;
     let archive = meta.archive.blake3;
     let cache_size = registry.config().cache_size;
     let store = registry.store();
@@ -743,6 +744,31 @@ async fn fetch_archive(
         client.stop_providing(archive).await?;
     }
     Ok(providers.into_iter().map(|peer| peer.to_string()).collect())
+}
+
+/// A transfer error as users read it: provider failures name peers by their short id,
+/// not libp2p's debug form `PeerId("12D3KooW…")`.
+fn plain_transfer_error(error: crate::net::transfer::TransferError) -> RegistryError {
+    use crate::net::explain::shorten_peer_ids;
+    use crate::net::transfer::TransferError;
+    RegistryError::Transfer(match error {
+        TransferError::NoChunkList { archive, tried } => TransferError::NoChunkList {
+            archive,
+            tried: shorten_peer_ids(&tried),
+        },
+        TransferError::Stuck {
+            archive,
+            stuck,
+            missing,
+            done,
+        } => TransferError::Stuck {
+            archive,
+            stuck: shorten_peer_ids(&stuck),
+            missing,
+            done,
+        },
+        other => other,
+    })
 }
 
 #[cfg(test)]
