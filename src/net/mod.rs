@@ -141,8 +141,8 @@ impl NetConfig {
             heartbeat: Duration::from_millis(gossip.heartbeat_ms.max(10)),
             sync_interval: Duration::from_secs(config.sync_interval_secs.max(1)),
             anti_entropy: config.anti_entropy,
-            prune_interval: Duration::from_secs(10),
-            prune_grace: Duration::from_secs(10),
+            prune_interval: Duration::from_secs(1),
+            prune_grace: Duration::from_secs(3),
             rate_limits: config.rate_limits.clone(),
             #[cfg(feature = "test-support")]
             hostile: None,
