@@ -53,6 +53,18 @@ pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Err
     .into()
 }
 
+/// A failure whose report is already on stdout (`verify` found damage: its `--json`
+/// report says what): exit 1, and under `--json` print nothing more, so stdout stays one
+/// JSON document. Without `--json` the sentence still goes to stderr.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Reported(pub String);
+
+/// A [`Reported`] failure as an `anyhow::Error`.
+pub fn reported(message: impl Into<String>) -> anyhow::Error {
+    Reported(message.into()).into()
+}
+
 /// The `--json` form of an error; its fields are the schema.
 #[derive(Debug, Serialize)]
 pub struct ErrorReport {
@@ -161,6 +173,10 @@ pub fn print(err: &anyhow::Error, json: bool) -> u8 {
     } else {
         EXIT_FAILURE
     };
+    let already_reported = err.chain().any(|c| c.is::<Reported>());
+    if json && already_reported {
+        return code;
+    }
     if json {
         let mut stdout = std::io::stdout().lock();
         let _ = serde_json::to_writer_pretty(&mut stdout, &report(err));
