@@ -273,10 +273,17 @@ fn start_survives_closed_pipes_and_removes_its_api_file() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Like `| head -4`: read what `start` prints (it ends with the `api` line), then
+    // close both pipes under the running node; what it writes next (the log, "stopping…")
+    // meets a closed pipe.
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.starts_with("peer id"), "{first}");
-    // Like `head -1`: read one line, then close both pipes.
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("api ") {
+            break;
+        }
+    }
     drop(lines);
     drop(child.stderr.take());
     support::wait_until("api.json written", || data.join("api.json").exists());
