@@ -10,7 +10,8 @@
 //! `discovery` (bootstrap redial), `peers` (penalties and bans), `reputation` (per-peer
 //! scores, socket-free), `ratelimit` (per-peer token buckets on inbound requests),
 //! `providing` (the provider lifecycle: provide at start, forget stale), `transfer`
-//! (archive download), `explain` (libp2p errors in words).
+//! (archive download), `metrics` (the Prometheus registry the node counts into),
+//! `explain` (libp2p errors in words).
 
 pub(crate) mod behaviour;
 pub(crate) mod client;
@@ -21,6 +22,7 @@ pub mod explain;
 #[cfg(feature = "test-support")]
 pub mod hostile;
 pub(crate) mod inbound;
+pub mod metrics;
 pub(crate) mod nat;
 pub(crate) mod peers;
 pub(crate) mod pending;
@@ -38,6 +40,7 @@ pub use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 
 pub use client::Client;
+pub use metrics::Metrics;
 pub use nat::{Reachability, RelayLimits};
 pub use pending::ProvidersFound;
 pub use protocol::{Request, Response};
@@ -92,6 +95,8 @@ pub struct NetConfig {
     pub prune_grace: Duration,
     /// Per-peer limits on the requests this node answers.
     pub rate_limits: crate::config::RateLimits,
+    /// Where the node counts what it does (`/metrics`); the registry hands in its own.
+    pub metrics: std::sync::Arc<metrics::Metrics>,
     /// Test hook: answer inbound requests as an attacker would (`tests/hostile.rs`).
     #[cfg(feature = "test-support")]
     pub hostile: Option<hostile::Hostile>,
@@ -144,6 +149,7 @@ impl NetConfig {
             prune_interval: Duration::from_secs(1),
             prune_grace: Duration::from_secs(3),
             rate_limits: config.rate_limits.clone(),
+            metrics: Default::default(),
             #[cfg(feature = "test-support")]
             hostile: None,
         })
