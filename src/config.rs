@@ -1,8 +1,11 @@
 //! Node configuration: `config.toml` in the data directory, then `GGEN_P2P_*`
 //! environment variables, then command-line flags — each layer overrides the one before.
+//! [`Layers`] resolves them key by key and remembers where each value came from (for
+//! `config show`); every key has an environment variable named after it ([`env_var`]).
 //!
 //! Defaults follow DESIGN.md ("The node as a program"). The data directory itself is
-//! chosen by [`data_dir`]: `--data-dir`, else `GGEN_P2P_HOME`, else the platform's data dir.
+//! chosen by [`data_dir`]: `--data-dir`, else `GGEN_P2P_HOME`, else the platform's data
+//! dir. `docs/configuration.md` documents every key (a test keeps it complete).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,9 +26,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{var}={value:?}: {reason}")]
+    #[error("{var}={value:?}: {reason}; fix or unset the variable")]
     Env {
-        var: &'static str,
+        var: String,
         value: String,
         reason: String,
     },
@@ -43,6 +46,8 @@ pub struct Config {
     pub bootstrap: Vec<String>,
     /// Peer ids allowed to connect; when non-empty, every other peer is refused.
     pub allow: Vec<String>,
+    /// Peer ids refused and disconnected (as `peers block` does, but only while listed).
+    pub block: Vec<String>,
     pub mdns: bool,
     /// AutoNAT probes; off is the right choice for loopback-only test networks.
     pub autonat: bool,
@@ -71,6 +76,10 @@ pub struct Config {
     pub relay_server: bool,
     /// Bounds of the relay server.
     pub relay: RelayConfig,
+    /// Behind NAT (as AutoNAT finds), reserve a slot on relays among the peers so others
+    /// can reach this node through them (`/p2p-circuit` addresses). Off: reachable only
+    /// by its own addresses.
+    pub relay_client: bool,
     /// Package name → the only publisher key accepted for it (like Nix's trusted keys).
     pub trusted_publishers: BTreeMap<String, PublisherId>,
     /// Per-peer limits on the requests this node answers (`[rate_limits.search]` ...).
@@ -181,6 +190,7 @@ impl Default for Config {
             ],
             bootstrap: Vec::new(),
             allow: Vec::new(),
+            block: Vec::new(),
             mdns: true,
             autonat: true,
             api: "127.0.0.1:0".into(),
@@ -197,6 +207,7 @@ impl Default for Config {
             gossip: GossipConfig::default(),
             relay_server: true,
             relay: RelayConfig::default(),
+            relay_client: true,
             trusted_publishers: BTreeMap::new(),
             rate_limits: RateLimits::default(),
             mirror_listen: None,
@@ -209,56 +220,273 @@ impl Config {
     /// Reads `<dir>/config.toml` if it exists (defaults otherwise), then applies the
     /// environment.
     pub fn load(dir: &Path) -> Result<Self, ConfigError> {
-        let path = dir.join(CONFIG_FILE);
-        let mut config = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-                path: path.clone(),
-                reason: e.message().to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
-            Err(source) => return Err(ConfigError::Io { path, source }),
-        };
-        config.apply_env(|var| std::env::var(var).ok())?;
-        Ok(config)
+        Ok(Layers::resolve(dir, |var| std::env::var(var).ok(), &[])?.config)
     }
 
+    /// Applies `GGEN_P2P_*` variables (as `get` finds them) over this configuration.
+    #[cfg(test)]
     fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        let list = |value: String| -> Vec<String> {
-            value
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()
-        };
-        if let Some(value) = get("GGEN_P2P_LISTEN") {
-            self.listen = list(value);
+        let mut value = to_table(self);
+        for key in keys() {
+            let var = env_var(&key);
+            if let Some(text) = get(&var) {
+                let parsed = parse_env(&var, &text, lookup(&value, &key))?;
+                set(&mut value, &key, parsed);
+            }
         }
-        if let Some(value) = get("GGEN_P2P_BOOTSTRAP") {
-            self.bootstrap = list(value);
-        }
-        if let Some(value) = get("GGEN_P2P_API") {
-            self.api = value;
-        }
-        if let Some(value) = get("GGEN_P2P_MIRRORS") {
-            self.mirrors = list(value);
-        }
-        if let Some(value) = get("GGEN_P2P_MIRROR_LISTEN") {
-            self.mirror_listen = Some(value).filter(|v| !v.trim().is_empty());
-        }
-        if let Some(value) = get("GGEN_P2P_MDNS") {
-            self.mdns = parse_bool("GGEN_P2P_MDNS", value)?;
-        }
+        *self = without_blank_options(from_table(value, || PathBuf::from("environment"))?);
         Ok(())
     }
 }
 
-fn parse_bool(var: &'static str, value: String) -> Result<bool, ConfigError> {
+/// Where an effective value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Default,
+    File,
+    Environment,
+    Flag,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Default => "default",
+            Source::File => "file",
+            Source::Environment => "environment",
+            Source::Flag => "flag",
+        }
+    }
+}
+
+/// The effective configuration and, for every key, the layer that set it.
+#[derive(Debug, Clone)]
+pub struct Layers {
+    pub config: Config,
+    /// Every key ([`keys`]) with its source.
+    pub sources: BTreeMap<String, Source>,
+    /// The file read (it may not exist; then every value is a default or overridden).
+    pub file: PathBuf,
+}
+
+impl Layers {
+    /// Defaults, then `<dir>/config.toml`, then the environment (`get`), then `flags`
+    /// (key, value) — each as `start` would apply them.
+    pub fn resolve(
+        dir: &Path,
+        get: impl Fn(&str) -> Option<String>,
+        flags: &[(&str, toml::Value)],
+    ) -> Result<Self, ConfigError> {
+        let path = dir.join(CONFIG_FILE);
+        let file: Option<toml::Table> = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                // Parsed as a `Config` first, so unknown keys and wrong types are refused.
+                let _: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+                    path: path.clone(),
+                    reason: e.message().to_string(),
+                })?;
+                Some(toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+                    path: path.clone(),
+                    reason: e.message().to_string(),
+                })?)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(ConfigError::Io { path, source }),
+        };
+        let mut value = to_table(&Config::default());
+        let mut sources = BTreeMap::new();
+        for key in keys() {
+            let mut source = Source::Default;
+            if let Some(found) = file.as_ref().and_then(|f| lookup_table(f, &key)) {
+                set(&mut value, &key, found.clone());
+                source = Source::File;
+            }
+            let var = env_var(&key);
+            if let Some(text) = get(&var) {
+                let parsed = parse_env(&var, &text, lookup(&value, &key))?;
+                set(&mut value, &key, parsed);
+                source = Source::Environment;
+            }
+            if let Some((_, flag)) = flags.iter().find(|(k, _)| *k == key) {
+                set(&mut value, &key, flag.clone());
+                source = Source::Flag;
+            }
+            sources.insert(key, source);
+        }
+        let config = without_blank_options(from_table(value, || path.clone())?);
+        Ok(Self {
+            config,
+            sources,
+            file: path,
+        })
+    }
+
+    /// Every key with its effective value (as TOML) and source, in key order.
+    pub fn entries(&self) -> Vec<(String, toml::Value, Source)> {
+        let value = to_table(&self.config);
+        self.sources
+            .iter()
+            .map(|(key, source)| {
+                let v = lookup(&value, key).cloned().unwrap_or_else(|| {
+                    if OPTIONAL_KEYS.contains(&key.as_str()) {
+                        toml::Value::String(String::new())
+                    } else {
+                        toml::Value::Table(Default::default())
+                    }
+                });
+                (key.clone(), v, *source)
+            })
+            .collect()
+    }
+}
+
+/// Every configuration key, dotted for nested tables (`gossip.mesh_n`,
+/// `rate_limits.search.burst`), sorted. Maps chosen by the user (`trusted_publishers`)
+/// are one key.
+pub fn keys() -> Vec<String> {
+    fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+        for (name, value) in table {
+            let key = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            match value {
+                toml::Value::Table(inner) if !USER_MAPS.contains(&key.as_str()) => {
+                    walk(&key, inner, out)
+                }
+                _ => out.push(key),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let toml::Value::Table(table) = to_table(&Config::default()) {
+        walk("", &table, &mut out);
+    }
+    out.extend(OPTIONAL_KEYS.iter().map(|k| k.to_string()));
+    out.sort();
+    out
+}
+
+/// Keys unset by default (TOML has no null, so the default table leaves them out); an
+/// empty value turns them off again.
+const OPTIONAL_KEYS: &[&str] = &["mirror_listen"];
+
+/// A configuration with every optional key that holds only blanks unset.
+fn without_blank_options(mut config: Config) -> Config {
+    config.mirror_listen = config.mirror_listen.filter(|v| !v.trim().is_empty());
+    config
+}
+
+/// Keys whose value is a table of the user's own names, not of settings.
+const USER_MAPS: &[&str] = &["trusted_publishers"];
+
+/// The environment variable for a key: `GGEN_P2P_` and the key in capitals, a nested
+/// table's dot as `__` (`gossip.mesh_n` → `GGEN_P2P_GOSSIP__MESH_N`).
+pub fn env_var(key: &str) -> String {
+    format!("GGEN_P2P_{}", key.replace('.', "__").to_ascii_uppercase())
+}
+
+fn to_table(config: &Config) -> toml::Value {
+    toml::Value::try_from(config).expect("a Config always serialises to a TOML table")
+}
+
+fn from_table(value: toml::Value, path: impl Fn() -> PathBuf) -> Result<Config, ConfigError> {
+    value
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Invalid {
+            path: path(),
+            reason: e.message().to_string(),
+        })
+}
+
+fn lookup<'a>(value: &'a toml::Value, key: &str) -> Option<&'a toml::Value> {
+    key.split('.').try_fold(value, |v, part| v.get(part))
+}
+
+fn lookup_table<'a>(table: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
+    let (first, rest) = match key.split_once('.') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (key, None),
+    };
+    let value = table.get(first)?;
+    match rest {
+        Some(rest) => lookup(value, rest),
+        None => Some(value),
+    }
+}
+
+fn set(value: &mut toml::Value, key: &str, new: toml::Value) {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts.pop().unwrap_or(key);
+    let mut at = value;
+    for part in parts {
+        let Some(table) = at.as_table_mut() else {
+            return;
+        };
+        at = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+    if let Some(table) = at.as_table_mut() {
+        table.insert(last.to_string(), new);
+    }
+}
+
+/// An environment value read as the key's type: true/false, a number, a comma-separated
+/// list, `name=value` pairs for a map, else text.
+fn parse_env(
+    var: &str,
+    text: &str,
+    current: Option<&toml::Value>,
+) -> Result<toml::Value, ConfigError> {
+    let err = |reason: &str| ConfigError::Env {
+        var: var.to_string(),
+        value: text.to_string(),
+        reason: reason.to_string(),
+    };
+    let items = || {
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+    };
+    Ok(match current {
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(parse_bool(var, text.to_string())?),
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(
+            text.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| err("expected a whole number, 0 or more"))?,
+        ),
+        Some(toml::Value::Array(_)) => {
+            toml::Value::Array(items().map(toml::Value::String).collect())
+        }
+        Some(toml::Value::Table(_)) => {
+            let mut table = toml::Table::new();
+            for item in items() {
+                let (name, value) = item
+                    .split_once('=')
+                    .ok_or_else(|| err("expected name=value pairs separated by commas"))?;
+                table.insert(
+                    name.trim().to_string(),
+                    toml::Value::String(value.trim().to_string()),
+                );
+            }
+            toml::Value::Table(table)
+        }
+        _ => toml::Value::String(text.to_string()),
+    })
+}
+
+fn parse_bool(var: &str, value: String) -> Result<bool, ConfigError> {
     match value.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(ConfigError::Env {
-            var,
+            var: var.to_string(),
             value,
             reason: "expected true or false".into(),
         }),
@@ -320,6 +548,72 @@ mod tests {
             .unwrap();
         assert_eq!(config.mirrors, vec!["http://b:2", "http://c:3"]);
         assert_eq!(config.mirror_listen, None, "an empty variable turns it off");
+        let layers = Layers::resolve(
+            dir.path(),
+            |var| (var == "GGEN_P2P_MIRROR_LISTEN").then(|| "127.0.0.1:9090".to_string()),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            layers.config.mirror_listen.as_deref(),
+            Some("127.0.0.1:9090")
+        );
+        assert_eq!(layers.sources["mirror_listen"], Source::Environment);
+    }
+
+    #[test]
+    fn every_layer_is_told_apart_and_every_key_has_a_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "max_connections = 50\n[rate_limits.search]\nburst = 3\nper_sec = 1\n",
+        )
+        .unwrap();
+        let key = crate::package::PublisherKey::generate().id().to_string();
+        let pins = format!("web-kit={key}");
+        let env = |var: &str| match var {
+            "GGEN_P2P_MAX_CONNECTIONS" => Some("60".to_string()),
+            "GGEN_P2P_RELAY__MAX_CIRCUITS" => Some("3".to_string()),
+            "GGEN_P2P_TRUSTED_PUBLISHERS" => Some(pins.clone()),
+            "GGEN_P2P_BLOCK" => Some("a, b".to_string()),
+            _ => None,
+        };
+        let flags = [("mdns", toml::Value::Boolean(false))];
+        let layers = Layers::resolve(dir.path(), env, &flags).unwrap();
+        let c = &layers.config;
+        assert_eq!(c.max_connections, 60);
+        assert_eq!(
+            c.rate_limits.search,
+            Rate {
+                burst: 3,
+                per_sec: 1
+            }
+        );
+        assert_eq!(c.relay.max_circuits, 3);
+        assert_eq!(c.block, vec!["a", "b"]);
+        assert_eq!(c.trusted_publishers["web-kit"].to_string(), key);
+        assert!(!c.mdns);
+        let source = |k: &str| layers.sources[k];
+        assert_eq!(source("max_connections"), Source::Environment);
+        assert_eq!(source("rate_limits.search.burst"), Source::File);
+        assert_eq!(source("rate_limits.chunk.burst"), Source::Default);
+        assert_eq!(source("mdns"), Source::Flag);
+        assert_eq!(source("trusted_publishers"), Source::Environment);
+        assert_eq!(layers.sources.len(), keys().len());
+        assert!(keys().contains(&"gossip.mesh_n".to_string()));
+        assert_eq!(env_var("gossip.mesh_n"), "GGEN_P2P_GOSSIP__MESH_N");
+        // The variables that existed before every key had one keep their names.
+        for old in ["listen", "bootstrap", "api", "mdns"] {
+            assert!(keys().contains(&old.to_string()), "{old}");
+        }
+        let wrong = Layers::resolve(
+            dir.path(),
+            |var| (var == "GGEN_P2P_CACHE_SIZE").then(|| "-1".to_string()),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(wrong.contains("GGEN_P2P_CACHE_SIZE"), "{wrong}");
     }
 
     #[test]

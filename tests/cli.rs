@@ -299,8 +299,10 @@ fn usage_errors_exit_2_and_failures_exit_1() {
     assert!(err.contains("key generate"), "publish without a key: {err}");
     let err = node.fails(&["info", "nothing-here"], 1);
     assert!(err.contains("nothing-here"), "{err}");
-    let err = node.fails(&["yank", "no-version"], 1);
+    // A usage error since issue 10: it exits 2 like clap's own.
+    let err = node.fails(&["yank", "no-version"], 2);
     assert!(err.contains("@"), "{err}");
+    node.fails(&["search"], 2);
     let err = node.fails(&["peers"], 1);
     assert!(err.contains("ggen-p2p start"), "{err}");
 }

@@ -44,6 +44,7 @@ impl From<RegistryError> for Failure {
             RegistryError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
             RegistryError::Net(_) => StatusCode::BAD_GATEWAY,
             RegistryError::NotRunning { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ref err if err.kind() == "not_found" => StatusCode::NOT_FOUND,
             _ => StatusCode::BAD_REQUEST,
         };
         Failure(status, err.to_string())

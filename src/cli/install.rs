@@ -1,17 +1,15 @@
 //! `ggen-p2p install NAME[@REQ] [--to DIR]`: resolve, fetch if needed, verify, unpack.
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::Result;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::human_bytes;
 use super::{Backend, Output};
 use crate::registry::{InstallRequest, Progress, Registry};
 
 pub async fn run(backend: &Backend, request: InstallRequest, out: &Output) -> Result<()> {
-    let bar = progress_bar(out);
+    let bar = super::output::bytes_bar(out, "fetching");
     let progress: Option<Progress> = bar.clone().map(|bar| {
         Arc::new(move |done: u64, total: u64| {
             bar.set_length(total);
@@ -60,18 +58,4 @@ pub async fn run(backend: &Backend, request: InstallRequest, out: &Output) -> Re
         ))?;
     }
     Ok(())
-}
-
-fn progress_bar(out: &Output) -> Option<ProgressBar> {
-    if out.quiet || out.json || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = ProgressBar::new(0);
-    let style = ProgressStyle::with_template(
-        "{spinner} fetching [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
-    bar.set_style(style);
-    Some(bar)
 }

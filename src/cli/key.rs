@@ -14,6 +14,7 @@ use crate::registry::{KeyReport, Registry, RotateKeyRequest, FORMAT_VERSION, PUB
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Create a new publisher key
+    #[command(after_help = "Examples:\n  ggen-p2p key generate\n  ggen-p2p key generate --force")]
     Generate {
         /// Replace an existing key; its names stay with the old key (use `key rotate` to
         /// keep them)
@@ -21,9 +22,11 @@ pub enum KeyCommand {
         force: bool,
     },
     /// Print your publisher id
+    #[command(after_help = "Examples:\n  ggen-p2p key show\n  ggen-p2p key show --json")]
     Show,
     /// Replace your key by a new one that keeps your names (a rotation record signed by
     /// both keys; the old key is kept as publisher.key.old-<time>)
+    #[command(after_help = "Examples:\n  ggen-p2p key rotate")]
     Rotate(RotateKeyRequest),
 }
 

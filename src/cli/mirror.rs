@@ -2,7 +2,7 @@
 //! as a record from a peer is) and report what was imported, already known or refused.
 //! Serving a mirror is `start --mirror ADDR`.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Subcommand;
 
 use super::{Backend, Output};
@@ -11,6 +11,9 @@ use crate::registry::{MirrorSyncRequest, Registry};
 #[derive(Debug, Subcommand)]
 pub enum MirrorCommand {
     /// Import every record of the mirror at URL (signatures and owner rules checked)
+    #[command(
+        after_help = "Examples:\n  ggen-p2p mirror sync http://127.0.0.1:8080\n  ggen-p2p --json mirror sync http://127.0.0.1:8080"
+    )]
     Sync(MirrorSyncRequest),
 }
 
@@ -41,11 +44,11 @@ pub async fn run(backend: &Backend, command: MirrorCommand, out: &Output) -> Res
         }
     }
     if !report.rejected.is_empty() {
-        bail!(
+        return Err(super::error::reported(format!(
             "{} item(s) from {} failed verification and were not stored; the mirror serves altered or forged data (everything valid was imported)",
             report.rejected.len(),
             report.mirror
-        );
+        )));
     }
     Ok(())
 }

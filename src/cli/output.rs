@@ -1,7 +1,8 @@
 //! Where output goes: results to stdout as a table or JSON, messages to stderr unless
-//! `--quiet`. Writes to stdout report errors (a closed pipe ends the program quietly).
+//! `--quiet`. Writes to stdout report errors (a closed pipe ends the program quietly);
+//! writes to stderr never fail loudly (a closed stderr must not turn a note into a panic).
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 
 use serde::Serialize;
 
@@ -19,14 +20,14 @@ impl Output {
     /// A status line on stderr (suppressed by `--quiet` and by `--json`).
     pub fn note(&self, message: impl std::fmt::Display) {
         if !self.quiet && !self.json {
-            eprintln!("{message}");
+            let _ = writeln!(io::stderr().lock(), "{message}");
         }
     }
 
     /// A warning on stderr (suppressed by `--quiet`).
     pub fn warn(&self, message: impl std::fmt::Display) {
         if !self.quiet {
-            eprintln!("warning: {message}");
+            let _ = writeln!(io::stderr().lock(), "warning: {message}");
         }
     }
 
@@ -69,12 +70,63 @@ impl Output {
     }
 }
 
-/// Shortens text to `max` characters with an ellipsis.
+/// Whether progress may be drawn: on a terminal, and neither `--quiet` nor `--json`.
+pub fn progress_allowed(out: &Output) -> bool {
+    !out.quiet && !out.json && io::stderr().is_terminal()
+}
+
+/// A byte progress bar on stderr (`None` when progress is not drawn; see
+/// [`progress_allowed`]), with `what` before the bar.
+pub fn bytes_bar(out: &Output, what: &str) -> Option<indicatif::ProgressBar> {
+    if !progress_allowed(out) {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    let template = format!(
+        "{{spinner}} {what} [{{bar:30}}] {{bytes}}/{{total_bytes}} {{bytes_per_sec}} eta {{eta}}"
+    );
+    let style = indicatif::ProgressStyle::with_template(&template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    Some(bar)
+}
+
+/// A spinner with a message and the time elapsed, for work whose total is unknown.
+pub fn spinner(out: &Output, message: String) -> Option<indicatif::ProgressBar> {
+    if !progress_allowed(out) {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    let style = indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+    bar.set_style(style);
+    bar.set_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
+}
+
+/// A writer whose failures are swallowed: for stderr, where a write error (a closed
+/// pipe) has no one to be reported to.
+pub struct QuietWriter<W>(pub W);
+
+impl<W: Write> Write for QuietWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(self.0.write(buf).unwrap_or(buf.len()))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let _ = self.0.flush();
+        Ok(())
+    }
+}
+
 /// A PROVIDERS count for people: "unknown" when none is known and none was asked for.
 pub fn providers(count: Option<usize>) -> String {
     count.map_or_else(|| "unknown".to_string(), |n| n.to_string())
 }
 
+/// Shortens text to `max` characters with an ellipsis.
 pub fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();

@@ -19,12 +19,18 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum PeersAction {
     /// Connect to a peer: /ip4/1.2.3.4/tcp/4001/p2p/12D3Koo...
+    #[command(
+        after_help = "Examples:\n  ggen-p2p peers add /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW..."
+    )]
     Add(AddPeerRequest),
     /// Disconnect from a peer and forget its addresses
+    #[command(after_help = "Examples:\n  ggen-p2p peers remove 12D3KooW...")]
     Remove(RemovePeerRequest),
     /// Ban a peer: refuse and disconnect it, also after restarts
+    #[command(after_help = "Examples:\n  ggen-p2p peers block 12D3KooW...")]
     Block(BlockPeerRequest),
     /// Lift a peer's ban (a block, or a ban for invalid records)
+    #[command(after_help = "Examples:\n  ggen-p2p peers unblock 12D3KooW...")]
     Unblock(UnblockPeerRequest),
 }
 

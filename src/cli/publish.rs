@@ -6,8 +6,28 @@ use super::output::human_bytes;
 use super::{Backend, Output};
 use crate::registry::{PublishRequest, Registry};
 
+/// Packs smaller than this publish in well under a second: no spinner.
+const SPINNER_FROM: u64 = 16 << 20;
+
 pub async fn run(backend: &Backend, request: PublishRequest, out: &Output) -> Result<()> {
-    let report = backend.publish(request).await?;
+    let size = dir_size(&request.dir);
+    let spinner = (size >= SPINNER_FROM)
+        .then(|| {
+            super::output::spinner(
+                out,
+                format!(
+                    "packing, hashing and signing {} ({} of files)",
+                    request.dir.display(),
+                    human_bytes(size)
+                ),
+            )
+        })
+        .flatten();
+    let result = backend.publish(request).await;
+    if let Some(spinner) = spinner {
+        spinner.finish_and_clear();
+    }
+    let report = result?;
     if out.json {
         return Ok(out.json(&report)?);
     }
@@ -33,4 +53,27 @@ pub async fn run(backend: &Backend, request: PublishRequest, out: &Output) -> Re
         ),
     }
     Ok(())
+}
+
+/// Bytes of regular files under `dir` (`.git` left out), to decide whether publishing
+/// will take long enough to show progress; unreadable entries count as nothing.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() && entry.file_name() != ".git" {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                total += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    total
 }

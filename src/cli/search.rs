@@ -9,9 +9,10 @@ use crate::registry::{Registry, SearchRequest};
 
 pub async fn run(backend: &Backend, request: SearchRequest, out: &Output) -> Result<()> {
     if request.terms.is_empty() && request.category.is_none() && request.keyword.is_none() {
-        anyhow::bail!(
-            "search needs words, --category or --keyword; example: ggen-p2p search rust web"
-        );
+        return Err(super::error::usage(
+            "search needs words, --category or --keyword",
+            "example: ggen-p2p search rust web",
+        ));
     }
     let network = request.network;
     let report = backend.search(request).await?;
@@ -22,7 +23,11 @@ pub async fn run(backend: &Backend, request: SearchRequest, out: &Output) -> Res
         out.note(format!("asked {} peers", report.peers_asked));
     }
     if report.results.is_empty() {
-        out.note("no packs found; try fewer words, or `--network` to ask peers");
+        if network {
+            out.note("no packs found here or at the peers asked; try fewer words");
+        } else {
+            out.note("no packs found; try fewer words, or `--network` to ask peers");
+        }
         return Ok(());
     }
     let rows: Vec<Vec<String>> = report

@@ -34,8 +34,37 @@ pub struct Args {
     pub mirror: Option<String>,
 }
 
+impl Args {
+    /// These flags as configuration keys and values (what `config show` reports as
+    /// coming from a flag); `run` applies the same through the builder.
+    pub fn overrides(&self) -> Vec<(&'static str, toml::Value)> {
+        let list = |items: &[String]| {
+            toml::Value::Array(items.iter().cloned().map(toml::Value::String).collect())
+        };
+        let mut flags = Vec::new();
+        if !self.listen.is_empty() {
+            flags.push(("listen", list(&self.listen)));
+        }
+        if !self.bootstrap.is_empty() {
+            flags.push(("bootstrap", list(&self.bootstrap)));
+        }
+        if self.no_mdns {
+            flags.push(("mdns", toml::Value::Boolean(false)));
+        }
+        if self.no_autonat {
+            flags.push(("autonat", toml::Value::Boolean(false)));
+        }
+        if let Some(api) = &self.api {
+            flags.push(("api", toml::Value::String(api.clone())));
+        }
+        if let Some(mirror) = &self.mirror {
+            flags.push(("mirror_listen", toml::Value::String(mirror.clone())));
+        }
+        flags
+    }
+}
+
 pub async fn run(data_dir: &Path, args: Args, out: &Output) -> Result<()> {
-    init_tracing();
     let signals = StopSignals::install();
     // Held until this function returns (after the registry has stopped): one daemon per
     // data directory, and offline commands see it is there.
@@ -76,7 +105,9 @@ pub async fn run(data_dir: &Path, args: Args, out: &Output) -> Result<()> {
         ),
         None => None,
     };
-    let api_file = api::write_endpoint(data_dir, &server)?;
+    // Removed when this function ends, whichever way: a clean stop, an error on the way
+    // (`?` below), or a panic unwinding through it.
+    let _api_file = RemoveOnDrop(api::write_endpoint(data_dir, &server)?);
 
     // `start` returns once every listener is bound, so the addresses are known.
     let net = registry
@@ -94,15 +125,82 @@ pub async fn run(data_dir: &Path, args: Args, out: &Output) -> Result<()> {
     // Output that cannot be written (stdout closed) ends the node, but cleanly.
     let shown = show(&report, out);
     if shown.is_ok() {
+        let catch_up = super::output::progress_allowed(out)
+            .then(|| tokio::spawn(show_catch_up(registry.clone(), *out)));
         signals.wait().await;
+        if let Some(task) = catch_up {
+            task.abort();
+        }
         out.note("stopping…");
     }
     // One root stops the network, the API and everything they spawned.
     registry.stop().await?;
-    let _ = std::fs::remove_file(&api_file);
     shown?;
     out.note("stopped");
     Ok(())
+}
+
+/// Catch-up sync as it happens, on a terminal: a spinner counting the records arriving
+/// from peers, ended once none has arrived for a few seconds. The count is the index's
+/// own, so the spinner shows what was really stored (verified), whichever path brought it.
+/// Watches the first two minutes after start (the catch-up after being offline).
+async fn show_catch_up(registry: crate::registry::P2PRegistry, out: Output) {
+    const QUIET_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+    let records = |registry: crate::registry::P2PRegistry| async move {
+        registry
+            .status(StatusRequest::default())
+            .await
+            .map(|s| s.store.records)
+            .ok()
+    };
+    let Some(before) = records(registry.clone()).await else {
+        return;
+    };
+    let mut spinner = None;
+    let mut last = before;
+    let mut last_change = std::time::Instant::now();
+    let begun = std::time::Instant::now();
+    loop {
+        // Nothing to catch up with (no peers yet, or nothing new): stop watching.
+        if spinner.is_none() && begun.elapsed() > std::time::Duration::from_secs(120) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let Some(now) = records(registry.clone()).await else {
+            return;
+        };
+        if now != last {
+            last = now;
+            last_change = std::time::Instant::now();
+            let bar = spinner.get_or_insert_with(|| super::output::spinner(&out, String::new()));
+            if let Some(bar) = bar {
+                bar.set_message(format!(
+                    "catching up with peers: {} records received, verified and stored",
+                    now.saturating_sub(before)
+                ));
+            }
+        } else if spinner.is_some() && last_change.elapsed() >= QUIET_FOR {
+            if let Some(Some(bar)) = spinner.take() {
+                bar.finish_and_clear();
+            }
+            out.note(format!(
+                "caught up: {} records from peers ({} in the index)",
+                last.saturating_sub(before),
+                last
+            ));
+            return;
+        }
+    }
+}
+
+/// A file deleted when the guard is dropped (the API endpoint file: a stale one would
+/// send other commands to a node that is gone).
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn show(report: &StartReport, out: &Output) -> std::io::Result<()> {
@@ -124,7 +222,7 @@ fn show(report: &StartReport, out: &Output) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Ctrl-C and SIGTERM, listened for from the moment the command begins: a signal that
+/// Ctrl-C, SIGTERM and SIGHUP (the terminal closed), listened for from the moment the command begins: a signal that
 /// arrives right after the node printed its addresses (a supervisor, a test) must stop
 /// it cleanly, not kill it with the default action.
 struct StopSignals {
@@ -132,6 +230,8 @@ struct StopSignals {
     term: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl StopSignals {
@@ -142,6 +242,7 @@ impl StopSignals {
             Self {
                 term: signal(SignalKind::terminate()).ok(),
                 int: signal(SignalKind::interrupt()).ok(),
+                hup: signal(SignalKind::hangup()).ok(),
             }
         }
         #[cfg(not(unix))]
@@ -152,23 +253,16 @@ impl StopSignals {
 
     async fn wait(mut self) {
         #[cfg(unix)]
-        if let (Some(term), Some(int)) = (self.term.as_mut(), self.int.as_mut()) {
+        if let (Some(term), Some(int), Some(hup)) =
+            (self.term.as_mut(), self.int.as_mut(), self.hup.as_mut())
+        {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
+                _ = hup.recv() => {}
             }
             return;
         }
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,libp2p_kad=error,libp2p_swarm=warn")
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

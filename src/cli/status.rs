@@ -43,6 +43,14 @@ pub async fn run(backend: &Backend, request: StatusRequest, out: &Output) -> Res
             for addr in &net.relay_reservations {
                 lines.push(format!("relayed at:   {addr}"));
             }
+            for boot in &net.bootstrap {
+                let state = match (&boot.error, boot.connected) {
+                    (_, true) => "connected".to_string(),
+                    (Some(error), false) => format!("not connected: {error}"),
+                    (None, false) => "not connected yet".to_string(),
+                };
+                lines.push(format!("bootstrap:    {} {state}", boot.addr));
+            }
         }
         None => lines.push("node:         offline (start one with `ggen-p2p start`)".into()),
     }

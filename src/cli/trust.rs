@@ -12,10 +12,17 @@ use crate::registry::{
 #[derive(Debug, Subcommand)]
 pub enum TrustCommand {
     /// Trust a key for one name (--name) or for every name it claims
+    #[command(
+        after_help = "Examples:\n  ggen-p2p trust add gp1abc... --name rust-axum-service\n  ggen-p2p trust add gp1abc..."
+    )]
     Add(TrustAddRequest),
     /// List pinned keys (from `trust add` and config `trusted_publishers`)
+    #[command(after_help = "Examples:\n  ggen-p2p trust list\n  ggen-p2p trust list --json")]
     List(TrustListRequest),
     /// Stop trusting a key for one name (--name) or everywhere
+    #[command(
+        after_help = "Examples:\n  ggen-p2p trust remove gp1abc... --name rust-axum-service"
+    )]
     Remove(TrustRemoveRequest),
 }
 

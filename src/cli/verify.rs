@@ -1,7 +1,7 @@
 //! `ggen-p2p verify`: re-check every stored record's signature and every stored archive's
 //! hash, like `npm audit signatures`. Exits 1 if anything is damaged.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::{Backend, Output};
 use crate::registry::{Registry, VerifyRequest};
@@ -32,13 +32,13 @@ pub async fn run(backend: &Backend, request: VerifyRequest, out: &Output) -> Res
     }
     let damaged = report.bad_records.len() + report.bad_archives.len();
     if damaged > 0 {
-        bail!("{damaged} damaged item(s) in the store; republish or reinstall them (their data cannot be trusted)");
+        return Err(super::error::reported(format!("{damaged} damaged item(s) in the store; republish or reinstall them (their data cannot be trusted)")));
     }
     if !report.repaired && !report.orphans.is_empty() {
-        bail!(
+        return Err(super::error::reported(format!(
             "{} orphan(s) in the store (leftovers of interrupted work or index/blob mismatches); run `ggen-p2p verify --repair` to remove them",
             report.orphans.len()
-        );
+        )));
     }
     Ok(())
 }

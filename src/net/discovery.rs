@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
+use serde::{Deserialize, Serialize};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -18,6 +19,17 @@ struct Entry {
     dialing: bool,
     backoff: Duration,
     next_dial: Instant,
+    /// Why the last dial failed, in words (`net::explain`); cleared once connected.
+    last_error: Option<String>,
+}
+
+/// One bootstrap peer as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootstrapPeer {
+    pub addr: String,
+    pub connected: bool,
+    /// Why the last dial failed, while it is not connected.
+    pub error: Option<String>,
 }
 
 /// Reconnect schedule of the configured bootstrap peers.
@@ -50,6 +62,7 @@ impl Bootstrap {
                             dialing: false,
                             backoff: FIRST_BACKOFF,
                             next_dial: now,
+                            last_error: None,
                         },
                     );
                 }
@@ -85,6 +98,7 @@ impl Bootstrap {
             entry.connected = true;
             entry.dialing = false;
             entry.backoff = FIRST_BACKOFF;
+            entry.last_error = None;
         }
     }
 
@@ -96,6 +110,37 @@ impl Bootstrap {
             entry.next_dial = now + entry.backoff;
             entry.backoff = (entry.backoff * 2).min(MAX_BACKOFF);
         }
+    }
+
+    /// A dial to `peer` failed for `reason`; true when it is a bootstrap peer and the
+    /// reason is new (so it is worth telling the operator once, not at every redial).
+    pub fn on_dial_error(&mut self, peer: &PeerId, reason: String) -> bool {
+        match self.peers.get_mut(peer) {
+            Some(entry) if entry.last_error.as_deref() != Some(reason.as_str()) => {
+                entry.last_error = Some(reason);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Every bootstrap peer, sorted by address.
+    pub fn report(&self) -> Vec<BootstrapPeer> {
+        let mut peers: Vec<BootstrapPeer> = self
+            .peers
+            .values()
+            .map(|e| BootstrapPeer {
+                addr: e.addr.to_string(),
+                connected: e.connected,
+                error: if e.connected {
+                    None
+                } else {
+                    e.last_error.clone()
+                },
+            })
+            .collect();
+        peers.sort_by(|a, b| a.addr.cmp(&b.addr));
+        peers
     }
 
     /// Stops redialing `peer` (an explicit disconnect).
@@ -144,6 +189,23 @@ mod tests {
         assert!(boot.due(now + Duration::from_secs(100)).is_empty());
         boot.on_lost(&peer, now);
         assert_eq!(boot.due(now + Duration::from_secs(1)).len(), 1);
+    }
+
+    #[test]
+    fn a_dial_error_is_reported_once_until_connected() {
+        let now = Instant::now();
+        let (peer, a) = addr();
+        let (mut boot, _) = Bootstrap::new(std::slice::from_ref(&a), now);
+        assert!(boot.on_dial_error(&peer, "refused".into()));
+        assert!(!boot.on_dial_error(&peer, "refused".into()), "told once");
+        assert!(
+            !boot.on_dial_error(&PeerId::random(), "x".into()),
+            "not bootstrap"
+        );
+        assert_eq!(boot.report()[0].error.as_deref(), Some("refused"));
+        boot.on_connected(&peer);
+        assert_eq!(boot.report()[0].error, None);
+        assert!(boot.report()[0].connected);
     }
 
     #[test]

@@ -47,6 +47,8 @@ struct EventLoop {
     sync_interval: Duration,
     /// Off: syncs the policy starts end at once (see `Config::anti_entropy`).
     anti_entropy: bool,
+    /// Off: never ask relays for a reservation (see `Config::relay_client`).
+    relay_client: bool,
     policy: Policy,
     pending: Pending,
     /// Reachability, relay reservations and connection kinds (decisions in `nat.rs`).
@@ -128,6 +130,11 @@ pub(crate) async fn spawn(
             Err(e) => tracing::warn!("stored ban of {:?} ignored: not a peer id ({e})", ban.peer),
         }
     }
+    // Config `block`: banned for as long as it is configured (not stored).
+    for peer in &config.block {
+        policy.penalties.ban_until(*peer, None);
+        swarm.behaviour_mut().blocked.block_peer(*peer);
+    }
     let event_loop = EventLoop {
         swarm,
         commands,
@@ -137,6 +144,7 @@ pub(crate) async fn spawn(
         prune_interval: config.prune_interval.max(Duration::from_millis(100)),
         sync_interval: config.sync_interval,
         anti_entropy: config.anti_entropy,
+        relay_client: config.relay_client,
         policy,
         pending: Pending::new(config.connection_timeout, config.query_timeout),
         nat: Nat::default(),
@@ -221,6 +229,9 @@ impl EventLoop {
 
     /// Behind NAT: listen through relays among our peers (a reservation each).
     fn reserve_relays(&mut self) {
+        if !self.relay_client {
+            return;
+        }
         for (relay, addr) in self.nat.relays_to_reserve(Instant::now()) {
             let listen = circuit_listen_addr(&addr, relay);
             match self.swarm.listen_on(listen.clone()) {
@@ -536,7 +547,7 @@ impl EventLoop {
         let connection = opts.connection_id();
         match self.swarm.dial(opts) {
             Ok(()) => self.pending.dials.insert(connection, dial, Instant::now()),
-            Err(e) => dial.failed(e.to_string()),
+            Err(e) => dial.unreachable(&e),
         }
     }
 
@@ -559,6 +570,7 @@ impl EventLoop {
             relay_reservations: self.nat.reservations(),
             relay_server: behaviour.relay_server.is_enabled()
                 && self.swarm.external_addresses().next().is_some(),
+            bootstrap: self.policy.bootstrap.report(),
         }
     }
 }

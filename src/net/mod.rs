@@ -10,13 +10,15 @@
 //! `discovery` (bootstrap redial), `peers` (penalties and bans), `reputation` (per-peer
 //! scores, socket-free), `ratelimit` (per-peer token buckets on inbound requests),
 //! `providing` (the provider lifecycle: provide at start, forget stale), `transfer`
-//! (archive download), `metrics` (the Prometheus registry the node counts into).
+//! (archive download), `metrics` (the Prometheus registry the node counts into),
+//! `explain` (libp2p errors in words).
 
 pub(crate) mod behaviour;
 pub(crate) mod client;
 pub(crate) mod command;
 pub(crate) mod discovery;
 pub(crate) mod event_loop;
+pub mod explain;
 #[cfg(feature = "test-support")]
 pub mod hostile;
 pub(crate) mod inbound;
@@ -58,6 +60,8 @@ pub struct NetConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// When non-empty, the only peers allowed to connect (config `allow`).
     pub allow: Vec<PeerId>,
+    /// Peers refused and disconnected, like `peers block` but from config (`block`).
+    pub block: Vec<PeerId>,
     pub mdns: bool,
     /// AutoNAT probing. Off for loopback-only nodes: with QUIC on localhost its probes
     /// drop connections (rust-libp2p #3308).
@@ -65,6 +69,8 @@ pub struct NetConfig {
     /// Circuit relay v2 server bounds; `None` turns the server off. libp2p only
     /// advertises it once AutoNAT has confirmed an external address.
     pub relay_server: Option<RelayLimits>,
+    /// Behind NAT, reserve slots on relays among the peers (`Config::relay_client`).
+    pub relay_client: bool,
     pub max_connections: u32,
     /// Dial/negotiation and single request-response exchange timeout.
     pub connection_timeout: Duration,
@@ -114,17 +120,8 @@ impl NetConfig {
             keypair,
             listen: parse_addrs("listen", &config.listen)?,
             bootstrap: parse_addrs("bootstrap", &config.bootstrap)?,
-            allow: config
-                .allow
-                .iter()
-                .map(|peer| {
-                    peer.parse::<PeerId>().map_err(|e| {
-                        NetError::Config(format!(
-                            "allow entry {peer:?} is not a peer id ({e}); `ggen-p2p status` prints a node's id"
-                        ))
-                    })
-                })
-                .collect::<Result<_, _>>()?,
+            allow: parse_peers("allow", &config.allow)?,
+            block: parse_peers("block", &config.block)?,
             mdns: config.mdns,
             autonat: config.autonat,
             relay_server: config.relay_server.then(|| {
@@ -139,6 +136,7 @@ impl NetConfig {
                     max_circuit_bytes: relay.max_circuit_bytes,
                 }
             }),
+            relay_client: config.relay_client,
             max_connections: config.max_connections,
             connection_timeout: Duration::from_secs(config.connection_timeout_secs),
             idle_timeout: Duration::from_secs(config.idle_timeout_secs),
@@ -156,6 +154,19 @@ impl NetConfig {
             hostile: None,
         })
     }
+}
+
+fn parse_peers(field: &str, peers: &[String]) -> Result<Vec<PeerId>, NetError> {
+    peers
+        .iter()
+        .map(|peer| {
+            peer.parse::<PeerId>().map_err(|e| {
+                NetError::Config(format!(
+                    "{field} entry {peer:?} is not a peer id ({e}); `ggen-p2p status` prints a node's id"
+                ))
+            })
+        })
+        .collect()
 }
 
 fn parse_addrs(field: &str, addrs: &[String]) -> Result<Vec<Multiaddr>, NetError> {
@@ -185,6 +196,10 @@ pub enum NetError {
     Timeout { what: String, after: Duration },
     #[error("dial {addr}: {reason}")]
     Dial { addr: Multiaddr, reason: String },
+    /// A dial the transport could not complete, told by [`explain::dial_error`] (the
+    /// sentence names the address and what to check).
+    #[error("{reason}")]
+    Unreachable { addr: Multiaddr, reason: String },
     #[error("request to {peer}: {reason}")]
     Request { peer: PeerId, reason: String },
     #[error("dht: {0}")]
@@ -225,6 +240,8 @@ pub struct NetStatus {
     pub relay_reservations: Vec<String>,
     /// Whether this node serves as a relay now (configured and publicly reachable).
     pub relay_server: bool,
+    /// The configured bootstrap peers: connected, or why the last dial failed.
+    pub bootstrap: Vec<discovery::BootstrapPeer>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -61,6 +61,13 @@ impl Dial {
         let _ = self.reply.send(Err(NetError::Dial { addr, reason }));
     }
 
+    /// The transport could not connect: `error` in words (see `net::explain`).
+    pub fn unreachable(self, error: &libp2p::swarm::DialError) {
+        let reason = super::explain::dial_error(error);
+        let addr = self.addr;
+        let _ = self.reply.send(Err(NetError::Unreachable { addr, reason }));
+    }
+
     /// The connection opened, but to a banned peer (the loop closes it).
     pub fn banned(self, peer: &PeerId) {
         let _ = self

@@ -762,10 +762,13 @@ async fn fetch_archive(
                 providers.into_iter().map(|peer| peer.to_string()).collect()
             }
             Err(e) if mirrors => {
-                let why = format!("the download from peers failed ({e})");
+                let why = format!(
+                    "the download from peers failed ({})",
+                    plain_transfer_error(e)
+                );
                 super::mirror::fetch_archive(registry, meta, &progress, &why).await?
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(plain_transfer_error(e)),
         }
     };
     cache_fetched(registry, Some(&client), meta.archive.blake3).await?;
@@ -797,6 +800,31 @@ async fn cache_fetched(
         }
     }
     Ok(())
+}
+
+/// A transfer error as users read it: provider failures name peers by their short id,
+/// not libp2p's debug form `PeerId("12D3KooW…")`.
+fn plain_transfer_error(error: crate::net::transfer::TransferError) -> RegistryError {
+    use crate::net::explain::shorten_peer_ids;
+    use crate::net::transfer::TransferError;
+    RegistryError::Transfer(match error {
+        TransferError::NoChunkList { archive, tried } => TransferError::NoChunkList {
+            archive,
+            tried: shorten_peer_ids(&tried),
+        },
+        TransferError::Stuck {
+            archive,
+            stuck,
+            missing,
+            done,
+        } => TransferError::Stuck {
+            archive,
+            stuck: shorten_peer_ids(&stuck),
+            missing,
+            done,
+        },
+        other => other,
+    })
 }
 
 #[cfg(test)]

@@ -98,6 +98,46 @@ pub enum RegistryError {
     Task(String),
 }
 
+impl RegistryError {
+    /// The stable class of this error, as `--json` errors and the API report it
+    /// (`error.kind`; the list is in docs/user-guide.md, "Errors").
+    pub fn kind(&self) -> &'static str {
+        use crate::store::StoreError as S;
+        match self {
+            RegistryError::Manifest(_) => "manifest",
+            RegistryError::Archive(_) => "archive",
+            RegistryError::Key(_) => "key",
+            RegistryError::Record(_) => "record",
+            RegistryError::Store(
+                S::UnknownName { .. }
+                | S::NoMatch { .. }
+                | S::NoPublisherPrefix { .. }
+                | S::NoSuchArchive { .. }
+                | S::NotPublishedBy { .. },
+            ) => "not_found",
+            RegistryError::Store(S::Compromised { .. }) => "compromised",
+            RegistryError::Store(S::Ambiguous { .. } | S::AmbiguousPublisherPrefix { .. }) => {
+                "refused"
+            }
+            RegistryError::Store(_) => "store",
+            RegistryError::Net(_) | RegistryError::Transfer(_) => "network",
+            RegistryError::Config(_) => "config",
+            RegistryError::Refused(_) => "refused",
+            RegistryError::NotRunning { .. } => "not_running",
+            RegistryError::Unreachable { .. } => "daemon_unreachable",
+            // The daemon's answer keeps the registry's text; its status tells the class.
+            RegistryError::Remote { status, .. } => match status {
+                404 => "not_found",
+                200 | 400 | 409 | 422 => "refused",
+                502 => "network",
+                503 => "not_running",
+                _ => "internal",
+            },
+            RegistryError::Task(_) => "internal",
+        }
+    }
+}
+
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
 /// A pack ready to publish: a directory whose manifest has been read and validated.

@@ -17,9 +17,11 @@ pub(super) async fn search(registry: &P2PRegistry, request: SearchRequest) -> Re
     let query = request.query();
     let mut peers_asked = 0;
     if request.network {
-        if let Some(client) = registry.client() {
-            peers_asked = client.search_network(query.clone()).await?;
-        }
+        // Asking peers without a node would silently search only the local replica.
+        let client = registry.client().ok_or(RegistryError::NotRunning {
+            operation: "search --network",
+        })?;
+        peers_asked = client.search_network(query.clone()).await?;
     }
     let own = registry.node_peer_id();
     let results = registry

@@ -365,6 +365,19 @@ pub struct NetStatus {
     pub relay_reservations: Vec<String>,
     /// This node serves as a circuit relay now (configured and publicly reachable).
     pub relay_server: bool,
+    /// The configured bootstrap peers: whether each is connected and, if not, why the
+    /// last dial failed (one sentence with a hint).
+    #[serde(default)]
+    pub bootstrap: Vec<BootstrapPeer>,
+}
+
+/// One configured bootstrap peer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BootstrapPeer {
+    pub addr: String,
+    pub connected: bool,
+    /// Why the last dial failed, while not connected.
+    pub error: Option<String>,
 }
 
 /// `status`.
@@ -727,6 +740,15 @@ impl From<net::NetStatus> for NetStatus {
             reachability: n.reachability.as_str().to_string(),
             relay_reservations: n.relay_reservations,
             relay_server: n.relay_server,
+            bootstrap: n
+                .bootstrap
+                .into_iter()
+                .map(|b| BootstrapPeer {
+                    addr: b.addr,
+                    connected: b.connected,
+                    error: b.error,
+                })
+                .collect(),
         }
     }
 }

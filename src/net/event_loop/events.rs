@@ -98,7 +98,16 @@ impl EventLoop {
                 error,
             } => {
                 if let Some(dial) = self.pending.dials.remove(&connection_id) {
-                    dial.failed(error.to_string());
+                    dial.unreachable(&error);
+                }
+                if let Some(peer) = peer_id {
+                    let said = crate::net::explain::dial_error(&error);
+                    if self.policy.bootstrap.on_dial_error(&peer, said.clone()) {
+                        tracing::warn!(
+                            "bootstrap peer {}: {said} (retrying with backoff; `ggen-p2p status` shows it)",
+                            crate::net::explain::short_peer(&peer)
+                        );
+                    }
                 }
                 if let Some(peer) = peer_id.filter(|p| !self.swarm.is_connected(p)) {
                     self.policy.dial_failed(&peer, now);
@@ -512,9 +521,10 @@ impl EventLoop {
                     self.judge(peer, PeerEvent::Timeout);
                 }
                 if let Some(outbound) = self.pending.requests.remove(&request_id) {
+                    let said = crate::net::explain::outbound_failure(&error);
                     let reason = match self.nat.failure_hint(&peer) {
-                        Some(hint) => format!("{error} ({hint})"),
-                        None => error.to_string(),
+                        Some(hint) => format!("{said} ({hint})"),
+                        None => said,
                     };
                     outbound.failed(reason);
                 }
