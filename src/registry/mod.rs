@@ -122,6 +122,16 @@ impl RegistryError {
             RegistryError::Store(_) => "store",
             RegistryError::Net(_) | RegistryError::Transfer(_) => "network",
             RegistryError::Config(_) => "config",
+            RegistryError::Mirror(m) => {
+                use crate::mirror::MirrorError as M;
+                match m {
+                    M::BadAddress { .. } | M::BadUrl { .. } => "config",
+                    M::Bind { .. } => "io",
+                    M::Unreachable { .. } => "network",
+                    M::Refused { .. } => "refused",
+                    M::Store(_) => "store",
+                }
+            }
             RegistryError::Refused(_) => "refused",
             RegistryError::NotRunning { .. } => "not_running",
             RegistryError::Unreachable { .. } => "daemon_unreachable",
