@@ -54,13 +54,17 @@ fn a_silent_daemon_holding_the_lock_is_named_not_bypassed() {
     signal("-STOP");
     let output = process::run(&data, &["list", "--json"]);
     signal("-CONT");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    // Under --json the error is JSON on stdout (docs/user-guide.md, "Errors").
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let error: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON error, not an offline list");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
     assert!(
-        stderr.contains(&format!("pid {pid}")) && stderr.contains("does not answer"),
-        "{stderr}"
+        message.contains(&format!("pid {pid}")) && message.contains("does not answer"),
+        "{stdout}"
     );
-    assert!(output.stdout.is_empty(), "worked offline instead");
+    assert_eq!(error["error"]["kind"], "daemon_unreachable", "{stdout}");
 
     // Awake again, it answers and commands go through it.
     assert_eq!(daemon.cli(&["status"])["online"], true);
