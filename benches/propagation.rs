@@ -33,6 +33,9 @@ const BOOTSTRAP_PEERS: usize = 3;
 const MESH_WAIT: Duration = Duration::from_secs(90);
 const ARRIVAL_WAIT: Duration = Duration::from_secs(30);
 const SPARSE_WAIT: Duration = Duration::from_secs(120);
+/// How long a publish or a tenth lookup waits for pruning to bring every node back
+/// within the bound.
+const PRUNED_WAIT: Duration = Duration::from_secs(15);
 
 fn env_or<T: std::str::FromStr>(var: &str, default: T) -> T {
     std::env::var(var)
@@ -134,17 +137,10 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
     // Then until pruning has brought every node within the sparse bound (2 × mesh_n):
     // young connections are spared for the grace period, so this takes a few rounds.
     let bound = 2 * nodes[0].config().gossip.mesh_n;
-    let sparse_wait = Instant::now();
-    loop {
-        let (max, _, _) = connection_stats(&statuses(&nodes).await?);
-        if max <= bound || sparse_wait.elapsed() > SPARSE_WAIT {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    let (sparse_after, _, _) = wait_sparse(&nodes, bound, SPARSE_WAIT).await?;
     println!(
         "within {bound} connections per node after {:.1} s more (or gave up)",
-        sparse_wait.elapsed().as_secs_f64()
+        sparse_after.as_secs_f64()
     );
     let (peers_max, peers_mean, mesh_mean) = connection_stats(&statuses(&nodes).await?);
     println!("mesh formed: {formed:?}; peers/node max {peers_max} mean {peers_mean:.1}; gossip mesh mean {mesh_mean:.1}");
@@ -172,7 +168,7 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
         }
         // The baseline, side by side: round trips from this publisher just before.
         rtt.extend(round_trips(&nodes[from..=from], &mut rng, 5).await?);
-        let (waited, max, mean) = wait_sparse(&nodes, bound).await?;
+        let (waited, max, mean) = wait_sparse(&nodes, bound, PRUNED_WAIT).await?;
         back_within.push(waited);
         at_publish.push((max, mean));
         let pack = tiny_pack(root, &format!("prop-{n}-{k}"))?;
@@ -218,7 +214,7 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
     let mut skipped = 0;
     for i in 0..lookups {
         if i % 10 == 0 {
-            let (waited, _, _) = wait_sparse(&nodes, bound).await?;
+            let (waited, _, _) = wait_sparse(&nodes, bound, PRUNED_WAIT).await?;
             back_within.push(waited);
         }
         let (max, mean, _) = connection_stats(&statuses(&nodes).await?);
@@ -364,14 +360,18 @@ fn tiny_pack(root: &Path, name: &str) -> Result<std::path::PathBuf> {
     Ok(pack)
 }
 
-/// Waits (15 s at most) until every node is within `bound` connections again, as
-/// pruning closes the connections DHT queries opened; how long that took, and the
-/// connections per node then (max, mean).
-async fn wait_sparse(nodes: &[P2PRegistry], bound: usize) -> Result<(Duration, usize, f64)> {
+/// Waits (`limit` at most) until every node is within `bound` connections, as pruning
+/// closes the connections DHT queries opened; how long that took, and the connections
+/// per node then (max, mean).
+async fn wait_sparse(
+    nodes: &[P2PRegistry],
+    bound: usize,
+    limit: Duration,
+) -> Result<(Duration, usize, f64)> {
     let begun = Instant::now();
     loop {
         let (max, mean, _) = connection_stats(&statuses(nodes).await?);
-        if max <= bound || begun.elapsed() > Duration::from_secs(15) {
+        if max <= bound || begun.elapsed() > limit {
             return Ok((begun.elapsed(), max, mean));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
