@@ -55,8 +55,10 @@ async fn main() -> Result<()> {
         println!("== {n} nodes (load {})", load());
         rows.push(run(n, publishes, lookups).await?);
     }
-    println!("\n| nodes | mesh formed after | peers/node max (mean): settled; measuring; end | gossip mesh mean | process CPU (cores) | baseline RR p50 | publish→all p50 | publish→all max | ratio p50/RR | publish call p50 | cold lookup p50 | p99 | lookups | ratio p50/RR | missed | DHT requests per lookup p50 / p99 (log2 N) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("\n| nodes | mesh formed after | peers/node max (mean): settled | at each publish | after its DHT puts | at each lookup | sparse again after p50 / max | end | gossip mesh mean | process CPU (cores) | baseline RR p50 | publish→all p50 | publish→all max | ratio p50/RR | publish call p50 | cold lookup p50 | p99 | lookups | ratio p50/RR | missed | DHT requests per lookup p50 / p99 (log2 N) |");
+    println!(
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for r in &rows {
         println!("{r}");
     }
@@ -146,8 +148,14 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
     );
     let (peers_max, peers_mean, mesh_mean) = connection_stats(&statuses(&nodes).await?);
     println!("mesh formed: {formed:?}; peers/node max {peers_max} mean {peers_mean:.1}; gossip mesh mean {mesh_mean:.1}");
-    // Connections per node while measuring: sampled before every publish and lookup.
-    let mut samples: Vec<(usize, f64)> = Vec::new();
+    // Connections per node while measuring, by phase: when each publish starts (the
+    // topology gossip travels over; the previous publish's DHT connections are first
+    // given time to be pruned, and that time is reported), right after each publish's
+    // DHT puts and provider lookup (the transient peak), and before each lookup.
+    let mut at_publish: Vec<(usize, f64)> = Vec::new();
+    let mut after_dht: Vec<(usize, f64)> = Vec::new();
+    let mut at_lookup: Vec<(usize, f64)> = Vec::new();
+    let mut back_within: Vec<Duration> = Vec::new();
 
     let cpu_start = (cpu_seconds(), Instant::now());
     let mut rtt = Vec::new();
@@ -164,8 +172,9 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
         }
         // The baseline, side by side: round trips from this publisher just before.
         rtt.extend(round_trips(&nodes[from..=from], &mut rng, 5).await?);
-        let (max, mean, _) = connection_stats(&statuses(&nodes).await?);
-        samples.push((max, mean));
+        let (waited, max, mean) = wait_sparse(&nodes, bound).await?;
+        back_within.push(waited);
+        at_publish.push((max, mean));
         let pack = tiny_pack(root, &format!("prop-{n}-{k}"))?;
         let t0 = epoch_ms();
         let begun = Instant::now();
@@ -188,11 +197,16 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
             .map(|a| Duration::from_millis(a.saturating_sub(t0)))
             .collect();
         per_node.sort();
+        let stats = statuses(&nodes).await?;
+        let (peak, peak_mean, _) = connection_stats(&stats);
+        let busiest = stats.iter().position(|s| s.0 == peak).unwrap_or(0);
+        after_dht.push((peak, peak_mean));
         println!(
-            "publish {k} from n{from}: publish call {:.0} ms; in every index after {:.0} ms (median node {:.0} ms)",
+            "publish {k} from n{from}: publish call {:.0} ms; in every index after {:.0} ms (median node {:.0} ms); peers/node at publish max {max} mean {mean:.1} (sparse again after {:.1} s), after its DHT puts max {peak} (n{busiest}) mean {peak_mean:.1}",
             ms(calls[k]),
             ms(all),
-            ms(percentile(&per_node, 50.0))
+            ms(percentile(&per_node, 50.0)),
+            waited.as_secs_f64()
         );
     }
 
@@ -204,9 +218,11 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
     let mut skipped = 0;
     for i in 0..lookups {
         if i % 10 == 0 {
-            let (max, mean, _) = connection_stats(&statuses(&nodes).await?);
-            samples.push((max, mean));
+            let (waited, _, _) = wait_sparse(&nodes, bound).await?;
+            back_within.push(waited);
         }
+        let (max, mean, _) = connection_stats(&statuses(&nodes).await?);
+        at_lookup.push((max, mean));
         let (archive, provider) = archives[rng.gen_range(0..archives.len())];
         let cold: Vec<usize> = (0..n)
             .filter(|i| *i != provider)
@@ -255,9 +271,21 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
     );
     let (end_max, end_mean, end_mesh) = connection_stats(&statuses(&nodes).await?);
     println!("end: peers/node max {end_max} mean {end_mean:.1}; gossip mesh mean {end_mesh:.1}");
-    samples.push((end_max, end_mean));
-    let during_max = samples.iter().map(|s| s.0).max().unwrap_or(0);
-    let during_mean = samples.iter().map(|s| s.1).sum::<f64>() / samples.len().max(1) as f64;
+    let summary = |samples: &[(usize, f64)]| {
+        let max = samples.iter().map(|s| s.0).max().unwrap_or(0);
+        let mean = samples.iter().map(|s| s.1).sum::<f64>() / samples.len().max(1) as f64;
+        format!("{max} ({mean:.1})")
+    };
+    let (publish_conns, dht_conns, lookup_conns) = (
+        summary(&at_publish),
+        summary(&after_dht),
+        summary(&at_lookup),
+    );
+    let prune_wait = format!(
+        "{:.1} / {:.1} s",
+        percentile(&back_within, 50.0).as_secs_f64(),
+        percentile(&back_within, 100.0).as_secs_f64()
+    );
     let requests = |p| {
         if lookup_requests.is_empty() {
             "n/a".to_string()
@@ -266,7 +294,7 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
         }
     };
     println!(
-        "while measuring: peers/node max {during_max} mean {during_mean:.1} (bound {bound}); lookups: {missed} missed; DHT requests p50 {} p99 {} (log2 N = {:.1}, alpha 3)",
+        "peers/node max (mean) at publish {publish_conns}, after DHT puts {dht_conns}, at lookup {lookup_conns} (bound {bound}; sparse again after p50/max {prune_wait}); lookups: {missed} missed; DHT requests p50 {} p99 {} (log2 N = {:.1}, alpha 3)",
         requests(50.0),
         requests(99.0),
         (n as f64).log2()
@@ -285,7 +313,7 @@ async fn run(n: usize, publishes: usize, lookups: usize) -> Result<Row> {
         }
     };
     Ok(Row(format!(
-        "| {n} | {} | {peers_max} ({peers_mean:.1}); measuring {during_max} ({during_mean:.1}); end {end_max} ({end_mean:.1}) | {mesh_mean:.1} | {cores:.2} | {:.2} ms | {:.0} ms | {:.0} ms | {:.0}× | {:.0} ms | {} | {} | {} | {} | {missed} | {} / {} ({:.1}) |",
+        "| {n} | {} | {peers_max} ({peers_mean:.1}) | {publish_conns} | {dht_conns} | {lookup_conns} | {prune_wait} | {end_max} ({end_mean:.1}) | {mesh_mean:.1} | {cores:.2} | {:.2} ms | {:.0} ms | {:.0} ms | {:.0}× | {:.0} ms | {} | {} | {} | {} | {missed} | {} / {} ({:.1}) |",
         formed.map(|d| format!("{:.1} s", d.as_secs_f64())).unwrap_or_else(|| "incomplete".into()),
         ms(rr),
         ms(p50),
@@ -334,6 +362,20 @@ fn tiny_pack(root: &Path, name: &str) -> Result<std::path::PathBuf> {
     )?;
     std::fs::write(pack.join("README.md"), format!("# {name}\n"))?;
     Ok(pack)
+}
+
+/// Waits (15 s at most) until every node is within `bound` connections again, as
+/// pruning closes the connections DHT queries opened; how long that took, and the
+/// connections per node then (max, mean).
+async fn wait_sparse(nodes: &[P2PRegistry], bound: usize) -> Result<(Duration, usize, f64)> {
+    let begun = Instant::now();
+    loop {
+        let (max, mean, _) = connection_stats(&statuses(nodes).await?);
+        if max <= bound || begun.elapsed() > Duration::from_secs(15) {
+            return Ok((begun.elapsed(), max, mean));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// (connected peers, gossip mesh peers) of every node.

@@ -1,5 +1,6 @@
 //! The daemon's local HTTP API (axum, loopback only): the CLI's way into a running node,
-//! plus the web dashboard and `/metrics`.
+//! plus the web dashboard (with its live feed of records), `/metrics`, `/health` and
+//! `/ready`.
 //!
 //! On start the daemon writes [`API_FILE`] (address and access token, mode 0600) into the
 //! data directory; calls that change anything must carry `Authorization: Bearer <token>`,
@@ -11,7 +12,6 @@
 
 pub mod client;
 mod dashboard;
-mod metrics;
 mod routes;
 mod server;
 

@@ -23,8 +23,8 @@ use crate::registry::{
 use crate::registry::{BlockPeerRequest, BlockReport, UnblockPeerRequest};
 
 #[derive(Clone)]
-struct AppState {
-    registry: P2PRegistry,
+pub(super) struct AppState {
+    pub(super) registry: P2PRegistry,
     token: String,
     addr: SocketAddr,
 }
@@ -78,8 +78,14 @@ pub(super) fn router(registry: P2PRegistry, token: String, addr: SocketAddr) -> 
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/", get(|| async { Html(super::dashboard::PAGE) }))
+        .route("/assets/{file}", get(super::dashboard::asset))
         .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        // Liveness for the CLI's daemon discovery: the API answers (see /health).
         .route("/api/v1/health", get(|| async { "ok" }))
+        .route("/api/v1/activity", get(activity))
+        .route("/api/v1/events", get(super::dashboard::events))
         .route("/api/v1/status", get(status))
         .route("/api/v1/trust", get(trust_list))
         .route("/api/v1/search", get(search))
@@ -358,7 +364,7 @@ async fn unblock_peer(
 
 async fn metrics(State(state): State<AppState>) -> Result<Response, Failure> {
     let report = state.registry.status(StatusRequest::default()).await?;
-    let body = super::metrics::render(&report);
+    let body = state.registry.render_metrics(&report);
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -367,4 +373,29 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, Failure> {
         body,
     )
         .into_response())
+}
+
+async fn activity(State(state): State<AppState>) -> Json<crate::registry::ActivityReport> {
+    Json(state.registry.activity())
+}
+
+/// `/health`: 200 when the store takes a write and the event loop answers, else 503
+/// with the checks (the failing one says what to do).
+async fn health(State(state): State<AppState>) -> Response {
+    health_response(state.registry.health(false).await)
+}
+
+/// `/ready`: `/health` plus at least one connected peer (unless the node is configured
+/// with no bootstrap peers, so it has none to wait for).
+async fn ready(State(state): State<AppState>) -> Response {
+    health_response(state.registry.health(true).await)
+}
+
+fn health_response(report: crate::registry::HealthReport) -> Response {
+    let status = if report.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(report)).into_response()
 }

@@ -183,6 +183,7 @@ pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
         .map_err(|e| NetError::Config(format!("dns resolver: {e}")))?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| NetError::Config(format!("relay client: {e}")))?
+        .with_bandwidth_metrics(&mut config.metrics.registry())
         .with_behaviour(|key, relay| {
             let id = key.public().to_peer_id();
             let limits = connection_limits::ConnectionLimits::default()

@@ -11,6 +11,7 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::command::Command;
+use super::metrics::RecordPath;
 use super::policy;
 use super::protocol::{dht_keys, name_key, name_version_key, parse_record, Request, Response};
 use super::sync::{self, SyncSource};
@@ -28,6 +29,7 @@ pub struct Client {
     store: Store,
     query_timeout: Duration,
     request_timeout: Duration,
+    metrics: std::sync::Arc<super::Metrics>,
     /// Opens `/ggen/chunks` streams (`transfer::stream`); a clone per range.
     streams: libp2p_stream::Control,
     /// Peers with a chunk stream open, which pruning spares.
@@ -40,6 +42,7 @@ impl Client {
         commands: mpsc::Sender<Command>,
         store: Store,
         (query_timeout, request_timeout): (Duration, Duration),
+        metrics: std::sync::Arc<super::Metrics>,
         streams: libp2p_stream::Control,
         active: super::transfer::stream::ActiveStreams,
     ) -> Self {
@@ -49,6 +52,7 @@ impl Client {
             store,
             query_timeout,
             request_timeout,
+            metrics,
             streams,
             active,
         }
@@ -80,6 +84,11 @@ impl Client {
 
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// What this node counts (`/metrics`).
+    pub fn metrics(&self) -> &std::sync::Arc<super::Metrics> {
+        &self.metrics
     }
 
     async fn call<T>(
@@ -197,12 +206,20 @@ impl Client {
         for bytes in found {
             match parse_record(bytes) {
                 Ok(record) => records.push(record),
-                Err(reason) => tracing::debug!("dht record for {name}: {reason}"),
+                Err(reason) => {
+                    tracing::debug!("dht record for {name}: {reason}");
+                    self.metrics.invalid(RecordPath::dht);
+                }
             }
         }
+        let count = records.len();
         let outcomes = (self.store)
             .call(move |store| store.ingest_many(&records))
-            .await?;
+            .await
+            .inspect_err(|_| self.metrics.store_failed(RecordPath::dht, count))?;
+        for outcome in &outcomes {
+            self.metrics.ingested(RecordPath::dht, outcome);
+        }
         Ok(outcomes
             .iter()
             .filter(|o| matches!(o, IngestOutcome::Added))
@@ -311,7 +328,7 @@ impl Client {
             if let Ok(Response::Records { records }) = answer {
                 answered += 1;
                 let bytes = records.into_iter().map(|b| b.into_vec()).collect();
-                sync::ingest(self, &self.store, peer, bytes).await?;
+                sync::ingest(self, &self.store, peer, bytes, RecordPath::search).await?;
             }
         }
         Ok(answered)
@@ -345,7 +362,9 @@ impl Client {
 
     /// Anti-entropy with one peer (see [`sync::run`]). Returns records added to the store.
     pub async fn sync_peer(&self, peer: PeerId) -> Result<usize, NetError> {
-        sync::run(self, &self.store, peer).await
+        let result = sync::run(self, &self.store, peer).await;
+        self.metrics.sync_round(result.is_ok());
+        result
     }
 
     pub(crate) async fn penalize(&self, peer: PeerId) {
@@ -373,6 +392,12 @@ impl Client {
             .send(command)
             .await
             .map_err(|_| NetError::Shutdown)
+    }
+
+    /// Test hook: ends the event loop as a crash would; later calls fail.
+    #[cfg(feature = "test-support")]
+    pub async fn halt(&self) {
+        let _ = self.send_internal(Command::Halt).await;
     }
 
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetError> {
@@ -449,6 +474,10 @@ fn unexpected(peer: PeerId, asked: &str, got: &Response) -> NetError {
 }
 
 impl SyncSource for Client {
+    fn metrics(&self) -> Option<&super::Metrics> {
+        Some(&self.metrics)
+    }
+
     async fn summary(&self, peer: PeerId) -> Result<Vec<[u8; 32]>, NetError> {
         match self.request(peer, Request::SyncSummary).await? {
             Response::Summary { buckets } => Ok(buckets),

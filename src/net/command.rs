@@ -119,4 +119,7 @@ pub(crate) enum Command {
     SyncDone {
         peer: PeerId,
     },
+    /// Test hook: the loop ends at once, as if it had crashed (health checks).
+    #[cfg(feature = "test-support")]
+    Halt,
 }

@@ -51,6 +51,8 @@ struct EventLoop {
     pending: Pending,
     /// Reachability, relay reservations and connection kinds (decisions in `nat.rs`).
     nat: Nat,
+    /// What the node counts (`/metrics`), shared with the client and the registry.
+    metrics: std::sync::Arc<super::Metrics>,
     /// Relay circuit listeners: listener → relay, to forget the reservation if it fails.
     relay_listeners: std::collections::HashMap<libp2p::core::transport::ListenerId, PeerId>,
     /// Peers with a chunk stream open either way (busy: never pruned mid-transfer).
@@ -91,6 +93,7 @@ pub(crate) async fn spawn(
         sender,
         store.clone(),
         (config.query_timeout, config.connection_timeout),
+        config.metrics.clone(),
         streams,
         active.clone(),
     );
@@ -157,6 +160,7 @@ pub(crate) async fn spawn(
         policy,
         pending: Pending::new(config.connection_timeout, config.query_timeout),
         nat: Nat::default(),
+        metrics: config.metrics.clone(),
         relay_listeners: Default::default(),
         active,
         #[cfg(feature = "test-support")]
@@ -180,8 +184,18 @@ impl EventLoop {
         loop {
             tokio::select! {
                 _ = tasks.cancelled() => break,
-                event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                Some(command) = self.commands.recv() => self.on_command(command),
+                event = self.swarm.select_next_some() => {
+                    self.metrics.record_swarm(&event);
+                    self.on_swarm_event(event);
+                }
+                Some(command) = self.commands.recv() => {
+                    #[cfg(feature = "test-support")]
+                    if matches!(command, Command::Halt) {
+                        tracing::warn!("network event loop halted (test hook)");
+                        return;
+                    }
+                    self.on_command(command);
+                }
                 _ = tick.tick() => {
                     self.dial_bootstrap();
                     self.expire();
@@ -531,6 +545,8 @@ impl EventLoop {
                 }
             }
             Command::SyncDone { peer } => self.policy.sync_done(&peer),
+            #[cfg(feature = "test-support")]
+            Command::Halt => {}
         }
     }
 

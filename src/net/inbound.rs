@@ -87,9 +87,13 @@ pub(crate) async fn regossip(client: &super::Client, store: &Store, id: RecordId
 }
 
 /// Keeps a checked DHT record a peer put (runs on a blocking thread).
-pub(crate) fn keep_dht_record(store: &Store, record: &Record) {
-    if let Err(e) = store.ingest(record) {
-        tracing::warn!("dht record: store: {e}");
+pub(crate) fn keep_dht_record(store: &Store, record: &Record, metrics: &super::Metrics) {
+    match store.ingest(record) {
+        Ok(outcome) => metrics.ingested(super::metrics::RecordPath::dht, &outcome),
+        Err(e) => {
+            metrics.store_failed(super::metrics::RecordPath::dht, 1);
+            tracing::warn!("dht record: store: {e}");
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 //! `discovery` (bootstrap redial), `peers` (penalties and bans), `reputation` (per-peer
 //! scores, socket-free), `ratelimit` (per-peer token buckets on inbound requests),
 //! `providing` (the provider lifecycle: provide at start, forget stale), `transfer`
-//! (archive download).
+//! (archive download), `metrics` (the Prometheus registry the node counts into).
 
 pub(crate) mod behaviour;
 pub(crate) mod client;
@@ -20,6 +20,7 @@ pub(crate) mod event_loop;
 #[cfg(feature = "test-support")]
 pub mod hostile;
 pub(crate) mod inbound;
+pub mod metrics;
 pub(crate) mod nat;
 pub(crate) mod peers;
 pub(crate) mod pending;
@@ -37,6 +38,7 @@ pub use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 
 pub use client::Client;
+pub use metrics::Metrics;
 pub use nat::{Reachability, RelayLimits};
 pub use pending::ProvidersFound;
 pub use protocol::{Request, Response};
@@ -87,6 +89,8 @@ pub struct NetConfig {
     pub prune_grace: Duration,
     /// Per-peer limits on the requests this node answers.
     pub rate_limits: crate::config::RateLimits,
+    /// Where the node counts what it does (`/metrics`); the registry hands in its own.
+    pub metrics: std::sync::Arc<metrics::Metrics>,
     /// Test hook: answer inbound requests as an attacker would (`tests/hostile.rs`).
     #[cfg(feature = "test-support")]
     pub hostile: Option<hostile::Hostile>,
@@ -144,9 +148,10 @@ impl NetConfig {
             heartbeat: Duration::from_millis(gossip.heartbeat_ms.max(10)),
             sync_interval: Duration::from_secs(config.sync_interval_secs.max(1)),
             anti_entropy: config.anti_entropy,
-            prune_interval: Duration::from_secs(10),
-            prune_grace: Duration::from_secs(10),
+            prune_interval: Duration::from_secs(1),
+            prune_grace: Duration::from_secs(3),
             rate_limits: config.rate_limits.clone(),
+            metrics: Default::default(),
             #[cfg(feature = "test-support")]
             hostile: None,
         })

@@ -11,6 +11,7 @@ use std::future::Future;
 use futures::StreamExt;
 use libp2p::PeerId;
 
+use super::metrics::RecordPath;
 use super::protocol::{parse_record, MAX_IDS_PER_REQUEST, MAX_OWNER_NAMES};
 use super::NetError;
 use crate::package::{Blake3Hash, PublisherId, RecordId};
@@ -49,6 +50,11 @@ pub(crate) trait SyncSource: Send + Sync {
 
     /// `peer` sent something invalid.
     fn penalize(&self, peer: PeerId) -> impl Future<Output = ()> + Send;
+
+    /// Where received records are counted, if anywhere.
+    fn metrics(&self) -> Option<&super::Metrics> {
+        None
+    }
 }
 
 /// Anti-entropy with one peer: compare bucket digests, list differing buckets, fetch
@@ -78,7 +84,7 @@ pub(crate) async fn run<S: SyncSource>(
             break;
         }
         let received: HashSet<RecordId> = bytes.iter().map(|b| Blake3Hash::of(b)).collect();
-        gained += ingest(source, store, peer, bytes).await?;
+        gained += ingest(source, store, peer, bytes, RecordPath::sync).await?;
         let before = wanted.len();
         wanted.retain(|id| !received.contains(id));
         if wanted.len() == before {
@@ -131,6 +137,7 @@ pub(crate) async fn ingest<S: SyncSource>(
     store: &Store,
     peer: PeerId,
     bytes: Vec<Vec<u8>>,
+    path: RecordPath,
 ) -> Result<usize, NetError> {
     let mut valid = Vec::with_capacity(bytes.len());
     for item in bytes {
@@ -138,6 +145,9 @@ pub(crate) async fn ingest<S: SyncSource>(
             Ok(record) => valid.push(record),
             Err(reason) => {
                 tracing::debug!("invalid record from {peer}: {reason}");
+                if let Some(metrics) = source.metrics() {
+                    metrics.invalid(path);
+                }
                 source.penalize(peer).await;
             }
         }
@@ -145,7 +155,15 @@ pub(crate) async fn ingest<S: SyncSource>(
     if valid.is_empty() {
         return Ok(0);
     }
-    let outcomes = store.call(move |store| store.ingest_many(&valid)).await?;
+    let count = valid.len();
+    let outcomes = store.call(move |store| store.ingest_many(&valid)).await;
+    if let Some(metrics) = source.metrics() {
+        match &outcomes {
+            Ok(outcomes) => outcomes.iter().for_each(|o| metrics.ingested(path, o)),
+            Err(_) => metrics.store_failed(path, count),
+        }
+    }
+    let outcomes = outcomes?;
     Ok(outcomes
         .iter()
         .filter(|o| matches!(o, IngestOutcome::Added))

@@ -108,6 +108,8 @@ impl P2PRegistryBuilder {
                 store,
                 tasks: Tasks::with_token(self.shutdown.unwrap_or_default()),
                 running: Mutex::new(None),
+                metrics: Default::default(),
+                transfers: Default::default(),
             }),
         })
     }
@@ -126,7 +128,8 @@ impl P2PRegistry {
             ));
         }
         let keypair = load_or_create_node_key(&self.inner.data_dir.join(NODE_KEY_FILE))?;
-        let net_config = NetConfig::from_config(&self.inner.config, keypair)?;
+        let mut net_config = NetConfig::from_config(&self.inner.config, keypair)?;
+        net_config.metrics = self.inner.metrics.clone();
         check_tcp_ports_free(&net_config.listen)?;
         let client = net::spawn(net_config, self.inner.store.clone(), &self.inner.tasks).await?;
         // Provides the stored archives once the DHT has a peer, without holding up start.

@@ -720,14 +720,21 @@ async fn fetch_archive(
         )));
     }
     let progress = progress.unwrap_or_else(|| Arc::new(|_, _| {}));
+    // A row in the dashboard's transfers while the download runs.
+    let transfer = (registry.inner.transfers).begin(&meta.name, &meta.version, &meta.archive);
+    let started = std::time::Instant::now();
     crate::net::transfer::download_to_store(
         &client,
         registry.store(),
         &meta.archive,
         providers.clone(),
-        move |done, total| progress(done, total),
+        move |done, total| {
+            transfer.progress(done);
+            progress(done, total)
+        },
     )
     .await?;
+    (registry.metrics()).fetched(meta.archive.size, started.elapsed());
     let archive = meta.archive.blake3;
     let cache_size = registry.config().cache_size;
     let store = registry.store();

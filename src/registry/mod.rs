@@ -8,7 +8,9 @@
 //! It owns the [`Store`] and, while started, the network handle; it holds no lock across
 //! an await (the handle is cloned out). Store work goes through [`Store::call`].
 
+mod activity;
 mod builder;
+mod health;
 mod install;
 mod lifecycle;
 pub mod lockfile;
@@ -34,6 +36,7 @@ use crate::tasks::Tasks;
 pub use builder::P2PRegistryBuilder;
 pub use install::{dependency_dir, parse_requirement, DEPS_DIR};
 pub use lifecycle::tree_digest;
+pub use reports::{ActivityReport, HealthCheck, HealthReport, RecordEvent, Traffic, TransferLine};
 pub use reports::{
     BannedPeerInfo, BlockReport, InfoReport, InstallReport, Installed, KeyReport, ListReport,
     NameClaim, NetStatus, PackageMetadata, PeerInfo, PeersReport, PublishReport, Receipt,
@@ -189,6 +192,11 @@ struct Inner {
     /// The network handle, set by `start`, taken by `stop`; only ever locked briefly to
     /// clone or swap.
     running: Mutex<Option<Client>>,
+    /// What the node counts (`/metrics`); exists offline too, the network counts into it
+    /// once started.
+    metrics: Arc<net::Metrics>,
+    /// Archive downloads in progress (the dashboard's transfers).
+    transfers: activity::Transfers,
 }
 
 impl P2PRegistry {
@@ -208,6 +216,11 @@ impl P2PRegistry {
     pub fn client(&self) -> Option<Client> {
         let running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
         running.clone()
+    }
+
+    /// What this node counts, rendered by `/metrics`.
+    pub fn metrics(&self) -> &Arc<net::Metrics> {
+        &self.inner.metrics
     }
 
     /// The shutdown root every task of this registry is spawned on.

@@ -377,6 +377,100 @@ pub struct StatusReport {
     pub net: Option<NetStatus>,
 }
 
+/// Network traffic since the node started, every transport and protocol summed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Traffic {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// One archive download in progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransferLine {
+    pub name: String,
+    pub version: semver::Version,
+    pub archive: Blake3Hash,
+    /// Bytes verified and stored so far.
+    pub done: u64,
+    /// The archive's size.
+    pub total: u64,
+    /// When the download began (ms since the Unix epoch).
+    pub started_at: u64,
+}
+
+/// `GET /api/v1/activity` (the dashboard): what the node is doing now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActivityReport {
+    pub format_version: u32,
+    /// `null` when no node runs.
+    pub traffic: Option<Traffic>,
+    pub transfers: Vec<TransferLine>,
+}
+
+/// One `record` event of `GET /api/v1/events` (server-sent events): a record this node
+/// has just accepted, from any path (its own publish, gossip, sync, DHT, a mirror).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordEvent {
+    pub format_version: u32,
+    /// `version`, `yank` or `rotation`.
+    pub kind: String,
+    /// The pack it is about (`null` for a key rotation).
+    pub name: Option<String>,
+    /// The version published or yanked (`null` for a key rotation).
+    pub version: Option<semver::Version>,
+    /// The signing key.
+    pub publisher: PublisherId,
+    /// The version's description (`null` unless `kind` is `version`).
+    pub description: Option<String>,
+    pub record_id: RecordId,
+    /// When this node accepted it (ms since the Unix epoch).
+    pub received_at: u64,
+}
+
+impl From<&crate::package::Record> for RecordEvent {
+    fn from(record: &crate::package::Record) -> Self {
+        use crate::package::RecordBody;
+        let body = record.body();
+        let (kind, version, description) = match body {
+            RecordBody::Version(v) => (
+                "version",
+                Some(v.version.clone()),
+                Some(v.description.clone()),
+            ),
+            RecordBody::Yank(y) => ("yank", Some(y.version.clone()), None),
+            RecordBody::Rotation(_) => ("rotation", None, None),
+        };
+        Self {
+            format_version: FORMAT_VERSION,
+            kind: kind.into(),
+            name: body.name().map(String::from),
+            version,
+            publisher: body.signer(),
+            description,
+            record_id: record.id(),
+            received_at: store::now_ms(),
+        }
+    }
+}
+
+/// One check of `/health` or `/ready`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// `store`, `event_loop` or `peers`.
+    pub name: String,
+    pub ok: bool,
+    /// What was found, or what failed and what to do.
+    pub detail: String,
+}
+
+/// `GET /health` and `GET /ready` (503 when `ok` is false).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HealthReport {
+    pub format_version: u32,
+    pub ok: bool,
+    pub checks: Vec<HealthCheck>,
+}
+
 /// One connected peer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeerInfo {

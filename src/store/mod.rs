@@ -34,6 +34,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::package::{ArchiveInfo, Blake3Hash, PublisherId, RecordError, RecordId};
 
+/// Accepted records a slow watcher of [`Store::subscribe_records`] may lag behind.
+const FEED_CAPACITY: usize = 256;
+
 pub use attest::NameStanding;
 pub use audit::RECORDS_TABLE;
 pub use bans::BannedPeer;
@@ -221,6 +224,9 @@ struct Inner {
     conn: Mutex<Connection>,
     /// Configured `trusted_publishers`, keyed by normalized name.
     pins: RwLock<BTreeMap<String, PublisherId>>,
+    /// Every record newly accepted (committed), for live watchers (the dashboard's feed);
+    /// a watcher that falls behind loses the oldest, the store never waits for it.
+    feed: tokio::sync::broadcast::Sender<crate::package::Record>,
 }
 
 impl Store {
@@ -237,12 +243,60 @@ impl Store {
                 db_path,
                 conn: Mutex::new(conn),
                 pins: RwLock::new(BTreeMap::new()),
+                feed: tokio::sync::broadcast::channel(FEED_CAPACITY).0,
             }),
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// The health check's probe: rewrites one row and reads it back in one committed
+    /// transaction, so a store that cannot be written (read-only, disk full, locked
+    /// past the busy timeout) fails here with the reason.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        let at = now_ms() as i64;
+        let read = self.write(|tx, _| {
+            tx.execute(
+                "INSERT INTO health_probe (id, at) VALUES (1, ?1)
+                 ON CONFLICT(id) DO UPDATE SET at = excluded.at",
+                [at],
+            )?;
+            Ok(
+                tx.query_row("SELECT at FROM health_probe WHERE id = 1", [], |row| {
+                    row.get::<_, i64>(0)
+                })?,
+            )
+        })?;
+        if read != at {
+            return Err(StoreError::Task(format!(
+                "health probe read back {read}, wrote {at}; run `ggen-p2p verify`"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Test hook: makes the connection refuse every write (SQLite's `query_only`), as a
+    /// read-only database would.
+    #[cfg(feature = "test-support")]
+    pub fn set_read_only(&self, read_only: bool) -> Result<(), StoreError> {
+        (self.conn())
+            .pragma_update(None, "query_only", read_only)
+            .map_err(|e| self.sql_err(e))
+    }
+
+    /// Records newly accepted from now on (any path: publish, gossip, sync, DHT, mirror),
+    /// each once, after its transaction committed.
+    pub fn subscribe_records(&self) -> tokio::sync::broadcast::Receiver<crate::package::Record> {
+        self.inner.feed.subscribe()
+    }
+
+    /// Tells watchers about `record`, accepted just now (no-op when nobody watches).
+    fn announce_accepted(&self, record: &crate::package::Record, outcome: &IngestOutcome) {
+        if matches!(outcome, IngestOutcome::Added) && self.inner.feed.receiver_count() > 0 {
+            let _ = self.inner.feed.send(record.clone());
+        }
     }
 
     /// Where unfinished downloads keep their state (`blobs/partial/`).

@@ -19,7 +19,10 @@ impl Store {
     /// Stores a verified record (see the contract in `STORE_API.md`); one transaction.
     pub fn ingest(&self, record: &Record) -> Result<IngestOutcome, StoreError> {
         let now = now_ms();
-        self.write(|tx, store| ingest_one(tx, store, record, now, &mut BTreeSet::new()))
+        let outcome =
+            self.write(|tx, store| ingest_one(tx, store, record, now, &mut BTreeSet::new()))?;
+        self.announce_accepted(record, &outcome);
+        Ok(outcome)
     }
 
     /// [`Store::ingest`] for a record this node's own key just signed (publish, yank,
@@ -27,13 +30,16 @@ impl Store {
     /// is done it survives a power cut, which may not be re-fetched from anyone else.
     pub fn ingest_own(&self, record: &Record) -> Result<IngestOutcome, StoreError> {
         let now = now_ms();
-        self.write_durable(|tx, store| ingest_one(tx, store, record, now, &mut BTreeSet::new()))
+        let outcome = self
+            .write_durable(|tx, store| ingest_one(tx, store, record, now, &mut BTreeSet::new()))?;
+        self.announce_accepted(record, &outcome);
+        Ok(outcome)
     }
 
     /// Ingests many records in one transaction; outcomes in input order.
     pub fn ingest_many(&self, records: &[Record]) -> Result<Vec<IngestOutcome>, StoreError> {
         let now = now_ms();
-        self.write(|tx, store| {
+        let outcomes = self.write(|tx, store| {
             let mut accepted = BTreeSet::new();
             let outcomes = records
                 .iter()
@@ -47,7 +53,11 @@ impl Store {
                 }
             }
             Ok(outcomes)
-        })
+        })?;
+        for (record, outcome) in records.iter().zip(&outcomes) {
+            self.announce_accepted(record, outcome);
+        }
+        Ok(outcomes)
     }
 
     /// A stored record (accepted ones only), re-verified.

@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE records (
@@ -203,6 +203,15 @@ CREATE TABLE IF NOT EXISTS provider_lookups (
 ) WITHOUT ROWID;
 ";
 
+/// Version 10: one row the health check (`/health`) rewrites and reads back, so a
+/// store that can no longer be written is reported, not discovered at the next publish.
+const SCHEMA_V10: &str = "
+CREATE TABLE IF NOT EXISTS health_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at INTEGER NOT NULL
+);
+";
+
 /// Opens the index, sets the connection pragmas and brings the schema up to date.
 ///
 /// WAL with `synchronous = NORMAL`: a commit is durable once the WAL is synced at the
@@ -301,6 +310,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             }
             if found < 9 {
                 conn.execute_batch(&format!("{SCHEMA_V9} PRAGMA user_version = 9;"))?;
+            }
+            if found < 10 {
+                conn.execute_batch(&format!("{SCHEMA_V10} PRAGMA user_version = 10;"))?;
             }
             Ok(())
         });

@@ -16,6 +16,7 @@ use std::time::Instant;
 use super::super::behaviour::BehaviourEvent;
 use super::super::command::Command;
 use super::super::inbound;
+use super::super::metrics::RecordPath;
 use super::super::nat::{is_relayed, HOP_PROTOCOL};
 use super::super::policy::GossipCheck;
 use super::super::policy::{self, OnConnect};
@@ -134,6 +135,7 @@ impl EventLoop {
     }
 
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        self.metrics.record_behaviour(&event);
         match event {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 let speaks_kad = info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL);
@@ -216,6 +218,7 @@ impl EventLoop {
         let (client, store) = (self.client.clone(), self.store.clone());
         self.tasks.spawn(async move {
             let check = inbound::check_gossip(&store, source, data).await;
+            client.metrics().gossip_checked(&check);
             if let GossipCheck::Ingested(IngestOutcome::Equivocation { existing }) = &check {
                 inbound::regossip(&client, &store, *existing).await;
             }
@@ -420,6 +423,7 @@ impl EventLoop {
             Ok(record) => record,
             Err(reason) => {
                 tracing::debug!("dht put from {source}: {reason}");
+                self.metrics.invalid(RecordPath::dht);
                 self.penalize(source);
                 return;
             }
@@ -437,9 +441,9 @@ impl EventLoop {
         if let Err(e) = kad_store.put(kad_record) {
             tracing::debug!("dht store: {e}");
         }
-        let store = self.store.clone();
+        let (store, metrics) = (self.store.clone(), self.metrics.clone());
         self.tasks
-            .spawn_blocking(move || inbound::keep_dht_record(&store, &record));
+            .spawn_blocking(move || inbound::keep_dht_record(&store, &record, &metrics));
     }
 
     fn on_rr_event(&mut self, event: request_response::Event<Request, Response>) {
@@ -472,6 +476,9 @@ impl EventLoop {
                     let (client, store) = (self.client.clone(), self.store.clone());
                     self.tasks.spawn(async move {
                         let response = inbound::respond(&store, request).await;
+                        if let Response::Chunk { bytes } = &response {
+                            client.metrics().served(bytes.len() as u64);
+                        }
                         let _ = client
                             .send_internal(Command::Respond { channel, response })
                             .await;

@@ -240,25 +240,20 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             if self.in_flight >= self.limits.total {
                 break;
             }
-            let Some(thief) = self.least_loaded() else {
+            // The victim: the slowest provider (oldest unstolen request) past the threshold.
+            let victim = self
+                .outstanding
+                .iter()
+                .filter(|(index, &(_, since))| {
+                    !self.stolen.contains(index)
+                        && now.saturating_duration_since(since) >= self.limits.steal_after
+                })
+                .min_by_key(|(_, &(owner, since))| (since, owner))
+                .map(|(_, &(owner, _))| owner);
+            let Some(victim) = victim else { break };
+            let Some(thief) = self.least_loaded_but(Some(victim)) else {
                 break;
             };
-            // The victim: the slowest other provider (oldest request) past the threshold.
-            let mut oldest: HashMap<usize, Instant> = HashMap::new();
-            for (index, &(owner, since)) in &self.outstanding {
-                if owner != thief && !self.stolen.contains(index) {
-                    let entry = oldest.entry(owner).or_insert(since);
-                    *entry = (*entry).min(since);
-                }
-            }
-            let victim = oldest
-                .iter()
-                .filter(|(_, &since)| {
-                    now.saturating_duration_since(since) >= self.limits.steal_after
-                })
-                .min_by_key(|(&owner, &since)| (since, owner))
-                .map(|(&owner, _)| owner);
-            let Some(victim) = victim else { break };
             let index = self
                 .outstanding
                 .iter()
@@ -457,9 +452,15 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
     }
 
     fn least_loaded(&self) -> Option<usize> {
+        self.least_loaded_but(None)
+    }
+
+    /// The least-loaded provider with room, other than `skip`.
+    fn least_loaded_but(&self, skip: Option<usize>) -> Option<usize> {
         let n = self.providers.len();
         (0..n)
             .map(|k| (self.cursor + k) % n)
+            .filter(|&p| Some(p) != skip)
             .filter(|&p| {
                 let provider = &self.providers[p];
                 provider.dropped.is_none() && provider.in_flight < self.limits.per_provider
