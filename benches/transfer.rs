@@ -71,7 +71,12 @@ impl Transport {
 }
 
 /// A started registry in `root/name` listening on the given transports.
-async fn node(root: &Path, name: &str, listen: &[Transport], bootstrap: Vec<String>) -> P2PRegistry {
+async fn node(
+    root: &Path,
+    name: &str,
+    listen: &[Transport],
+    bootstrap: Vec<String>,
+) -> P2PRegistry {
     let registry = P2PRegistryBuilder::new()
         .with_data_dir(root.join(name))
         .with_listen_addresses(listen.iter().map(|t| t.listen().to_string()).collect())
@@ -97,7 +102,10 @@ async fn address(node: &P2PRegistry, transport: Transport) -> Result<String> {
         if let Some(addr) = addrs.iter().find(|a| a.to_string().contains(want)) {
             return Ok(format!("{addr}/p2p/{}", client.peer_id()));
         }
-        anyhow::ensure!(begun.elapsed() < Duration::from_secs(10), "no {want} address");
+        anyhow::ensure!(
+            begun.elapsed() < Duration::from_secs(10),
+            "no {want} address"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -107,7 +115,11 @@ async fn bench() -> Result<()> {
     let sizes: Vec<usize> = match std::env::var("TRANSFER_MIB") {
         Ok(list) => list
             .split(',')
-            .map(|v| v.trim().parse().context("TRANSFER_MIB: sizes in MiB, comma-separated"))
+            .map(|v| {
+                v.trim()
+                    .parse()
+                    .context("TRANSFER_MIB: sizes in MiB, comma-separated")
+            })
             .collect::<Result<_>>()?,
         Err(_) if quick => vec![16],
         Err(_) => vec![128, 1024],
@@ -200,11 +212,18 @@ async fn bench_size(root: &Path, mib: usize, runs: usize) -> Result<String> {
             let last_chunk = std::sync::Mutex::new(None);
             reset_peak();
             let begun = Instant::now();
-            download_to_store(&client, d.store(), &info, ids[..k].to_vec(), |done, total| {
-                if done == total {
-                    *last_chunk.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-                }
-            })
+            download_to_store(
+                &client,
+                d.store(),
+                &info,
+                ids[..k].to_vec(),
+                |done, total| {
+                    if done == total {
+                        *last_chunk.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(Instant::now());
+                    }
+                },
+            )
             .await?;
             let took = begun.elapsed();
             hwm[case] = hwm[case].max(status_kib(std::process::id(), "VmHWM:"));
@@ -317,7 +336,10 @@ fn raw_copy(file: &Path, out: &Path, size: u64) -> Result<Duration> {
     let took = begun.elapsed();
     anyhow::ensure!(child.wait()?.success(), "raw receiver failed");
     let got: u64 = text.trim().parse().unwrap_or(0);
-    anyhow::ensure!(sent == size && got == size, "raw copy: sent {sent}, got {got}, size {size}");
+    anyhow::ensure!(
+        sent == size && got == size,
+        "raw copy: sent {sent}, got {got}, size {size}"
+    );
     std::fs::remove_file(out)?;
     Ok(took)
 }
@@ -365,7 +387,13 @@ impl SendfileServer {
     /// One `curl` download to `out`; returns curl's own total time.
     fn curl(&self, file: &str, out: &Path, size: u64) -> Result<Duration> {
         let output = Command::new("curl")
-            .args(["-sS", "--fail", "-w", "%{size_download} %{time_total}", "-o"])
+            .args([
+                "-sS",
+                "--fail",
+                "-w",
+                "%{size_download} %{time_total}",
+                "-o",
+            ])
             .arg(out)
             .arg(format!("http://127.0.0.1:{}/{file}", self.port))
             .output()?;
@@ -406,7 +434,10 @@ fn serve_file(mut conn: TcpStream, dir: &Path) -> Result<()> {
         .nth(1)
         .context("request line")?
         .trim_start_matches('/');
-    anyhow::ensure!(!path.contains('/') && !path.contains(".."), "bad path {path}");
+    anyhow::ensure!(
+        !path.contains('/') && !path.contains(".."),
+        "bad path {path}"
+    );
     let mut file = std::fs::File::open(dir.join(path))?;
     let len = file.metadata()?.len();
     write!(

@@ -166,9 +166,16 @@ async fn a_stalled_stream_is_dropped_at_the_deadline() {
     let path = download_with(&d.client, &d.store, &info, providers, config, |_, _| {})
         .await
         .unwrap();
-    assert!(begun.elapsed() >= Duration::from_secs(2), "waited for the deadline");
+    assert!(
+        begun.elapsed() >= Duration::from_secs(2),
+        "waited for the deadline"
+    );
     assert_eq!(std::fs::read(path).unwrap(), bytes);
-    let scores = d.client.scores(vec![stalled.client.peer_id()]).await.unwrap();
+    let scores = d
+        .client
+        .scores(vec![stalled.client.peer_id()])
+        .await
+        .unwrap();
     assert!(scores[0] < 0.0, "a stall costs reputation: {scores:?}");
     shutdown.cancel();
 }

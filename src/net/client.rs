@@ -62,10 +62,7 @@ impl Client {
     pub(crate) fn chunk_stream(
         &self,
         peer: PeerId,
-    ) -> (
-        libp2p_stream::Control,
-        super::transfer::stream::StreamGuard,
-    ) {
+    ) -> (libp2p_stream::Control, super::transfer::stream::StreamGuard) {
         (self.streams.clone(), self.active.enter(peer))
     }
 

@@ -512,7 +512,10 @@ impl EventLoop {
                 reply,
             } => {
                 let kind = super::ratelimit::RequestKind::Chunk;
-                let checked = self.policy.limiter.check_many(peer, kind, chunks, Instant::now());
+                let checked = self
+                    .policy
+                    .limiter
+                    .check_many(peer, kind, chunks, Instant::now());
                 if let Err(wait) = checked {
                     tracing::debug!("{peer}: range of {chunks} chunks refused: retry in {wait:?}");
                     self.judge(peer, PeerEvent::RateLimited);

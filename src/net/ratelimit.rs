@@ -161,14 +161,21 @@ mod tests {
         limiter.check(peer, RequestKind::Search, later).unwrap();
         // A range of chunks costs one token each; more than the burst costs the burst.
         let mut limiter = Limiter::new(RateLimits {
-            chunk: Rate { burst: 10, per_sec: 10 },
+            chunk: Rate {
+                burst: 10,
+                per_sec: 10,
+            },
             ..RateLimits::default()
         });
         limiter.check_many(peer, RequestKind::Chunk, 8, t0).unwrap();
-        let wait = limiter.check_many(peer, RequestKind::Chunk, 8, t0).unwrap_err();
+        let wait = limiter
+            .check_many(peer, RequestKind::Chunk, 8, t0)
+            .unwrap_err();
         assert_eq!(wait, Duration::from_millis(600));
         let full = t0 + Duration::from_secs(10);
-        limiter.check_many(peer, RequestKind::Chunk, 64, full).unwrap();
+        limiter
+            .check_many(peer, RequestKind::Chunk, 64, full)
+            .unwrap();
         assert!(limiter.check(peer, RequestKind::Chunk, full).is_err());
     }
 

@@ -66,9 +66,9 @@ impl ChunkSource for Client {
         futures::stream::once(open_range(control, peer, request)).flat_map(move |opened| {
             match (opened, guard.take()) {
                 (Ok(stream), Some(guard)) => Either::Left(read_range(stream, request, guard)),
-                (Err(OpenError::Unsupported), _) => {
-                    Either::Right(Either::Left(self.chunk_by_chunk(peer, archive, first, count)))
-                }
+                (Err(OpenError::Unsupported), _) => Either::Right(Either::Left(
+                    self.chunk_by_chunk(peer, archive, first, count),
+                )),
                 (Err(OpenError::Other(e)), _) => {
                     Either::Right(Either::Right(futures::stream::iter([Err(e)])))
                 }
@@ -78,9 +78,24 @@ impl ChunkSource for Client {
             }
         })
     }
+
+    fn judged(&self, peer: &PeerId, verdict: Verdict) {
+        self.judge_verdict(peer, verdict);
+    }
 }
 
 impl Client {
+    /// A verdict of a download driven with the bare client, fed to the peer's reputation
+    /// at once ([`download_to_store`] credits verified bytes once, at the end).
+    fn judge_verdict(&self, peer: &PeerId, verdict: Verdict) {
+        let event = match verdict {
+            Verdict::Bad => PeerEvent::BadChunk,
+            Verdict::Stalled => PeerEvent::Stall,
+            Verdict::Good { bytes } => PeerEvent::GoodTransfer { bytes },
+        };
+        self.judge(*peer, event);
+    }
+
     /// A range from a peer without `/ggen/chunks`: one `/ggen/rr` request per chunk,
     /// all sent at once.
     fn chunk_by_chunk(

@@ -13,11 +13,11 @@ use std::time::Duration;
 use futures::future::AbortHandle;
 use futures::stream::{Abortable, BoxStream, FuturesUnordered, SelectAll, StreamExt};
 
+use super::stream::MAX_RANGE;
 use super::{ChunkSource, Failure, Schedule, TransferConfig, TransferError, Verdict};
 use crate::package::digest::chunks_root;
 use crate::package::digest::ArchiveDigest;
 use crate::package::{ArchiveInfo, Blake3Hash};
-use super::stream::MAX_RANGE;
 use crate::store::partial::{check_chunk_list, Layout, PartialError, PartialFile};
 use crate::store::Store;
 
@@ -103,7 +103,9 @@ pub async fn download_verified<S: ChunkSource>(
     let (verdict_tx, mut verdicts) = tokio::sync::mpsc::unbounded_channel();
     let worker = {
         let chunks = chunks.clone();
-        tokio::task::spawn_blocking(move || check_and_write(partial, layout, &chunks, from_driver, verdict_tx))
+        tokio::task::spawn_blocking(move || {
+            check_and_write(partial, layout, &chunks, from_driver, verdict_tx)
+        })
     };
     let mut driver = Driver {
         source,

@@ -553,7 +553,10 @@ mod tests {
     fn an_idle_provider_steals_from_a_slow_one_once_per_chunk() {
         let start = Instant::now();
         let mut s = Schedule::new(6, [], ["slow", "fast"], limits(4, 8));
-        assert_eq!(s.next_ranges(start, 3), vec![("slow", 0, 3), ("fast", 3, 3)]);
+        assert_eq!(
+            s.next_ranges(start, 3),
+            vec![("slow", 0, 3), ("fast", 3, 3)]
+        );
         for index in 3..6 {
             assert!(s.on_chunk_ok(&"fast", index));
         }
@@ -562,7 +565,10 @@ mod tests {
         let later = start + Duration::from_secs(2);
         assert_eq!(s.steal(later), vec![("fast", 2), ("fast", 1), ("fast", 0)]);
         assert_eq!(s.in_flight_to(&"slow"), 0);
-        assert!(s.steal(later + Duration::from_secs(5)).is_empty(), "once per chunk");
+        assert!(
+            s.steal(later + Duration::from_secs(5)).is_empty(),
+            "once per chunk"
+        );
         // The thief's answers count; the slow provider's late ones are stale.
         assert!(s.on_chunk_ok(&"fast", 2));
         assert!(!s.on_chunk_ok(&"slow", 2));

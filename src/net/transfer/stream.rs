@@ -82,7 +82,9 @@ impl RangeRequest {
     pub fn decode(bytes: &[u8; REQUEST_LEN]) -> Self {
         let mut archive = [0u8; 32];
         archive.copy_from_slice(&bytes[..32]);
-        let word = |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let word = |at: usize| {
+            u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
         Self {
             archive: Blake3Hash(archive),
             first: word(32),
