@@ -486,7 +486,7 @@ fn daemon_install(root: &Path, bootstrap: &str, name: &str) -> Result<Memory> {
         std::thread::spawn(move || for _ in reader.lines() {});
         let api = started["api"].as_str().context("api address")?.to_string();
         let begun = Instant::now();
-        while http_status(&api, &format!("/api/v1/packages/{name}")) != Some(200) {
+        while http_status(&api, &format!("/api/v1/info?spec={name}")) != Some(200) {
             if begun.elapsed() > Duration::from_secs(60) {
                 bail!("daemon never learned {name}");
             }
