@@ -75,6 +75,12 @@ pub struct Config {
     pub trusted_publishers: BTreeMap<String, PublisherId>,
     /// Per-peer limits on the requests this node answers (`[rate_limits.search]` ...).
     pub rate_limits: RateLimits,
+    /// Serve this node's records and archives read-only over plain HTTP on this address
+    /// (`HOST:PORT`) as a mirror (`start --mirror`); unset, no mirror is served.
+    pub mirror_listen: Option<String>,
+    /// HTTP mirrors (`http://HOST:PORT`) asked, in order, when no peer has a name's
+    /// records or an archive; what they send is verified as from peers.
+    pub mirrors: Vec<String>,
 }
 
 /// A token bucket: up to `burst` requests at once, refilled at `per_sec` a second;
@@ -193,6 +199,8 @@ impl Default for Config {
             relay: RelayConfig::default(),
             trusted_publishers: BTreeMap::new(),
             rate_limits: RateLimits::default(),
+            mirror_listen: None,
+            mirrors: Vec::new(),
         }
     }
 }
@@ -231,6 +239,12 @@ impl Config {
         }
         if let Some(value) = get("GGEN_P2P_API") {
             self.api = value;
+        }
+        if let Some(value) = get("GGEN_P2P_MIRRORS") {
+            self.mirrors = list(value);
+        }
+        if let Some(value) = get("GGEN_P2P_MIRROR_LISTEN") {
+            self.mirror_listen = Some(value).filter(|v| !v.trim().is_empty());
         }
         if let Some(value) = get("GGEN_P2P_MDNS") {
             self.mdns = parse_bool("GGEN_P2P_MDNS", value)?;
@@ -284,6 +298,28 @@ mod tests {
             .apply_env(|var| (var == "GGEN_P2P_LISTEN").then(|| "/ip4/127.0.0.1/tcp/0, ".into()))
             .unwrap();
         assert_eq!(config.listen, vec!["/ip4/127.0.0.1/tcp/0"]);
+    }
+
+    #[test]
+    fn mirrors_come_from_the_file_then_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "mirrors = [\"http://a:1\"]\nmirror_listen = \"127.0.0.1:8080\"\n",
+        )
+        .unwrap();
+        let mut config = Config::load(dir.path()).unwrap();
+        assert_eq!(config.mirrors, vec!["http://a:1"]);
+        assert_eq!(config.mirror_listen.as_deref(), Some("127.0.0.1:8080"));
+        config
+            .apply_env(|var| match var {
+                "GGEN_P2P_MIRRORS" => Some("http://b:2, http://c:3".into()),
+                "GGEN_P2P_MIRROR_LISTEN" => Some(String::new()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.mirrors, vec!["http://b:2", "http://c:3"]);
+        assert_eq!(config.mirror_listen, None, "an empty variable turns it off");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`net`]: the libp2p node: behaviour, protocol, event loop, sync and transfer.
 //! - [`registry`]: the façade used by the CLI, the API and library users.
 //! - [`api`]: the daemon's local HTTP API.
+//! - [`mirror`]: the hybrid registry's HTTP mirror: serving a store, reading a mirror.
 //! - [`cli`]: the `ggen-p2p` command line.
 //! - [`tasks`]: the one shutdown root every task is spawned on.
 
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 #[cfg(feature = "test-support")]
 pub mod fuzzing;
+pub mod mirror;
 pub mod net;
 pub mod package;
 pub mod registry;

@@ -137,10 +137,18 @@ fn every_json_output_keeps_its_pinned_shape() {
         &run(&offline, &["uninstall", "rust-axum-service"]),
     );
 
-    // Online: two daemons, b joined to a.
-    let a = Daemon::start_json(root.path().join("a"), None);
+    // Online: two daemons, b joined to a; a also serves an HTTP mirror.
+    let a_dir = root.path().join("a");
+    std::fs::create_dir_all(&a_dir).unwrap();
+    std::fs::write(
+        a_dir.join("config.toml"),
+        "mirror_listen = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let a = Daemon::start_json(a_dir, None);
     let b = Daemon::start_json(root.path().join("b"), Some(&a.addr));
-    put("start", a.start.as_ref().unwrap());
+    // b's: `mirror` is absent when no mirror is served.
+    put("start", b.start.as_ref().unwrap());
     a.cli(&["key", "generate"]);
     put(
         "publish (online)",
@@ -171,6 +179,11 @@ fn every_json_output_keeps_its_pinned_shape() {
     let stranger = libp2p::PeerId::random().to_string();
     put("peers block", &b.cli(&["peers", "block", &stranger]));
     put("peers unblock", &b.cli(&["peers", "unblock", &stranger]));
+    let mirror = a.start.as_ref().unwrap()["mirror"].as_str().unwrap();
+    put(
+        "mirror sync",
+        &run(&root.path().join("synced"), &["mirror", "sync", mirror]),
+    );
     put(
         "yank (online)",
         &a.cli(&["yank", "rust-tracing-setup@0.3.2"]),

@@ -252,6 +252,13 @@ impl Registry for ApiClient {
         request.path = request.path.map(absolute);
         self.post("/api/v1/update", &request).await
     }
+
+    async fn mirror_sync(
+        &self,
+        request: crate::registry::MirrorSyncRequest,
+    ) -> Result<crate::registry::MirrorSyncReport> {
+        self.post("/api/v1/mirror/sync", &request).await
+    }
 }
 
 fn absolute(path: std::path::PathBuf) -> std::path::PathBuf {

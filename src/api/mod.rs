@@ -13,7 +13,7 @@
 pub mod client;
 mod dashboard;
 mod routes;
-mod server;
+pub(crate) mod server;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -75,6 +75,7 @@ pub(super) fn router(registry: P2PRegistry, token: String, addr: SocketAddr) -> 
         .route("/api/v1/init", post(init))
         .route("/api/v1/uninstall", post(uninstall))
         .route("/api/v1/update", post(update))
+        .route("/api/v1/mirror/sync", post(mirror_sync))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/", get(|| async { Html(super::dashboard::PAGE) }))
@@ -398,4 +399,11 @@ fn health_response(report: crate::registry::HealthReport) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(report)).into_response()
+}
+
+async fn mirror_sync(
+    State(state): State<AppState>,
+    Json(request): Json<crate::registry::MirrorSyncRequest>,
+) -> ApiResult<crate::registry::MirrorSyncReport> {
+    Ok(Json(state.registry.mirror_sync(request).await?))
 }

@@ -100,7 +100,7 @@ impl Connections {
 
 /// Serves `app` on `listener` until `shutdown`; every connection runs on `tasks`, and
 /// on shutdown each finishes the request it is answering, then closes.
-pub(super) async fn run(
+pub(crate) async fn run(
     listener: TcpListener,
     app: Router,
     shutdown: CancellationToken,

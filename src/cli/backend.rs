@@ -195,4 +195,11 @@ impl Registry for Backend {
     ) -> Result<crate::registry::UpdateReport> {
         delegate!(self, update(request))
     }
+
+    async fn mirror_sync(
+        &self,
+        request: crate::registry::MirrorSyncRequest,
+    ) -> Result<crate::registry::MirrorSyncReport> {
+        delegate!(self, mirror_sync(request))
+    }
 }

@@ -13,6 +13,7 @@ mod init;
 mod install;
 mod key;
 mod list;
+mod mirror;
 mod outdated;
 mod output;
 mod peers;
@@ -95,6 +96,9 @@ pub enum Command {
     Trust(trust::TrustCommand),
     /// Start a small network in this process and show a pack travel across it
     Demo(demo::Args),
+    /// Use HTTP mirrors: import every record of one (serve one with `start --mirror`)
+    #[command(subcommand)]
+    Mirror(mirror::MirrorCommand),
 }
 
 /// Runs the parsed command line.
@@ -122,6 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Verify(request) => verify::run(&backend, request, &out).await,
                 Command::Peers(args) => peers::run(&backend, args, &out).await,
                 Command::Trust(command) => trust::run(&backend, command, &out).await,
+                Command::Mirror(command) => mirror::run(&backend, command, &out).await,
                 Command::Key(_) | Command::Start(_) | Command::Demo(_) => Ok(()),
             }
         }

@@ -28,6 +28,10 @@ pub struct Args {
     /// Address of the local HTTP API and dashboard [default: 127.0.0.1:0, a free port]
     #[arg(long, value_name = "ADDR")]
     pub api: Option<String>,
+    /// Also serve this node's records and archives read-only over HTTP on ADDR, as a
+    /// mirror for other nodes and tools (e.g. 0.0.0.0:8080) [config: mirror_listen]
+    #[arg(long, value_name = "ADDR")]
+    pub mirror: Option<String>,
 }
 
 pub async fn run(data_dir: &Path, args: Args, out: &Output) -> Result<()> {
@@ -61,6 +65,17 @@ pub async fn run(data_dir: &Path, args: Args, out: &Output) -> Result<()> {
 
     let api_addr = args.api.unwrap_or_else(|| registry.config().api.clone());
     let server = api::serve(registry.clone(), &api_addr).await?;
+    let mirror_addr = args
+        .mirror
+        .or_else(|| registry.config().mirror_listen.clone());
+    let mirror = match mirror_addr {
+        Some(addr) => Some(
+            crate::mirror::serve(registry.store().clone(), &addr, registry.tasks())
+                .await?
+                .addr,
+        ),
+        None => None,
+    };
     let api_file = api::write_endpoint(data_dir, &server)?;
 
     // `start` returns once every listener is bound, so the addresses are known.
@@ -74,6 +89,7 @@ pub async fn run(data_dir: &Path, args: Args, out: &Output) -> Result<()> {
         peer_id: net.peer_id,
         listen_addrs: net.listen_addrs,
         api: server.addr.to_string(),
+        mirror: mirror.map(|addr| format!("http://{addr}")),
     };
     // Output that cannot be written (stdout closed) ends the node, but cleanly.
     let shown = show(&report, out);
@@ -96,6 +112,9 @@ fn show(report: &StartReport, out: &Output) -> std::io::Result<()> {
     out.line(format!("peer id   {}", report.peer_id))?;
     for addr in &report.listen_addrs {
         out.line(format!("listening {addr}/p2p/{}", report.peer_id))?;
+    }
+    if let Some(mirror) = &report.mirror {
+        out.line(format!("mirror    {mirror} (read-only HTTP mirror)"))?;
     }
     out.line(format!(
         "api       http://{} (dashboard, /metrics)",

@@ -694,62 +694,109 @@ fn unpack_one(
     Ok(unpack(file, dir, limits)?)
 }
 
-/// Downloads the archive from the peers that provide it, verified chunk by chunk.
+/// Downloads the archive from the peers that provide it, verified chunk by chunk; when
+/// no peer provides it or the download fails, from the configured HTTP mirrors
+/// (verified against the signed digest). Either way it is then provided to peers.
 async fn fetch_archive(
     registry: &P2PRegistry,
     meta: &IndexedVersion,
     progress: Option<Progress>,
 ) -> Result<Vec<String>> {
+    let progress = progress.unwrap_or_else(|| Arc::new(|_, _| {}));
+    let mirrors = !registry.config().mirrors.is_empty();
     let Some(client) = registry.client() else {
+        if mirrors {
+            let why = "no node is running to ask peers";
+            let from = super::mirror::fetch_archive(registry, meta, &progress, why).await?;
+            cache_fetched(registry, None, meta.archive.blake3).await?;
+            return Ok(from);
+        }
         return Err(RegistryError::Refused(format!(
             "{}@{}: the archive is not stored here and no node is running; start one with `ggen-p2p start` (with --bootstrap to reach a peer that has it)",
             meta.name, meta.version
         )));
     };
-    let mut providers = client.find_providers(meta.archive.blake3).await?;
+    let mut providers = match client.find_providers(meta.archive.blake3).await {
+        Ok(providers) => providers,
+        // With mirrors to ask, a DHT that cannot answer (no peers) is not the end.
+        Err(e) if mirrors => {
+            tracing::debug!("provider lookup failed ({e}); asking the mirrors");
+            Vec::new()
+        }
+        Err(e) => return Err(e.into()),
+    };
     if providers.is_empty() {
         // A DHT lookup can come back empty while routing tables settle; connected peers
         // are asked directly (those without the archive answer "not found" and the
         // download drops them).
         providers = client.connected_peers().await?;
     }
-    if providers.is_empty() {
-        return Err(RegistryError::Refused(format!(
-            "{}@{}: no peer provides archive {}; check `ggen-p2p peers` or try again once the publisher is online",
-            meta.name, meta.version, meta.archive.blake3
-        )));
-    }
-    let progress = progress.unwrap_or_else(|| Arc::new(|_, _| {}));
-    // A row in the dashboard's transfers while the download runs.
-    let transfer = (registry.inner.transfers).begin(&meta.name, &meta.version, &meta.archive);
-    let started = std::time::Instant::now();
-    crate::net::transfer::download_to_store(
-        &client,
-        registry.store(),
-        &meta.archive,
-        providers.clone(),
-        move |done, total| {
-            transfer.progress(done);
-            progress(done, total)
-        },
-    )
-    .await?;
-    (registry.metrics()).fetched(meta.archive.size, started.elapsed());
-    let archive = meta.archive.blake3;
+    let from = if providers.is_empty() {
+        if !mirrors {
+            return Err(RegistryError::Refused(format!(
+                "{}@{}: no peer provides archive {}; check `ggen-p2p peers` or try again once the publisher is online",
+                meta.name, meta.version, meta.archive.blake3
+            )));
+        }
+        let why = format!("no peer provides archive {}", meta.archive.blake3);
+        super::mirror::fetch_archive(registry, meta, &progress, &why).await?
+    } else {
+        let each = progress.clone();
+        // A row in the dashboard's transfers while the download runs.
+        let transfer = (registry.inner.transfers).begin(&meta.name, &meta.version, &meta.archive);
+        let started = std::time::Instant::now();
+        let downloaded = crate::net::transfer::download_to_store(
+            &client,
+            registry.store(),
+            &meta.archive,
+            providers.clone(),
+            move |done, total| {
+                transfer.progress(done);
+                each(done, total)
+            },
+        )
+        .await;
+        match downloaded {
+            Ok(_) => {
+                (registry.metrics()).fetched(meta.archive.size, started.elapsed());
+                providers.into_iter().map(|peer| peer.to_string()).collect()
+            }
+            Err(e) if mirrors => {
+                let why = format!("the download from peers failed ({e})");
+                super::mirror::fetch_archive(registry, meta, &progress, &why).await?
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    cache_fetched(registry, Some(&client), meta.archive.blake3).await?;
+    Ok(from)
+}
+
+/// A fetched archive joins the cache: marked used, provided to peers (when a node
+/// runs), and the least recently used beyond `cache_size` evicted and withdrawn.
+async fn cache_fetched(
+    registry: &P2PRegistry,
+    client: Option<&crate::net::Client>,
+    archive: Blake3Hash,
+) -> Result<()> {
     let cache_size = registry.config().cache_size;
     let store = registry.store();
     store
         .call(move |store| store.touch_archive(&archive, false))
         .await?;
-    client.provide(archive).await?;
+    if let Some(client) = client {
+        client.provide(archive).await?;
+    }
     let evicted = store
         .call(move |store| store.evict_archives(cache_size))
         .await?;
     tracing::debug!(count = evicted.len(), "evicted cached archives");
-    for archive in evicted {
-        client.stop_providing(archive).await?;
+    if let Some(client) = client {
+        for archive in evicted {
+            client.stop_providing(archive).await?;
+        }
     }
-    Ok(providers.into_iter().map(|peer| peer.to_string()).collect())
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod health;
 mod install;
 mod lifecycle;
 pub mod lockfile;
+mod mirror;
 mod peers;
 mod publish;
 mod query;
@@ -47,7 +48,9 @@ pub use reports::{
     DependencyInstall, InitReport, OutdatedPack, OutdatedReport, TreeUpdate, UninstallReport,
     UpdateReport, VersionChange,
 };
+pub use reports::{MirrorRejection, MirrorSyncReport};
 pub use reports::{RotateKeyReport, TrustReport, TrustedPublisher};
+pub use requests::MirrorSyncRequest;
 pub use requests::{
     AddPeerRequest, BlockPeerRequest, InfoRequest, InstallRequest, ListRequest, PackageSpec,
     PeersRequest, Progress, PublishRequest, RemovePeerRequest, SearchRequest, StatusRequest,
@@ -78,6 +81,8 @@ pub enum RegistryError {
     Transfer(#[from] net::transfer::TransferError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Mirror(#[from] crate::mirror::MirrorError),
     #[error("{0}")]
     Refused(String),
     /// An operation that needs the network on a registry whose node is not running.
@@ -174,6 +179,11 @@ pub trait Registry {
         request: OutdatedRequest,
     ) -> impl Future<Output = Result<OutdatedReport>> + Send;
     fn update(&self, request: UpdateRequest) -> impl Future<Output = Result<UpdateReport>> + Send;
+    /// Imports every record an HTTP mirror serves, verified as records from peers are.
+    fn mirror_sync(
+        &self,
+        request: MirrorSyncRequest,
+    ) -> impl Future<Output = Result<MirrorSyncReport>> + Send;
 }
 
 /// The registry of one node: its data directory, store and (once started) network.
@@ -329,5 +339,9 @@ impl Registry for P2PRegistry {
 
     async fn update(&self, request: UpdateRequest) -> Result<UpdateReport> {
         lifecycle::update(self, request).await
+    }
+
+    async fn mirror_sync(&self, request: MirrorSyncRequest) -> Result<MirrorSyncReport> {
+        mirror::sync(self, request).await
     }
 }

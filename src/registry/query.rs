@@ -152,25 +152,41 @@ pub(super) fn missed(error: &RegistryError) -> bool {
 }
 
 /// Looks `name` up in the DHT when a node runs: its name key (the newest version of its
-/// publisher) and, for an exact version, that version's key. What is found is verified
-/// and ingested. Returns whether the store gained a record (worth resolving again).
+/// publisher) and, for an exact version, that version's key; then, if that found
+/// nothing, in the configured HTTP mirrors (`registry/mirror.rs`). What is found is
+/// verified and ingested. Returns whether the store gained a record (worth resolving
+/// again).
 pub(super) async fn lookup_missed(
     registry: &P2PRegistry,
     name: &str,
     exact: Option<&semver::Version>,
 ) -> Result<bool> {
-    let Some(client) = registry.client() else {
-        return Ok(false);
-    };
-    let (newest, version) = futures::join!(client.lookup_name(name, None), async {
-        match exact {
-            Some(version) => client.lookup_name(name, Some(version)).await,
-            None => Ok(0),
+    let mirrors = !registry.config().mirrors.is_empty();
+    if let Some(client) = registry.client() {
+        let (newest, version) = futures::join!(client.lookup_name(name, None), async {
+            match exact {
+                Some(version) => client.lookup_name(name, Some(version)).await,
+                None => Ok(0),
+            }
+        });
+        let added = match (newest, version) {
+            (Ok(newest), Ok(version)) => newest + version,
+            // With mirrors to ask, a DHT that cannot answer (no peers) is not the end.
+            (Err(e), _) | (_, Err(e)) if mirrors => {
+                tracing::debug!(name, "dht lookup failed ({e}); asking the mirrors");
+                0
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(e.into()),
+        };
+        tracing::debug!(name, added, "dht lookup of a name missing here");
+        if added > 0 {
+            return Ok(true);
         }
-    });
-    let added = newest? + version?;
-    tracing::debug!(name, added, "dht lookup of a name missing here");
-    Ok(added > 0)
+    }
+    if mirrors {
+        return super::mirror::lookup(registry, name).await;
+    }
+    Ok(false)
 }
 
 pub(super) async fn list(registry: &P2PRegistry, _request: ListRequest) -> Result<ListReport> {

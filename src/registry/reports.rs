@@ -325,6 +325,9 @@ pub struct StartReport {
     pub listen_addrs: Vec<String>,
     /// Address of the local HTTP API and dashboard.
     pub api: String,
+    /// Base URL of the HTTP mirror this node serves (`start --mirror`); absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
 }
 
 /// `key generate` / `key show`.
@@ -559,6 +562,35 @@ pub struct VerifyReport {
     /// True when `--repair` removed or fixed the orphans listed.
     #[serde(default)]
     pub repaired: bool,
+}
+
+/// `mirror sync URL`: what importing a mirror's records did. Every record went through
+/// the same checks as one from a peer (signature, owner rules, immutability).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MirrorSyncReport {
+    pub format_version: u32,
+    /// The mirror's base URL.
+    pub mirror: String,
+    /// Names the mirror listed (each one's index was fetched).
+    pub names: u64,
+    /// Records new to this node and stored.
+    pub imported: u64,
+    /// Records this node already had.
+    pub already_known: u64,
+    /// Records kept as evidence of equivocation (a second archive signed for a version).
+    pub evidence: u64,
+    /// Records (or index lines, or whole names) refused, each with the reason.
+    pub rejected: Vec<MirrorRejection>,
+}
+
+/// One thing refused during `mirror sync`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MirrorRejection {
+    /// The name whose index held it.
+    pub name: String,
+    /// The record's id (BLAKE3 of the bytes served), when the line could be read.
+    pub id: Option<RecordId>,
+    pub reason: String,
 }
 
 impl From<store::Compromised> for CompromisedVersion {

@@ -443,3 +443,11 @@ mod tests {
         assert_eq!(sparse, SearchRequest::new(vec!["axum".into()]));
     }
 }
+
+/// `mirror sync URL`: import every record an HTTP mirror serves, each verified as a
+/// record from a peer is.
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct MirrorSyncRequest {
+    /// The mirror's base URL, e.g. http://mirror.example:8080 (as `start --mirror` serves)
+    pub url: String,
+}

@@ -60,6 +60,26 @@ impl BlobWriter {
     }
 }
 
+impl BlobWriter {
+    /// Stores the bytes only if their digest is exactly `info` (BLAKE3, size, SHA-256,
+    /// chunk size and chunk root): for an archive fetched whole from an untrusted source
+    /// (an HTTP mirror). On a mismatch nothing is stored and the temp file is removed.
+    /// Not marked as published here (the cache may evict it).
+    pub fn commit_verified(self, info: &ArchiveInfo) -> Result<(), StoreError> {
+        let (buffered, digest) = self.hasher.finish();
+        let tmp_dir = self.store.dir().join("blobs/tmp");
+        let temp = buffered.into_inner().map_err(|e| StoreError::Io {
+            path: tmp_dir,
+            source: e.into_error(),
+        })?;
+        self.store
+            .put_verified_archive(temp.path(), &digest, info)?;
+        // Renamed into place: keep NamedTempFile from deleting a later file of that name.
+        let _ = temp.into_temp_path().keep();
+        Ok(())
+    }
+}
+
 fn insert_archive(
     tx: &rusqlite::Transaction<'_>,
     info: &ArchiveInfo,
