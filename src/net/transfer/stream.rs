@@ -93,10 +93,15 @@ impl RangeRequest {
     }
 }
 
-/// Peers with a chunk stream open either way: connection pruning spares them, as it
-/// spares peers with a request in flight.
+/// Peers with a chunk stream open either way, or closed less than [`LINGER`] ago:
+/// connection pruning spares them, as it spares peers with a request in flight. The
+/// linger covers the gap between one range and the next (no stream is open then, on
+/// either side), so a download is never cut between ranges.
 #[derive(Clone, Default)]
-pub(crate) struct ActiveStreams(Arc<Mutex<HashMap<PeerId, usize>>>);
+pub(crate) struct ActiveStreams(Arc<Mutex<HashMap<PeerId, (usize, std::time::Instant)>>>);
+
+/// How long a peer stays busy after its last chunk stream closed.
+pub(crate) const LINGER: Duration = Duration::from_secs(5);
 
 /// Counts one open stream of a peer until dropped.
 pub(crate) struct StreamGuard {
@@ -106,18 +111,26 @@ pub(crate) struct StreamGuard {
 
 impl ActiveStreams {
     pub(crate) fn enter(&self, peer: PeerId) -> StreamGuard {
-        *self.lock().entry(peer).or_default() += 1;
+        let now = std::time::Instant::now();
+        let mut map = self.lock();
+        let entry = map.entry(peer).or_insert((0, now));
+        entry.0 += 1;
+        entry.1 = now;
         StreamGuard {
             active: self.clone(),
             peer,
         }
     }
 
+    /// Peers with a stream open, or one closed within [`LINGER`]; forgets the others.
     pub(crate) fn peers(&self) -> HashSet<PeerId> {
-        self.lock().keys().copied().collect()
+        let now = std::time::Instant::now();
+        let mut map = self.lock();
+        map.retain(|_, (open, last)| *open > 0 || now.duration_since(*last) < LINGER);
+        map.keys().copied().collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, usize>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, (usize, std::time::Instant)>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -125,11 +138,9 @@ impl ActiveStreams {
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         let mut map = self.active.lock();
-        if let Some(n) = map.get_mut(&self.peer) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.peer);
-            }
+        if let Some((open, last)) = map.get_mut(&self.peer) {
+            *open = open.saturating_sub(1);
+            *last = std::time::Instant::now();
         }
     }
 }
