@@ -30,6 +30,10 @@ pub struct Client {
     query_timeout: Duration,
     request_timeout: Duration,
     metrics: std::sync::Arc<super::Metrics>,
+    /// Opens `/ggen/chunks` streams (`transfer::stream`); a clone per range.
+    streams: libp2p_stream::Control,
+    /// Peers with a chunk stream open, which pruning spares.
+    active: super::transfer::stream::ActiveStreams,
 }
 
 impl Client {
@@ -37,9 +41,10 @@ impl Client {
         peer_id: PeerId,
         commands: mpsc::Sender<Command>,
         store: Store,
-        query_timeout: Duration,
-        request_timeout: Duration,
+        (query_timeout, request_timeout): (Duration, Duration),
         metrics: std::sync::Arc<super::Metrics>,
+        streams: libp2p_stream::Control,
+        active: super::transfer::stream::ActiveStreams,
     ) -> Self {
         Self {
             peer_id,
@@ -48,7 +53,30 @@ impl Client {
             query_timeout,
             request_timeout,
             metrics,
+            streams,
+            active,
         }
+    }
+
+    /// A handle for opening chunk streams, and the guard that marks `peer` busy.
+    pub(crate) fn chunk_stream(
+        &self,
+        peer: PeerId,
+    ) -> (libp2p_stream::Control, super::transfer::stream::StreamGuard) {
+        (self.streams.clone(), self.active.enter(peer))
+    }
+
+    /// Takes `chunks` tokens of `peer`'s chunk rate limit before a range is served; over
+    /// the limit, how long to wait (the peer loses a little reputation).
+    pub(crate) async fn admit_chunks(&self, peer: PeerId, chunks: u32) -> Result<(), Duration> {
+        let asked = self
+            .call("rate limit", self.quick(), |reply| Command::AdmitChunks {
+                peer,
+                chunks,
+                reply,
+            })
+            .await;
+        asked.unwrap_or(Err(Duration::from_secs(1)))
     }
 
     pub fn peer_id(&self) -> PeerId {

@@ -109,6 +109,12 @@ pub(crate) enum Command {
         channel: ResponseChannel<Response>,
         response: Response,
     },
+    /// Charge `chunks` tokens of `peer`'s chunk rate limit (a streamed range).
+    AdmitChunks {
+        peer: PeerId,
+        chunks: u32,
+        reply: oneshot::Sender<Result<(), std::time::Duration>>,
+    },
     /// A sync task with `peer` ended.
     SyncDone {
         peer: PeerId,

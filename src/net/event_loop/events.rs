@@ -568,7 +568,7 @@ impl EventLoop {
             return Some((request, channel));
         };
         match (hostile.0)(&request) {
-            HostileAnswer::Honest => Some((request, channel)),
+            HostileAnswer::Honest | HostileAnswer::Delay(_) => Some((request, channel)),
             HostileAnswer::Respond(response) => {
                 let _ = self
                     .swarm

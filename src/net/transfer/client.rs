@@ -1,10 +1,15 @@
-//! The libp2p side of a download: the node's [`Client`] as a [`ChunkSource`] (one
-//! `/ggen/rr` exchange per chunk list or chunk), and [`download_to_store`], which files
-//! the finished, verified archive into the [`Store`].
+//! The libp2p side of a download: the node's [`Client`] as a [`ChunkSource`] (the chunk
+//! list over `/ggen/rr`, ranges of chunks streamed over `/ggen/chunks`, or one `/ggen/rr`
+//! exchange per chunk with a peer that does not speak it), and [`download_to_store`],
+//! which files the finished, verified archive into the [`Store`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
+use futures::future::Either;
+use futures::{Stream, StreamExt};
+
+use super::stream::{open_range, read_range, OpenError, RangeRequest};
 use super::{download_verified, ChunkSource, TransferConfig, TransferError, Verdict};
 use crate::net::reputation::{rank_providers, PeerEvent};
 use crate::net::{Client, PeerId, Request, Response};
@@ -43,6 +48,69 @@ impl ChunkSource for Client {
             Err(e) => Err(e.to_string()),
         }
     }
+
+    fn chunk_range(
+        &self,
+        peer: PeerId,
+        archive: Blake3Hash,
+        first: u32,
+        count: u32,
+    ) -> impl Stream<Item = Result<(u32, Vec<u8>), String>> + Send + '_ {
+        let request = RangeRequest {
+            archive,
+            first,
+            count,
+        };
+        let (control, guard) = self.chunk_stream(peer);
+        let mut guard = Some(guard);
+        futures::stream::once(open_range(control, peer, request)).flat_map(move |opened| {
+            match (opened, guard.take()) {
+                (Ok(stream), Some(guard)) => Either::Left(read_range(stream, request, guard)),
+                (Err(OpenError::Unsupported), _) => Either::Right(Either::Left(
+                    self.chunk_by_chunk(peer, archive, first, count),
+                )),
+                (Err(OpenError::Other(e)), _) => {
+                    Either::Right(Either::Right(futures::stream::iter([Err(e)])))
+                }
+                (Ok(_), None) => Either::Right(Either::Right(futures::stream::iter([Err(
+                    "range opened twice".to_string(),
+                )]))),
+            }
+        })
+    }
+
+    fn judged(&self, peer: &PeerId, verdict: Verdict) {
+        self.judge_verdict(peer, verdict);
+    }
+}
+
+impl Client {
+    /// A verdict of a download driven with the bare client, fed to the peer's reputation
+    /// at once ([`download_to_store`] credits verified bytes once, at the end).
+    fn judge_verdict(&self, peer: &PeerId, verdict: Verdict) {
+        let event = match verdict {
+            Verdict::Bad => PeerEvent::BadChunk,
+            Verdict::Stalled => PeerEvent::Stall,
+            Verdict::Good { bytes } => PeerEvent::GoodTransfer { bytes },
+        };
+        self.judge(*peer, event);
+    }
+
+    /// A range from a peer without `/ggen/chunks`: one `/ggen/rr` request per chunk,
+    /// all sent at once.
+    fn chunk_by_chunk(
+        &self,
+        peer: PeerId,
+        archive: Blake3Hash,
+        first: u32,
+        count: u32,
+    ) -> impl Stream<Item = Result<(u32, Vec<u8>), String>> + Send + '_ {
+        futures::stream::iter(first..first.saturating_add(count))
+            .map(move |index| async move {
+                self.chunk(&peer, &archive, index).await.map(|b| (index, b))
+            })
+            .buffered(count.max(1) as usize)
+    }
 }
 
 /// The client as a chunk source that notes which providers sent chunks, so the store can
@@ -77,6 +145,25 @@ impl ChunkSource for Noting<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .insert(*peer);
         Ok(bytes)
+    }
+
+    fn chunk_range(
+        &self,
+        peer: PeerId,
+        archive: Blake3Hash,
+        first: u32,
+        count: u32,
+    ) -> impl Stream<Item = Result<(u32, Vec<u8>), String>> + Send + '_ {
+        self.client
+            .chunk_range(peer, archive, first, count)
+            .inspect(move |item| {
+                if item.is_ok() {
+                    self.served
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(peer);
+                }
+            })
     }
 
     fn judged(&self, peer: &PeerId, verdict: Verdict) {

@@ -7,11 +7,14 @@
 mod client;
 mod download;
 pub mod schedule;
+pub mod stream;
 
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::Hash;
 use std::time::Duration;
+
+use futures::{Stream, StreamExt};
 
 use crate::package::Blake3Hash;
 use crate::store::partial::PartialError;
@@ -21,7 +24,8 @@ pub use download::{download, download_verified, download_with};
 pub use schedule::{Failure, Limits, Schedule, Stuck};
 
 /// Where chunks come from: the peer side of the chunk protocol. The libp2p client
-/// implements it with `Request::ChunkList` / `Request::Chunk`; tests use in-memory peers.
+/// implements it with `Request::ChunkList` and streamed ranges (`stream.rs`, falling
+/// back to `Request::Chunk` for older peers); tests use in-memory peers.
 pub trait ChunkSource: Send + Sync {
     type Peer: Clone + Eq + Hash + Debug + Send + Sync;
 
@@ -39,6 +43,26 @@ pub trait ChunkSource: Send + Sync {
         archive: &Blake3Hash,
         index: u32,
     ) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
+
+    /// Chunks `first..first + count` of `archive` as they arrive, in order (checked by
+    /// the caller); an error ends the range. By default each chunk is one [`chunk`]
+    /// request, all sent at once; the libp2p client streams the range instead.
+    ///
+    /// [`chunk`]: ChunkSource::chunk
+    fn chunk_range(
+        &self,
+        peer: Self::Peer,
+        archive: Blake3Hash,
+        first: u32,
+        count: u32,
+    ) -> impl Stream<Item = Result<(u32, Vec<u8>), String>> + Send + '_ {
+        futures::stream::iter(first..first.saturating_add(count))
+            .map(move |index| {
+                let peer = peer.clone();
+                async move { self.chunk(&peer, &archive, index).await.map(|b| (index, b)) }
+            })
+            .buffered(count.max(1) as usize)
+    }
 
     /// What the download concluded about `peer` (the libp2p client feeds it to the
     /// peer's reputation). Nothing by default.

@@ -1,6 +1,12 @@
 //! The socket-free heart of a download: which chunk to ask of which provider next, what a
 //! failure, a stall or a success means, and when the download is done or cannot finish.
 //! It takes events and `now` and answers with work to do; it never touches I/O or time.
+//!
+//! Work goes out per chunk ([`Schedule::next_assignments`]) or as runs of consecutive
+//! chunks, one streamed range per run ([`Schedule::next_ranges`]). Once nothing is left
+//! to hand out, an idle provider steals the last chunk of a provider whose oldest request
+//! has waited past [`Limits::steal_after`] ([`Schedule::steal`]); each chunk is stolen at
+//! most once, and whichever answer is verified first counts.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::{self, Debug};
@@ -12,21 +18,28 @@ use std::time::{Duration, Instant};
 pub struct Limits {
     /// Requests outstanding to one provider at a time.
     pub per_provider: usize,
-    /// Requests outstanding overall (this bounds memory: at most this many chunks held).
+    /// Chunks outstanding overall. Received chunks wait in a bounded verification queue,
+    /// so memory is bounded by that queue and the transport's windows, not by this.
     pub total: usize,
     /// A request outstanding longer than this marks its provider as stalled.
     pub chunk_deadline: Duration,
     /// Consecutive transport errors after which a provider is dropped.
     pub max_strikes: u32,
+    /// Once every missing chunk is asked for, a chunk outstanding this long may be asked
+    /// of an idle provider too (work stealing from a slow provider).
+    pub steal_after: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            per_provider: 4,
-            total: 16,
+            // Chunks asked of one provider: two streamed ranges of 8 in flight, so the
+            // provider starts the next range while the receiver drains the first.
+            per_provider: 16,
+            total: 48,
             chunk_deadline: Duration::from_secs(30),
             max_strikes: 3,
+            steal_after: Duration::from_secs(2),
         }
     }
 }
@@ -96,6 +109,8 @@ pub struct Schedule<P> {
     by_id: HashMap<P, usize>,
     /// Where the least-loaded search starts, so ties rotate between providers.
     cursor: usize,
+    /// Chunks already stolen once (never stolen again, so stealing ends).
+    stolen: std::collections::HashSet<u32>,
 }
 
 impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
@@ -131,6 +146,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             providers: Vec::new(),
             by_id: HashMap::new(),
             cursor: 0,
+            stolen: std::collections::HashSet::new(),
         };
         for provider in providers {
             schedule.add_provider(provider);
@@ -179,6 +195,106 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
         out
     }
 
+    /// New work as runs of consecutive chunks: `(provider, first, count)`, each at most
+    /// `max_run` long and within the caps, spread over the least-loaded providers.
+    pub fn next_ranges(&mut self, now: Instant, max_run: u32) -> Vec<(P, u32, u32)> {
+        let max_run = max_run.max(1);
+        let mut out = Vec::new();
+        while self.in_flight < self.limits.total && !self.queue.is_empty() {
+            let Some(p) = self.least_loaded() else { break };
+            let room = (self.limits.per_provider - self.providers[p].in_flight)
+                .min(self.limits.total - self.in_flight);
+            let Some(first) = self.queue.pop_front() else {
+                break;
+            };
+            let mut count = 1u32;
+            while (count as usize) < room
+                && count < max_run
+                && self.queue.front() == Some(&(first + count))
+            {
+                self.queue.pop_front();
+                count += 1;
+            }
+            for index in first..first + count {
+                self.outstanding.insert(index, (p, now));
+            }
+            self.providers[p].in_flight += count as usize;
+            self.in_flight += count as usize;
+            self.cursor = (p + 1) % self.providers.len();
+            out.push((self.providers[p].id.clone(), first, count));
+        }
+        out
+    }
+
+    /// Work stealing (end game): with nothing left to hand out, providers with room take
+    /// over the chunks of the provider whose oldest request has waited at least
+    /// [`Limits::steal_after`], its last chunk first. The slow provider's late answer is
+    /// then stale. A chunk is stolen at most once, so a slow thief is left to the stall
+    /// deadline. Returns the new requests `(thief, index)`.
+    pub fn steal(&mut self, now: Instant) -> Vec<(P, u32)> {
+        let mut out = Vec::new();
+        if !self.queue.is_empty() {
+            return out;
+        }
+        loop {
+            if self.in_flight >= self.limits.total {
+                break;
+            }
+            // The victim: the slowest provider (oldest unstolen request) past the threshold.
+            let victim = self
+                .outstanding
+                .iter()
+                .filter(|(index, &(_, since))| {
+                    !self.stolen.contains(index)
+                        && now.saturating_duration_since(since) >= self.limits.steal_after
+                })
+                .min_by_key(|(_, &(owner, since))| (since, owner))
+                .map(|(_, &(owner, _))| owner);
+            let Some(victim) = victim else { break };
+            let Some(thief) = self.least_loaded_but(Some(victim)) else {
+                break;
+            };
+            let index = self
+                .outstanding
+                .iter()
+                .rev()
+                .find(|(index, &(owner, _))| owner == victim && !self.stolen.contains(index))
+                .map(|(&index, _)| index);
+            let Some(index) = index else { break };
+            self.stolen.insert(index);
+            self.outstanding.insert(index, (thief, now));
+            self.providers[victim].in_flight -= 1;
+            self.providers[thief].in_flight += 1;
+            out.push((self.providers[thief].id.clone(), index));
+        }
+        out
+    }
+
+    /// Several requests of one provider failed together (a streamed range broke off):
+    /// one strike, or the provider dropped for corrupt bytes; the chunks still
+    /// outstanding with it are re-queued. Returns what to cancel, as
+    /// [`Schedule::on_chunk_failed`] does; `None` if none of them was its any more.
+    pub fn on_chunks_failed(
+        &mut self,
+        id: &P,
+        indices: &[u32],
+        failure: Failure,
+    ) -> Option<Vec<u32>> {
+        let owned: Vec<u32> = indices
+            .iter()
+            .copied()
+            .filter(|&index| self.take_outstanding(id, index).is_some())
+            .collect();
+        if owned.is_empty() {
+            return None;
+        }
+        let p = *self.by_id.get(id)?;
+        for &index in owned.iter().rev() {
+            self.queue.push_front(index);
+        }
+        Some(self.fail(p, failure))
+    }
+
     /// A verified chunk arrived. Returns true if it is the answer to an outstanding
     /// request (then the caller keeps the bytes); false for a stale answer (ignore it).
     pub fn on_chunk_ok(&mut self, id: &P, index: u32) -> bool {
@@ -198,7 +314,13 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
     pub fn on_chunk_failed(&mut self, id: &P, index: u32, failure: Failure) -> Option<Vec<u32>> {
         let p = self.take_outstanding(id, index)?;
         self.queue.push_front(index);
-        let cancel = match failure {
+        Some(self.fail(p, failure))
+    }
+
+    /// One failure of provider `p`: corrupt bytes drop it, a transport error is a strike.
+    /// Returns the chunks re-queued by a drop.
+    fn fail(&mut self, p: usize, failure: Failure) -> Vec<u32> {
+        match failure {
             Failure::Corrupt(why) => self.drop_index(p, format!("sent bad bytes: {why}")),
             Failure::Transport(why) => {
                 let provider = &mut self.providers[p];
@@ -210,8 +332,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
                     Vec::new()
                 }
             }
-        };
-        Some(cancel)
+        }
     }
 
     /// Drops every provider with a request outstanding past the deadline and re-queues
@@ -241,6 +362,27 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
         self.outstanding
             .values()
             .map(|&(_, since)| since + self.limits.chunk_deadline)
+            .min()
+    }
+
+    /// True while chunk `index` is asked of `id` (its answer would count).
+    pub fn is_outstanding_with(&self, id: &P, index: u32) -> bool {
+        match (self.by_id.get(id), self.outstanding.get(&index)) {
+            (Some(&p), Some(&(owner, _))) => p == owner,
+            _ => false,
+        }
+    }
+
+    /// When [`Schedule::steal`] may find work next: nothing is queued and a request
+    /// will have waited [`Limits::steal_after`].
+    pub fn next_steal(&self) -> Option<Instant> {
+        if !self.queue.is_empty() {
+            return None;
+        }
+        self.outstanding
+            .iter()
+            .filter(|(index, _)| !self.stolen.contains(index))
+            .map(|(_, &(_, since))| since + self.limits.steal_after)
             .min()
     }
 
@@ -310,9 +452,15 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
     }
 
     fn least_loaded(&self) -> Option<usize> {
+        self.least_loaded_but(None)
+    }
+
+    /// The least-loaded provider with room, other than `skip`.
+    fn least_loaded_but(&self, skip: Option<usize>) -> Option<usize> {
         let n = self.providers.len();
         (0..n)
             .map(|k| (self.cursor + k) % n)
+            .filter(|&p| Some(p) != skip)
             .filter(|&p| {
                 let provider = &self.providers[p];
                 provider.dropped.is_none() && provider.in_flight < self.limits.per_provider
@@ -368,7 +516,70 @@ mod tests {
             total,
             chunk_deadline: Duration::from_secs(10),
             max_strikes: 2,
+            steal_after: Duration::from_secs(2),
         }
+    }
+
+    #[test]
+    fn ranges_are_consecutive_runs_within_the_caps() {
+        let now = Instant::now();
+        let mut s = Schedule::new(40, [3], ["a", "b"], limits(8, 12));
+        let got = s.next_ranges(now, 4);
+        assert_eq!(
+            got,
+            vec![("a", 0, 3), ("b", 4, 4), ("a", 8, 4), ("b", 12, 1)],
+            "runs stop at a verified chunk, at max_run and at the overall cap"
+        );
+        assert_eq!(s.in_flight(), 12);
+        assert!(s.next_ranges(now, 4).is_empty());
+        // A broken range: one strike for all of it, its chunks back at the front in order.
+        assert_eq!(
+            s.on_chunks_failed(&"b", &[4, 5, 6, 7], Failure::Transport("reset".into())),
+            Some(vec![])
+        );
+        assert_eq!(s.active_providers(), vec!["a", "b"]);
+        assert_eq!(s.next_ranges(now, 8), vec![("b", 4, 4)]);
+        // Stale: none of them is b's any more.
+        assert_eq!(
+            s.on_chunks_failed(&"b", &[0, 1], Failure::Transport("late".into())),
+            None
+        );
+        // Corrupt bytes drop the provider and hand back all it still held.
+        let cancel = s.on_chunks_failed(&"a", &[0], Failure::Corrupt("bad".into()));
+        assert_eq!(cancel, Some(vec![1, 2, 8, 9, 10, 11]));
+    }
+
+    #[test]
+    fn an_idle_provider_steals_from_a_slow_one_once_per_chunk() {
+        let start = Instant::now();
+        let mut s = Schedule::new(6, [], ["slow", "fast"], limits(4, 8));
+        assert_eq!(
+            s.next_ranges(start, 3),
+            vec![("slow", 0, 3), ("fast", 3, 3)]
+        );
+        for index in 3..6 {
+            assert!(s.on_chunk_ok(&"fast", index));
+        }
+        // Nothing queued, but the slow provider is not slow yet.
+        assert!(s.steal(start + Duration::from_secs(1)).is_empty());
+        let later = start + Duration::from_secs(2);
+        assert_eq!(s.steal(later), vec![("fast", 2), ("fast", 1), ("fast", 0)]);
+        assert_eq!(s.in_flight_to(&"slow"), 0);
+        assert!(
+            s.steal(later + Duration::from_secs(5)).is_empty(),
+            "once per chunk"
+        );
+        // The thief's answers count; the slow provider's late ones are stale.
+        assert!(s.on_chunk_ok(&"fast", 2));
+        assert!(!s.on_chunk_ok(&"slow", 2));
+        assert!(!s.on_chunk_ok(&"slow", 0));
+        assert!(s.on_chunk_ok(&"fast", 0));
+        assert!(s.on_chunk_ok(&"fast", 1));
+        assert!(s.is_complete());
+        // Stealing waits until nothing is left to hand out.
+        let mut s = Schedule::new(8, [], ["slow", "fast"], limits(2, 8));
+        s.next_ranges(start, 2);
+        assert!(s.steal(start + Duration::from_secs(60)).is_empty());
     }
 
     #[test]
@@ -615,6 +826,87 @@ mod tests {
             let stuck = s.stuck().unwrap();
             prop_assert_eq!(stuck.missing, chunks);
             prop_assert_eq!(stuck.failures.len(), 3);
+        }
+    }
+
+    proptest! {
+        /// Ranges and stealing keep the promises of single requests: with one honest
+        /// provider everything completes, caps hold, no verified chunk is asked for, a
+        /// chunk is stolen at most once, and every range is consecutive.
+        #[test]
+        fn ranges_and_stealing_complete_with_one_honest_provider(
+            chunks in 1u32..60,
+            have in proptest::collection::vec(any::<bool>(), 60),
+            per_provider in 1usize..9,
+            total in 1usize..20,
+            max_run in 1u32..9,
+            honest in 0usize..4,
+            behaviour in proptest::collection::vec(proptest::collection::vec(act(), 64), 4),
+            slow in proptest::collection::vec(any::<bool>(), 64),
+        ) {
+            let lim = limits(per_provider, total);
+            let have_idx: Vec<u32> = (0..chunks).filter(|&i| have[i as usize]).collect();
+            let mut s = Schedule::new(chunks, have_idx, 0..4usize, lim);
+            let mut verified: Vec<bool> = have[..chunks as usize].to_vec();
+            let mut calls = [0usize; 4];
+            let mut now = Instant::now();
+            let mut held: Vec<(usize, u32)> = Vec::new();
+            let mut stolen = std::collections::HashSet::new();
+            let mut steps = 0;
+            while !s.is_complete() {
+                steps += 1;
+                prop_assert!(steps < 10_000, "no progress");
+                prop_assert!(!s.is_stuck(), "stuck with an honest provider");
+                let mut work = Vec::new();
+                for (p, first, count) in s.next_ranges(now, max_run) {
+                    prop_assert!(count >= 1 && count <= max_run);
+                    work.extend((first..first + count).map(|i| (p, i)));
+                }
+                for (p, index) in s.steal(now) {
+                    prop_assert!(stolen.insert(index), "chunk {} stolen twice", index);
+                    work.push((p, index));
+                }
+                prop_assert!(s.in_flight() <= lim.total);
+                for p in 0..4 {
+                    prop_assert!(s.in_flight_to(&p) <= lim.per_provider);
+                }
+                for (p, index) in work {
+                    prop_assert!(!verified[index as usize], "asked for verified chunk {}", index);
+                    let act = if p == honest { Act::Ok } else { behaviour[p][calls[p] % 64] };
+                    let late = slow[calls[p] % 64];
+                    calls[p] += 1;
+                    match act {
+                        // A slow answer arrives only after time has passed (maybe stale).
+                        Act::Ok if late && p != honest => held.push((p, index)),
+                        Act::Ok => {
+                            if s.on_chunk_ok(&p, index) {
+                                verified[index as usize] = true;
+                            }
+                        }
+                        Act::Corrupt => {
+                            s.on_chunks_failed(&p, &[index], Failure::Corrupt("x".into()));
+                        }
+                        Act::Transport => {
+                            s.on_chunks_failed(&p, &[index], Failure::Transport("x".into()));
+                        }
+                        Act::Stall => {}
+                    }
+                }
+                now += lim.steal_after;
+                for (p, index) in held.drain(..) {
+                    if s.on_chunk_ok(&p, index) {
+                        verified[index as usize] = true;
+                    }
+                }
+                if s.in_flight() > 0 {
+                    // Only stalled requests remain: their providers are dropped.
+                    now += lim.chunk_deadline;
+                    s.on_stalls(now);
+                    prop_assert_eq!(s.in_flight(), 0);
+                }
+            }
+            prop_assert!(verified.iter().all(|&v| v));
+            prop_assert!(s.active_providers().contains(&honest));
         }
     }
 

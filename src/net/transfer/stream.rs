@@ -1,0 +1,473 @@
+//! `/ggen/chunks/1.0.0`, the streaming chunk protocol: the downloader opens one stream
+//! per range and the provider sends the range's chunks back to back, read straight from
+//! its stored file. This module is the spec, the provider's side ([`serve`]) and the
+//! downloader's ([`fetch_range`]); which ranges to ask of whom is `schedule.rs`'s.
+//!
+//! Participants: a downloader and a provider, over a libp2p stream (`libp2p-stream`) on
+//! the connection they already share (Noise + Yamux over TCP, or QUIC).
+//!
+//! Messages (integers big-endian):
+//! - request, downloader → provider, exactly [`REQUEST_LEN`] bytes:
+//!   `archive: [u8; 32] | first: u32 | count: u32`, `1 ≤ count ≤` [`MAX_RANGE`];
+//! - answer, provider → downloader, frames in order, then the provider closes:
+//!   - `0 | index: u32 | len: u32 | bytes[len]`, one per chunk `first..first+count`, each
+//!     `len ≤` [`MAX_CHUNK_SIZE`];
+//!   - `1 | len: u16 | utf8[len]` (`len ≤` [`MAX_ERROR_LEN`]): refused (rate limit, bad
+//!     range, damaged copy), nothing follows;
+//!   - `2`: the provider does not have the archive, nothing follows.
+//!
+//! Limits: the provider reads the request within [`REQUEST_WAIT`], serves at most
+//! [`MAX_SERVING`] streams at once and charges `count` tokens of the peer's chunk rate
+//! limit before sending. The provider does not hash what it sends (the store verified
+//! the file when it took it); the downloader checks every chunk against the signed chunk
+//! list and judges the provider. Out of scope: the chunk list itself (one
+//! `/ggen/rr` `ChunkList` request), and encryption (the connection's).
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::stream::{self, Stream, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt};
+use libp2p::{PeerId, StreamProtocol};
+use libp2p_stream::{Control, IncomingStreams, OpenStreamError};
+
+use crate::net::client::Client;
+use crate::net::inbound::remote_message;
+use crate::net::ratelimit::refusal;
+use crate::package::Blake3Hash;
+use crate::store::partial::{Layout, MAX_CHUNK_SIZE};
+use crate::store::Store;
+use crate::tasks::Tasks;
+
+/// The protocol id; a changed wire format gets a new one.
+pub const CHUNKS_PROTOCOL: &str = "/ggen/chunks/1.0.0";
+/// Length of a request.
+pub const REQUEST_LEN: usize = 40;
+/// Chunks one request may ask for.
+pub const MAX_RANGE: u32 = 64;
+/// Longest error text.
+pub const MAX_ERROR_LEN: usize = 1024;
+/// How long a provider waits for the request once a stream is open.
+pub const REQUEST_WAIT: Duration = Duration::from_secs(10);
+/// Streams a provider serves at once; more wait for a slot.
+pub const MAX_SERVING: usize = 64;
+
+const TAG_CHUNK: u8 = 0;
+const TAG_ERROR: u8 = 1;
+const TAG_NOT_FOUND: u8 = 2;
+
+pub(crate) fn protocol() -> StreamProtocol {
+    StreamProtocol::new(CHUNKS_PROTOCOL)
+}
+
+/// One range request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangeRequest {
+    pub archive: Blake3Hash,
+    pub first: u32,
+    pub count: u32,
+}
+
+impl RangeRequest {
+    pub fn encode(&self) -> [u8; REQUEST_LEN] {
+        let mut out = [0u8; REQUEST_LEN];
+        out[..32].copy_from_slice(self.archive.as_bytes());
+        out[32..36].copy_from_slice(&self.first.to_be_bytes());
+        out[36..].copy_from_slice(&self.count.to_be_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8; REQUEST_LEN]) -> Self {
+        let mut archive = [0u8; 32];
+        archive.copy_from_slice(&bytes[..32]);
+        let word = |at: usize| {
+            u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        Self {
+            archive: Blake3Hash(archive),
+            first: word(32),
+            count: word(36),
+        }
+    }
+}
+
+/// Peers with a chunk stream open either way, or closed less than [`LINGER`] ago:
+/// connection pruning spares them, as it spares peers with a request in flight. The
+/// linger covers the gap between one range and the next (no stream is open then, on
+/// either side), so a download is never cut between ranges.
+#[derive(Clone, Default)]
+pub(crate) struct ActiveStreams(Arc<Mutex<HashMap<PeerId, (usize, std::time::Instant)>>>);
+
+/// How long a peer stays busy after its last chunk stream closed.
+pub(crate) const LINGER: Duration = Duration::from_secs(5);
+
+/// Counts one open stream of a peer until dropped.
+pub(crate) struct StreamGuard {
+    active: ActiveStreams,
+    peer: PeerId,
+}
+
+impl ActiveStreams {
+    pub(crate) fn enter(&self, peer: PeerId) -> StreamGuard {
+        let now = std::time::Instant::now();
+        let mut map = self.lock();
+        let entry = map.entry(peer).or_insert((0, now));
+        entry.0 += 1;
+        entry.1 = now;
+        StreamGuard {
+            active: self.clone(),
+            peer,
+        }
+    }
+
+    /// Peers with a stream open, or one closed within [`LINGER`]; forgets the others.
+    pub(crate) fn peers(&self) -> HashSet<PeerId> {
+        let now = std::time::Instant::now();
+        let mut map = self.lock();
+        map.retain(|_, (open, last)| *open > 0 || now.duration_since(*last) < LINGER);
+        map.keys().copied().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, (usize, std::time::Instant)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut map = self.active.lock();
+        if let Some((open, last)) = map.get_mut(&self.peer) {
+            *open = open.saturating_sub(1);
+            *last = std::time::Instant::now();
+        }
+    }
+}
+
+/// What the provider does for one chunk (honest unless a test-support hostile rule says
+/// otherwise).
+#[cfg_attr(not(feature = "test-support"), allow(dead_code))]
+enum Serve {
+    Honest,
+    Bytes(Vec<u8>),
+    Refuse(String),
+    Hold,
+    Delay(Duration),
+}
+
+/// The test-support hook a hostile node answers chunks by; nothing in a real build.
+#[cfg(feature = "test-support")]
+pub(crate) type HostileHook = Option<crate::net::hostile::Hostile>;
+#[cfg(not(feature = "test-support"))]
+pub(crate) type HostileHook = Option<std::convert::Infallible>;
+
+#[cfg(feature = "test-support")]
+fn rule(hook: &HostileHook, archive: &Blake3Hash, index: u32) -> Serve {
+    use crate::net::hostile::HostileAnswer;
+    use crate::net::protocol::{Request, Response};
+    let Some(hostile) = hook else {
+        return Serve::Honest;
+    };
+    let request = Request::Chunk {
+        archive: *archive,
+        index,
+    };
+    match (hostile.0)(&request) {
+        HostileAnswer::Honest => Serve::Honest,
+        HostileAnswer::Respond(Response::Chunk { bytes }) => Serve::Bytes(bytes.into_vec()),
+        HostileAnswer::Respond(other) => Serve::Refuse(other.kind().into()),
+        HostileAnswer::Hold => Serve::Hold,
+        HostileAnswer::Delay(wait) => Serve::Delay(wait),
+    }
+}
+
+#[cfg(not(feature = "test-support"))]
+fn rule(_hook: &HostileHook, _archive: &Blake3Hash, _index: u32) -> Serve {
+    Serve::Honest
+}
+
+/// The provider's side: accepts chunk streams until shutdown, each served on its own
+/// task (at most [`MAX_SERVING`] at once).
+pub(crate) async fn serve(
+    mut incoming: IncomingStreams,
+    store: Store,
+    client: Client,
+    active: ActiveStreams,
+    tasks: Tasks,
+    hook: HostileHook,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SERVING));
+    loop {
+        let next = tokio::select! {
+            () = tasks.cancelled() => break,
+            next = incoming.next() => next,
+        };
+        let Some((peer, stream)) = next else { break };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let (store, client, guard, tasks2) = (
+            store.clone(),
+            client.clone(),
+            active.enter(peer),
+            tasks.clone(),
+        );
+        let hook = hook.clone();
+        tasks.spawn(async move {
+            let serving = move |archive: &Blake3Hash, index: u32| rule(&hook, archive, index);
+            tokio::select! {
+                () = tasks2.cancelled() => {}
+                result = serve_stream(peer, stream, &store, &client, serving) => {
+                    if let Err(e) = result {
+                        tracing::debug!("chunk stream to {peer}: {e}");
+                    }
+                }
+            }
+            drop((guard, slot));
+        });
+    }
+}
+
+async fn serve_stream(
+    peer: PeerId,
+    mut stream: libp2p::Stream,
+    store: &Store,
+    client: &Client,
+    rule: impl Fn(&Blake3Hash, u32) -> Serve,
+) -> io::Result<()> {
+    let mut bytes = [0u8; REQUEST_LEN];
+    tokio::time::timeout(REQUEST_WAIT, stream.read_exact(&mut bytes))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request"))??;
+    let request = RangeRequest::decode(&bytes);
+    let RangeRequest {
+        archive,
+        first,
+        count,
+    } = request;
+    if count == 0 || count > MAX_RANGE {
+        let why = format!("{count} chunks asked in one range, 1 to {MAX_RANGE} allowed");
+        return refuse(&mut stream, &why).await;
+    }
+    if let Err(wait) = client.admit_chunks(peer, count).await {
+        return refuse(&mut stream, &refusal(wait)).await;
+    }
+    let found = store
+        .call(move |store| store.archive_for_serving(&archive))
+        .await;
+    let (path, size, chunk_size) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            stream.write_all(&[TAG_NOT_FOUND]).await?;
+            return stream.close().await;
+        }
+        Err(e) => return refuse(&mut stream, &remote_message(&e)).await,
+    };
+    let layout = Layout {
+        size,
+        chunk_size,
+        count: size.div_ceil(u64::from(chunk_size.max(1))).max(1) as u32,
+    };
+    let end = u64::from(first) + u64::from(count);
+    if end > u64::from(layout.count) {
+        let why = format!(
+            "chunks {first}..{end} asked, the archive has {} chunks",
+            layout.count
+        );
+        return refuse(&mut stream, &why).await;
+    }
+    let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
+        .await
+        .map_err(io::Error::other)??;
+    let file = Arc::new(file);
+    // One chunk read ahead on the blocking pool while the previous one is sent.
+    let read = |index: u32| {
+        let file = file.clone();
+        let (offset, len) = (layout.offset(index), layout.len(index) as usize);
+        tokio::task::spawn_blocking(move || {
+            let mut buffer = vec![0u8; len];
+            read_exact_at(&file, &mut buffer, offset).map(|()| buffer)
+        })
+    };
+    let last = first + count - 1;
+    let mut next = Some(read(first));
+    for index in first..=last {
+        let Some(reading) = next.take() else { break };
+        let chunk = match reading.await.map_err(io::Error::other)? {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                tracing::debug!("serving chunk {index} of {archive}: {e}");
+                let why = "this node's copy of the archive is unreadable; try another provider";
+                return refuse(&mut stream, why).await;
+            }
+        };
+        if index < last {
+            next = Some(read(index + 1));
+        }
+        let chunk = match rule(&archive, index) {
+            Serve::Honest => chunk,
+            Serve::Bytes(bytes) => bytes,
+            Serve::Refuse(why) => return refuse(&mut stream, &why).await,
+            Serve::Hold => std::future::pending().await,
+            Serve::Delay(wait) => {
+                tokio::time::sleep(wait).await;
+                chunk
+            }
+        };
+        let mut header = [0u8; 9];
+        header[0] = TAG_CHUNK;
+        header[1..5].copy_from_slice(&index.to_be_bytes());
+        header[5..].copy_from_slice(&(chunk.len() as u32).to_be_bytes());
+        stream.write_all(&header).await?;
+        stream.write_all(&chunk).await?;
+    }
+    stream.close().await
+}
+
+async fn refuse(stream: &mut libp2p::Stream, why: &str) -> io::Result<()> {
+    let mut text = why.as_bytes();
+    if text.len() > MAX_ERROR_LEN {
+        text = &text[..MAX_ERROR_LEN];
+    }
+    let mut frame = Vec::with_capacity(3 + text.len());
+    frame.push(TAG_ERROR);
+    frame.extend_from_slice(&(text.len() as u16).to_be_bytes());
+    frame.extend_from_slice(text);
+    stream.write_all(&frame).await?;
+    stream.close().await
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buffer, offset)
+}
+
+#[cfg(not(unix))]
+fn read_exact_at(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = file;
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(buffer)
+}
+
+/// Why a range could not be fetched over a stream.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    /// The peer does not speak [`CHUNKS_PROTOCOL`] (an older node): ask chunk by chunk.
+    Unsupported,
+    Other(String),
+}
+
+/// Opens a stream to `peer` and sends the request.
+pub(crate) async fn open_range(
+    mut control: Control,
+    peer: PeerId,
+    request: RangeRequest,
+) -> Result<libp2p::Stream, OpenError> {
+    let mut stream = match control.open_stream(peer, protocol()).await {
+        Ok(stream) => stream,
+        Err(OpenStreamError::UnsupportedProtocol(_)) => return Err(OpenError::Unsupported),
+        Err(e) => return Err(OpenError::Other(e.to_string())),
+    };
+    stream
+        .write_all(&request.encode())
+        .await
+        .map_err(|e| OpenError::Other(format!("sending the range request: {e}")))?;
+    Ok(stream)
+}
+
+/// The downloader's side: the chunks of `request` as they arrive, in order, from a
+/// stream [`open_range`] opened. An error ends the range.
+pub(crate) fn read_range(
+    stream: libp2p::Stream,
+    request: RangeRequest,
+    guard: StreamGuard,
+) -> impl Stream<Item = Result<(u32, Vec<u8>), String>> + Send + 'static {
+    let end = request.first + request.count;
+    stream::unfold(
+        Some((stream, request.first, guard)),
+        move |state| async move {
+            let (mut stream, index, guard) = state?;
+            if index >= end {
+                let _ = stream.close().await;
+                return None;
+            }
+            match read_frame(&mut stream, index).await {
+                Ok(bytes) => Some((Ok((index, bytes)), Some((stream, index + 1, guard)))),
+                Err(e) => Some((Err(e), None)),
+            }
+        },
+    )
+}
+
+async fn read_frame(stream: &mut libp2p::Stream, index: u32) -> Result<Vec<u8>, String> {
+    let io = |e: io::Error| match e.kind() {
+        io::ErrorKind::UnexpectedEof => format!("stream ended before chunk {index}"),
+        _ => format!("stream broke before chunk {index}: {e}"),
+    };
+    let mut tag = [0u8; 1];
+    stream.read_exact(&mut tag).await.map_err(io)?;
+    match tag[0] {
+        TAG_CHUNK => {
+            let mut header = [0u8; 8];
+            stream.read_exact(&mut header).await.map_err(io)?;
+            let got = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+            let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+            if got != index {
+                return Err(format!("sent chunk {got} where chunk {index} was due"));
+            }
+            if len > MAX_CHUNK_SIZE {
+                return Err(format!(
+                    "announced a chunk of {len} bytes, over the {MAX_CHUNK_SIZE}-byte limit"
+                ));
+            }
+            let mut bytes = vec![0u8; len as usize];
+            stream.read_exact(&mut bytes).await.map_err(io)?;
+            Ok(bytes)
+        }
+        TAG_ERROR => {
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).await.map_err(io)?;
+            let len = usize::from(u16::from_be_bytes(len)).min(MAX_ERROR_LEN);
+            let mut text = vec![0u8; len];
+            stream.read_exact(&mut text).await.map_err(io)?;
+            Err(format!(
+                "refused chunk {index}: {}",
+                String::from_utf8_lossy(&text)
+            ))
+        }
+        TAG_NOT_FOUND => Err(format!("does not have chunk {index}")),
+        other => Err(format!("sent frame type {other}, not a chunk")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let request = RangeRequest {
+            archive: Blake3Hash::of(b"archive"),
+            first: 7,
+            count: MAX_RANGE,
+        };
+        let bytes = request.encode();
+        assert_eq!(bytes.len(), REQUEST_LEN);
+        assert_eq!(RangeRequest::decode(&bytes), request);
+    }
+
+    #[test]
+    fn active_streams_count_per_peer() {
+        let active = ActiveStreams::default();
+        let peer = PeerId::random();
+        let a = active.enter(peer);
+        let b = active.enter(peer);
+        assert_eq!(active.peers(), HashSet::from([peer]));
+        drop(a);
+        assert_eq!(active.peers(), HashSet::from([peer]));
+        drop(b);
+        assert!(active.peers().is_empty());
+    }
+}
