@@ -99,10 +99,19 @@ impl ChunkSource for Client {
         mine: Vec<bool>,
     ) -> Result<Option<Vec<bool>>, String> {
         let (control, pool, _busy) = self.chunk_stream(*peer);
-        ask_offers(control, &pool, *peer, *archive, &mine).await
+        let (offered, named) = ask_offers(control, &pool, *peer, *archive, &mine).await?;
+        let me = self.peer_id();
+        let named = named.into_iter().filter(|p| *p != me).collect();
+        self.swarms().heard(*archive, named);
+        Ok(offered)
     }
 
     async fn discover(&self, archive: &Blake3Hash) -> Vec<PeerId> {
+        // Peers named by peer exchange first (no lookup needed), the DHT otherwise.
+        let heard = self.swarms().take_heard(archive);
+        if !heard.is_empty() {
+            return heard;
+        }
         self.find_providers(*archive).await.unwrap_or_else(|e| {
             tracing::debug!("provider lookup during a download: {e}");
             Vec::new()

@@ -146,7 +146,8 @@ pub async fn download_verified<S: ChunkSource>(
     let mut being_asked: HashSet<S::Peer> = HashSet::new();
     let mut finding: Option<BoxFuture<'_, Vec<S::Peer>>> = None;
     let mut next_refresh = now() + config.refresh;
-    let mut next_discover = now() + config.discover;
+    // The first look for other providers comes at once (peers named by the first offers).
+    let mut next_discover = now();
     let mut last_progress = now();
     let ended = loop {
         if schedule.is_complete() {

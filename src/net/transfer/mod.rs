@@ -131,7 +131,7 @@ impl Default for TransferConfig {
         Self {
             limits: Limits::default(),
             list_deadline: Duration::from_secs(30),
-            refresh: Duration::from_millis(500),
+            refresh: Duration::from_millis(250),
             discover: Duration::from_secs(2),
             starve: Duration::from_secs(30),
         }

@@ -21,7 +21,9 @@
 //! - offers request (swarming, see `swarm.rs`), downloader → provider: a request with
 //!   `count = 0`, then `n: u32 | bits[⌈n/8⌉]`, the asker's own verified chunks (`n` the
 //!   archive's chunk count, ≤ [`MAX_OFFER_CHUNKS`]; bit `i` is bit `i % 8` of byte `i / 8`);
-//!   answered by `3 | n: u32 | bits[⌈n/8⌉]`, the chunks the provider offers the asker
+//!   answered by `3 | n: u32 | bits[⌈n/8⌉] | k: u8 | k × (len: u8 | peer id[len])`: the
+//!   chunks the provider offers the asker, and up to `swarm::MAX_NAMED` other peers that
+//!   asked it about the archive lately (peer exchange). The bits are
 //!   (a node still downloading: those it has verified; a whole-archive holder: a window
 //!   of those the asker lacks that it handed out the fewest times, i.e. super-seeding),
 //!   or by `2`. The stream
@@ -278,7 +280,7 @@ async fn serve_stream(
         }
         let request = RangeRequest::decode(&bytes);
         let more = if request.count == 0 {
-            serve_offers(&mut stream, request.archive, store, client).await?
+            serve_offers(peer, &mut stream, request.archive, store, client).await?
         } else {
             serve_range(peer, &mut stream, request, store, client, &rule).await?
         };
@@ -380,6 +382,7 @@ async fn serve_range(
         header[5..].copy_from_slice(&(chunk.len() as u32).to_be_bytes());
         stream.write_all(&header).await?;
         stream.write_all(&chunk).await?;
+        client.metrics().served(chunk.len() as u64);
     }
     stream.flush().await?;
     Ok(true)
@@ -395,6 +398,7 @@ fn whole_layout(size: u64, chunk_size: u32) -> Layout {
 
 /// Answers an offers request (the asker's bits follow the request on the stream).
 async fn serve_offers(
+    peer: PeerId,
     stream: &mut libp2p::Stream,
     archive: Blake3Hash,
     store: &Store,
@@ -418,6 +422,7 @@ async fn serve_offers(
         Ok(None) => None,
         Err(e) => return refuse(stream, &remote_message(&e)).await.map(|()| false),
     };
+    let others = client.swarms().asked(archive, peer);
     let offered = client.swarms().offers(&archive, whole, &theirs);
     if offered.is_empty() {
         stream.write_all(&[TAG_NOT_FOUND]).await?;
@@ -426,6 +431,12 @@ async fn serve_offers(
     let mut frame = vec![TAG_OFFERS];
     frame.extend_from_slice(&(offered.len() as u32).to_be_bytes());
     frame.extend_from_slice(&super::swarm::pack(&offered));
+    frame.push(others.len() as u8);
+    for other in others {
+        let bytes = other.to_bytes();
+        frame.push(bytes.len() as u8);
+        frame.extend_from_slice(&bytes);
+    }
     stream.write_all(&frame).await?;
     stream.flush().await?;
     Ok(true)
@@ -554,15 +565,19 @@ pub(crate) async fn open_range(
     )))
 }
 
-/// Asks `peer` which chunks of `archive` it offers, telling it ours (`mine`). `Ok(None)`:
-/// a peer without the swarm extension, taken as offering every chunk.
+/// What a peer answered to an offers request: the chunks it offers (`None`: a peer
+/// without the swarm extension, taken as offering every chunk) and the other peers it
+/// named.
+pub(crate) type Offered = (Option<Vec<bool>>, Vec<PeerId>);
+
+/// Asks `peer` which chunks of `archive` it offers, telling it ours (`mine`).
 pub(crate) async fn ask_offers(
     mut control: Control,
     pool: &StreamPool,
     peer: PeerId,
     archive: Blake3Hash,
     mine: &[bool],
-) -> Result<Option<Vec<bool>>, String> {
+) -> Result<Offered, String> {
     let request = RangeRequest {
         archive,
         first: 0,
@@ -578,7 +593,7 @@ pub(crate) async fn ask_offers(
             Some(stream) => stream,
             None => match control.open_stream(peer, protocol()).await {
                 Ok(stream) => stream,
-                Err(OpenStreamError::UnsupportedProtocol(_)) => return Ok(None),
+                Err(OpenStreamError::UnsupportedProtocol(_)) => return Ok((None, Vec::new())),
                 Err(e) => return Err(e.to_string()),
             },
         };
@@ -607,16 +622,45 @@ pub(crate) async fn ask_offers(
                     .read_exact(&mut bits)
                     .await
                     .map_err(|e| e.to_string())?;
-                super::swarm::unpack(&bits, n)
+                let named = read_named(&mut stream, peer).await?;
+                (super::swarm::unpack(&bits, n), named)
             }
-            TAG_NOT_FOUND => vec![false; mine.len()],
+            TAG_NOT_FOUND => (vec![false; mine.len()], Vec::new()),
             TAG_ERROR => return Err("refused the offers request".into()),
             other => return Err(format!("sent frame type {other} to an offers request")),
         };
         pool.put(peer, stream);
-        return Ok(Some(offered));
+        let (bits, named) = offered;
+        return Ok((Some(bits), named));
     }
     Err(last)
+}
+
+/// The peers an offers answer names (peer exchange), `from` itself left out.
+async fn read_named(stream: &mut libp2p::Stream, from: PeerId) -> Result<Vec<PeerId>, String> {
+    let io = |e: io::Error| format!("reading the offers: {e}");
+    let mut k = [0u8; 1];
+    stream.read_exact(&mut k).await.map_err(io)?;
+    if usize::from(k[0]) > super::swarm::MAX_NAMED {
+        return Err(format!(
+            "named {} peers, at most {}",
+            k[0],
+            super::swarm::MAX_NAMED
+        ));
+    }
+    let mut named = Vec::new();
+    for _ in 0..k[0] {
+        let mut len = [0u8; 1];
+        stream.read_exact(&mut len).await.map_err(io)?;
+        let mut id = vec![0u8; usize::from(len[0])];
+        stream.read_exact(&mut id).await.map_err(io)?;
+        match PeerId::from_bytes(&id) {
+            Ok(other) if other != from => named.push(other),
+            Ok(_) => {}
+            Err(_) => return Err("named a malformed peer id".into()),
+        }
+    }
+    Ok(named)
 }
 
 /// The downloader's side: the chunks of `request` after its first (which

@@ -13,11 +13,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use libp2p::PeerId;
+
 use crate::package::Blake3Hash;
 use crate::store::partial::Layout;
 
 /// Chunks a whole-archive holder offers per offers request.
-pub(crate) const WINDOW: usize = 32;
+pub(crate) const WINDOW: usize = 8;
+/// Peers named per offers answer (peer exchange).
+pub(crate) const MAX_NAMED: usize = 8;
+/// How long an asker counts as a member of an archive's swarm.
+const ASKER_FRESH: Duration = Duration::from_secs(60);
 /// How long a seeder remembers how often it sent each chunk of an archive nobody asks for.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 
@@ -35,6 +41,10 @@ struct Entry {
     /// Times each chunk was handed out (offered as a whole-archive holder).
     handed: Vec<u32>,
     touched: Option<Instant>,
+    /// Peers that asked this node what it offers, most recent last.
+    askers: Vec<(PeerId, Instant)>,
+    /// Peers other nodes named as fetching this archive too, not yet tried.
+    heard: Vec<PeerId>,
 }
 
 /// The node's swarms, shared by its downloads (which join, hold and leave) and its chunk
@@ -79,6 +89,50 @@ impl Swarms {
     /// The running download of `archive`, if any: where its chunks are and which.
     pub(crate) fn partial(&self, archive: &Blake3Hash) -> Option<Partial> {
         self.lock().get(archive).and_then(|e| e.partial.clone())
+    }
+
+    /// `peer` asked what this node offers of `archive`; returns up to [`MAX_NAMED`] other
+    /// peers that asked recently (peer exchange: members of the swarm find each other
+    /// through whoever they all ask, usually the publisher).
+    pub(crate) fn asked(&self, archive: Blake3Hash, peer: PeerId) -> Vec<PeerId> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        let entry = map.entry(archive).or_default();
+        entry.touched = Some(now);
+        entry
+            .askers
+            .retain(|(p, at)| *p != peer && now.duration_since(*at) < ASKER_FRESH);
+        let others = entry
+            .askers
+            .iter()
+            .rev()
+            .take(MAX_NAMED)
+            .map(|(p, _)| *p)
+            .collect();
+        entry.askers.push((peer, now));
+        if entry.askers.len() > 4 * MAX_NAMED {
+            entry.askers.remove(0);
+        }
+        others
+    }
+
+    /// Peers named by others as fetching `archive`, to try as providers.
+    pub(crate) fn heard(&self, archive: Blake3Hash, peers: Vec<PeerId>) {
+        let mut map = self.lock();
+        let entry = map.entry(archive).or_default();
+        for peer in peers {
+            if !entry.heard.contains(&peer) && entry.heard.len() < 4 * MAX_NAMED {
+                entry.heard.push(peer);
+            }
+        }
+    }
+
+    /// The peers [`Swarms::heard`] collected since the last call.
+    pub(crate) fn take_heard(&self, archive: &Blake3Hash) -> Vec<PeerId> {
+        self.lock()
+            .get_mut(archive)
+            .map(|e| std::mem::take(&mut e.heard))
+            .unwrap_or_default()
     }
 
     /// Whether every chunk of `first..first + count` of the partial `archive` is held.
@@ -240,6 +294,11 @@ mod tests {
         assert_eq!(swarms.offers(&archive, None, &[]), vec![true, true, false]);
         swarms.leave(&archive);
         assert!(swarms.partial(&archive).is_none());
+        // Peer exchange: each asker hears of the earlier ones.
+        let (a, b) = (PeerId::random(), PeerId::random());
+        assert!(swarms.asked(archive, a).is_empty());
+        assert_eq!(swarms.asked(archive, b), vec![a]);
+        assert_eq!(swarms.asked(archive, a), vec![b]);
         assert!(swarms.offers(&archive, None, &[]).is_empty());
     }
 
