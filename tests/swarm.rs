@@ -89,6 +89,21 @@ fn installers_starting_together_share_chunks_and_all_get_the_exact_bytes() {
         from_publisher < 3.0 * size,
         "the publisher sent the whole pack to every installer ({from_publisher} bytes)"
     );
+    // `status` shows the swarm the publisher seeded.
+    let status = publisher.cli(&["status"]);
+    let swarms = status["net"]["swarms"]
+        .as_array()
+        .expect("status lists swarms");
+    let seeded = swarms
+        .iter()
+        .find(|s| s["archive"] == published["archive"]["blake3"])
+        .unwrap_or_else(|| panic!("the publisher's status names the swarm: {status}"));
+    assert_eq!(seeded["downloading"], false, "{seeded}");
+    assert!(seeded["peers"].as_u64().unwrap() >= 1, "{seeded}");
+    assert!(
+        seeded["chunks_handed_out"].as_u64().unwrap() >= 1,
+        "{seeded}"
+    );
     for node in installers {
         node.stop();
     }

@@ -452,8 +452,11 @@ impl Client {
     }
 
     pub async fn status(&self) -> Result<NetStatus, NetError> {
-        self.call("status", self.quick(), |reply| Command::Status { reply })
-            .await
+        let mut status = self
+            .call("status", self.quick(), |reply| Command::Status { reply })
+            .await?;
+        status.swarms = self.swarms.snapshot();
+        Ok(status)
     }
 
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {

@@ -618,6 +618,7 @@ impl EventLoop {
             relay_server: behaviour.relay_server.is_enabled()
                 && self.swarm.external_addresses().next().is_some(),
             bootstrap: self.policy.bootstrap.report(),
+            swarms: Vec::new(), // filled in by the client, which holds them
         }
     }
 }

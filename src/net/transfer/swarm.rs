@@ -135,6 +135,42 @@ impl Swarms {
             .unwrap_or_default()
     }
 
+    /// What `status` shows: each archive being downloaded, or seeded to askers within the
+    /// last minute.
+    pub(crate) fn snapshot(&self) -> Vec<crate::net::SwarmStatus> {
+        let now = Instant::now();
+        let map = self.lock();
+        let mut out: Vec<crate::net::SwarmStatus> = map
+            .iter()
+            .filter_map(|(archive, e)| {
+                let peers = e
+                    .askers
+                    .iter()
+                    .filter(|(_, at)| now.duration_since(*at) < ASKER_FRESH)
+                    .count();
+                let (downloading, held, count) = match &e.partial {
+                    Some(p) => (
+                        true,
+                        p.have.iter().filter(|&&b| b).count() as u32,
+                        p.layout.count,
+                    ),
+                    None if peers > 0 => (false, e.handed.len() as u32, e.handed.len() as u32),
+                    None => return None,
+                };
+                Some(crate::net::SwarmStatus {
+                    archive: archive.to_string(),
+                    downloading,
+                    chunks_held: held,
+                    chunk_count: count,
+                    peers,
+                    chunks_handed_out: e.handed.iter().map(|&n| u64::from(n)).sum(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.archive.cmp(&b.archive));
+        out
+    }
+
     /// Whether every chunk of `first..first + count` of the partial `archive` is held.
     pub(crate) fn holds_range(&self, archive: &Blake3Hash, first: u32, count: u32) -> bool {
         let map = self.lock();
