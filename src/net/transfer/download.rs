@@ -195,9 +195,11 @@ pub async fn download_verified<S: ChunkSource>(
             next_refresh = now_at + config.refresh;
         }
         for peer in schedule.active_providers() {
+            // A window used up and nearly drained: ask for the next one (asking sooner
+            // would take a seeder's next window before peers had a chance to serve).
             let used_up = fruitful.contains(&peer)
                 && schedule.offered_queued(&peer) == 0
-                && schedule.in_flight_to(&peer) <= config.limits.per_provider / 2;
+                && schedule.in_flight_to(&peer) <= 2;
             if (refresh_all || used_up) && being_asked.insert(peer.clone()) {
                 fruitful.remove(&peer);
                 let mine = mine.clone();
@@ -253,6 +255,7 @@ pub async fn download_verified<S: ChunkSource>(
                 match item {
                     Some(Ok((index, bytes))) => {
                         range.remaining.remove(&index);
+                        schedule.on_progress(&peer, now());
                         if !schedule.is_outstanding_with(&peer, index) {
                             continue; // stolen meanwhile, or its provider dropped
                         }

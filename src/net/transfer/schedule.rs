@@ -28,7 +28,8 @@ pub struct Limits {
     /// Chunks outstanding overall. Received chunks wait in a bounded verification queue,
     /// so memory is bounded by that queue and the transport's windows, not by this.
     pub total: usize,
-    /// A request outstanding longer than this marks its provider as stalled.
+    /// A provider that sent nothing for this long while requests to it are outstanding
+    /// is stalled (see [`Schedule::on_progress`]).
     pub chunk_deadline: Duration,
     /// Consecutive transport errors after which a provider is dropped.
     pub max_strikes: u32,
@@ -456,6 +457,18 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
                 } else {
                     Vec::new()
                 }
+            }
+        }
+    }
+
+    /// A chunk of `id`'s arrived at `now` (before verification): its other outstanding
+    /// requests count from now, so a provider that keeps sending over a slow link is not
+    /// taken for stalled because it has many chunks queued. The deadline is on silence.
+    pub fn on_progress(&mut self, id: &P, now: Instant) {
+        let Some(&p) = self.by_id.get(id) else { return };
+        for (owner, since) in self.outstanding.values_mut() {
+            if *owner == p && *since < now {
+                *since = now;
             }
         }
     }
@@ -1154,5 +1167,20 @@ mod tests {
             }
             prop_assert_eq!(s.unavailable(), (0..count).filter(|&i| !offered(i)).count() as u32);
         }
+    }
+
+    #[test]
+    fn a_provider_that_keeps_sending_is_not_stalled() {
+        let start = Instant::now();
+        let mut s = Schedule::new(4, [], [1u32], limits(4, 4));
+        assert_eq!(s.next_ranges(start, 4), vec![(1, 0, 4)]);
+        // One chunk every 8 s over a slow link: never 10 s of silence.
+        for (k, index) in (0..4).enumerate() {
+            let at = start + Duration::from_secs(8 * (k as u64 + 1));
+            assert!(s.on_stalls(at).is_empty(), "dropped at chunk {index}");
+            s.on_progress(&1, at);
+            assert!(s.on_chunk_ok(&1, index));
+        }
+        assert!(s.is_complete());
     }
 }

@@ -25,8 +25,8 @@
 //!   chunks the provider offers the asker, and up to `swarm::MAX_NAMED` other peers that
 //!   asked it about the archive lately (peer exchange). The bits are
 //!   (a node still downloading: those it has verified; a whole-archive holder: a window
-//!   of those the asker lacks that it handed out the fewest times, i.e. super-seeding),
-//!   or by `2`. The stream
+//!   of those the asker lacks that it handed out the fewest times, i.e. super-seeding —
+//!   all it lacks when nobody else asked lately), or by `2`. The stream
 //!   then takes the next request.
 //!
 //! A provider that cannot take a stream (libp2p-stream drops inbound streams while the
@@ -423,7 +423,8 @@ async fn serve_offers(
         Err(e) => return refuse(stream, &remote_message(&e)).await.map(|()| false),
     };
     let others = client.swarms().asked(archive, peer);
-    let offered = client.swarms().offers(&archive, whole, &theirs);
+    let alone = others.is_empty();
+    let offered = client.swarms().offers(&archive, whole, &theirs, alone);
     if offered.is_empty() {
         stream.write_all(&[TAG_NOT_FOUND]).await?;
         return Ok(true);

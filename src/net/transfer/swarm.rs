@@ -183,12 +183,14 @@ impl Swarms {
 
     /// What to advertise of `archive` to a peer that holds `theirs`: a partial download
     /// offers what it holds; a whole-archive holder of `whole` chunks a window chosen by
-    /// [`super_seed`], which it counts as handed out.
+    /// [`super_seed`], which it counts as handed out — all it lacks when the asker is
+    /// `alone` (nobody else asked lately: nothing to spread, so nothing to hold back).
     pub(crate) fn offers(
         &self,
         archive: &Blake3Hash,
         whole: Option<u32>,
         theirs: &[bool],
+        alone: bool,
     ) -> Vec<bool> {
         let mut map = self.lock();
         let now = Instant::now();
@@ -205,7 +207,8 @@ impl Swarms {
                 if entry.handed.len() != chunk_count as usize {
                     entry.handed = vec![0; chunk_count as usize];
                 }
-                let offered = super_seed(chunk_count, &entry.handed, theirs, WINDOW);
+                let window = if alone { usize::MAX } else { WINDOW };
+                let offered = super_seed(chunk_count, &entry.handed, theirs, window);
                 for (count, _) in entry.handed.iter_mut().zip(&offered).filter(|(_, o)| **o) {
                     *count += 1;
                 }
@@ -301,8 +304,11 @@ mod tests {
         // Two askers at once get different windows.
         let swarms = Swarms::default();
         let archive = Blake3Hash::of(b"s");
-        let a = swarms.offers(&archive, Some(100), &[]);
-        let b = swarms.offers(&archive, Some(100), &[]);
+        let a = swarms.offers(&archive, Some(100), &[], false);
+        let b = swarms.offers(&archive, Some(100), &[], false);
+        // Alone, an asker is offered everything it lacks.
+        let c = swarms.offers(&Blake3Hash::of(b"t"), Some(100), &[], true);
+        assert!(c.iter().all(|&x| x));
         assert_eq!(a.iter().filter(|&&x| x).count(), WINDOW);
         assert_eq!(b.iter().filter(|&&x| x).count(), WINDOW);
         assert!(a.iter().zip(&b).all(|(x, y)| !(x & y)), "{a:?} {b:?}");
@@ -327,7 +333,10 @@ mod tests {
         assert!(!swarms.holds_range(&archive, 0, 2));
         swarms.hold(&archive, 1);
         assert!(swarms.holds_range(&archive, 0, 2));
-        assert_eq!(swarms.offers(&archive, None, &[]), vec![true, true, false]);
+        assert_eq!(
+            swarms.offers(&archive, None, &[], true),
+            vec![true, true, false]
+        );
         swarms.leave(&archive);
         assert!(swarms.partial(&archive).is_none());
         // Peer exchange: each asker hears of the earlier ones.
@@ -335,7 +344,7 @@ mod tests {
         assert!(swarms.asked(archive, a).is_empty());
         assert_eq!(swarms.asked(archive, b), vec![a]);
         assert_eq!(swarms.asked(archive, a), vec![b]);
-        assert!(swarms.offers(&archive, None, &[]).is_empty());
+        assert!(swarms.offers(&archive, None, &[], true).is_empty());
     }
 
     proptest! {
