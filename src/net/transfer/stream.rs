@@ -321,6 +321,9 @@ async fn serve_stream(
         header[5..].copy_from_slice(&(chunk.len() as u32).to_be_bytes());
         stream.write_all(&header).await?;
         stream.write_all(&chunk).await?;
+        client
+            .metrics()
+            .served_archive(&archive, chunk.len() as u64);
     }
     stream.close().await
 }
