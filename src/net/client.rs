@@ -34,6 +34,8 @@ pub struct Client {
     streams: libp2p_stream::Control,
     /// Peers with a chunk stream open, which pruning spares.
     active: super::transfer::stream::ActiveStreams,
+    /// Finished chunk streams kept for the next range (`transfer::stream`).
+    pool: super::transfer::stream::StreamPool,
 }
 
 impl Client {
@@ -55,15 +57,25 @@ impl Client {
             metrics,
             streams,
             active,
+            pool: Default::default(),
         }
     }
 
-    /// A handle for opening chunk streams, and the guard that marks `peer` busy.
+    /// A handle for opening chunk streams, the finished streams kept for reuse, and the
+    /// guard that marks `peer` busy.
     pub(crate) fn chunk_stream(
         &self,
         peer: PeerId,
-    ) -> (libp2p_stream::Control, super::transfer::stream::StreamGuard) {
-        (self.streams.clone(), self.active.enter(peer))
+    ) -> (
+        libp2p_stream::Control,
+        super::transfer::stream::StreamPool,
+        super::transfer::stream::StreamGuard,
+    ) {
+        (
+            self.streams.clone(),
+            self.pool.clone(),
+            self.active.enter(peer),
+        )
     }
 
     /// Takes `chunks` tokens of `peer`'s chunk rate limit before a range is served; over

@@ -61,11 +61,18 @@ impl ChunkSource for Client {
             first,
             count,
         };
-        let (control, guard) = self.chunk_stream(peer);
+        let (control, pool, guard) = self.chunk_stream(peer);
+        let opening = async move {
+            let opened = open_range(control, &pool, peer, request).await;
+            (opened, pool)
+        };
         let mut guard = Some(guard);
-        futures::stream::once(open_range(control, peer, request)).flat_map(move |opened| {
+        futures::stream::once(opening).flat_map(move |(opened, pool)| {
             match (opened, guard.take()) {
-                (Ok(stream), Some(guard)) => Either::Left(read_range(stream, request, guard)),
+                (Ok((stream, bytes)), Some(guard)) => Either::Left(
+                    futures::stream::iter([Ok((first, bytes))])
+                        .chain(read_range(stream, request, pool, peer, guard)),
+                ),
                 (Err(OpenError::Unsupported), _) => Either::Right(Either::Left(
                     self.chunk_by_chunk(peer, archive, first, count),
                 )),

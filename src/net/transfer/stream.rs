@@ -1,6 +1,6 @@
-//! `/ggen/chunks/1.0.0`, the streaming chunk protocol: the downloader opens one stream
-//! per range and the provider sends the range's chunks back to back, read straight from
-//! its stored file. This module is the spec, the provider's side ([`serve`]) and the
+//! `/ggen/chunks/1.0.0`, the streaming chunk protocol: the downloader asks for a range of
+//! chunks on a stream and the provider sends them back to back, read straight from its
+//! stored file; a stream carries one range after another. This module is the spec, the provider's side ([`serve`]) and the
 //! downloader's ([`fetch_range`]); which ranges to ask of whom is `schedule.rs`'s.
 //!
 //! Participants: a downloader and a provider, over a libp2p stream (`libp2p-stream`) on
@@ -9,14 +9,20 @@
 //! Messages (integers big-endian):
 //! - request, downloader → provider, exactly [`REQUEST_LEN`] bytes:
 //!   `archive: [u8; 32] | first: u32 | count: u32`, `1 ≤ count ≤` [`MAX_RANGE`];
-//! - answer, provider → downloader, frames in order, then the provider closes:
+//! - answer, provider → downloader, frames in order; after the last chunk the provider
+//!   waits up to [`IDLE_WAIT`] for the next request on the same stream (the downloader
+//!   keeps finished streams for [`POOL_KEEP`] < [`IDLE_WAIT`] and reuses them):
 //!   - `0 | index: u32 | len: u32 | bytes[len]`, one per chunk `first..first+count`, each
 //!     `len ≤` [`MAX_CHUNK_SIZE`];
 //!   - `1 | len: u16 | utf8[len]` (`len ≤` [`MAX_ERROR_LEN`]): refused (rate limit, bad
 //!     range, damaged copy), nothing follows;
 //!   - `2`: the provider does not have the archive, nothing follows.
 //!
-//! Limits: the provider reads the request within [`REQUEST_WAIT`], serves at most
+//! A provider that cannot take a stream (libp2p-stream drops inbound streams while the
+//! acceptor is busy) resets it: a range that fails before its first chunk is retried on a
+//! new stream a few times ([`OPEN_ATTEMPTS`]) before it counts against the provider.
+//!
+//! Limits: the provider reads the first request within [`REQUEST_WAIT`], serves at most
 //! [`MAX_SERVING`] streams at once and charges `count` tokens of the peer's chunk rate
 //! limit before sending. The provider does not hash what it sends (the store verified
 //! the file when it took it); the downloader checks every chunk against the signed chunk
@@ -53,6 +59,13 @@ pub const MAX_ERROR_LEN: usize = 1024;
 pub const REQUEST_WAIT: Duration = Duration::from_secs(10);
 /// Streams a provider serves at once; more wait for a slot.
 pub const MAX_SERVING: usize = 64;
+/// How long a provider keeps a stream open for the next request after a range.
+pub const IDLE_WAIT: Duration = Duration::from_secs(15);
+/// How long a downloader keeps a finished stream for reuse (less than [`IDLE_WAIT`], so
+/// a reused stream is not one the provider is about to close).
+pub const POOL_KEEP: Duration = Duration::from_secs(5);
+/// Streams tried for one range before its failure counts against the provider.
+pub const OPEN_ATTEMPTS: u32 = 4;
 
 const TAG_CHUNK: u8 = 0;
 const TAG_ERROR: u8 = 1;
@@ -124,7 +137,10 @@ impl ActiveStreams {
 
     /// Peers with a stream open, or one closed within [`LINGER`]; forgets the others.
     pub(crate) fn peers(&self) -> HashSet<PeerId> {
-        let now = std::time::Instant::now();
+        self.peers_at(std::time::Instant::now())
+    }
+
+    fn peers_at(&self, now: std::time::Instant) -> HashSet<PeerId> {
         let mut map = self.lock();
         map.retain(|_, (open, last)| *open > 0 || now.duration_since(*last) < LINGER);
         map.keys().copied().collect()
@@ -236,11 +252,35 @@ async fn serve_stream(
     client: &Client,
     rule: impl Fn(&Blake3Hash, u32) -> Serve,
 ) -> io::Result<()> {
-    let mut bytes = [0u8; REQUEST_LEN];
-    tokio::time::timeout(REQUEST_WAIT, stream.read_exact(&mut bytes))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request"))??;
-    let request = RangeRequest::decode(&bytes);
+    let mut wait = REQUEST_WAIT;
+    loop {
+        let mut bytes = [0u8; REQUEST_LEN];
+        match tokio::time::timeout(wait, stream.read_exact(&mut bytes)).await {
+            Err(_) if wait == IDLE_WAIT => return stream.close().await,
+            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "no request")),
+            // The downloader closed its side after its last range.
+            Ok(Err(e)) if wait == IDLE_WAIT && e.kind() == io::ErrorKind::UnexpectedEof => {
+                return stream.close().await
+            }
+            Ok(result) => result?,
+        }
+        let request = RangeRequest::decode(&bytes);
+        if !serve_range(peer, &mut stream, request, store, client, &rule).await? {
+            return stream.close().await;
+        }
+        wait = IDLE_WAIT;
+    }
+}
+
+/// Answers one range; `Ok(false)` when the stream is done (refused, not found).
+async fn serve_range(
+    peer: PeerId,
+    stream: &mut libp2p::Stream,
+    request: RangeRequest,
+    store: &Store,
+    client: &Client,
+    rule: &impl Fn(&Blake3Hash, u32) -> Serve,
+) -> io::Result<bool> {
     let RangeRequest {
         archive,
         first,
@@ -248,10 +288,10 @@ async fn serve_stream(
     } = request;
     if count == 0 || count > MAX_RANGE {
         let why = format!("{count} chunks asked in one range, 1 to {MAX_RANGE} allowed");
-        return refuse(&mut stream, &why).await;
+        return refuse(stream, &why).await.map(|()| false);
     }
     if let Err(wait) = client.admit_chunks(peer, count).await {
-        return refuse(&mut stream, &refusal(wait)).await;
+        return refuse(stream, &refusal(wait)).await.map(|()| false);
     }
     let found = store
         .call(move |store| store.archive_for_serving(&archive))
@@ -260,9 +300,9 @@ async fn serve_stream(
         Ok(Some(found)) => found,
         Ok(None) => {
             stream.write_all(&[TAG_NOT_FOUND]).await?;
-            return stream.close().await;
+            return Ok(false);
         }
-        Err(e) => return refuse(&mut stream, &remote_message(&e)).await,
+        Err(e) => return refuse(stream, &remote_message(&e)).await.map(|()| false),
     };
     let layout = Layout {
         size,
@@ -275,7 +315,7 @@ async fn serve_stream(
             "chunks {first}..{end} asked, the archive has {} chunks",
             layout.count
         );
-        return refuse(&mut stream, &why).await;
+        return refuse(stream, &why).await.map(|()| false);
     }
     let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
         .await
@@ -299,7 +339,7 @@ async fn serve_stream(
             Err(e) => {
                 tracing::debug!("serving chunk {index} of {archive}: {e}");
                 let why = "this node's copy of the archive is unreadable; try another provider";
-                return refuse(&mut stream, why).await;
+                return refuse(stream, why).await.map(|()| false);
             }
         };
         if index < last {
@@ -308,7 +348,7 @@ async fn serve_stream(
         let chunk = match rule(&archive, index) {
             Serve::Honest => chunk,
             Serve::Bytes(bytes) => bytes,
-            Serve::Refuse(why) => return refuse(&mut stream, &why).await,
+            Serve::Refuse(why) => return refuse(stream, &why).await.map(|()| false),
             Serve::Hold => std::future::pending().await,
             Serve::Delay(wait) => {
                 tokio::time::sleep(wait).await;
@@ -325,7 +365,8 @@ async fn serve_stream(
             .metrics()
             .served_archive(&archive, chunk.len() as u64);
     }
-    stream.close().await
+    stream.flush().await?;
+    Ok(true)
 }
 
 async fn refuse(stream: &mut libp2p::Stream, why: &str) -> io::Result<()> {
@@ -337,8 +378,7 @@ async fn refuse(stream: &mut libp2p::Stream, why: &str) -> io::Result<()> {
     frame.push(TAG_ERROR);
     frame.extend_from_slice(&(text.len() as u16).to_be_bytes());
     frame.extend_from_slice(text);
-    stream.write_all(&frame).await?;
-    stream.close().await
+    stream.write_all(&frame).await
 }
 
 #[cfg(unix)]
@@ -362,52 +402,129 @@ pub(crate) enum OpenError {
     Other(String),
 }
 
-/// Opens a stream to `peer` and sends the request.
-pub(crate) async fn open_range(
-    mut control: Control,
-    peer: PeerId,
-    request: RangeRequest,
-) -> Result<libp2p::Stream, OpenError> {
-    let mut stream = match control.open_stream(peer, protocol()).await {
-        Ok(stream) => stream,
-        Err(OpenStreamError::UnsupportedProtocol(_)) => return Err(OpenError::Unsupported),
-        Err(e) => return Err(OpenError::Other(e.to_string())),
-    };
-    stream
-        .write_all(&request.encode())
-        .await
-        .map_err(|e| OpenError::Other(format!("sending the range request: {e}")))?;
-    Ok(stream)
+/// Finished streams of each provider, kept for [`POOL_KEEP`] so the next range to that
+/// provider skips opening (and negotiating) a new one.
+#[derive(Clone, Default)]
+pub(crate) struct StreamPool(
+    Arc<Mutex<HashMap<PeerId, Vec<(libp2p::Stream, std::time::Instant)>>>>,
+);
+
+impl StreamPool {
+    fn take(&self, peer: &PeerId) -> Option<libp2p::Stream> {
+        let now = std::time::Instant::now();
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let streams = map.get_mut(peer)?;
+        streams.retain(|(_, since)| now.duration_since(*since) < POOL_KEEP);
+        let stream = streams.pop().map(|(stream, _)| stream);
+        if streams.is_empty() {
+            map.remove(peer);
+        }
+        stream
+    }
+
+    fn put(&self, peer: PeerId, stream: libp2p::Stream) {
+        let now = std::time::Instant::now();
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let streams = map.entry(peer).or_default();
+        streams.retain(|(_, since)| now.duration_since(*since) < POOL_KEEP);
+        streams.push((stream, now));
+    }
 }
 
-/// The downloader's side: the chunks of `request` as they arrive, in order, from a
-/// stream [`open_range`] opened. An error ends the range.
+/// Why reading a frame failed: the provider's own answer, or the stream broke.
+enum FrameError {
+    Answer(String),
+    Transport(String),
+}
+
+impl FrameError {
+    fn into_message(self) -> String {
+        match self {
+            Self::Answer(message) | Self::Transport(message) => message,
+        }
+    }
+}
+
+/// Sends `request` on a pooled stream of `peer` or a new one and reads its first chunk.
+/// A stream that breaks before that chunk (the provider could not take it, or closed a
+/// pooled one) is replaced, up to [`OPEN_ATTEMPTS`] new streams with a short backoff.
+pub(crate) async fn open_range(
+    mut control: Control,
+    pool: &StreamPool,
+    peer: PeerId,
+    request: RangeRequest,
+) -> Result<(libp2p::Stream, Vec<u8>), OpenError> {
+    if let Some(mut stream) = pool.take(&peer) {
+        if stream.write_all(&request.encode()).await.is_ok() {
+            match read_frame(&mut stream, request.first).await {
+                Ok(bytes) => return Ok((stream, bytes)),
+                Err(FrameError::Answer(e)) => return Err(OpenError::Other(e)),
+                Err(FrameError::Transport(_)) => {} // closed meanwhile: open a new one
+            }
+        }
+    }
+    let mut last = String::new();
+    for attempt in 0..OPEN_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+        }
+        let mut stream = match control.open_stream(peer, protocol()).await {
+            Ok(stream) => stream,
+            Err(OpenStreamError::UnsupportedProtocol(_)) => return Err(OpenError::Unsupported),
+            Err(e) => {
+                last = e.to_string();
+                continue;
+            }
+        };
+        if let Err(e) = stream.write_all(&request.encode()).await {
+            last = format!("sending the range request: {e}");
+            continue;
+        }
+        match read_frame(&mut stream, request.first).await {
+            Ok(bytes) => return Ok((stream, bytes)),
+            Err(FrameError::Answer(e)) => return Err(OpenError::Other(e)),
+            Err(FrameError::Transport(e)) => last = e,
+        }
+    }
+    Err(OpenError::Other(format!(
+        "{last} ({OPEN_ATTEMPTS} streams tried)"
+    )))
+}
+
+/// The downloader's side: the chunks of `request` after its first (which
+/// [`open_range`] read) as they arrive, in order. An error ends the range; a finished
+/// stream goes back to `pool`.
 pub(crate) fn read_range(
     stream: libp2p::Stream,
     request: RangeRequest,
+    pool: StreamPool,
+    peer: PeerId,
     guard: StreamGuard,
 ) -> impl Stream<Item = Result<(u32, Vec<u8>), String>> + Send + 'static {
     let end = request.first + request.count;
-    stream::unfold(
-        Some((stream, request.first, guard)),
-        move |state| async move {
+    stream::unfold(Some((stream, request.first + 1, guard)), move |state| {
+        let pool = pool.clone();
+        async move {
             let (mut stream, index, guard) = state?;
             if index >= end {
-                let _ = stream.close().await;
+                pool.put(peer, stream);
+                drop(guard);
                 return None;
             }
             match read_frame(&mut stream, index).await {
                 Ok(bytes) => Some((Ok((index, bytes)), Some((stream, index + 1, guard)))),
-                Err(e) => Some((Err(e), None)),
+                Err(e) => Some((Err(e.into_message()), None)),
             }
-        },
-    )
+        }
+    })
 }
 
-async fn read_frame(stream: &mut libp2p::Stream, index: u32) -> Result<Vec<u8>, String> {
-    let io = |e: io::Error| match e.kind() {
-        io::ErrorKind::UnexpectedEof => format!("stream ended before chunk {index}"),
-        _ => format!("stream broke before chunk {index}: {e}"),
+async fn read_frame(stream: &mut libp2p::Stream, index: u32) -> Result<Vec<u8>, FrameError> {
+    let io = |e: io::Error| {
+        FrameError::Transport(match e.kind() {
+            io::ErrorKind::UnexpectedEof => format!("stream ended before chunk {index}"),
+            _ => format!("stream broke before chunk {index}: {e}"),
+        })
     };
     let mut tag = [0u8; 1];
     stream.read_exact(&mut tag).await.map_err(io)?;
@@ -418,12 +535,14 @@ async fn read_frame(stream: &mut libp2p::Stream, index: u32) -> Result<Vec<u8>, 
             let got = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
             let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
             if got != index {
-                return Err(format!("sent chunk {got} where chunk {index} was due"));
+                return Err(FrameError::Answer(format!(
+                    "sent chunk {got} where chunk {index} was due"
+                )));
             }
             if len > MAX_CHUNK_SIZE {
-                return Err(format!(
+                return Err(FrameError::Answer(format!(
                     "announced a chunk of {len} bytes, over the {MAX_CHUNK_SIZE}-byte limit"
-                ));
+                )));
             }
             let mut bytes = vec![0u8; len as usize];
             stream.read_exact(&mut bytes).await.map_err(io)?;
@@ -435,13 +554,15 @@ async fn read_frame(stream: &mut libp2p::Stream, index: u32) -> Result<Vec<u8>, 
             let len = usize::from(u16::from_be_bytes(len)).min(MAX_ERROR_LEN);
             let mut text = vec![0u8; len];
             stream.read_exact(&mut text).await.map_err(io)?;
-            Err(format!(
+            Err(FrameError::Answer(format!(
                 "refused chunk {index}: {}",
                 String::from_utf8_lossy(&text)
-            ))
+            )))
         }
-        TAG_NOT_FOUND => Err(format!("does not have chunk {index}")),
-        other => Err(format!("sent frame type {other}, not a chunk")),
+        TAG_NOT_FOUND => Err(FrameError::Answer(format!("does not have chunk {index}"))),
+        other => Err(FrameError::Answer(format!(
+            "sent frame type {other}, not a chunk"
+        ))),
     }
 }
 
@@ -471,6 +592,9 @@ mod tests {
         drop(a);
         assert_eq!(active.peers(), HashSet::from([peer]));
         drop(b);
-        assert!(active.peers().is_empty());
+        // Busy for LINGER after the last stream closed, then forgotten.
+        assert_eq!(active.peers(), HashSet::from([peer]));
+        let later = std::time::Instant::now() + LINGER;
+        assert!(active.peers_at(later).is_empty());
     }
 }
