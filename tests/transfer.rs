@@ -77,6 +77,7 @@ fn transfer_config(steal_after: Duration, chunk_deadline: Duration) -> TransferC
             steal_after,
         },
         list_deadline: Duration::from_secs(10),
+        ..TransferConfig::default()
     }
 }
 

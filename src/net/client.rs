@@ -36,6 +36,8 @@ pub struct Client {
     active: super::transfer::stream::ActiveStreams,
     /// Finished chunk streams kept for the next range (`transfer::stream`).
     pool: super::transfer::stream::StreamPool,
+    /// What this node offers of archives many nodes fetch at once (`transfer::swarm`).
+    swarms: super::transfer::swarm::Swarms,
 }
 
 impl Client {
@@ -58,7 +60,13 @@ impl Client {
             streams,
             active,
             pool: Default::default(),
+            swarms: Default::default(),
         }
+    }
+
+    /// This node's swarms: partial downloads it serves, what it sent as a seeder.
+    pub(crate) fn swarms(&self) -> &super::transfer::swarm::Swarms {
+        &self.swarms
     }
 
     /// A handle for opening chunk streams, the finished streams kept for reuse, and the
@@ -253,6 +261,18 @@ impl Client {
                 store.observe_providers([(&archive, me.as_str())], crate::store::now_ms())
             })
             .await?;
+        let wait = self.query_timeout + REPLY_SLACK;
+        self.call("dht provide", wait, |reply| Command::StartProviding {
+            archive,
+            reply,
+        })
+        .await?
+    }
+
+    /// Announces in the DHT that this node is downloading `archive` and serves the chunks
+    /// it has verified (`transfer::swarm`); unlike [`Client::provide`], the store does not
+    /// list it as holding the archive. Once complete, `provide` follows.
+    pub async fn announce_partial(&self, archive: Blake3Hash) -> Result<(), NetError> {
         let wait = self.query_timeout + REPLY_SLACK;
         self.call("dht provide", wait, |reply| Command::StartProviding {
             archive,

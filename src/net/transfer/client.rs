@@ -4,16 +4,18 @@
 //! which files the finished, verified archive into the [`Store`].
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::Mutex;
 
 use futures::future::Either;
 use futures::{Stream, StreamExt};
 
-use super::stream::{open_range, read_range, OpenError, RangeRequest};
+use super::stream::{ask_offers, open_range, read_range, OpenError, RangeRequest};
 use super::{download_verified, ChunkSource, TransferConfig, TransferError, Verdict};
 use crate::net::reputation::{rank_providers, PeerEvent};
 use crate::net::{Client, PeerId, Request, Response};
 use crate::package::{ArchiveInfo, Blake3Hash};
+use crate::store::partial::Layout;
 use crate::store::Store;
 
 impl ChunkSource for Client {
@@ -88,6 +90,52 @@ impl ChunkSource for Client {
 
     fn judged(&self, peer: &PeerId, verdict: Verdict) {
         self.judge_verdict(peer, verdict);
+    }
+
+    async fn offers(
+        &self,
+        peer: &PeerId,
+        archive: &Blake3Hash,
+        mine: Vec<bool>,
+    ) -> Result<Option<Vec<bool>>, String> {
+        let (control, pool, _busy) = self.chunk_stream(*peer);
+        let (offered, named) = ask_offers(control, &pool, *peer, *archive, &mine).await?;
+        let me = self.peer_id();
+        let named = named.into_iter().filter(|p| *p != me).collect();
+        self.swarms().heard(*archive, named);
+        Ok(offered)
+    }
+
+    async fn discover(&self, archive: &Blake3Hash) -> Vec<PeerId> {
+        // Peers named by peer exchange first (no lookup needed), the DHT otherwise.
+        let heard = self.swarms().take_heard(archive);
+        if !heard.is_empty() {
+            return heard;
+        }
+        self.find_providers(*archive).await.unwrap_or_else(|e| {
+            tracing::debug!("provider lookup during a download: {e}");
+            Vec::new()
+        })
+    }
+
+    fn joined(&self, archive: &Blake3Hash, path: &Path, layout: Layout, have: Vec<bool>) {
+        self.swarms()
+            .join(*archive, path.to_path_buf(), layout, have);
+        // Others fetching it now find this node and get the chunks it already has.
+        let (client, archive) = (self.clone(), *archive);
+        tokio::spawn(async move {
+            if let Err(e) = client.announce_partial(archive).await {
+                tracing::debug!("announcing the download of {archive}: {e}");
+            }
+        });
+    }
+
+    fn held(&self, archive: &Blake3Hash, index: u32) {
+        self.swarms().hold(archive, index);
+    }
+
+    fn left(&self, archive: &Blake3Hash) {
+        self.swarms().leave(archive);
     }
 }
 
@@ -173,6 +221,31 @@ impl ChunkSource for Noting<'_> {
             })
     }
 
+    async fn offers(
+        &self,
+        peer: &PeerId,
+        archive: &Blake3Hash,
+        mine: Vec<bool>,
+    ) -> Result<Option<Vec<bool>>, String> {
+        self.client.offers(peer, archive, mine).await
+    }
+
+    async fn discover(&self, archive: &Blake3Hash) -> Vec<PeerId> {
+        self.client.discover(archive).await
+    }
+
+    fn joined(&self, archive: &Blake3Hash, path: &Path, layout: Layout, have: Vec<bool>) {
+        self.client.joined(archive, path, layout, have);
+    }
+
+    fn held(&self, archive: &Blake3Hash, index: u32) {
+        self.client.held(archive, index);
+    }
+
+    fn left(&self, archive: &Blake3Hash) {
+        self.client.left(archive);
+    }
+
     fn judged(&self, peer: &PeerId, verdict: Verdict) {
         match verdict {
             Verdict::Bad => self.client.judge(*peer, PeerEvent::BadChunk),
@@ -249,7 +322,16 @@ pub async fn download_to_store(
     )
     .await;
     source.credit();
-    let (path, digest) = downloaded?;
+    let (path, digest) = match downloaded {
+        Ok(done) => done,
+        Err(e) => {
+            // It announced itself as downloading it (`joined`): withdraw that.
+            if let Err(e) = client.stop_providing(archive).await {
+                tracing::debug!("withdrawing the announcement of {archive}: {e}");
+            }
+            return Err(e);
+        }
+    };
     let info = info.clone();
     // The whole file matched the record; every peer that sent chunks of it is confirmed
     // as a live provider. "Confirmed" means it recently answered with chunks of this

@@ -3,14 +3,14 @@
 //! to a blocking worker that verifies and writes it, and cancels what a stalled or
 //! dropped provider still owes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use futures::future::AbortHandle;
+use futures::future::{AbortHandle, BoxFuture};
 use futures::stream::{Abortable, BoxStream, FuturesUnordered, SelectAll, StreamExt};
 
 use super::stream::MAX_RANGE;
@@ -93,6 +93,32 @@ pub async fn download_verified<S: ChunkSource>(
     for (peer, why) in wrong_list {
         schedule.drop_provider(&peer, why);
     }
+    let run = (config.limits.per_provider / 2).clamp(1, MAX_RANGE as usize) as u32;
+    let mut mine: Vec<bool> = (0..layout.count).map(|i| schedule.is_verified(i)).collect();
+    source.joined(&archive, partial.path(), layout, mine.clone());
+    // What each provider offers, before the first request (a seeder offers only part).
+    let first_offers =
+        futures::future::join_all(schedule.active_providers().into_iter().map(|peer| {
+            let mine = mine.clone();
+            async move {
+                let ask = source.offers(&peer, &archive, mine);
+                let answer = tokio::time::timeout(config.refresh * 4, ask).await;
+                (peer, answer)
+            }
+        }))
+        .await;
+    // Providers whose last offer gave something to ask for: asked again as soon as it is
+    // used up (a seeder's window), not only every `refresh`.
+    let mut fruitful: HashSet<S::Peer> = HashSet::new();
+    for (peer, offered) in first_offers {
+        if let Ok(Ok(offered)) = offered {
+            let partial = offered.is_some();
+            schedule.set_have(&peer, offered);
+            if partial && schedule.offered_queued(&peer) > 0 {
+                fruitful.insert(peer.clone());
+            }
+        }
+    }
     let mut done = partial.verified_bytes();
     progress(done, layout.size);
 
@@ -115,7 +141,14 @@ pub async fn download_verified<S: ChunkSource>(
         checking: HashMap::new(),
         next_id: 0,
     };
-    let run = (config.limits.per_provider / 2).clamp(1, MAX_RANGE as usize) as u32;
+    let mut asking: FuturesUnordered<BoxFuture<'_, OffersAnswer<S::Peer>>> =
+        FuturesUnordered::new();
+    let mut being_asked: HashSet<S::Peer> = HashSet::new();
+    let mut finding: Option<BoxFuture<'_, Vec<S::Peer>>> = None;
+    let mut next_refresh = now() + config.refresh;
+    // The first look for other providers comes at once (peers named by the first offers).
+    let mut next_discover = now();
+    let mut last_progress = now();
     let ended = loop {
         if schedule.is_complete() {
             break Ok(());
@@ -131,21 +164,89 @@ pub async fn download_verified<S: ChunkSource>(
             tracing::debug!(?peer, index, "chunk stolen from a slow provider");
             driver.launch(peer, index, 1);
         }
-        if driver.open.is_empty() && driver.checking.is_empty() {
+        let idle = driver.open.is_empty() && driver.checking.is_empty();
+        if idle && schedule.unavailable() == 0 {
             // Unreachable while the schedule is sound (an active provider always gets
             // work); an error beats waiting forever.
             drop(to_worker);
             let _ = worker.await;
+            source.left(&archive);
             return Err(TransferError::Task {
                 archive,
                 reason: format!("{} chunks missing but nothing to ask", schedule.missing()),
             });
         }
+        if idle && now_at.saturating_duration_since(last_progress) >= config.starve {
+            // Every missing chunk waits for someone to offer it, and nobody has.
+            let missing = schedule.missing();
+            for peer in schedule.active_providers() {
+                schedule.drop_provider(
+                    &peer,
+                    format!(
+                        "offered none of the {missing} missing chunks for {:?}",
+                        config.starve
+                    ),
+                );
+            }
+            continue;
+        }
+        let refresh_all = now_at >= next_refresh;
+        if refresh_all {
+            next_refresh = now_at + config.refresh;
+        }
+        for peer in schedule.active_providers() {
+            let used_up = fruitful.contains(&peer)
+                && schedule.offered_queued(&peer) == 0
+                && schedule.in_flight_to(&peer) <= config.limits.per_provider / 2;
+            if (refresh_all || used_up) && being_asked.insert(peer.clone()) {
+                fruitful.remove(&peer);
+                let mine = mine.clone();
+                asking.push(Box::pin(async move {
+                    let answer = source.offers(&peer, &archive, mine).await;
+                    (peer, answer)
+                }));
+            }
+        }
+        if now_at >= next_discover && finding.is_none() {
+            next_discover = now_at + config.discover;
+            finding = Some(Box::pin(source.discover(&archive)));
+        }
         let wake = match (schedule.next_deadline(), schedule.next_steal()) {
             (Some(a), Some(b)) => Some(a.min(b.max(now_at + STEAL_RECHECK))),
             (a, b) => a.or(b.map(|b| b.max(now_at + STEAL_RECHECK))),
         };
+        let wake = Some(wake.map_or(next_refresh, |w| w.min(next_refresh)));
         tokio::select! {
+            Some((peer, offered)) = asking.next(), if !asking.is_empty() => {
+                being_asked.remove(&peer);
+                match offered {
+                    Ok(offered) => {
+                        let partial = offered.is_some();
+                        schedule.set_have(&peer, offered);
+                        if partial && schedule.offered_queued(&peer) > 0 {
+                            fruitful.insert(peer.clone());
+                        }
+                    }
+                    Err(e) => tracing::debug!(?peer, "offers: {e}"),
+                }
+            }
+            found = async { finding.as_mut().expect("guarded").await }, if finding.is_some() => {
+                finding = None;
+                for peer in found {
+                    if schedule.in_flight_to(&peer) == 0 && !schedule.knows(&peer) {
+                        tracing::debug!(?peer, "a provider joined the download");
+                        schedule.add_provider(peer.clone());
+                        schedule.set_have(&peer, Some(vec![false; layout.count as usize]));
+                        if being_asked.insert(peer.clone()) {
+                            let mine = mine.clone();
+                            asking.push(Box::pin(async move {
+                                let answer = source.offers(&peer, &archive, mine).await;
+                                (peer, answer)
+                            }));
+                        }
+                    }
+                }
+            }
             Some((id, item)) = driver.ranges.next(), if !driver.ranges.is_empty() => {
                 let Some(range) = driver.open.get_mut(&id) else { continue };
                 let peer = range.peer.clone();
@@ -194,6 +295,9 @@ pub async fn download_verified<S: ChunkSource>(
                 let Some((peer, index)) = driver.checking.remove(&seq) else { continue };
                 match checked {
                     Checked::Written => {
+                        last_progress = now();
+                        mine[index as usize] = true;
+                        source.held(&archive, index);
                         let verified = layout.len(index);
                         source.judged(&peer, Verdict::Good { bytes: verified });
                         if schedule.on_chunk_ok(&peer, index) {
@@ -228,6 +332,7 @@ pub async fn download_verified<S: ChunkSource>(
     };
     drop(driver);
     drop(to_worker);
+    source.left(&archive);
     let (mut partial, failed) = worker.await.map_err(|e| TransferError::Task {
         archive,
         reason: e.to_string(),
@@ -261,6 +366,9 @@ pub async fn download_verified<S: ChunkSource>(
         }
     }
 }
+
+/// A provider's answer to "what do you offer".
+type OffersAnswer<P> = (P, Result<Option<Vec<bool>>, String>);
 
 /// Received chunks waiting for the verification worker, at most.
 const VERIFY_QUEUE: usize = 4;
@@ -606,6 +714,7 @@ mod tests {
                 steal_after: DEADLINE,
             },
             list_deadline: DEADLINE,
+            ..TransferConfig::default()
         }
     }
 

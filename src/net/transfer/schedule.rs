@@ -7,6 +7,13 @@
 //! to hand out, an idle provider steals the last chunk of a provider whose oldest request
 //! has waited past [`Limits::steal_after`] ([`Schedule::steal`]); each chunk is stolen at
 //! most once, and whichever answer is verified first counts.
+//!
+//! Providers may hold only some chunks (partial holders in a swarm, or a seeder that
+//! advertises only what it has not sent yet): [`Schedule::set_have`] records what each
+//! one offers, and a provider is only ever asked for chunks it offers. Among those, the
+//! rarest chunk (held by the fewest active providers) goes first; ties go to the queue's
+//! order, or, after [`Schedule::set_spread`], to a per-download pseudo-random order of
+//! blocks, so that downloaders starting together ask for different chunks.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::{self, Debug};
@@ -90,6 +97,8 @@ struct Provider<P> {
     strikes: u32,
     /// `Some(reason)` once dropped; a dropped provider gets no more work.
     dropped: Option<String>,
+    /// The chunks it offers; `None`: all of them.
+    has: Option<Vec<bool>>,
 }
 
 /// The plan of one download. Each missing chunk is either queued or outstanding with
@@ -111,6 +120,8 @@ pub struct Schedule<P> {
     cursor: usize,
     /// Chunks already stolen once (never stolen again, so stealing ends).
     stolen: std::collections::HashSet<u32>,
+    /// Seed of the tie-break order between equally rare chunks (`None`: queue order).
+    spread: Option<(u64, u32)>,
 }
 
 impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
@@ -147,6 +158,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             by_id: HashMap::new(),
             cursor: 0,
             stolen: std::collections::HashSet::new(),
+            spread: None,
         };
         for provider in providers {
             schedule.add_provider(provider);
@@ -165,7 +177,106 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             in_flight: 0,
             strikes: 0,
             dropped: None,
+            has: None,
         });
+    }
+
+    /// What provider `id` offers: `Some(bits)` one flag per chunk, `None` every chunk. A
+    /// list of the wrong length is taken as offering nothing. Chunks already asked of it
+    /// stay asked (a seeder stops advertising what it sent, and still serves it).
+    pub fn set_have(&mut self, id: &P, has: Option<Vec<bool>>) {
+        let Some(&p) = self.by_id.get(id) else { return };
+        let count = self.verified.len();
+        self.providers[p].has = match has {
+            Some(bits) if bits.len() == count => Some(bits),
+            Some(_) => Some(vec![false; count]),
+            None => None,
+        };
+    }
+
+    /// Breaks ties between equally rare chunks by a pseudo-random order of blocks of
+    /// `block` chunks drawn from `seed` (consecutive chunks stay together, so streamed
+    /// ranges stay long) instead of the queue's order.
+    pub fn set_spread(&mut self, seed: u64, block: u32) {
+        self.spread = Some((seed, block.max(1)));
+    }
+
+    /// True when no queued chunk is offered by an active provider (end game).
+    fn nothing_to_hand_out(&self) -> bool {
+        if self.providers.iter().all(|p| p.has.is_none()) {
+            return self.queue.is_empty() || self.providers.iter().all(|p| p.dropped.is_some());
+        }
+        self.queue
+            .iter()
+            .all(|&index| self.availability(index) == 0)
+    }
+
+    /// Queued chunks no active provider offers (they wait for someone to get them).
+    pub fn unavailable(&self) -> u32 {
+        self.queue
+            .iter()
+            .filter(|&&index| self.availability(index) == 0)
+            .count() as u32
+    }
+
+    /// Whether provider `p` offers chunk `index`.
+    fn holds(&self, p: usize, index: u32) -> bool {
+        self.providers[p]
+            .has
+            .as_ref()
+            .is_none_or(|bits| bits.get(index as usize).copied().unwrap_or(false))
+    }
+
+    /// Active providers offering chunk `index`.
+    fn availability(&self, index: u32) -> usize {
+        (0..self.providers.len())
+            .filter(|&p| self.providers[p].dropped.is_none() && self.holds(p, index))
+            .count()
+    }
+
+    /// The tie-break rank of chunk `index` (lower first).
+    fn rank(&self, index: u32) -> u64 {
+        match self.spread {
+            None => 0,
+            Some((seed, block)) => splitmix64(seed ^ u64::from(index / block)),
+        }
+    }
+
+    /// The queue position of the chunk to ask `p` for next: the rarest it offers, ties
+    /// by rank then queue order. `None` if it offers nothing queued.
+    fn pick(&self, p: usize) -> Option<usize> {
+        if self.providers[p].has.is_none() && self.spread.is_none() {
+            // Fast path (a provider with everything, no spreading): the queue's front
+            // unless a chunk is rarer elsewhere.
+            let all = self.providers.iter().all(|q| q.has.is_none());
+            if all {
+                return (!self.queue.is_empty()).then_some(0);
+            }
+        }
+        self.queue
+            .iter()
+            .enumerate()
+            .filter(|&(_, &index)| self.holds(p, index))
+            .min_by_key(|&(position, &index)| {
+                (self.availability(index), self.rank(index), position)
+            })
+            .map(|(position, _)| position)
+    }
+
+    /// The least-loaded provider with room that offers something queued, and what.
+    fn next_pick(&self) -> Option<(usize, usize)> {
+        let n = self.providers.len();
+        let mut candidates: Vec<usize> = (0..n)
+            .map(|k| (self.cursor + k) % n)
+            .filter(|&p| {
+                let provider = &self.providers[p];
+                provider.dropped.is_none() && provider.in_flight < self.limits.per_provider
+            })
+            .collect();
+        candidates.sort_by_key(|&p| self.providers[p].in_flight);
+        candidates
+            .into_iter()
+            .find_map(|p| self.pick(p).map(|position| (p, position)))
     }
 
     /// Drops a provider for a reason found outside chunk requests (e.g. a wrong chunk
@@ -182,8 +293,10 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
     pub fn next_assignments(&mut self, now: Instant) -> Vec<(P, u32)> {
         let mut out = Vec::new();
         while self.in_flight < self.limits.total && !self.queue.is_empty() {
-            let Some(p) = self.least_loaded() else { break };
-            let Some(index) = self.queue.pop_front() else {
+            let Some((p, position)) = self.next_pick() else {
+                break;
+            };
+            let Some(index) = self.queue.remove(position) else {
                 break;
             };
             self.outstanding.insert(index, (p, now));
@@ -201,18 +314,22 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
         let max_run = max_run.max(1);
         let mut out = Vec::new();
         while self.in_flight < self.limits.total && !self.queue.is_empty() {
-            let Some(p) = self.least_loaded() else { break };
+            let Some((p, position)) = self.next_pick() else {
+                break;
+            };
             let room = (self.limits.per_provider - self.providers[p].in_flight)
                 .min(self.limits.total - self.in_flight);
-            let Some(first) = self.queue.pop_front() else {
+            let Some(first) = self.queue.remove(position) else {
                 break;
             };
             let mut count = 1u32;
+            // Extend the run while the next chunk is queued right behind and offered.
             while (count as usize) < room
                 && count < max_run
-                && self.queue.front() == Some(&(first + count))
+                && self.queue.get(position) == Some(&(first + count))
+                && self.holds(p, first + count)
             {
-                self.queue.pop_front();
+                self.queue.remove(position);
                 count += 1;
             }
             for index in first..first + count {
@@ -233,7 +350,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
     /// deadline. Returns the new requests `(thief, index)`.
     pub fn steal(&mut self, now: Instant) -> Vec<(P, u32)> {
         let mut out = Vec::new();
-        if !self.queue.is_empty() {
+        if !self.nothing_to_hand_out() {
             return out;
         }
         loop {
@@ -251,9 +368,6 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
                 .min_by_key(|(_, &(owner, since))| (since, owner))
                 .map(|(_, &(owner, _))| owner);
             let Some(victim) = victim else { break };
-            let Some(thief) = self.least_loaded_but(Some(victim)) else {
-                break;
-            };
             let index = self
                 .outstanding
                 .iter()
@@ -261,6 +375,17 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
                 .find(|(index, &(owner, _))| owner == victim && !self.stolen.contains(index))
                 .map(|(&index, _)| index);
             let Some(index) = index else { break };
+            let Some(thief) = self.least_loaded_holder(victim, index) else {
+                let offered = (0..self.providers.len()).any(|p| {
+                    p != victim && self.providers[p].dropped.is_none() && self.holds(p, index)
+                });
+                if offered {
+                    break; // the others are busy: later
+                }
+                // Nobody else offers it: it stays with the victim (and the deadline).
+                self.stolen.insert(index);
+                continue;
+            };
             self.stolen.insert(index);
             self.outstanding.insert(index, (thief, now));
             self.providers[victim].in_flight -= 1;
@@ -376,7 +501,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
     /// When [`Schedule::steal`] may find work next: nothing is queued and a request
     /// will have waited [`Limits::steal_after`].
     pub fn next_steal(&self) -> Option<Instant> {
-        if !self.queue.is_empty() {
+        if !self.nothing_to_hand_out() {
             return None;
         }
         self.outstanding
@@ -434,6 +559,22 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             .map_or(0, |&p| self.providers[p].in_flight)
     }
 
+    /// Queued chunks provider `id` offers.
+    pub fn offered_queued(&self, id: &P) -> usize {
+        let Some(&p) = self.by_id.get(id) else {
+            return 0;
+        };
+        self.queue
+            .iter()
+            .filter(|&&index| self.holds(p, index))
+            .count()
+    }
+
+    /// Whether `id` was ever a provider of this download (dropped ones included).
+    pub fn knows(&self, id: &P) -> bool {
+        self.by_id.contains_key(id)
+    }
+
     /// Providers still in use.
     pub fn active_providers(&self) -> Vec<P> {
         self.providers
@@ -451,16 +592,12 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             .collect()
     }
 
-    fn least_loaded(&self) -> Option<usize> {
-        self.least_loaded_but(None)
-    }
-
-    /// The least-loaded provider with room, other than `skip`.
-    fn least_loaded_but(&self, skip: Option<usize>) -> Option<usize> {
+    /// The least-loaded provider with room, other than `skip`, that offers `index`.
+    fn least_loaded_holder(&self, skip: usize, index: u32) -> Option<usize> {
         let n = self.providers.len();
         (0..n)
             .map(|k| (self.cursor + k) % n)
-            .filter(|&p| Some(p) != skip)
+            .filter(|&p| p != skip && self.holds(p, index))
             .filter(|&p| {
                 let provider = &self.providers[p];
                 provider.dropped.is_none() && provider.in_flight < self.limits.per_provider
@@ -503,6 +640,14 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
         }
         requeued
     }
+}
+
+/// A 64-bit mixer (SplitMix64's finaliser): a fixed pseudo-random order from a seed.
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 #[cfg(test)]
@@ -912,5 +1057,102 @@ mod tests {
 
     fn lim_deadline() -> Duration {
         limits(1, 1).chunk_deadline
+    }
+
+    #[test]
+    fn partial_holders_get_only_what_they_offer_rarest_first() {
+        let now = Instant::now();
+        let mut s = Schedule::new(6, [], [1u32, 2], limits(8, 16));
+        // 1 offers chunks 0..4, 2 offers 2..6: 0, 1 only at 1; 4, 5 only at 2; 2, 3 at both.
+        s.set_have(&1, Some(vec![true, true, true, true, false, false]));
+        s.set_have(&2, Some(vec![false, false, true, true, true, true]));
+        let ranges = s.next_ranges(now, 1);
+        for (peer, first, _) in &ranges {
+            let offered = if *peer == 1 { 0..4 } else { 2..6 };
+            assert!(offered.contains(first), "{peer} asked for {first}");
+        }
+        // The rare chunks go out before the common ones.
+        let first_two: Vec<u32> = ranges.iter().take(2).map(|r| r.1).collect();
+        assert!(
+            first_two.iter().all(|i| [0, 1, 4, 5].contains(i)),
+            "{ranges:?}"
+        );
+        assert_eq!(ranges.len(), 6);
+    }
+
+    #[test]
+    fn chunks_nobody_offers_wait_and_are_counted() {
+        let now = Instant::now();
+        let mut s = Schedule::new(4, [], [1u32], limits(8, 16));
+        s.set_have(&1, Some(vec![true, false, true, false]));
+        let ranges = s.next_ranges(now, 8);
+        assert_eq!(ranges, vec![(1, 0, 1), (1, 2, 1)]);
+        assert_eq!(s.unavailable(), 2);
+        assert!(s.steal(now + Duration::from_secs(60)).is_empty());
+        assert!(
+            s.stuck().is_none(),
+            "a provider is still there: wait, not stuck"
+        );
+        s.set_have(&1, None);
+        assert_eq!(s.next_ranges(now, 8), vec![(1, 1, 1), (1, 3, 1)]);
+    }
+
+    #[test]
+    fn spreading_orders_blocks_differently_per_seed() {
+        let now = Instant::now();
+        let order = |seed| {
+            let mut s = Schedule::new(64, [], [1u32], limits(64, 64));
+            s.set_spread(seed, 4);
+            s.next_ranges(now, 4)
+                .into_iter()
+                .map(|r| r.1)
+                .collect::<Vec<u32>>()
+        };
+        let (a, b) = (order(1), order(2));
+        assert_eq!(a.len(), 16, "runs of one block each");
+        assert!(a.iter().all(|first| first % 4 == 0));
+        assert_ne!(a, b);
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..16).map(|k| k * 4).collect::<Vec<u32>>());
+    }
+
+    proptest! {
+        /// With providers offering random subsets (changing as the download runs), a
+        /// provider is only ever asked for chunks it offers, and every chunk someone
+        /// offers ends up verified.
+        #[test]
+        fn only_offered_chunks_are_asked_for(
+            count in 1u32..40,
+            offers in proptest::collection::vec(proptest::collection::vec(any::<bool>(), 40), 1..5),
+            seed in any::<u64>(),
+            run in 1u32..6,
+        ) {
+            let now = Instant::now();
+            let ids: Vec<u32> = (0..offers.len() as u32).collect();
+            let mut s = Schedule::new(count, [], ids.clone(), limits(4, 8));
+            s.set_spread(seed, run);
+            let bits = |p: usize| offers[p][..count as usize].to_vec();
+            for (p, id) in ids.iter().enumerate() {
+                s.set_have(id, Some(bits(p)));
+            }
+            let offered = |index: u32| (0..offers.len()).any(|p| offers[p][index as usize]);
+            for _ in 0..(count * 2 + 2) {
+                let ranges = s.next_ranges(now, run);
+                if ranges.is_empty() {
+                    break;
+                }
+                for (id, first, n) in ranges {
+                    for index in first..first + n {
+                        prop_assert!(offers[id as usize][index as usize], "{id} asked for {index}");
+                        prop_assert!(s.on_chunk_ok(&id, index));
+                    }
+                }
+            }
+            for index in 0..count {
+                prop_assert_eq!(s.is_verified(index), offered(index), "chunk {}", index);
+            }
+            prop_assert_eq!(s.unavailable(), (0..count).filter(|&i| !offered(i)).count() as u32);
+        }
     }
 }

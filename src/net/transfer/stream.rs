@@ -16,7 +16,18 @@
 //!     `len ≤` [`MAX_CHUNK_SIZE`];
 //!   - `1 | len: u16 | utf8[len]` (`len ≤` [`MAX_ERROR_LEN`]): refused (rate limit, bad
 //!     range, damaged copy), nothing follows;
-//!   - `2`: the provider does not have the archive, nothing follows.
+//!   - `2`: the provider does not have the archive (or, from a node still downloading
+//!     it, not every chunk of the range), nothing follows.
+//! - offers request (swarming, see `swarm.rs`), downloader → provider: a request with
+//!   `count = 0`, then `n: u32 | bits[⌈n/8⌉]`, the asker's own verified chunks (`n` the
+//!   archive's chunk count, ≤ [`MAX_OFFER_CHUNKS`]; bit `i` is bit `i % 8` of byte `i / 8`);
+//!   answered by `3 | n: u32 | bits[⌈n/8⌉] | k: u8 | k × (len: u8 | peer id[len])`: the
+//!   chunks the provider offers the asker, and up to `swarm::MAX_NAMED` other peers that
+//!   asked it about the archive lately (peer exchange). The bits are
+//!   (a node still downloading: those it has verified; a whole-archive holder: a window
+//!   of those the asker lacks that it handed out the fewest times, i.e. super-seeding),
+//!   or by `2`. The stream
+//!   then takes the next request.
 //!
 //! A provider that cannot take a stream (libp2p-stream drops inbound streams while the
 //! acceptor is busy) resets it: a range that fails before its first chunk is retried on a
@@ -70,6 +81,9 @@ pub const OPEN_ATTEMPTS: u32 = 4;
 const TAG_CHUNK: u8 = 0;
 const TAG_ERROR: u8 = 1;
 const TAG_NOT_FOUND: u8 = 2;
+const TAG_OFFERS: u8 = 3;
+/// Largest chunk count an offers request may carry (16 TiB at 4 MiB chunks).
+pub const MAX_OFFER_CHUNKS: u32 = 1 << 22;
 
 pub(crate) fn protocol() -> StreamProtocol {
     StreamProtocol::new(CHUNKS_PROTOCOL)
@@ -265,7 +279,12 @@ async fn serve_stream(
             Ok(result) => result?,
         }
         let request = RangeRequest::decode(&bytes);
-        if !serve_range(peer, &mut stream, request, store, client, &rule).await? {
+        let more = if request.count == 0 {
+            serve_offers(peer, &mut stream, request.archive, store, client).await?
+        } else {
+            serve_range(peer, &mut stream, request, store, client, &rule).await?
+        };
+        if !more {
             return stream.close().await;
         }
         wait = IDLE_WAIT;
@@ -296,18 +315,20 @@ async fn serve_range(
     let found = store
         .call(move |store| store.archive_for_serving(&archive))
         .await;
-    let (path, size, chunk_size) = match found {
-        Ok(Some(found)) => found,
-        Ok(None) => {
-            stream.write_all(&[TAG_NOT_FOUND]).await?;
-            return Ok(false);
-        }
+    let swarms = client.swarms();
+    let (path, layout) = match found {
+        Ok(Some((path, size, chunk_size))) => (path, whole_layout(size, chunk_size)),
+        // Still downloading it: only chunks already verified are ever served.
+        Ok(None) => match swarms.partial(&archive) {
+            Some(partial) if swarms.holds_range(&archive, first, count) => {
+                (partial.path, partial.layout)
+            }
+            _ => {
+                stream.write_all(&[TAG_NOT_FOUND]).await?;
+                return Ok(false);
+            }
+        },
         Err(e) => return refuse(stream, &remote_message(&e)).await.map(|()| false),
-    };
-    let layout = Layout {
-        size,
-        chunk_size,
-        count: size.div_ceil(u64::from(chunk_size.max(1))).max(1) as u32,
     };
     let end = u64::from(first) + u64::from(count);
     if end > u64::from(layout.count) {
@@ -369,6 +390,60 @@ async fn serve_range(
     Ok(true)
 }
 
+fn whole_layout(size: u64, chunk_size: u32) -> Layout {
+    Layout {
+        size,
+        chunk_size,
+        count: size.div_ceil(u64::from(chunk_size.max(1))).max(1) as u32,
+    }
+}
+
+/// Answers an offers request (the asker's bits follow the request on the stream).
+async fn serve_offers(
+    peer: PeerId,
+    stream: &mut libp2p::Stream,
+    archive: Blake3Hash,
+    store: &Store,
+    client: &Client,
+) -> io::Result<bool> {
+    let mut n = [0u8; 4];
+    stream.read_exact(&mut n).await?;
+    let n = u32::from_be_bytes(n);
+    if n > MAX_OFFER_CHUNKS {
+        let why = format!("{n} chunks in an offers request, at most {MAX_OFFER_CHUNKS}");
+        return refuse(stream, &why).await.map(|()| false);
+    }
+    let mut bits = vec![0u8; (n as usize).div_ceil(8)];
+    stream.read_exact(&mut bits).await?;
+    let theirs = super::swarm::unpack(&bits, n);
+    let found = store
+        .call(move |store| store.archive_for_serving(&archive))
+        .await;
+    let whole = match found {
+        Ok(Some((_, size, chunk_size))) => Some(whole_layout(size, chunk_size).count),
+        Ok(None) => None,
+        Err(e) => return refuse(stream, &remote_message(&e)).await.map(|()| false),
+    };
+    let others = client.swarms().asked(archive, peer);
+    let offered = client.swarms().offers(&archive, whole, &theirs);
+    if offered.is_empty() {
+        stream.write_all(&[TAG_NOT_FOUND]).await?;
+        return Ok(true);
+    }
+    let mut frame = vec![TAG_OFFERS];
+    frame.extend_from_slice(&(offered.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&super::swarm::pack(&offered));
+    frame.push(others.len() as u8);
+    for other in others {
+        let bytes = other.to_bytes();
+        frame.push(bytes.len() as u8);
+        frame.extend_from_slice(&bytes);
+    }
+    stream.write_all(&frame).await?;
+    stream.flush().await?;
+    Ok(true)
+}
+
 async fn refuse(stream: &mut libp2p::Stream, why: &str) -> io::Result<()> {
     let mut text = why.as_bytes();
     if text.len() > MAX_ERROR_LEN {
@@ -402,12 +477,13 @@ pub(crate) enum OpenError {
     Other(String),
 }
 
+/// A finished stream and when it finished.
+type Pooled = (libp2p::Stream, std::time::Instant);
+
 /// Finished streams of each provider, kept for [`POOL_KEEP`] so the next range to that
 /// provider skips opening (and negotiating) a new one.
 #[derive(Clone, Default)]
-pub(crate) struct StreamPool(
-    Arc<Mutex<HashMap<PeerId, Vec<(libp2p::Stream, std::time::Instant)>>>>,
-);
+pub(crate) struct StreamPool(Arc<Mutex<HashMap<PeerId, Vec<Pooled>>>>);
 
 impl StreamPool {
     fn take(&self, peer: &PeerId) -> Option<libp2p::Stream> {
@@ -489,6 +565,104 @@ pub(crate) async fn open_range(
     Err(OpenError::Other(format!(
         "{last} ({OPEN_ATTEMPTS} streams tried)"
     )))
+}
+
+/// What a peer answered to an offers request: the chunks it offers (`None`: a peer
+/// without the swarm extension, taken as offering every chunk) and the other peers it
+/// named.
+pub(crate) type Offered = (Option<Vec<bool>>, Vec<PeerId>);
+
+/// Asks `peer` which chunks of `archive` it offers, telling it ours (`mine`).
+pub(crate) async fn ask_offers(
+    mut control: Control,
+    pool: &StreamPool,
+    peer: PeerId,
+    archive: Blake3Hash,
+    mine: &[bool],
+) -> Result<Offered, String> {
+    let request = RangeRequest {
+        archive,
+        first: 0,
+        count: 0,
+    };
+    let mut message = request.encode().to_vec();
+    message.extend_from_slice(&(mine.len() as u32).to_be_bytes());
+    message.extend_from_slice(&super::swarm::pack(mine));
+    let mut last = String::new();
+    for attempt in 0..2 {
+        let pooled = if attempt == 0 { pool.take(&peer) } else { None };
+        let mut stream = match pooled {
+            Some(stream) => stream,
+            None => match control.open_stream(peer, protocol()).await {
+                Ok(stream) => stream,
+                Err(OpenStreamError::UnsupportedProtocol(_)) => return Ok((None, Vec::new())),
+                Err(e) => return Err(e.to_string()),
+            },
+        };
+        if let Err(e) = stream.write_all(&message).await {
+            last = format!("sending the offers request: {e}");
+            continue;
+        }
+        let mut tag = [0u8; 1];
+        if let Err(e) = stream.read_exact(&mut tag).await {
+            last = format!("reading the offers: {e}");
+            continue;
+        }
+        let offered = match tag[0] {
+            TAG_OFFERS => {
+                let mut n = [0u8; 4];
+                stream.read_exact(&mut n).await.map_err(|e| e.to_string())?;
+                let n = u32::from_be_bytes(n);
+                if n as usize != mine.len() {
+                    return Err(format!(
+                        "offered {n} chunks of an archive of {}",
+                        mine.len()
+                    ));
+                }
+                let mut bits = vec![0u8; (n as usize).div_ceil(8)];
+                stream
+                    .read_exact(&mut bits)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let named = read_named(&mut stream, peer).await?;
+                (super::swarm::unpack(&bits, n), named)
+            }
+            TAG_NOT_FOUND => (vec![false; mine.len()], Vec::new()),
+            TAG_ERROR => return Err("refused the offers request".into()),
+            other => return Err(format!("sent frame type {other} to an offers request")),
+        };
+        pool.put(peer, stream);
+        let (bits, named) = offered;
+        return Ok((Some(bits), named));
+    }
+    Err(last)
+}
+
+/// The peers an offers answer names (peer exchange), `from` itself left out.
+async fn read_named(stream: &mut libp2p::Stream, from: PeerId) -> Result<Vec<PeerId>, String> {
+    let io = |e: io::Error| format!("reading the offers: {e}");
+    let mut k = [0u8; 1];
+    stream.read_exact(&mut k).await.map_err(io)?;
+    if usize::from(k[0]) > super::swarm::MAX_NAMED {
+        return Err(format!(
+            "named {} peers, at most {}",
+            k[0],
+            super::swarm::MAX_NAMED
+        ));
+    }
+    let mut named = Vec::new();
+    for _ in 0..k[0] {
+        let mut len = [0u8; 1];
+        stream.read_exact(&mut len).await.map_err(io)?;
+        let mut id = vec![0u8; usize::from(len[0])];
+        stream.read_exact(&mut id).await.map_err(io)?;
+        match PeerId::from_bytes(&id) {
+            Ok(other) if other != from => named.push(other),
+            Ok(_) => {}
+            Err(_) => return Err("named a malformed peer id".into()),
+        }
+    }
+    Ok(named)
 }
 
 /// The downloader's side: the chunks of `request` after its first (which
