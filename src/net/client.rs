@@ -406,6 +406,21 @@ impl Client {
         let _ = self.commands.try_send(Command::Judge { peer, event });
     }
 
+    /// `failure` with the reason a relay may have caused it, when only a relayed
+    /// connection joined us to `peer` (relays bound each circuit's bytes and duration).
+    pub(crate) async fn explain_failure(&self, peer: PeerId, failure: String) -> String {
+        let hint = self
+            .call("link hint", self.quick(), |reply| Command::LinkHint {
+                peer,
+                reply,
+            })
+            .await;
+        match hint {
+            Ok(Some(hint)) => format!("{failure} ({hint})"),
+            _ => failure,
+        }
+    }
+
     /// This node's reputation score of each of `peers`, in order.
     pub async fn scores(&self, peers: Vec<PeerId>) -> Result<Vec<f64>, NetError> {
         self.call("peer scores", self.quick(), |reply| Command::Scores {

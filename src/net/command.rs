@@ -98,6 +98,11 @@ pub(crate) enum Command {
         peers: Vec<PeerId>,
         reply: oneshot::Sender<Vec<f64>>,
     },
+    /// Why a transfer from `peer` may have failed, when only a relay connected us.
+    LinkHint {
+        peer: PeerId,
+        reply: oneshot::Sender<Option<String>>,
+    },
     /// Verdict on a gossip message, from its validation task.
     GossipVerdict {
         message_id: MessageId,

@@ -533,6 +533,9 @@ impl EventLoop {
                 }
                 let _ = reply.send(checked);
             }
+            Command::LinkHint { peer, reply } => {
+                let _ = reply.send(self.nat.failure_hint(&peer));
+            }
             Command::Scores { peers, reply } => {
                 let now_ms = crate::store::now_ms();
                 let reputation = &self.policy.penalties.reputation;

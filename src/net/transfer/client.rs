@@ -65,7 +65,12 @@ impl ChunkSource for Client {
         };
         let (control, pool, guard) = self.chunk_stream(peer);
         let opening = async move {
-            let opened = open_range(control, &pool, peer, request).await;
+            let opened = match open_range(control, &pool, peer, request).await {
+                Err(OpenError::Other(e)) => {
+                    Err(OpenError::Other(self.explain_failure(peer, e).await))
+                }
+                other => other,
+            };
             (opened, pool)
         };
         let mut guard = Some(guard);
@@ -73,7 +78,13 @@ impl ChunkSource for Client {
             match (opened, guard.take()) {
                 (Ok((stream, bytes)), Some(guard)) => Either::Left(
                     futures::stream::iter([Ok((first, bytes))])
-                        .chain(read_range(stream, request, pool, peer, guard)),
+                        .chain(read_range(stream, request, pool, peer, guard))
+                        .then(move |item| async move {
+                            match item {
+                                Err(e) => Err(self.explain_failure(peer, e).await),
+                                ok => ok,
+                            }
+                        }),
                 ),
                 (Err(OpenError::Unsupported), _) => Either::Right(Either::Left(
                     self.chunk_by_chunk(peer, archive, first, count),
