@@ -382,7 +382,9 @@ async fn serve_range(
         header[5..].copy_from_slice(&(chunk.len() as u32).to_be_bytes());
         stream.write_all(&header).await?;
         stream.write_all(&chunk).await?;
-        client.metrics().served(chunk.len() as u64);
+        client
+            .metrics()
+            .served_archive(&archive, chunk.len() as u64);
     }
     stream.flush().await?;
     Ok(true)
