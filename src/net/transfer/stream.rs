@@ -426,7 +426,9 @@ async fn serve_offers(
     };
     let others = client.swarms().asked(archive, peer);
     let alone = others.is_empty();
-    let offered = client.swarms().offers(&archive, whole, &theirs, alone);
+    let offered = client
+        .swarms()
+        .offers(&archive, whole, &theirs, peer, alone);
     if offered.is_empty() {
         stream.write_all(&[TAG_NOT_FOUND]).await?;
         return Ok(true);

@@ -24,6 +24,8 @@ pub(crate) const WINDOW: usize = 8;
 pub(crate) const MAX_NAMED: usize = 8;
 /// How long an asker counts as a member of an archive's swarm.
 const ASKER_FRESH: Duration = Duration::from_secs(60);
+/// How long a chunk handed to an asker counts as on its way to it.
+const PENDING_TTL: Duration = Duration::from_secs(30);
 /// How long a seeder remembers how often it sent each chunk of an archive nobody asks for.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 
@@ -45,6 +47,11 @@ struct Entry {
     askers: Vec<(PeerId, Instant)>,
     /// Peers other nodes named as fetching this archive too, not yet tried.
     heard: Vec<PeerId>,
+    /// As a seeder: chunks handed to an asker that it does not hold yet (chunk, asker,
+    /// when), forgotten after [`PENDING_TTL`].
+    pending: Vec<(u32, PeerId, Instant)>,
+    /// The chunks each recent asker said it holds.
+    bits: HashMap<PeerId, Vec<bool>>,
 }
 
 /// The node's swarms, shared by its downloads (which join, hold and leave) and its chunk
@@ -181,73 +188,126 @@ impl Swarms {
             .all(|i| partial.have.get(i as usize).copied().unwrap_or(false))
     }
 
-    /// What to advertise of `archive` to a peer that holds `theirs`: a partial download
-    /// offers what it holds; a whole-archive holder of `whole` chunks a window chosen by
-    /// [`super_seed`], which it counts as handed out — all it lacks when the asker is
+    /// What to advertise of `archive` to `asker`, which holds `theirs`: a partial
+    /// download offers what it holds; a whole-archive holder of `whole` chunks chooses
+    /// with [`super_seed`] and notes what it handed out — all the asker lacks when it is
     /// `alone` (nobody else asked lately: nothing to spread, so nothing to hold back).
     pub(crate) fn offers(
         &self,
         archive: &Blake3Hash,
         whole: Option<u32>,
         theirs: &[bool],
+        asker: PeerId,
         alone: bool,
     ) -> Vec<bool> {
         let mut map = self.lock();
         let now = Instant::now();
-        match whole {
-            Some(chunk_count) => {
-                map.retain(|key, e| {
-                    key == archive
-                        || e.partial.is_some()
-                        || e.touched
-                            .is_some_and(|t| now.duration_since(t) < FORGET_AFTER)
-                });
-                let entry = map.entry(*archive).or_default();
-                entry.touched = Some(now);
-                if entry.handed.len() != chunk_count as usize {
-                    entry.handed = vec![0; chunk_count as usize];
-                }
-                let window = if alone { usize::MAX } else { WINDOW };
-                let offered = super_seed(chunk_count, &entry.handed, theirs, window);
-                for (count, _) in entry.handed.iter_mut().zip(&offered).filter(|(_, o)| **o) {
-                    *count += 1;
-                }
-                offered
-            }
-            None => map
+        let Some(chunk_count) = whole else {
+            return map
                 .get(archive)
                 .and_then(|e| e.partial.as_ref())
                 .map(|p| p.have.clone())
-                .unwrap_or_default(),
+                .unwrap_or_default();
+        };
+        map.retain(|key, e| {
+            key == archive
+                || e.partial.is_some()
+                || e.touched
+                    .is_some_and(|t| now.duration_since(t) < FORGET_AFTER)
+        });
+        let entry = map.entry(*archive).or_default();
+        entry.touched = Some(now);
+        let n = chunk_count as usize;
+        if entry.handed.len() != n {
+            entry.handed = vec![0; n];
         }
+        let held = |bits: &[bool], i: usize| bits.get(i).copied().unwrap_or(false);
+        // What each recent asker holds; a hand-out is pending until its receiver holds it.
+        entry.bits.insert(asker, theirs.to_vec());
+        let fresh: Vec<PeerId> = (entry.askers.iter())
+            .filter(|(_, at)| now.duration_since(*at) < ASKER_FRESH)
+            .map(|(p, _)| *p)
+            .chain([asker])
+            .collect();
+        entry.bits.retain(|p, _| fresh.contains(p));
+        let bits = &entry.bits;
+        entry.pending.retain(|(i, p, at)| {
+            now.duration_since(*at) < PENDING_TTL
+                && !bits.get(p).is_some_and(|b| held(b, *i as usize))
+        });
+        let holders: Vec<u32> = (0..n)
+            .map(|i| bits.values().filter(|b| held(b, i)).count() as u32)
+            .collect();
+        let mut pending_any = vec![false; n];
+        let mut pending_mine = vec![false; n];
+        for &(i, p, _) in &entry.pending {
+            if let Some(slot) = pending_any.get_mut(i as usize) {
+                *slot = true;
+            }
+            if p == asker {
+                if let Some(slot) = pending_mine.get_mut(i as usize) {
+                    *slot = true;
+                }
+            }
+        }
+        let askers = fresh.iter().collect::<std::collections::HashSet<_>>().len();
+        let window = if alone {
+            usize::MAX
+        } else {
+            n.div_ceil(askers.max(1)).clamp(1, WINDOW)
+        };
+        let choice = Choice {
+            theirs,
+            holders: &holders,
+            pending_any: &pending_any,
+            pending_mine: &pending_mine,
+            handed: &entry.handed,
+        };
+        let offered = super_seed(chunk_count, &choice, window);
+        for i in (0..n).filter(|&i| offered[i] && !pending_mine[i]) {
+            entry.handed[i] += 1;
+            entry.pending.push((i as u32, asker, now));
+        }
+        offered
     }
 }
 
-/// Super-seeding, as a pure choice: of the chunks the asker lacks, offer the (at most
-/// `window`, lowest first) that were handed out the fewest times. Until every chunk has
-/// gone out once, an asker is only offered chunks nobody got from this node yet (it gets
-/// the others from its peers); a lone downloader gets window after window in order.
-/// `handed` may be short (missing: never) and `theirs` short (missing bits: lacking).
-pub(crate) fn super_seed(
-    chunk_count: u32,
-    handed: &[u32],
-    theirs: &[bool],
-    window: usize,
-) -> Vec<bool> {
-    let count_of = |i: usize| handed.get(i).copied().unwrap_or(0);
-    let lacks = |i: usize| !theirs.get(i).copied().unwrap_or(false);
-    let fewest = (0..chunk_count as usize)
-        .filter(|&i| lacks(i))
-        .map(count_of)
-        .min();
-    let mut left = window;
-    (0..chunk_count as usize)
-        .map(|i| {
-            let offer = left > 0 && lacks(i) && Some(count_of(i)) == fewest;
-            left -= usize::from(offer);
-            offer
-        })
-        .collect()
+/// What a seeder knows when it chooses what to offer one asker (one entry per chunk).
+pub(crate) struct Choice<'a> {
+    /// The asker's chunks (short: the rest lacking).
+    pub theirs: &'a [bool],
+    /// How many recent askers hold each chunk.
+    pub holders: &'a [u32],
+    /// Handed to some asker and not arrived yet.
+    pub pending_any: &'a [bool],
+    /// Handed to this asker and not arrived yet.
+    pub pending_mine: &'a [bool],
+    /// Times handed out so far.
+    pub handed: &'a [u32],
+}
+
+/// Super-seeding, as a pure choice: the asker keeps what was handed to it and has not
+/// arrived; that is topped up to `window` with chunks it lacks that nobody is being sent
+/// now, the rarest among the askers first (then the least handed out, then the lowest).
+/// A chunk on its way to one asker is not offered to another: the others get it from that
+/// asker once it holds it, so the seeder sends each chunk about once.
+pub(crate) fn super_seed(chunk_count: u32, choice: &Choice<'_>, window: usize) -> Vec<bool> {
+    let at = |v: &[bool], i: usize| v.get(i).copied().unwrap_or(false);
+    let n = chunk_count as usize;
+    let lacks = |i: usize| !at(choice.theirs, i);
+    let mut offered: Vec<bool> = (0..n)
+        .map(|i| lacks(i) && at(choice.pending_mine, i))
+        .collect();
+    let mut candidates: Vec<usize> = (0..n)
+        .filter(|&i| lacks(i) && !at(choice.pending_any, i))
+        .collect();
+    let count_of = |v: &[u32], i: usize| v.get(i).copied().unwrap_or(0);
+    candidates.sort_by_key(|&i| (count_of(choice.holders, i), count_of(choice.handed, i), i));
+    let left = window.saturating_sub(offered.iter().filter(|&&o| o).count());
+    for i in candidates.into_iter().take(left) {
+        offered[i] = true;
+    }
+    offered
 }
 
 /// `bits` packed eight to a byte, lowest index in the lowest bit.
@@ -271,47 +331,103 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    #[test]
-    fn a_lone_downloader_is_offered_everything_it_lacks() {
-        let theirs = [true, false, false, true];
-        assert_eq!(
-            super_seed(4, &[], &theirs, 8),
-            vec![false, true, true, false]
-        );
-        // Handed out once each: still everything it lacks.
-        assert_eq!(
-            super_seed(4, &[1, 1, 1, 1], &theirs, 8),
-            vec![false, true, true, false]
-        );
-        // At most a window, lowest first.
-        assert_eq!(super_seed(4, &[], &[], 2), vec![true, true, false, false]);
+    fn choose(
+        theirs: &[bool],
+        holders: &[u32],
+        pending_any: &[bool],
+        pending_mine: &[bool],
+        window: usize,
+    ) -> Vec<bool> {
+        let handed = vec![0; holders.len()];
+        let choice = Choice {
+            theirs,
+            holders,
+            pending_any,
+            pending_mine,
+            handed: &handed,
+        };
+        super_seed(holders.len() as u32, &choice, window)
     }
 
     #[test]
-    fn chunks_sent_already_wait_until_the_others_went_out() {
-        // 0 and 1 went to someone else; the newcomer lacking everything is offered 2, 3.
+    fn a_lone_downloader_is_offered_everything_it_lacks() {
+        let none = [false; 4];
+        let theirs = [true, false, false, true];
         assert_eq!(
-            super_seed(4, &[1, 1, 0, 0], &[], 8),
-            vec![false, false, true, true]
+            choose(&theirs, &[0; 4], &none, &none, usize::MAX),
+            vec![false, true, true, false]
         );
-        // It has 2 and 3 from a peer: now 0 and 1.
+        // At most a window, lowest first.
         assert_eq!(
-            super_seed(4, &[1, 1, 0, 0], &[false, false, true, true], 8),
+            choose(&[], &[0; 4], &none, &none, 2),
             vec![true, true, false, false]
         );
-        // Nothing lacking: nothing offered.
-        assert_eq!(super_seed(2, &[3, 0], &[true, true], 8), vec![false, false]);
-        // Two askers at once get different windows.
+    }
+
+    #[test]
+    fn chunks_on_their_way_to_others_are_not_offered_and_rare_ones_go_first() {
+        let none = [false; 4];
+        // 0 and 1 are being sent to someone else: the newcomer is offered 2 and 3.
+        let busy = [true, true, false, false];
+        assert_eq!(
+            choose(&[], &[0; 4], &busy, &none, 8),
+            vec![false, false, true, true]
+        );
+        // The rarest among the askers first.
+        assert_eq!(
+            choose(&[], &[2, 0, 1, 0], &none, &none, 2),
+            vec![false, true, false, true]
+        );
+        // What was handed to this asker stays offered, topped up to the window.
+        let mine = [true, false, false, false];
+        assert_eq!(
+            choose(&[], &[0; 4], &mine, &mine, 2),
+            vec![true, true, false, false]
+        );
+        assert_eq!(
+            choose(&[], &[0; 4], &mine, &mine, 1),
+            vec![true, false, false, false]
+        );
+        // Everything lacking is on its way to others: nothing new.
+        assert_eq!(
+            choose(
+                &[true, true, false, false],
+                &[0; 4],
+                &busy.map(|_| true),
+                &none,
+                8
+            ),
+            vec![false; 4]
+        );
+    }
+
+    #[test]
+    fn askers_together_get_disjoint_windows_and_hand_outs_clear_on_arrival() {
         let swarms = Swarms::default();
         let archive = Blake3Hash::of(b"s");
-        let a = swarms.offers(&archive, Some(100), &[], false);
-        let b = swarms.offers(&archive, Some(100), &[], false);
+        let (a, b) = (PeerId::random(), PeerId::random());
+        swarms.asked(archive, a);
+        swarms.asked(archive, b);
+        let x = swarms.offers(&archive, Some(100), &[], a, false);
+        let y = swarms.offers(&archive, Some(100), &[], b, false);
+        assert_eq!(x.iter().filter(|&&v| v).count(), WINDOW);
+        assert_eq!(y.iter().filter(|&&v| v).count(), WINDOW);
+        assert!(x.iter().zip(&y).all(|(p, q)| !(p & q)), "{x:?} {y:?}");
+        // Asking again before anything arrived: the same window, nothing more.
+        assert_eq!(swarms.offers(&archive, Some(100), &[], a, false), x);
+        // a now holds its window: it gets a new one, and b may now be offered a's chunks.
+        let z = swarms.offers(&archive, Some(100), &x, a, false);
+        assert!(z.iter().zip(&x).all(|(p, q)| !(p & q)));
+        assert_eq!(z.iter().filter(|&&v| v).count(), WINDOW);
         // Alone, an asker is offered everything it lacks.
-        let c = swarms.offers(&Blake3Hash::of(b"t"), Some(100), &[], true);
-        assert!(c.iter().all(|&x| x));
-        assert_eq!(a.iter().filter(|&&x| x).count(), WINDOW);
-        assert_eq!(b.iter().filter(|&&x| x).count(), WINDOW);
-        assert!(a.iter().zip(&b).all(|(x, y)| !(x & y)), "{a:?} {b:?}");
+        let c = swarms.offers(
+            &Blake3Hash::of(b"t"),
+            Some(100),
+            &[],
+            PeerId::random(),
+            true,
+        );
+        assert!(c.iter().all(|&v| v));
     }
 
     #[test]
@@ -334,7 +450,7 @@ mod tests {
         swarms.hold(&archive, 1);
         assert!(swarms.holds_range(&archive, 0, 2));
         assert_eq!(
-            swarms.offers(&archive, None, &[], true),
+            swarms.offers(&archive, None, &[], PeerId::random(), true),
             vec![true, true, false]
         );
         swarms.leave(&archive);
@@ -344,7 +460,9 @@ mod tests {
         assert!(swarms.asked(archive, a).is_empty());
         assert_eq!(swarms.asked(archive, b), vec![a]);
         assert_eq!(swarms.asked(archive, a), vec![b]);
-        assert!(swarms.offers(&archive, None, &[], true).is_empty());
+        assert!(swarms
+            .offers(&archive, None, &[], PeerId::random(), true)
+            .is_empty());
     }
 
     proptest! {
@@ -353,28 +471,32 @@ mod tests {
             prop_assert_eq!(unpack(&pack(&bits), bits.len() as u32), bits);
         }
 
-        /// Super-seeding offers only chunks the asker lacks, always some while it lacks
-        /// any, and never a chunk sent more often than one it lacks and is not offered.
+        /// Super-seeding offers only chunks the asker lacks, never one on its way to
+        /// another asker, and tops up to `window` at most.
         #[test]
-        fn super_seeding_offers_the_least_sent_of_what_is_lacking(
-            sent in proptest::collection::vec(0u32..4, 1..40),
+        fn super_seeding_never_offers_what_is_on_its_way_elsewhere(
             theirs in proptest::collection::vec(any::<bool>(), 0..40),
+            holders in proptest::collection::vec(0u32..4, 1..40),
+            pending_any in proptest::collection::vec(any::<bool>(), 40),
+            mine_mask in proptest::collection::vec(any::<bool>(), 40),
             window in 1usize..50,
         ) {
-            let n = sent.len() as u32;
-            let offered = super_seed(n, &sent, &theirs, window);
-            prop_assert!(offered.iter().filter(|&&b| b).count() <= window);
+            let n = holders.len();
+            let pending_any = &pending_any[..n];
+            let pending_mine: Vec<bool> = (0..n).map(|i| pending_any[i] && mine_mask[i]).collect();
+            let offered = choose(&theirs, &holders, pending_any, &pending_mine, window);
             let lacks = |i: usize| !theirs.get(i).copied().unwrap_or(false);
-            prop_assert_eq!(offered.len(), sent.len());
-            prop_assert_eq!(offered.iter().any(|&b| b), (0..sent.len()).any(lacks));
-            for i in 0..sent.len() {
+            prop_assert_eq!(offered.len(), n);
+            let (mut new, mut kept) = (0, 0);
+            for i in 0..n {
                 if offered[i] {
                     prop_assert!(lacks(i));
-                    for j in (0..sent.len()).filter(|&j| lacks(j)) {
-                        prop_assert!(sent[i] <= sent[j]);
-                    }
+                    prop_assert!(!pending_any[i] || pending_mine[i], "chunk {} is on its way elsewhere", i);
+                    new += usize::from(!pending_mine[i]);
+                    kept += usize::from(pending_mine[i]);
                 }
             }
+            prop_assert!(new == 0 || new + kept <= window);
         }
     }
 }
