@@ -168,7 +168,8 @@ fn main() -> anyhow::Result<()> {
     );
     for (label, ranking) in [
         ("bm25 without prior", Ranking::PLAIN_BM25),
-        ("bm25 with prior (search)", Ranking::DEFAULT),
+        ("bm25 with prior", Ranking::BM25_PRIOR),
+        ("with feedback (search)", Ranking::DEFAULT),
     ] {
         let score = corpus::score_suite(&suite, |q| {
             let query = Query::new(q.split(' ').map(String::from).collect()).with_limit(20);
