@@ -4,6 +4,8 @@
 //! query words get a bonus larger than any bm25 gap, so they beat documents matching some.
 //! Added to it: a popularity prior (distinct live providers, log-scaled and capped; see
 //! `local.rs`), a boost that puts an exact name first, and a small name-prefix boost.
+//! Then pseudo-relevance feedback (`feedback.rs`): packages named by the first hits
+//! join the all-words tier and the page is re-ranked.
 //! Broad queries score bounded candidate pools (shortest names first) instead of every
 //! match.
 
