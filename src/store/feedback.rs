@@ -135,6 +135,33 @@ fn variant_of_any(word: &str, tokens: &[String]) -> bool {
         } else {
             (word, t.as_str())
         };
-        long == short || (short.len() >= 4 && long.starts_with(&short[..short.len() - 1]))
+        if long == short {
+            return true;
+        }
+        // `short` without its last character (a char boundary, whatever the script)
+        match short.char_indices().last() {
+            Some((end, _)) if short.chars().count() >= 4 => long.starts_with(&short[..end]),
+            _ => false,
+        }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::variant_of_any;
+
+    #[test]
+    fn variants_are_prefix_relatives_in_any_script() {
+        let tokens = vec![
+            "debounce".to_string(),
+            "для".to_string(),
+            "данных".to_string(),
+        ];
+        assert!(variant_of_any("debouncing", &tokens));
+        assert!(variant_of_any("debounce", &tokens));
+        assert!(variant_of_any("данные", &tokens));
+        assert!(variant_of_any("для", &tokens));
+        assert!(!variant_of_any("throttle", &tokens));
+        assert!(!variant_of_any("дляx", &["дл".to_string()]));
+    }
 }
