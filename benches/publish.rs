@@ -1,7 +1,9 @@
 //! Publish throughput: packing a pack directory into a deterministic archive while
-//! hashing it (`pack_dir` into `ArchiveHasher::tee(file)` + fsync), against a baseline
-//! of plain single-threaded BLAKE3 over the same file bytes read from the page cache,
-//! both run side by side in this process.
+//! hashing it (`pack_dir` into `ArchiveHasher::tee(file)` + fsync), against the shell
+//! pipelines a user would compare it with, run alternately in the same run on the same
+//! directory: `tar cf - DIR | zstd -3` (the same format, the baseline of issue 11) and
+//! `tar cf - DIR | gzip -6` (how `npm pack` and `cargo package` compress), each writing
+//! a file; and, as before, plain single-threaded BLAKE3 over the same bytes.
 //!
 //! The pack is 256 MiB: half compressible text (generated Rust-like source, 512 files
 //! of 256 KiB), half incompressible random bytes (32 files of 4 MiB).
@@ -40,8 +42,26 @@ fn main() -> anyhow::Result<()> {
 
     let mut baseline = Vec::new();
     let mut publish = Vec::new();
+    let mut tar_zstd = Vec::new();
+    let mut tar_gzip = Vec::new();
     let mut archive_size = 0;
     for run in 0..RUNS {
+        for (command, times) in [("zstd -3 -q", &mut tar_zstd), ("gzip -6", &mut tar_gzip)] {
+            let out = work.path().join("pipeline.out");
+            let started = Instant::now();
+            let status = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "tar cf - -C '{}' . | {command} > '{}'",
+                    pack.display(),
+                    out.display()
+                ))
+                .status()?;
+            times.push(started.elapsed());
+            anyhow::ensure!(status.success(), "tar | {command} failed: {status}");
+            fs::remove_file(&out)?;
+        }
+
         let started = Instant::now();
         hash_files(&files)?;
         baseline.push(started.elapsed());
@@ -80,6 +100,20 @@ fn main() -> anyhow::Result<()> {
     println!(
         "ratio publish/baseline: {:.2}x (target >= 0.5x)",
         pub_ / base
+    );
+    let (zstd, gzip) = (rate(best(&tar_zstd)), rate(best(&tar_gzip)));
+    println!(
+        "tar | zstd -3:                              {zstd:8.1} MiB/s  (best of {RUNS}: {:?})",
+        best(&tar_zstd)
+    );
+    println!(
+        "tar | gzip -6:                              {gzip:8.1} MiB/s  (best of {RUNS}: {:?})",
+        best(&tar_gzip)
+    );
+    println!(
+        "ratio publish/(tar | zstd -3): {:.2}x (target >= 0.9x); publish/(tar | gzip -6): {:.2}x",
+        pub_ / zstd,
+        pub_ / gzip
     );
     breakdown(&pack, work.path(), input, archive_size)
 }

@@ -20,9 +20,18 @@ pub fn random_pack(dir: &Path, name: &str, bytes: usize, seed: u64) -> Result<Pa
             "[package]\nname = \"{name}\"\nversion = \"1.0.0\"\ndescription = \"benchmark pack\"\n"
         ),
     )?;
-    let mut data = vec![0u8; bytes];
-    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut data);
-    std::fs::write(pack.join("blob.bin"), data)?;
+    // Written in blocks, so a 1 GiB pack does not take 1 GiB of memory.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(pack.join("blob.bin"))?);
+    let mut block = vec![0u8; 8 << 20];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(block.len());
+        rng.fill_bytes(&mut block[..n]);
+        std::io::Write::write_all(&mut file, &block[..n])?;
+        left -= n;
+    }
+    std::io::Write::flush(&mut file)?;
     Ok(pack)
 }
 

@@ -43,6 +43,21 @@ pub async fn run(backend: &Backend, request: StatusRequest, out: &Output) -> Res
             for addr in &net.relay_reservations {
                 lines.push(format!("relayed at:   {addr}"));
             }
+            for swarm in &net.swarms {
+                let role = if swarm.downloading {
+                    "downloading"
+                } else {
+                    "seeding"
+                };
+                lines.push(format!(
+                    "swarm:        {} {role}, {} of {} chunks, {} peers asking, {} chunks handed out",
+                    &swarm.archive[..12.min(swarm.archive.len())],
+                    swarm.chunks_held,
+                    swarm.chunk_count,
+                    swarm.peers,
+                    swarm.chunks_handed_out
+                ));
+            }
             for boot in &net.bootstrap {
                 let state = match (&boot.error, boot.connected) {
                     (_, true) => "connected".to_string(),

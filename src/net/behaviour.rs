@@ -1,7 +1,7 @@
 //! The composed libp2p behaviour and the swarm built around it: transports (TCP, QUIC,
 //! DNS, relay client), identify, ping, our own Kademlia, gossipsub with application
-//! validation, request-response, optional mDNS/AutoNAT, the circuit relay v2 server and
-//! DCUtR, and binding its listeners.
+//! validation, request-response, optional mDNS/AutoNAT, the circuit relay v2 server,
+//! DCUtR and raw streams (chunk transfers), and binding its listeners.
 //! Configuration only; events are handled in `event_loop.rs`.
 
 use std::collections::HashSet;
@@ -51,6 +51,8 @@ pub struct Behaviour {
     /// address (AutoNAT said public).
     pub relay_server: Toggle<relay::Behaviour>,
     pub dcutr: dcutr::Behaviour,
+    /// Raw streams for the streaming chunk protocol (`transfer/stream.rs`).
+    pub stream: libp2p_stream::Behaviour,
 }
 
 pub fn records_topic() -> gossipsub::IdentTopic {
@@ -240,6 +242,7 @@ pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
                 relay,
                 relay_server: relay_server.into(),
                 dcutr: dcutr::Behaviour::new(id),
+                stream: libp2p_stream::Behaviour::new(),
             })
         })
         .map_err(|e| NetError::Config(format!("behaviour: {e}")))?

@@ -30,6 +30,14 @@ pub struct Client {
     query_timeout: Duration,
     request_timeout: Duration,
     metrics: std::sync::Arc<super::Metrics>,
+    /// Opens `/ggen/chunks` streams (`transfer::stream`); a clone per range.
+    streams: libp2p_stream::Control,
+    /// Peers with a chunk stream open, which pruning spares.
+    active: super::transfer::stream::ActiveStreams,
+    /// Finished chunk streams kept for the next range (`transfer::stream`).
+    pool: super::transfer::stream::StreamPool,
+    /// What this node offers of archives many nodes fetch at once (`transfer::swarm`).
+    swarms: super::transfer::swarm::Swarms,
 }
 
 impl Client {
@@ -37,9 +45,10 @@ impl Client {
         peer_id: PeerId,
         commands: mpsc::Sender<Command>,
         store: Store,
-        query_timeout: Duration,
-        request_timeout: Duration,
+        (query_timeout, request_timeout): (Duration, Duration),
         metrics: std::sync::Arc<super::Metrics>,
+        streams: libp2p_stream::Control,
+        active: super::transfer::stream::ActiveStreams,
     ) -> Self {
         Self {
             peer_id,
@@ -48,7 +57,46 @@ impl Client {
             query_timeout,
             request_timeout,
             metrics,
+            streams,
+            active,
+            pool: Default::default(),
+            swarms: Default::default(),
         }
+    }
+
+    /// This node's swarms: partial downloads it serves, what it sent as a seeder.
+    pub(crate) fn swarms(&self) -> &super::transfer::swarm::Swarms {
+        &self.swarms
+    }
+
+    /// A handle for opening chunk streams, the finished streams kept for reuse, and the
+    /// guard that marks `peer` busy.
+    pub(crate) fn chunk_stream(
+        &self,
+        peer: PeerId,
+    ) -> (
+        libp2p_stream::Control,
+        super::transfer::stream::StreamPool,
+        super::transfer::stream::StreamGuard,
+    ) {
+        (
+            self.streams.clone(),
+            self.pool.clone(),
+            self.active.enter(peer),
+        )
+    }
+
+    /// Takes `chunks` tokens of `peer`'s chunk rate limit before a range is served; over
+    /// the limit, how long to wait (the peer loses a little reputation).
+    pub(crate) async fn admit_chunks(&self, peer: PeerId, chunks: u32) -> Result<(), Duration> {
+        let asked = self
+            .call("rate limit", self.quick(), |reply| Command::AdmitChunks {
+                peer,
+                chunks,
+                reply,
+            })
+            .await;
+        asked.unwrap_or(Err(Duration::from_secs(1)))
     }
 
     pub fn peer_id(&self) -> PeerId {
@@ -221,6 +269,18 @@ impl Client {
         .await?
     }
 
+    /// Announces in the DHT that this node is downloading `archive` and serves the chunks
+    /// it has verified (`transfer::swarm`); unlike [`Client::provide`], the store does not
+    /// list it as holding the archive. Once complete, `provide` follows.
+    pub async fn announce_partial(&self, archive: Blake3Hash) -> Result<(), NetError> {
+        let wait = self.query_timeout + REPLY_SLACK;
+        self.call("dht provide", wait, |reply| Command::StartProviding {
+            archive,
+            reply,
+        })
+        .await?
+    }
+
     /// Stops announcing this node as a provider of `archive` (after evicting it): the DHT
     /// no longer gets it from us and the store no longer lists us.
     pub async fn stop_providing(&self, archive: Blake3Hash) -> Result<(), NetError> {
@@ -346,6 +406,21 @@ impl Client {
         let _ = self.commands.try_send(Command::Judge { peer, event });
     }
 
+    /// `failure` with the reason a relay may have caused it, when only a relayed
+    /// connection joined us to `peer` (relays bound each circuit's bytes and duration).
+    pub(crate) async fn explain_failure(&self, peer: PeerId, failure: String) -> String {
+        let hint = self
+            .call("link hint", self.quick(), |reply| Command::LinkHint {
+                peer,
+                reply,
+            })
+            .await;
+        match hint {
+            Ok(Some(hint)) => format!("{failure} ({hint})"),
+            _ => failure,
+        }
+    }
+
     /// This node's reputation score of each of `peers`, in order.
     pub async fn scores(&self, peers: Vec<PeerId>) -> Result<Vec<f64>, NetError> {
         self.call("peer scores", self.quick(), |reply| Command::Scores {
@@ -377,8 +452,11 @@ impl Client {
     }
 
     pub async fn status(&self) -> Result<NetStatus, NetError> {
-        self.call("status", self.quick(), |reply| Command::Status { reply })
-            .await
+        let mut status = self
+            .call("status", self.quick(), |reply| Command::Status { reply })
+            .await?;
+        status.swarms = self.swarms.snapshot();
+        Ok(status)
     }
 
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {

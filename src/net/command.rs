@@ -98,6 +98,11 @@ pub(crate) enum Command {
         peers: Vec<PeerId>,
         reply: oneshot::Sender<Vec<f64>>,
     },
+    /// Why a transfer from `peer` may have failed, when only a relay connected us.
+    LinkHint {
+        peer: PeerId,
+        reply: oneshot::Sender<Option<String>>,
+    },
     /// Verdict on a gossip message, from its validation task.
     GossipVerdict {
         message_id: MessageId,
@@ -108,6 +113,12 @@ pub(crate) enum Command {
     Respond {
         channel: ResponseChannel<Response>,
         response: Response,
+    },
+    /// Charge `chunks` tokens of `peer`'s chunk rate limit (a streamed range).
+    AdmitChunks {
+        peer: PeerId,
+        chunks: u32,
+        reply: oneshot::Sender<Result<(), std::time::Duration>>,
     },
     /// A sync task with `peer` ended.
     SyncDone {

@@ -57,6 +57,8 @@ struct EventLoop {
     metrics: std::sync::Arc<super::Metrics>,
     /// Relay circuit listeners: listener → relay, to forget the reservation if it fails.
     relay_listeners: std::collections::HashMap<libp2p::core::transport::ListenerId, PeerId>,
+    /// Peers with a chunk stream open either way (busy: never pruned mid-transfer).
+    active: super::transfer::stream::ActiveStreams,
     /// Test hook: a hostile node's answers (see `net/hostile.rs`).
     #[cfg(feature = "test-support")]
     hostile: Option<super::hostile::Hostile>,
@@ -83,14 +85,32 @@ pub(crate) async fn spawn(
     }
 
     let (sender, commands) = mpsc::channel(COMMAND_QUEUE);
+    let mut streams = swarm.behaviour().stream.new_control();
+    let incoming = streams
+        .accept(super::transfer::stream::protocol())
+        .map_err(|e| NetError::Config(format!("chunk stream protocol: {e}")))?;
+    let active = super::transfer::stream::ActiveStreams::default();
     let client = Client::new(
         *swarm.local_peer_id(),
         sender,
         store.clone(),
-        config.query_timeout,
-        config.connection_timeout,
+        (config.query_timeout, config.connection_timeout),
         config.metrics.clone(),
+        streams,
+        active.clone(),
     );
+    #[cfg(feature = "test-support")]
+    let hook = config.hostile.clone();
+    #[cfg(not(feature = "test-support"))]
+    let hook = None;
+    tasks.spawn(super::transfer::stream::serve(
+        incoming,
+        store.clone(),
+        client.clone(),
+        active.clone(),
+        tasks.clone(),
+        hook,
+    ));
     let limits = policy::Limits {
         prune_target: policy::prune_target(config.max_connections, config.gossip_mesh.0),
         prune_grace: config.prune_grace,
@@ -150,6 +170,7 @@ pub(crate) async fn spawn(
         nat: Nat::default(),
         metrics: config.metrics.clone(),
         relay_listeners: Default::default(),
+        active,
         #[cfg(feature = "test-support")]
         hostile: config.hostile.clone(),
         #[cfg(feature = "test-support")]
@@ -250,7 +271,7 @@ impl EventLoop {
     /// Once DCUtR opened a direct connection, the relayed one closes (when idle), so
     /// transfers take the direct path.
     fn close_redundant_relayed(&mut self) {
-        let busy = self.pending.busy_peers();
+        let busy = self.busy_peers();
         for (peer, connection) in self.nat.redundant_relayed(&busy) {
             tracing::debug!("closing the relayed connection to {peer}: a direct one is open");
             self.swarm.close_connection(connection);
@@ -266,13 +287,20 @@ impl EventLoop {
         }
     }
 
+    /// Peers with a request or a chunk stream in flight either way.
+    fn busy_peers(&self) -> HashSet<PeerId> {
+        let mut busy = self.pending.busy_peers();
+        busy.extend(self.active.peers());
+        busy
+    }
+
     /// Keeps connections bounded (see [`Policy::prune_victims`]): every prune interval,
     /// and at once when a new connection leaves too few free slots.
     fn prune(&mut self) {
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         let gossip = &self.swarm.behaviour().gossipsub;
         let mesh: HashSet<PeerId> = gossip.all_mesh_peers().copied().collect();
-        let busy = self.pending.busy_peers();
+        let busy = self.busy_peers();
         let victims = self
             .policy
             .prune_victims(&connected, &mesh, &busy, Instant::now());
@@ -489,6 +517,25 @@ impl EventLoop {
             }
             Command::Penalize { peer } => self.penalize(peer),
             Command::Judge { peer, event } => self.judge(peer, event),
+            Command::AdmitChunks {
+                peer,
+                chunks,
+                reply,
+            } => {
+                let kind = super::ratelimit::RequestKind::Chunk;
+                let checked = self
+                    .policy
+                    .limiter
+                    .check_many(peer, kind, chunks, Instant::now());
+                if let Err(wait) = checked {
+                    tracing::debug!("{peer}: range of {chunks} chunks refused: retry in {wait:?}");
+                    self.judge(peer, PeerEvent::RateLimited);
+                }
+                let _ = reply.send(checked);
+            }
+            Command::LinkHint { peer, reply } => {
+                let _ = reply.send(self.nat.failure_hint(&peer));
+            }
             Command::Scores { peers, reply } => {
                 let now_ms = crate::store::now_ms();
                 let reputation = &self.policy.penalties.reputation;
@@ -571,6 +618,7 @@ impl EventLoop {
             relay_server: behaviour.relay_server.is_enabled()
                 && self.swarm.external_addresses().next().is_some(),
             bootstrap: self.policy.bootstrap.report(),
+            swarms: Vec::new(), // filled in by the client, which holds them
         }
     }
 }

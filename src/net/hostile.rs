@@ -17,6 +17,9 @@ pub enum HostileAnswer {
     /// Never answer: the channel is held open until the node stops, so the asker waits
     /// for its timeout.
     Hold,
+    /// Answer honestly after this long (streamed chunks only: a slow provider; on
+    /// `/ggen/rr` the answer is honest and immediate).
+    Delay(std::time::Duration),
 }
 
 /// The hostile node's answering rule.

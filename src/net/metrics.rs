@@ -1,11 +1,13 @@
 //! The node's Prometheus registry: libp2p's own series (swarm, gossipsub, Kademlia,
 //! identify, ping, relay, DCUtR, transport bandwidth) and ours (records received and
-//! rejected by path, bytes served and fetched, fetch durations, sync rounds, store and
-//! peer gauges). The net side counts; rendering (`/metrics`) is the API's, through
+//! rejected by path, bytes served — in total and per archive — and fetched, fetch
+//! durations, sync rounds, store and peer gauges). The net side counts; rendering (`/metrics`) is the API's, through
 //! [`Metrics::render`]. It decides nothing and holds no network state.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use libp2p::metrics::Recorder;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
@@ -17,7 +19,16 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::behaviour::BehaviourEvent;
 use super::policy::GossipCheck;
+use crate::package::Blake3Hash;
 use crate::store::IngestOutcome;
+
+/// Archives that have their own `served_by_archive` series at most: when one more is
+/// served, the series least recently served goes (Prometheus sees it end).
+pub const SERVED_ARCHIVES_KEPT: usize = 32;
+/// A per-archive series not served for this long is dropped at the next serve or scrape.
+pub const SERVED_ARCHIVE_IDLE: Duration = Duration::from_secs(3600);
+/// Hex digits of the archive hash in the `archive` label (as `info` shortens hashes).
+const ARCHIVE_LABEL_LEN: usize = 16;
 
 /// Where a record arrived from.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -78,6 +89,12 @@ struct Rejected {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ArchiveLabel {
+    /// The first [`ARCHIVE_LABEL_LEN`] hex digits of the archive's BLAKE3 hash.
+    archive: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
     outcome: &'static str,
 }
@@ -106,6 +123,12 @@ pub struct Metrics {
     received: Family<Received, Counter>,
     rejected: Family<Rejected, Counter>,
     bytes_served: Counter,
+    served_by_archive: Family<ArchiveLabel, Counter>,
+    /// When each archive with a series in `served_by_archive` was last served: what
+    /// keeps that label set bounded. Locked only to count or prune, never across an
+    /// await; the counter is bumped under it so a pruned series is not brought back
+    /// half-counted.
+    served_recently: Mutex<HashMap<ArchiveLabel, Instant>>,
     bytes_fetched: Counter,
     fetch_seconds: Histogram,
     sync_rounds: Family<Outcome, Counter>,
@@ -159,6 +182,13 @@ impl Metrics {
             "Archive bytes sent to peers",
             Unit::Bytes,
             bytes_served.clone(),
+        );
+        let served_by_archive = Family::<ArchiveLabel, Counter>::default();
+        ours.register_with_unit(
+            "served_by_archive",
+            "Archive bytes sent to peers, by archive (short hash); only the archives served in the last hour, at most 32",
+            Unit::Bytes,
+            served_by_archive.clone(),
         );
         let bytes_fetched = Counter::default();
         ours.register_with_unit(
@@ -221,6 +251,8 @@ impl Metrics {
             received,
             rejected,
             bytes_served,
+            served_by_archive,
+            served_recently: Mutex::new(HashMap::new()),
             bytes_fetched,
             fetch_seconds,
             sync_rounds,
@@ -300,6 +332,50 @@ impl Metrics {
         self.bytes_served.inc_by(bytes);
     }
 
+    /// `bytes` of `archive` sent to a peer: counted in the total and in the archive's
+    /// own series (see [`SERVED_ARCHIVES_KEPT`] for which archives keep one).
+    pub fn served_archive(&self, archive: &Blake3Hash, bytes: u64) {
+        self.served_archive_at(archive, bytes, Instant::now());
+    }
+
+    fn served_archive_at(&self, archive: &Blake3Hash, bytes: u64, now: Instant) {
+        self.served(bytes);
+        let label = ArchiveLabel {
+            archive: archive.to_hex()[..ARCHIVE_LABEL_LEN].to_string(),
+        };
+        let mut recent = self
+            .served_recently
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !recent.contains_key(&label) {
+            self.prune_served(&mut recent, now);
+            while recent.len() >= SERVED_ARCHIVES_KEPT {
+                let Some(oldest) = recent
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(l, _)| l.clone())
+                else {
+                    break;
+                };
+                recent.remove(&oldest);
+                self.served_by_archive.remove(&oldest);
+            }
+        }
+        self.served_by_archive.get_or_create(&label).inc_by(bytes);
+        recent.insert(label, now);
+    }
+
+    /// Drops the per-archive series idle longer than [`SERVED_ARCHIVE_IDLE`].
+    fn prune_served(&self, recent: &mut HashMap<ArchiveLabel, Instant>, now: Instant) {
+        recent.retain(|label, at| {
+            let keep = now.saturating_duration_since(*at) < SERVED_ARCHIVE_IDLE;
+            if !keep {
+                self.served_by_archive.remove(label);
+            }
+            keep
+        });
+    }
+
     /// One archive downloaded and verified: its size and how long it took.
     pub fn fetched(&self, bytes: u64, took: std::time::Duration) {
         self.bytes_fetched.inc_by(bytes);
@@ -352,6 +428,13 @@ impl Metrics {
             &g.gossip_mesh_peers,
             snapshot.gossip_mesh_peers.unwrap_or(0),
         );
+        {
+            let mut recent = self
+                .served_recently
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            self.prune_served(&mut recent, Instant::now());
+        }
         self.encode()
     }
 
@@ -403,5 +486,59 @@ mod tests {
             "{text}"
         );
         assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    }
+
+    fn served_series(metrics: &Metrics) -> Vec<String> {
+        metrics
+            .encode()
+            .lines()
+            .filter(|line| line.starts_with("ggen_p2p_served_by_archive_bytes_total{"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn bytes_served_are_counted_per_archive_in_a_bounded_label_set() {
+        let metrics = Metrics::new();
+        let start = Instant::now();
+        let archive = |i: u32| Blake3Hash::of(&i.to_be_bytes());
+        metrics.served_archive_at(&archive(0), 1000, start);
+        metrics.served_archive_at(&archive(0), 24, start);
+        metrics.served_archive_at(&archive(1), 5, start);
+        let text = metrics.encode();
+        let short = &archive(0).to_hex()[..16];
+        assert!(
+            text.contains(&format!(
+                "ggen_p2p_served_by_archive_bytes_total{{archive=\"{short}\"}} 1024"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("ggen_p2p_served_bytes_total 1029"), "{text}");
+
+        // One more archive than are kept: the least recently served (archive 1, as 0 is
+        // served again) loses its series; the total still counts everything.
+        let later = start + Duration::from_secs(1);
+        metrics.served_archive_at(&archive(0), 1, later);
+        for i in 2..=SERVED_ARCHIVES_KEPT as u32 {
+            metrics.served_archive_at(&archive(i), 1, later + Duration::from_millis(i.into()));
+        }
+        let series = served_series(&metrics);
+        assert_eq!(series.len(), SERVED_ARCHIVES_KEPT, "{series:?}");
+        let gone = &archive(1).to_hex()[..16];
+        assert!(!series.iter().any(|s| s.contains(gone)), "{series:?}");
+        assert!(series.iter().any(|s| s.contains(short)), "{series:?}");
+        let text = metrics.encode();
+        let total = 1029 + 1 + (SERVED_ARCHIVES_KEPT as u64 - 1);
+        assert!(
+            text.contains(&format!("ggen_p2p_served_bytes_total {total}\n")),
+            "{text}"
+        );
+
+        // An hour idle: every series goes when the next archive is served.
+        let idle = later + SERVED_ARCHIVE_IDLE + Duration::from_secs(1);
+        metrics.served_archive_at(&archive(999), 7, idle);
+        let series = served_series(&metrics);
+        assert_eq!(series.len(), 1, "{series:?}");
+        assert!(series[0].ends_with(" 7"), "{series:?}");
     }
 }

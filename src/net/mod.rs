@@ -242,6 +242,24 @@ pub struct NetStatus {
     pub relay_server: bool,
     /// The configured bootstrap peers: connected, or why the last dial failed.
     pub bootstrap: Vec<discovery::BootstrapPeer>,
+    /// Archives many nodes fetch through this one now (`transfer::swarm`).
+    #[serde(default)]
+    pub swarms: Vec<SwarmStatus>,
+}
+
+/// One archive this node downloads (serving what it holds) or seeds to a swarm.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SwarmStatus {
+    pub archive: String,
+    /// Still downloading it (else: seeding a whole copy).
+    pub downloading: bool,
+    /// Verified chunks held, of `chunk_count`.
+    pub chunks_held: u32,
+    pub chunk_count: u32,
+    /// Peers that asked what this node offers in the last minute.
+    pub peers: usize,
+    /// Chunks offered to askers as a seeder (super-seeding windows).
+    pub chunks_handed_out: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

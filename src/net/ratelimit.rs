@@ -80,6 +80,18 @@ impl Limiter {
     /// Takes a token for one `kind` request from `peer` at `now`; over the limit, how
     /// long until a token is back.
     pub fn check(&mut self, peer: PeerId, kind: RequestKind, now: Instant) -> Result<(), Duration> {
+        self.check_many(peer, kind, 1, now)
+    }
+
+    /// [`Limiter::check`] for `n` requests at once (a streamed range of `n` chunks);
+    /// `n` above the burst costs the whole burst, so a range is never refused forever.
+    pub fn check_many(
+        &mut self,
+        peer: PeerId,
+        kind: RequestKind,
+        n: u32,
+        now: Instant,
+    ) -> Result<(), Duration> {
         let rate = kind.rate(&self.limits);
         if rate.per_sec == 0 {
             return Ok(());
@@ -93,11 +105,12 @@ impl Limiter {
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * per_sec).min(burst);
         bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        let cost = f64::from(n.max(1)).min(burst);
+        if bucket.tokens >= cost {
+            bucket.tokens -= cost;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_sec))
+            Err(Duration::from_secs_f64((cost - bucket.tokens) / per_sec))
         }
     }
 
@@ -146,6 +159,24 @@ mod tests {
         assert!(limiter.check(peer, RequestKind::Search, later).is_err());
         limiter.forget(&peer);
         limiter.check(peer, RequestKind::Search, later).unwrap();
+        // A range of chunks costs one token each; more than the burst costs the burst.
+        let mut limiter = Limiter::new(RateLimits {
+            chunk: Rate {
+                burst: 10,
+                per_sec: 10,
+            },
+            ..RateLimits::default()
+        });
+        limiter.check_many(peer, RequestKind::Chunk, 8, t0).unwrap();
+        let wait = limiter
+            .check_many(peer, RequestKind::Chunk, 8, t0)
+            .unwrap_err();
+        assert_eq!(wait, Duration::from_millis(600));
+        let full = t0 + Duration::from_secs(10);
+        limiter
+            .check_many(peer, RequestKind::Chunk, 64, full)
+            .unwrap();
+        assert!(limiter.check(peer, RequestKind::Chunk, full).is_err());
     }
 
     #[test]

@@ -369,6 +369,10 @@ pub struct NetStatus {
     /// last dial failed (one sentence with a hint).
     #[serde(default)]
     pub bootstrap: Vec<BootstrapPeer>,
+    /// Archives fetched by many nodes through this one now: downloading (serving the
+    /// chunks held meanwhile) or seeding a whole copy to peers that asked lately.
+    #[serde(default)]
+    pub swarms: Vec<net::SwarmStatus>,
 }
 
 /// One configured bootstrap peer.
@@ -749,6 +753,7 @@ impl From<net::NetStatus> for NetStatus {
                     error: b.error,
                 })
                 .collect(),
+            swarms: n.swarms,
         }
     }
 }

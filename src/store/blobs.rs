@@ -250,6 +250,21 @@ impl Store {
         })
     }
 
+    /// Where a stored archive's bytes are, its size and chunk size, from one query, for
+    /// serving ranges of it without hashing again (the file was verified when stored;
+    /// the receiver checks every chunk anyway). `None` when it is not stored.
+    pub fn archive_for_serving(
+        &self,
+        blake3: &Blake3Hash,
+    ) -> Result<Option<(PathBuf, u64, u32)>, StoreError> {
+        let Some((size, chunk_size, _)) = self.archive_row(blake3)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .archive_path(blake3)
+            .map(|path| (path, size, chunk_size)))
+    }
+
     /// Reads chunk `index` of a stored archive, checked against its stored chunk hash.
     pub fn read_chunk(&self, blake3: &Blake3Hash, index: u32) -> Result<Vec<u8>, StoreError> {
         let missing = || StoreError::MissingArchive { blake3: *blake3 };

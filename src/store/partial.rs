@@ -205,6 +205,11 @@ pub struct PartialFile {
     have_count: u32,
     /// Chunks written since the last `sync`.
     unsynced: u32,
+    /// The verified chunk list.
+    chunks: Vec<Blake3Hash>,
+    /// The whole-archive hashes over the verified prefix `0..hashed_to`, fed as chunks
+    /// are written, so `finish_with_digest` need not read the file again.
+    prefix: PrefixHasher,
     /// Declared last: released only after `Drop` saved `.have`.
     _guard: OpenGuard,
 }
@@ -252,6 +257,8 @@ impl PartialFile {
             have: vec![false; layout.count as usize],
             have_count: 0,
             unsynced: 0,
+            chunks: chunks.to_vec(),
+            prefix: PrefixHasher::default(),
             _guard: guard,
         };
         partial.reverify(chunks)?;
@@ -345,9 +352,29 @@ impl PartialFile {
             self.have[index as usize] = true;
             self.have_count += 1;
         }
+        self.hash_prefix(index, bytes)?;
         self.unsynced += 1;
         if self.unsynced >= SYNC_EVERY {
             self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Extends the hashed prefix over every verified chunk that follows it: `bytes` for
+    /// chunk `index`, chunks that arrived earlier out of order read back from the file.
+    fn hash_prefix(&mut self, index: u32, bytes: &[u8]) -> Result<(), PartialError> {
+        let mut buffer = Vec::new();
+        while self.prefix.next < self.layout.count && self.have[self.prefix.next as usize] {
+            let next = self.prefix.next;
+            if next == index {
+                self.prefix.update(bytes);
+            } else {
+                buffer.resize(self.layout.len(next) as usize, 0);
+                read_at(&self.file, &mut buffer, self.layout.offset(next))
+                    .map_err(io_err(&self.part_path))?;
+                self.prefix.update(&buffer);
+            }
+            self.prefix.next += 1;
         }
         Ok(())
     }
@@ -391,8 +418,14 @@ impl PartialFile {
         }
         self.file.sync_all().map_err(io_err(&self.part_path))?;
         self.unsynced = 0;
-        let reader = File::open(&self.part_path).map_err(io_err(&self.part_path))?;
-        let digest = ArchiveHasher::digest_reader(reader).map_err(io_err(&self.part_path))?;
+        let digest = if self.prefix.next == self.layout.count {
+            // Every chunk was hashed as it was written (the usual case).
+            let prefix = std::mem::take(&mut self.prefix);
+            prefix.finish(&self.layout, std::mem::take(&mut self.chunks))
+        } else {
+            let reader = File::open(&self.part_path).map_err(io_err(&self.part_path))?;
+            ArchiveHasher::digest_reader(reader).map_err(io_err(&self.part_path))?
+        };
         let got = &digest.info;
         let reason = if got.size != self.info.size {
             Some(format!("size {} instead of {}", got.size, self.info.size))
@@ -436,6 +469,41 @@ impl Drop for PartialFile {
             if let Err(e) = self.save_have(false) {
                 tracing::warn!("saving download progress: {e}");
             }
+        }
+    }
+}
+
+/// BLAKE3 and SHA-256 of a download's verified prefix, fed in chunk order.
+#[derive(Default, Debug)]
+struct PrefixHasher {
+    whole: blake3::Hasher,
+    sha256: sha2::Sha256,
+    size: u64,
+    /// The first chunk not hashed yet.
+    next: u32,
+}
+
+impl PrefixHasher {
+    fn update(&mut self, bytes: &[u8]) {
+        use sha2::Digest;
+        self.whole.update(bytes);
+        self.sha256.update(bytes);
+        self.size += bytes.len() as u64;
+    }
+
+    /// The digest of the whole archive, whose chunk hashes are `chunks` (each chunk was
+    /// checked against them before it was written).
+    fn finish(self, layout: &Layout, chunks: Vec<Blake3Hash>) -> ArchiveDigest {
+        use sha2::Digest;
+        ArchiveDigest {
+            info: ArchiveInfo {
+                blake3: self.whole.finalize().into(),
+                sha256: crate::package::Sha256Hash(self.sha256.finalize().into()),
+                size: self.size,
+                chunk_size: layout.chunk_size,
+                chunks_root: chunks_root(&chunks),
+            },
+            chunks,
         }
     }
 }

@@ -483,10 +483,16 @@ impl EventLoop {
                     };
                     (self.pending.serving).started(request_id, peer, Instant::now());
                     let (client, store) = (self.client.clone(), self.store.clone());
+                    let chunk_of = match &request {
+                        Request::Chunk { archive, .. } => Some(*archive),
+                        _ => None,
+                    };
                     self.tasks.spawn(async move {
                         let response = inbound::respond(&store, request).await;
-                        if let Response::Chunk { bytes } = &response {
-                            client.metrics().served(bytes.len() as u64);
+                        if let (Response::Chunk { bytes }, Some(archive)) = (&response, chunk_of) {
+                            client
+                                .metrics()
+                                .served_archive(&archive, bytes.len() as u64);
                         }
                         let _ = client
                             .send_internal(Command::Respond { channel, response })
@@ -568,7 +574,7 @@ impl EventLoop {
             return Some((request, channel));
         };
         match (hostile.0)(&request) {
-            HostileAnswer::Honest => Some((request, channel)),
+            HostileAnswer::Honest | HostileAnswer::Delay(_) => Some((request, channel)),
             HostileAnswer::Respond(response) => {
                 let _ = self
                     .swarm

@@ -1,14 +1,21 @@
-//! The libp2p side of a download: the node's [`Client`] as a [`ChunkSource`] (one
-//! `/ggen/rr` exchange per chunk list or chunk), and [`download_to_store`], which files
-//! the finished, verified archive into the [`Store`].
+//! The libp2p side of a download: the node's [`Client`] as a [`ChunkSource`] (the chunk
+//! list over `/ggen/rr`, ranges of chunks streamed over `/ggen/chunks`, or one `/ggen/rr`
+//! exchange per chunk with a peer that does not speak it), and [`download_to_store`],
+//! which files the finished, verified archive into the [`Store`].
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::Mutex;
 
+use futures::future::Either;
+use futures::{Stream, StreamExt};
+
+use super::stream::{ask_offers, open_range, read_range, OpenError, RangeRequest};
 use super::{download_verified, ChunkSource, TransferConfig, TransferError, Verdict};
 use crate::net::reputation::{rank_providers, PeerEvent};
 use crate::net::{Client, PeerId, Request, Response};
 use crate::package::{ArchiveInfo, Blake3Hash};
+use crate::store::partial::Layout;
 use crate::store::Store;
 
 impl ChunkSource for Client {
@@ -42,6 +49,133 @@ impl ChunkSource for Client {
             Ok(other) => Err(unexpected(other, &format!("chunk {index}"))),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    fn chunk_range(
+        &self,
+        peer: PeerId,
+        archive: Blake3Hash,
+        first: u32,
+        count: u32,
+    ) -> impl Stream<Item = Result<(u32, Vec<u8>), String>> + Send + '_ {
+        let request = RangeRequest {
+            archive,
+            first,
+            count,
+        };
+        let (control, pool, guard) = self.chunk_stream(peer);
+        let opening = async move {
+            let opened = match open_range(control, &pool, peer, request).await {
+                Err(OpenError::Other(e)) => {
+                    Err(OpenError::Other(self.explain_failure(peer, e).await))
+                }
+                other => other,
+            };
+            (opened, pool)
+        };
+        let mut guard = Some(guard);
+        futures::stream::once(opening).flat_map(move |(opened, pool)| {
+            match (opened, guard.take()) {
+                (Ok((stream, bytes)), Some(guard)) => Either::Left(
+                    futures::stream::iter([Ok((first, bytes))])
+                        .chain(read_range(stream, request, pool, peer, guard))
+                        .then(move |item| async move {
+                            match item {
+                                Err(e) => Err(self.explain_failure(peer, e).await),
+                                ok => ok,
+                            }
+                        }),
+                ),
+                (Err(OpenError::Unsupported), _) => Either::Right(Either::Left(
+                    self.chunk_by_chunk(peer, archive, first, count),
+                )),
+                (Err(OpenError::Other(e)), _) => {
+                    Either::Right(Either::Right(futures::stream::iter([Err(e)])))
+                }
+                (Ok(_), None) => Either::Right(Either::Right(futures::stream::iter([Err(
+                    "range opened twice".to_string(),
+                )]))),
+            }
+        })
+    }
+
+    fn judged(&self, peer: &PeerId, verdict: Verdict) {
+        self.judge_verdict(peer, verdict);
+    }
+
+    async fn offers(
+        &self,
+        peer: &PeerId,
+        archive: &Blake3Hash,
+        mine: Vec<bool>,
+    ) -> Result<Option<Vec<bool>>, String> {
+        let (control, pool, _busy) = self.chunk_stream(*peer);
+        let (offered, named) = ask_offers(control, &pool, *peer, *archive, &mine).await?;
+        let me = self.peer_id();
+        let named = named.into_iter().filter(|p| *p != me).collect();
+        self.swarms().heard(*archive, named);
+        Ok(offered)
+    }
+
+    async fn discover(&self, archive: &Blake3Hash) -> Vec<PeerId> {
+        // Peers named by peer exchange first (no lookup needed), the DHT otherwise.
+        let heard = self.swarms().take_heard(archive);
+        if !heard.is_empty() {
+            return heard;
+        }
+        self.find_providers(*archive).await.unwrap_or_else(|e| {
+            tracing::debug!("provider lookup during a download: {e}");
+            Vec::new()
+        })
+    }
+
+    fn joined(&self, archive: &Blake3Hash, path: &Path, layout: Layout, have: Vec<bool>) {
+        self.swarms()
+            .join(*archive, path.to_path_buf(), layout, have);
+        // Others fetching it now find this node and get the chunks it already has.
+        let (client, archive) = (self.clone(), *archive);
+        tokio::spawn(async move {
+            if let Err(e) = client.announce_partial(archive).await {
+                tracing::debug!("announcing the download of {archive}: {e}");
+            }
+        });
+    }
+
+    fn held(&self, archive: &Blake3Hash, index: u32) {
+        self.swarms().hold(archive, index);
+    }
+
+    fn left(&self, archive: &Blake3Hash) {
+        self.swarms().leave(archive);
+    }
+}
+
+impl Client {
+    /// A verdict of a download driven with the bare client, fed to the peer's reputation
+    /// at once ([`download_to_store`] credits verified bytes once, at the end).
+    fn judge_verdict(&self, peer: &PeerId, verdict: Verdict) {
+        let event = match verdict {
+            Verdict::Bad => PeerEvent::BadChunk,
+            Verdict::Stalled => PeerEvent::Stall,
+            Verdict::Good { bytes } => PeerEvent::GoodTransfer { bytes },
+        };
+        self.judge(*peer, event);
+    }
+
+    /// A range from a peer without `/ggen/chunks`: one `/ggen/rr` request per chunk,
+    /// all sent at once.
+    fn chunk_by_chunk(
+        &self,
+        peer: PeerId,
+        archive: Blake3Hash,
+        first: u32,
+        count: u32,
+    ) -> impl Stream<Item = Result<(u32, Vec<u8>), String>> + Send + '_ {
+        futures::stream::iter(first..first.saturating_add(count))
+            .map(move |index| async move {
+                self.chunk(&peer, &archive, index).await.map(|b| (index, b))
+            })
+            .buffered(count.max(1) as usize)
     }
 }
 
@@ -77,6 +211,50 @@ impl ChunkSource for Noting<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .insert(*peer);
         Ok(bytes)
+    }
+
+    fn chunk_range(
+        &self,
+        peer: PeerId,
+        archive: Blake3Hash,
+        first: u32,
+        count: u32,
+    ) -> impl Stream<Item = Result<(u32, Vec<u8>), String>> + Send + '_ {
+        self.client
+            .chunk_range(peer, archive, first, count)
+            .inspect(move |item| {
+                if item.is_ok() {
+                    self.served
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(peer);
+                }
+            })
+    }
+
+    async fn offers(
+        &self,
+        peer: &PeerId,
+        archive: &Blake3Hash,
+        mine: Vec<bool>,
+    ) -> Result<Option<Vec<bool>>, String> {
+        self.client.offers(peer, archive, mine).await
+    }
+
+    async fn discover(&self, archive: &Blake3Hash) -> Vec<PeerId> {
+        self.client.discover(archive).await
+    }
+
+    fn joined(&self, archive: &Blake3Hash, path: &Path, layout: Layout, have: Vec<bool>) {
+        self.client.joined(archive, path, layout, have);
+    }
+
+    fn held(&self, archive: &Blake3Hash, index: u32) {
+        self.client.held(archive, index);
+    }
+
+    fn left(&self, archive: &Blake3Hash) {
+        self.client.left(archive);
     }
 
     fn judged(&self, peer: &PeerId, verdict: Verdict) {
@@ -155,7 +333,16 @@ pub async fn download_to_store(
     )
     .await;
     source.credit();
-    let (path, digest) = downloaded?;
+    let (path, digest) = match downloaded {
+        Ok(done) => done,
+        Err(e) => {
+            // It announced itself as downloading it (`joined`): withdraw that.
+            if let Err(e) = client.stop_providing(archive).await {
+                tracing::debug!("withdrawing the announcement of {archive}: {e}");
+            }
+            return Err(e);
+        }
+    };
     let info = info.clone();
     // The whole file matched the record; every peer that sent chunks of it is confirmed
     // as a live provider. "Confirmed" means it recently answered with chunks of this

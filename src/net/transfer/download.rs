@@ -1,19 +1,24 @@
 //! The async driver of one download: fetches and checks the chunk list, then keeps the
-//! scheduler's requests in flight, verifies and writes each chunk as it arrives, and
-//! cancels what a stalled or dropped provider still owes.
+//! scheduler's ranges in flight (streamed back to back), hands each chunk as it arrives
+//! to a blocking worker that verifies and writes it, and cancels what a stalled or
+//! dropped provider still owes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use futures::future::{AbortHandle, Abortable};
-use futures::stream::{FuturesUnordered, StreamExt};
+use std::collections::BTreeSet;
+use std::time::Duration;
 
+use futures::future::{AbortHandle, BoxFuture};
+use futures::stream::{Abortable, BoxStream, FuturesUnordered, SelectAll, StreamExt};
+
+use super::stream::MAX_RANGE;
 use super::{ChunkSource, Failure, Schedule, TransferConfig, TransferError, Verdict};
 use crate::package::digest::chunks_root;
 use crate::package::digest::ArchiveDigest;
 use crate::package::{ArchiveInfo, Blake3Hash};
-use crate::store::partial::{check_chunk_list, Layout};
+use crate::store::partial::{check_chunk_list, Layout, PartialError, PartialFile};
 use crate::store::Store;
 
 /// Downloads `info`'s archive from `providers` with the default [`TransferConfig`] into
@@ -80,7 +85,7 @@ pub async fn download_verified<S: ChunkSource>(
     let chunks: Arc<[Blake3Hash]> = chunks.into();
 
     let (info_owned, list) = (info.clone(), chunks.clone());
-    let mut partial = store
+    let partial = store
         .call(move |store| Ok::<_, TransferError>(store.partial(&info_owned, &list)))
         .await??;
 
@@ -88,15 +93,265 @@ pub async fn download_verified<S: ChunkSource>(
     for (peer, why) in wrong_list {
         schedule.drop_provider(&peer, why);
     }
+    let run = (config.limits.per_provider / 2).clamp(1, MAX_RANGE as usize) as u32;
+    let mut mine: Vec<bool> = (0..layout.count).map(|i| schedule.is_verified(i)).collect();
+    source.joined(&archive, partial.path(), layout, mine.clone());
+    // What each provider offers, before the first request (a seeder offers only part).
+    let first_offers =
+        futures::future::join_all(schedule.active_providers().into_iter().map(|peer| {
+            let mine = mine.clone();
+            async move {
+                let ask = source.offers(&peer, &archive, mine);
+                let answer = tokio::time::timeout(config.refresh * 4, ask).await;
+                (peer, answer)
+            }
+        }))
+        .await;
+    // Providers whose last offer gave something to ask for: asked again as soon as it is
+    // used up (a seeder's window), not only every `refresh`.
+    let mut fruitful: HashSet<S::Peer> = HashSet::new();
+    for (peer, offered) in first_offers {
+        if let Ok(Ok(offered)) = offered {
+            let partial = offered.is_some();
+            schedule.set_have(&peer, offered);
+            if partial && schedule.offered_queued(&peer) > 0 {
+                fruitful.insert(peer.clone());
+            }
+        }
+    }
     let mut done = partial.verified_bytes();
     progress(done, layout.size);
 
-    // Requests in flight, each abortable so a stalled or dropped provider's requests are
-    // cancelled (and their memory freed) at once.
-    let mut pending = FuturesUnordered::new();
-    let mut aborts: HashMap<(S::Peer, u32), AbortHandle> = HashMap::new();
-    while !schedule.is_complete() {
+    // Verification and writes run on one blocking worker behind a bounded queue, so the
+    // network side keeps reading while chunks are hashed and written, and at most
+    // VERIFY_QUEUE received chunks wait in memory.
+    let (to_worker, from_driver) = tokio::sync::mpsc::channel(VERIFY_QUEUE);
+    let (verdict_tx, mut verdicts) = tokio::sync::mpsc::unbounded_channel();
+    let worker = {
+        let chunks = chunks.clone();
+        tokio::task::spawn_blocking(move || {
+            check_and_write(partial, layout, &chunks, from_driver, verdict_tx)
+        })
+    };
+    let mut driver = Driver {
+        source,
+        archive,
+        ranges: SelectAll::new(),
+        open: HashMap::new(),
+        checking: HashMap::new(),
+        next_id: 0,
+    };
+    let mut asking: FuturesUnordered<BoxFuture<'_, OffersAnswer<S::Peer>>> =
+        FuturesUnordered::new();
+    let mut being_asked: HashSet<S::Peer> = HashSet::new();
+    let mut finding: Option<BoxFuture<'_, Vec<S::Peer>>> = None;
+    let mut next_refresh = now() + config.refresh;
+    // The first look for other providers comes at once (peers named by the first offers).
+    let mut next_discover = now();
+    let mut last_progress = now();
+    let ended = loop {
+        if schedule.is_complete() {
+            break Ok(());
+        }
         if let Some(stuck) = schedule.stuck() {
+            break Err(stuck);
+        }
+        let now_at = now();
+        for (peer, first, count) in schedule.next_ranges(now_at, run) {
+            driver.launch(peer, first, count);
+        }
+        for (peer, index) in schedule.steal(now_at) {
+            tracing::debug!(?peer, index, "chunk stolen from a slow provider");
+            driver.launch(peer, index, 1);
+        }
+        let idle = driver.open.is_empty() && driver.checking.is_empty();
+        if idle && schedule.unavailable() == 0 {
+            // Unreachable while the schedule is sound (an active provider always gets
+            // work); an error beats waiting forever.
+            drop(to_worker);
+            let _ = worker.await;
+            source.left(&archive);
+            return Err(TransferError::Task {
+                archive,
+                reason: format!("{} chunks missing but nothing to ask", schedule.missing()),
+            });
+        }
+        if idle && now_at.saturating_duration_since(last_progress) >= config.starve {
+            // Every missing chunk waits for someone to offer it, and nobody has.
+            let missing = schedule.missing();
+            for peer in schedule.active_providers() {
+                schedule.drop_provider(
+                    &peer,
+                    format!(
+                        "offered none of the {missing} missing chunks for {:?}",
+                        config.starve
+                    ),
+                );
+            }
+            continue;
+        }
+        let refresh_all = now_at >= next_refresh;
+        if refresh_all {
+            next_refresh = now_at + config.refresh;
+        }
+        for peer in schedule.active_providers() {
+            // A window used up and nearly drained: ask for the next one (asking sooner
+            // would take a seeder's next window before peers had a chance to serve).
+            let used_up = fruitful.contains(&peer)
+                && schedule.offered_queued(&peer) == 0
+                && schedule.in_flight_to(&peer) <= 2;
+            if (refresh_all || used_up) && being_asked.insert(peer.clone()) {
+                fruitful.remove(&peer);
+                let mine = mine.clone();
+                asking.push(Box::pin(async move {
+                    let answer = source.offers(&peer, &archive, mine).await;
+                    (peer, answer)
+                }));
+            }
+        }
+        if now_at >= next_discover && finding.is_none() {
+            next_discover = now_at + config.discover;
+            finding = Some(Box::pin(source.discover(&archive)));
+        }
+        let wake = match (schedule.next_deadline(), schedule.next_steal()) {
+            (Some(a), Some(b)) => Some(a.min(b.max(now_at + STEAL_RECHECK))),
+            (a, b) => a.or(b.map(|b| b.max(now_at + STEAL_RECHECK))),
+        };
+        let wake = Some(wake.map_or(next_refresh, |w| w.min(next_refresh)));
+        tokio::select! {
+            Some((peer, offered)) = asking.next(), if !asking.is_empty() => {
+                being_asked.remove(&peer);
+                match offered {
+                    Ok(offered) => {
+                        let partial = offered.is_some();
+                        schedule.set_have(&peer, offered);
+                        if partial && schedule.offered_queued(&peer) > 0 {
+                            fruitful.insert(peer.clone());
+                        }
+                    }
+                    Err(e) => tracing::debug!(?peer, "offers: {e}"),
+                }
+            }
+            found = async { finding.as_mut().expect("guarded").await }, if finding.is_some() => {
+                finding = None;
+                for peer in found {
+                    if schedule.in_flight_to(&peer) == 0 && !schedule.knows(&peer) {
+                        tracing::debug!(?peer, "a provider joined the download");
+                        schedule.add_provider(peer.clone());
+                        schedule.set_have(&peer, Some(vec![false; layout.count as usize]));
+                        if being_asked.insert(peer.clone()) {
+                            let mine = mine.clone();
+                            asking.push(Box::pin(async move {
+                                let answer = source.offers(&peer, &archive, mine).await;
+                                (peer, answer)
+                            }));
+                        }
+                    }
+                }
+            }
+            Some((id, item)) = driver.ranges.next(), if !driver.ranges.is_empty() => {
+                let Some(range) = driver.open.get_mut(&id) else { continue };
+                let peer = range.peer.clone();
+                match item {
+                    Some(Ok((index, bytes))) => {
+                        range.remaining.remove(&index);
+                        schedule.on_progress(&peer, now());
+                        if !schedule.is_outstanding_with(&peer, index) {
+                            continue; // stolen meanwhile, or its provider dropped
+                        }
+                        let seq = driver.next_id();
+                        driver.checking.insert(seq, (peer, index));
+                        if to_worker.send((seq, index, bytes)).await.is_err() {
+                            break Ok(()); // the worker ended: its verdict says why
+                        }
+                    }
+                    Some(Err(e)) => {
+                        let remaining: Vec<u32> = range.remaining.iter().copied().collect();
+                        driver.close(id);
+                        tracing::debug!(?peer, ?remaining, "range failed: {e}");
+                        if let Some(cancel) =
+                            schedule.on_chunks_failed(&peer, &remaining, Failure::Transport(e))
+                        {
+                            if !cancel.is_empty() || !schedule.active_providers().contains(&peer) {
+                                driver.close_peer(&peer);
+                            }
+                        }
+                    }
+                    None => {
+                        let remaining: Vec<u32> = range.remaining.iter().copied().collect();
+                        driver.close(id);
+                        if !remaining.is_empty() {
+                            let why = format!("range ended with {} chunks unsent", remaining.len());
+                            if schedule
+                                .on_chunks_failed(&peer, &remaining, Failure::Transport(why))
+                                .is_some()
+                                && !schedule.active_providers().contains(&peer)
+                            {
+                                driver.close_peer(&peer);
+                            }
+                        }
+                    }
+                }
+            }
+            verdict = verdicts.recv() => {
+                let Some((seq, checked)) = verdict else { break Ok(()) };
+                let Some((peer, index)) = driver.checking.remove(&seq) else { continue };
+                match checked {
+                    Checked::Written => {
+                        last_progress = now();
+                        mine[index as usize] = true;
+                        source.held(&archive, index);
+                        let verified = layout.len(index);
+                        source.judged(&peer, Verdict::Good { bytes: verified });
+                        if schedule.on_chunk_ok(&peer, index) {
+                            done += verified;
+                            progress(done, layout.size);
+                        }
+                    }
+                    Checked::Corrupt(why) => {
+                        let failure = Failure::Corrupt(why);
+                        tracing::debug!(?peer, index, ?failure, "chunk request failed");
+                        source.judged(&peer, Verdict::Bad);
+                        if schedule.on_chunk_failed(&peer, index, failure).is_some() {
+                            driver.close_peer(&peer);
+                        }
+                    }
+                    Checked::WriteFailed => break Ok(()),
+                }
+            }
+            () = sleep_until(wake) => {
+                let mut stalled = Vec::new();
+                for (peer, _) in schedule.on_stalls(now()) {
+                    if !stalled.contains(&peer) {
+                        stalled.push(peer);
+                    }
+                }
+                for peer in &stalled {
+                    driver.close_peer(peer);
+                    source.judged(peer, Verdict::Stalled);
+                }
+            }
+        }
+    };
+    drop(driver);
+    drop(to_worker);
+    source.left(&archive);
+    let (mut partial, failed) = worker.await.map_err(|e| TransferError::Task {
+        archive,
+        reason: e.to_string(),
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    match ended {
+        Ok(()) if schedule.is_complete() => Ok(store
+            .call(move |_| Ok::<_, TransferError>(partial.finish_with_digest()))
+            .await??),
+        Ok(()) => Err(TransferError::Task {
+            archive,
+            reason: "the chunk verification task ended early".into(),
+        }),
+        Err(stuck) => {
             let done_chunks = layout.count - stuck.missing;
             // Best effort: the error to report is that the download is stuck.
             if let Err(e) = store
@@ -105,92 +360,132 @@ pub async fn download_verified<S: ChunkSource>(
             {
                 tracing::warn!("saving download progress: {e}");
             }
-            return Err(TransferError::Stuck {
+            Err(TransferError::Stuck {
                 archive,
                 stuck: stuck.to_string(),
                 missing: stuck.missing,
                 done: done_chunks,
-            });
-        }
-        for (peer, index) in schedule.next_assignments(now()) {
-            let (handle, registration) = AbortHandle::new_pair();
-            aborts.insert((peer.clone(), index), handle);
-            let request = async move {
-                let result = source.chunk(&peer, &archive, index).await;
-                (peer, index, result)
-            };
-            pending.push(Abortable::new(request, registration));
-        }
-        if pending.is_empty() {
-            // Unreachable while the schedule is sound (an active provider always gets
-            // work); an error beats waiting forever.
-            return Err(TransferError::Task {
-                archive,
-                reason: format!("{} chunks missing but nothing to ask", schedule.missing()),
-            });
-        }
-        let deadline = schedule.next_deadline();
-        let event = tokio::select! {
-            Some(outcome) = pending.next() => outcome.ok(),
-            () = sleep_until(deadline) => None,
-        };
-        let Some((peer, index, result)) = event else {
-            let mut stalled = Vec::new();
-            for key in schedule.on_stalls(now()) {
-                if !stalled.contains(&key.0) {
-                    stalled.push(key.0.clone());
-                }
-                if let Some(handle) = aborts.remove(&key) {
-                    handle.abort();
-                }
-            }
-            for peer in &stalled {
-                source.judged(peer, Verdict::Stalled);
-            }
-            continue;
-        };
-        aborts.remove(&(peer.clone(), index));
-        let checked = result.map_err(Failure::Transport).and_then(|bytes| {
-            match layout.check_chunk(&chunks, index, &bytes) {
-                Ok(()) => Ok(bytes),
-                Err(why) => Err(Failure::Corrupt(why)),
-            }
-        });
-        match checked {
-            Ok(bytes) => {
-                let verified = bytes.len() as u64;
-                source.judged(&peer, Verdict::Good { bytes: verified });
-                if !schedule.on_chunk_ok(&peer, index) {
-                    continue;
-                }
-                partial = store
-                    .call(move |_| {
-                        Ok::<_, TransferError>(partial.write_chunk(index, &bytes).map(|()| partial))
-                    })
-                    .await??;
-                done += layout.len(index);
-                progress(done, layout.size);
-            }
-            Err(failure) => {
-                tracing::debug!(?peer, index, ?failure, "chunk request failed");
-                if matches!(failure, Failure::Corrupt(_)) {
-                    source.judged(&peer, Verdict::Bad);
-                }
-                for index in schedule
-                    .on_chunk_failed(&peer, index, failure)
-                    .unwrap_or_default()
-                {
-                    if let Some(handle) = aborts.remove(&(peer.clone(), index)) {
-                        handle.abort();
-                    }
-                }
-            }
+            })
         }
     }
-    drop(pending);
-    Ok(store
-        .call(move |_| Ok::<_, TransferError>(partial.finish_with_digest()))
-        .await??)
+}
+
+/// A provider's answer to "what do you offer".
+type OffersAnswer<P> = (P, Result<Option<Vec<bool>>, String>);
+
+/// Received chunks waiting for the verification worker, at most.
+const VERIFY_QUEUE: usize = 4;
+/// How soon to look again for work to steal when a candidate is not slow enough yet.
+const STEAL_RECHECK: Duration = Duration::from_millis(50);
+
+/// The worker's word on one received chunk.
+enum Checked {
+    Written,
+    Corrupt(String),
+    /// Writing failed; the worker returns the error and stops.
+    WriteFailed,
+}
+
+/// The verification worker (a blocking thread): checks each chunk against the chunk
+/// list and writes the good ones; returns the partial file (and a write error, if any).
+fn check_and_write(
+    mut partial: PartialFile,
+    layout: Layout,
+    chunks: &[Blake3Hash],
+    mut from_driver: tokio::sync::mpsc::Receiver<(u64, u32, Vec<u8>)>,
+    verdicts: tokio::sync::mpsc::UnboundedSender<(u64, Checked)>,
+) -> (PartialFile, Option<PartialError>) {
+    while let Some((seq, index, bytes)) = from_driver.blocking_recv() {
+        let (checked, failed) = match layout.check_chunk(chunks, index, &bytes) {
+            Err(why) => (Checked::Corrupt(why), None),
+            Ok(()) => match partial.write_chunk(index, &bytes) {
+                Ok(()) => (Checked::Written, None),
+                Err(e) => (Checked::WriteFailed, Some(e)),
+            },
+        };
+        drop(bytes);
+        let stop = failed.is_some();
+        if verdicts.send((seq, checked)).is_err() || stop {
+            return (partial, failed);
+        }
+    }
+    (partial, None)
+}
+
+type RangeItem = Option<Result<(u32, Vec<u8>), String>>;
+
+/// One streamed range in flight.
+struct Range<P> {
+    peer: P,
+    /// Chunks not received yet.
+    remaining: BTreeSet<u32>,
+    abort: AbortHandle,
+}
+
+/// The network side of one download: open ranges, merged into one stream of items, and
+/// the chunks handed to the verification worker.
+struct Driver<'a, S: ChunkSource> {
+    source: &'a S,
+    archive: Blake3Hash,
+    /// Every open range's items tagged with its id; `None` marks the end of a range.
+    ranges: SelectAll<BoxStream<'a, (u64, RangeItem)>>,
+    open: HashMap<u64, Range<S::Peer>>,
+    /// Chunks at the worker: sequence number -> (provider, index).
+    checking: HashMap<u64, (S::Peer, u32)>,
+    next_id: u64,
+}
+
+impl<'a, S: ChunkSource> Driver<'a, S> {
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn launch(&mut self, peer: S::Peer, first: u32, count: u32) {
+        let id = self.next_id();
+        let (abort, registration) = AbortHandle::new_pair();
+        let items = self
+            .source
+            .chunk_range(peer.clone(), self.archive, first, count)
+            .map(Some);
+        let items = Abortable::new(items, registration)
+            .chain(futures::stream::iter([None]))
+            .map(move |item| (id, item));
+        self.ranges.push(items.boxed());
+        self.open.insert(
+            id,
+            Range {
+                peer,
+                remaining: (first..first + count).collect(),
+                abort,
+            },
+        );
+    }
+
+    fn close(&mut self, id: u64) {
+        if let Some(range) = self.open.remove(&id) {
+            range.abort.abort();
+        }
+    }
+
+    /// Cancels every range open with `peer` (dropped, stalled).
+    fn close_peer(&mut self, peer: &S::Peer) {
+        let ids: Vec<u64> = (self.open.iter())
+            .filter(|(_, range)| range.peer == *peer)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            self.close(id);
+        }
+    }
+}
+
+impl<S: ChunkSource> Drop for Driver<'_, S> {
+    fn drop(&mut self) {
+        for range in self.open.values() {
+            range.abort.abort();
+        }
+    }
 }
 
 /// Asks every provider for the chunk list at once; the first list that matches `info`
@@ -419,8 +714,10 @@ mod tests {
                 total,
                 chunk_deadline: DEADLINE,
                 max_strikes: 2,
+                steal_after: DEADLINE,
             },
             list_deadline: DEADLINE,
+            ..TransferConfig::default()
         }
     }
 

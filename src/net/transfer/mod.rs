@@ -7,21 +7,27 @@
 mod client;
 mod download;
 pub mod schedule;
+pub mod stream;
+pub(crate) mod swarm;
 
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::Hash;
+use std::path::Path;
 use std::time::Duration;
 
+use futures::{Stream, StreamExt};
+
 use crate::package::Blake3Hash;
-use crate::store::partial::PartialError;
+use crate::store::partial::{Layout, PartialError};
 use crate::store::StoreError;
 pub use client::download_to_store;
 pub use download::{download, download_verified, download_with};
 pub use schedule::{Failure, Limits, Schedule, Stuck};
 
 /// Where chunks come from: the peer side of the chunk protocol. The libp2p client
-/// implements it with `Request::ChunkList` / `Request::Chunk`; tests use in-memory peers.
+/// implements it with `Request::ChunkList` and streamed ranges (`stream.rs`, falling
+/// back to `Request::Chunk` for older peers); tests use in-memory peers.
 pub trait ChunkSource: Send + Sync {
     type Peer: Clone + Eq + Hash + Debug + Send + Sync;
 
@@ -40,9 +46,58 @@ pub trait ChunkSource: Send + Sync {
         index: u32,
     ) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
 
+    /// Chunks `first..first + count` of `archive` as they arrive, in order (checked by
+    /// the caller); an error ends the range. By default each chunk is one [`chunk`]
+    /// request, all sent at once; the libp2p client streams the range instead.
+    ///
+    /// [`chunk`]: ChunkSource::chunk
+    fn chunk_range(
+        &self,
+        peer: Self::Peer,
+        archive: Blake3Hash,
+        first: u32,
+        count: u32,
+    ) -> impl Stream<Item = Result<(u32, Vec<u8>), String>> + Send + '_ {
+        futures::stream::iter(first..first.saturating_add(count))
+            .map(move |index| {
+                let peer = peer.clone();
+                async move { self.chunk(&peer, &archive, index).await.map(|b| (index, b)) }
+            })
+            .buffered(count.max(1) as usize)
+    }
+
     /// What the download concluded about `peer` (the libp2p client feeds it to the
     /// peer's reputation). Nothing by default.
     fn judged(&self, _peer: &Self::Peer, _verdict: Verdict) {}
+
+    /// Which chunks of `archive` `peer` offers this node, which holds `mine`; `None`:
+    /// every chunk. Asked at the start and every [`TransferConfig::refresh`]. By default
+    /// every provider offers everything.
+    fn offers(
+        &self,
+        _peer: &Self::Peer,
+        _archive: &Blake3Hash,
+        _mine: Vec<bool>,
+    ) -> impl Future<Output = Result<Option<Vec<bool>>, String>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Providers of `archive` (complete or partial) known now; asked every
+    /// [`TransferConfig::discover`] while the download runs, new ones join it. None by
+    /// default.
+    fn discover(&self, _archive: &Blake3Hash) -> impl Future<Output = Vec<Self::Peer>> + Send {
+        async { Vec::new() }
+    }
+
+    /// The download's partial file: `have` verified so far (so this node can serve
+    /// them to others while it downloads). Nothing by default.
+    fn joined(&self, _archive: &Blake3Hash, _path: &Path, _layout: Layout, _have: Vec<bool>) {}
+
+    /// Chunk `index` was verified and written to the partial file.
+    fn held(&self, _archive: &Blake3Hash, _index: u32) {}
+
+    /// The download ended, whatever the outcome.
+    fn left(&self, _archive: &Blake3Hash) {}
 }
 
 /// What a download learned about one provider.
@@ -62,6 +117,13 @@ pub struct TransferConfig {
     pub limits: Limits,
     /// How long a provider may take to send the chunk list.
     pub list_deadline: Duration,
+    /// How often each provider is asked what it offers (a partial holder offers more as
+    /// it downloads; a seeder offers what it sent least).
+    pub refresh: Duration,
+    /// How often providers are looked up again while the download runs.
+    pub discover: Duration,
+    /// How long to wait with nothing received and nothing to ask before giving up.
+    pub starve: Duration,
 }
 
 impl Default for TransferConfig {
@@ -69,6 +131,9 @@ impl Default for TransferConfig {
         Self {
             limits: Limits::default(),
             list_deadline: Duration::from_secs(30),
+            refresh: Duration::from_millis(250),
+            discover: Duration::from_secs(2),
+            starve: Duration::from_secs(30),
         }
     }
 }

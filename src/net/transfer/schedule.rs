@@ -1,6 +1,19 @@
 //! The socket-free heart of a download: which chunk to ask of which provider next, what a
 //! failure, a stall or a success means, and when the download is done or cannot finish.
 //! It takes events and `now` and answers with work to do; it never touches I/O or time.
+//!
+//! Work goes out per chunk ([`Schedule::next_assignments`]) or as runs of consecutive
+//! chunks, one streamed range per run ([`Schedule::next_ranges`]). Once nothing is left
+//! to hand out, an idle provider steals the last chunk of a provider whose oldest request
+//! has waited past [`Limits::steal_after`] ([`Schedule::steal`]); each chunk is stolen at
+//! most once, and whichever answer is verified first counts.
+//!
+//! Providers may hold only some chunks (partial holders in a swarm, or a seeder that
+//! advertises only what it has not sent yet): [`Schedule::set_have`] records what each
+//! one offers, and a provider is only ever asked for chunks it offers. Among those, the
+//! rarest chunk (held by the fewest active providers) goes first; ties go to the queue's
+//! order, or, after [`Schedule::set_spread`], to a per-download pseudo-random order of
+//! blocks, so that downloaders starting together ask for different chunks.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::{self, Debug};
@@ -12,21 +25,29 @@ use std::time::{Duration, Instant};
 pub struct Limits {
     /// Requests outstanding to one provider at a time.
     pub per_provider: usize,
-    /// Requests outstanding overall (this bounds memory: at most this many chunks held).
+    /// Chunks outstanding overall. Received chunks wait in a bounded verification queue,
+    /// so memory is bounded by that queue and the transport's windows, not by this.
     pub total: usize,
-    /// A request outstanding longer than this marks its provider as stalled.
+    /// A provider that sent nothing for this long while requests to it are outstanding
+    /// is stalled (see [`Schedule::on_progress`]).
     pub chunk_deadline: Duration,
     /// Consecutive transport errors after which a provider is dropped.
     pub max_strikes: u32,
+    /// Once every missing chunk is asked for, a chunk outstanding this long may be asked
+    /// of an idle provider too (work stealing from a slow provider).
+    pub steal_after: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            per_provider: 4,
-            total: 16,
+            // Chunks asked of one provider: two streamed ranges of 8 in flight, so the
+            // provider starts the next range while the receiver drains the first.
+            per_provider: 16,
+            total: 48,
             chunk_deadline: Duration::from_secs(30),
             max_strikes: 3,
+            steal_after: Duration::from_secs(2),
         }
     }
 }
@@ -77,6 +98,8 @@ struct Provider<P> {
     strikes: u32,
     /// `Some(reason)` once dropped; a dropped provider gets no more work.
     dropped: Option<String>,
+    /// The chunks it offers; `None`: all of them.
+    has: Option<Vec<bool>>,
 }
 
 /// The plan of one download. Each missing chunk is either queued or outstanding with
@@ -96,6 +119,10 @@ pub struct Schedule<P> {
     by_id: HashMap<P, usize>,
     /// Where the least-loaded search starts, so ties rotate between providers.
     cursor: usize,
+    /// Chunks already stolen once (never stolen again, so stealing ends).
+    stolen: std::collections::HashSet<u32>,
+    /// Seed of the tie-break order between equally rare chunks (`None`: queue order).
+    spread: Option<(u64, u32)>,
 }
 
 impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
@@ -131,6 +158,8 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             providers: Vec::new(),
             by_id: HashMap::new(),
             cursor: 0,
+            stolen: std::collections::HashSet::new(),
+            spread: None,
         };
         for provider in providers {
             schedule.add_provider(provider);
@@ -149,7 +178,106 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             in_flight: 0,
             strikes: 0,
             dropped: None,
+            has: None,
         });
+    }
+
+    /// What provider `id` offers: `Some(bits)` one flag per chunk, `None` every chunk. A
+    /// list of the wrong length is taken as offering nothing. Chunks already asked of it
+    /// stay asked (a seeder stops advertising what it sent, and still serves it).
+    pub fn set_have(&mut self, id: &P, has: Option<Vec<bool>>) {
+        let Some(&p) = self.by_id.get(id) else { return };
+        let count = self.verified.len();
+        self.providers[p].has = match has {
+            Some(bits) if bits.len() == count => Some(bits),
+            Some(_) => Some(vec![false; count]),
+            None => None,
+        };
+    }
+
+    /// Breaks ties between equally rare chunks by a pseudo-random order of blocks of
+    /// `block` chunks drawn from `seed` (consecutive chunks stay together, so streamed
+    /// ranges stay long) instead of the queue's order.
+    pub fn set_spread(&mut self, seed: u64, block: u32) {
+        self.spread = Some((seed, block.max(1)));
+    }
+
+    /// True when no queued chunk is offered by an active provider (end game).
+    fn nothing_to_hand_out(&self) -> bool {
+        if self.providers.iter().all(|p| p.has.is_none()) {
+            return self.queue.is_empty() || self.providers.iter().all(|p| p.dropped.is_some());
+        }
+        self.queue
+            .iter()
+            .all(|&index| self.availability(index) == 0)
+    }
+
+    /// Queued chunks no active provider offers (they wait for someone to get them).
+    pub fn unavailable(&self) -> u32 {
+        self.queue
+            .iter()
+            .filter(|&&index| self.availability(index) == 0)
+            .count() as u32
+    }
+
+    /// Whether provider `p` offers chunk `index`.
+    fn holds(&self, p: usize, index: u32) -> bool {
+        self.providers[p]
+            .has
+            .as_ref()
+            .is_none_or(|bits| bits.get(index as usize).copied().unwrap_or(false))
+    }
+
+    /// Active providers offering chunk `index`.
+    fn availability(&self, index: u32) -> usize {
+        (0..self.providers.len())
+            .filter(|&p| self.providers[p].dropped.is_none() && self.holds(p, index))
+            .count()
+    }
+
+    /// The tie-break rank of chunk `index` (lower first).
+    fn rank(&self, index: u32) -> u64 {
+        match self.spread {
+            None => 0,
+            Some((seed, block)) => splitmix64(seed ^ u64::from(index / block)),
+        }
+    }
+
+    /// The queue position of the chunk to ask `p` for next: the rarest it offers, ties
+    /// by rank then queue order. `None` if it offers nothing queued.
+    fn pick(&self, p: usize) -> Option<usize> {
+        if self.providers[p].has.is_none() && self.spread.is_none() {
+            // Fast path (a provider with everything, no spreading): the queue's front
+            // unless a chunk is rarer elsewhere.
+            let all = self.providers.iter().all(|q| q.has.is_none());
+            if all {
+                return (!self.queue.is_empty()).then_some(0);
+            }
+        }
+        self.queue
+            .iter()
+            .enumerate()
+            .filter(|&(_, &index)| self.holds(p, index))
+            .min_by_key(|&(position, &index)| {
+                (self.availability(index), self.rank(index), position)
+            })
+            .map(|(position, _)| position)
+    }
+
+    /// The least-loaded provider with room that offers something queued, and what.
+    fn next_pick(&self) -> Option<(usize, usize)> {
+        let n = self.providers.len();
+        let mut candidates: Vec<usize> = (0..n)
+            .map(|k| (self.cursor + k) % n)
+            .filter(|&p| {
+                let provider = &self.providers[p];
+                provider.dropped.is_none() && provider.in_flight < self.limits.per_provider
+            })
+            .collect();
+        candidates.sort_by_key(|&p| self.providers[p].in_flight);
+        candidates
+            .into_iter()
+            .find_map(|p| self.pick(p).map(|position| (p, position)))
     }
 
     /// Drops a provider for a reason found outside chunk requests (e.g. a wrong chunk
@@ -166,8 +294,10 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
     pub fn next_assignments(&mut self, now: Instant) -> Vec<(P, u32)> {
         let mut out = Vec::new();
         while self.in_flight < self.limits.total && !self.queue.is_empty() {
-            let Some(p) = self.least_loaded() else { break };
-            let Some(index) = self.queue.pop_front() else {
+            let Some((p, position)) = self.next_pick() else {
+                break;
+            };
+            let Some(index) = self.queue.remove(position) else {
                 break;
             };
             self.outstanding.insert(index, (p, now));
@@ -177,6 +307,118 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             out.push((self.providers[p].id.clone(), index));
         }
         out
+    }
+
+    /// New work as runs of consecutive chunks: `(provider, first, count)`, each at most
+    /// `max_run` long and within the caps, spread over the least-loaded providers.
+    pub fn next_ranges(&mut self, now: Instant, max_run: u32) -> Vec<(P, u32, u32)> {
+        let max_run = max_run.max(1);
+        let mut out = Vec::new();
+        while self.in_flight < self.limits.total && !self.queue.is_empty() {
+            let Some((p, position)) = self.next_pick() else {
+                break;
+            };
+            let room = (self.limits.per_provider - self.providers[p].in_flight)
+                .min(self.limits.total - self.in_flight);
+            let Some(first) = self.queue.remove(position) else {
+                break;
+            };
+            let mut count = 1u32;
+            // Extend the run while the next chunk is queued right behind and offered.
+            while (count as usize) < room
+                && count < max_run
+                && self.queue.get(position) == Some(&(first + count))
+                && self.holds(p, first + count)
+            {
+                self.queue.remove(position);
+                count += 1;
+            }
+            for index in first..first + count {
+                self.outstanding.insert(index, (p, now));
+            }
+            self.providers[p].in_flight += count as usize;
+            self.in_flight += count as usize;
+            self.cursor = (p + 1) % self.providers.len();
+            out.push((self.providers[p].id.clone(), first, count));
+        }
+        out
+    }
+
+    /// Work stealing (end game): with nothing left to hand out, providers with room take
+    /// over the chunks of the provider whose oldest request has waited at least
+    /// [`Limits::steal_after`], its last chunk first. The slow provider's late answer is
+    /// then stale. A chunk is stolen at most once, so a slow thief is left to the stall
+    /// deadline. Returns the new requests `(thief, index)`.
+    pub fn steal(&mut self, now: Instant) -> Vec<(P, u32)> {
+        let mut out = Vec::new();
+        if !self.nothing_to_hand_out() {
+            return out;
+        }
+        loop {
+            if self.in_flight >= self.limits.total {
+                break;
+            }
+            // The victim: the slowest provider (oldest unstolen request) past the threshold.
+            let victim = self
+                .outstanding
+                .iter()
+                .filter(|(index, &(_, since))| {
+                    !self.stolen.contains(index)
+                        && now.saturating_duration_since(since) >= self.limits.steal_after
+                })
+                .min_by_key(|(_, &(owner, since))| (since, owner))
+                .map(|(_, &(owner, _))| owner);
+            let Some(victim) = victim else { break };
+            let index = self
+                .outstanding
+                .iter()
+                .rev()
+                .find(|(index, &(owner, _))| owner == victim && !self.stolen.contains(index))
+                .map(|(&index, _)| index);
+            let Some(index) = index else { break };
+            let Some(thief) = self.least_loaded_holder(victim, index) else {
+                let offered = (0..self.providers.len()).any(|p| {
+                    p != victim && self.providers[p].dropped.is_none() && self.holds(p, index)
+                });
+                if offered {
+                    break; // the others are busy: later
+                }
+                // Nobody else offers it: it stays with the victim (and the deadline).
+                self.stolen.insert(index);
+                continue;
+            };
+            self.stolen.insert(index);
+            self.outstanding.insert(index, (thief, now));
+            self.providers[victim].in_flight -= 1;
+            self.providers[thief].in_flight += 1;
+            out.push((self.providers[thief].id.clone(), index));
+        }
+        out
+    }
+
+    /// Several requests of one provider failed together (a streamed range broke off):
+    /// one strike, or the provider dropped for corrupt bytes; the chunks still
+    /// outstanding with it are re-queued. Returns what to cancel, as
+    /// [`Schedule::on_chunk_failed`] does; `None` if none of them was its any more.
+    pub fn on_chunks_failed(
+        &mut self,
+        id: &P,
+        indices: &[u32],
+        failure: Failure,
+    ) -> Option<Vec<u32>> {
+        let owned: Vec<u32> = indices
+            .iter()
+            .copied()
+            .filter(|&index| self.take_outstanding(id, index).is_some())
+            .collect();
+        if owned.is_empty() {
+            return None;
+        }
+        let p = *self.by_id.get(id)?;
+        for &index in owned.iter().rev() {
+            self.queue.push_front(index);
+        }
+        Some(self.fail(p, failure))
     }
 
     /// A verified chunk arrived. Returns true if it is the answer to an outstanding
@@ -198,7 +440,13 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
     pub fn on_chunk_failed(&mut self, id: &P, index: u32, failure: Failure) -> Option<Vec<u32>> {
         let p = self.take_outstanding(id, index)?;
         self.queue.push_front(index);
-        let cancel = match failure {
+        Some(self.fail(p, failure))
+    }
+
+    /// One failure of provider `p`: corrupt bytes drop it, a transport error is a strike.
+    /// Returns the chunks re-queued by a drop.
+    fn fail(&mut self, p: usize, failure: Failure) -> Vec<u32> {
+        match failure {
             Failure::Corrupt(why) => self.drop_index(p, format!("sent bad bytes: {why}")),
             Failure::Transport(why) => {
                 let provider = &mut self.providers[p];
@@ -210,8 +458,19 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
                     Vec::new()
                 }
             }
-        };
-        Some(cancel)
+        }
+    }
+
+    /// A chunk of `id`'s arrived at `now` (before verification): its other outstanding
+    /// requests count from now, so a provider that keeps sending over a slow link is not
+    /// taken for stalled because it has many chunks queued. The deadline is on silence.
+    pub fn on_progress(&mut self, id: &P, now: Instant) {
+        let Some(&p) = self.by_id.get(id) else { return };
+        for (owner, since) in self.outstanding.values_mut() {
+            if *owner == p && *since < now {
+                *since = now;
+            }
+        }
     }
 
     /// Drops every provider with a request outstanding past the deadline and re-queues
@@ -241,6 +500,27 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
         self.outstanding
             .values()
             .map(|&(_, since)| since + self.limits.chunk_deadline)
+            .min()
+    }
+
+    /// True while chunk `index` is asked of `id` (its answer would count).
+    pub fn is_outstanding_with(&self, id: &P, index: u32) -> bool {
+        match (self.by_id.get(id), self.outstanding.get(&index)) {
+            (Some(&p), Some(&(owner, _))) => p == owner,
+            _ => false,
+        }
+    }
+
+    /// When [`Schedule::steal`] may find work next: nothing is queued and a request
+    /// will have waited [`Limits::steal_after`].
+    pub fn next_steal(&self) -> Option<Instant> {
+        if !self.nothing_to_hand_out() {
+            return None;
+        }
+        self.outstanding
+            .iter()
+            .filter(|(index, _)| !self.stolen.contains(index))
+            .map(|(_, &(_, since))| since + self.limits.steal_after)
             .min()
     }
 
@@ -292,6 +572,22 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             .map_or(0, |&p| self.providers[p].in_flight)
     }
 
+    /// Queued chunks provider `id` offers.
+    pub fn offered_queued(&self, id: &P) -> usize {
+        let Some(&p) = self.by_id.get(id) else {
+            return 0;
+        };
+        self.queue
+            .iter()
+            .filter(|&&index| self.holds(p, index))
+            .count()
+    }
+
+    /// Whether `id` was ever a provider of this download (dropped ones included).
+    pub fn knows(&self, id: &P) -> bool {
+        self.by_id.contains_key(id)
+    }
+
     /// Providers still in use.
     pub fn active_providers(&self) -> Vec<P> {
         self.providers
@@ -309,10 +605,12 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             .collect()
     }
 
-    fn least_loaded(&self) -> Option<usize> {
+    /// The least-loaded provider with room, other than `skip`, that offers `index`.
+    fn least_loaded_holder(&self, skip: usize, index: u32) -> Option<usize> {
         let n = self.providers.len();
         (0..n)
             .map(|k| (self.cursor + k) % n)
+            .filter(|&p| p != skip && self.holds(p, index))
             .filter(|&p| {
                 let provider = &self.providers[p];
                 provider.dropped.is_none() && provider.in_flight < self.limits.per_provider
@@ -357,6 +655,14 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
     }
 }
 
+/// A 64-bit mixer (SplitMix64's finaliser): a fixed pseudo-random order from a seed.
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,7 +674,70 @@ mod tests {
             total,
             chunk_deadline: Duration::from_secs(10),
             max_strikes: 2,
+            steal_after: Duration::from_secs(2),
         }
+    }
+
+    #[test]
+    fn ranges_are_consecutive_runs_within_the_caps() {
+        let now = Instant::now();
+        let mut s = Schedule::new(40, [3], ["a", "b"], limits(8, 12));
+        let got = s.next_ranges(now, 4);
+        assert_eq!(
+            got,
+            vec![("a", 0, 3), ("b", 4, 4), ("a", 8, 4), ("b", 12, 1)],
+            "runs stop at a verified chunk, at max_run and at the overall cap"
+        );
+        assert_eq!(s.in_flight(), 12);
+        assert!(s.next_ranges(now, 4).is_empty());
+        // A broken range: one strike for all of it, its chunks back at the front in order.
+        assert_eq!(
+            s.on_chunks_failed(&"b", &[4, 5, 6, 7], Failure::Transport("reset".into())),
+            Some(vec![])
+        );
+        assert_eq!(s.active_providers(), vec!["a", "b"]);
+        assert_eq!(s.next_ranges(now, 8), vec![("b", 4, 4)]);
+        // Stale: none of them is b's any more.
+        assert_eq!(
+            s.on_chunks_failed(&"b", &[0, 1], Failure::Transport("late".into())),
+            None
+        );
+        // Corrupt bytes drop the provider and hand back all it still held.
+        let cancel = s.on_chunks_failed(&"a", &[0], Failure::Corrupt("bad".into()));
+        assert_eq!(cancel, Some(vec![1, 2, 8, 9, 10, 11]));
+    }
+
+    #[test]
+    fn an_idle_provider_steals_from_a_slow_one_once_per_chunk() {
+        let start = Instant::now();
+        let mut s = Schedule::new(6, [], ["slow", "fast"], limits(4, 8));
+        assert_eq!(
+            s.next_ranges(start, 3),
+            vec![("slow", 0, 3), ("fast", 3, 3)]
+        );
+        for index in 3..6 {
+            assert!(s.on_chunk_ok(&"fast", index));
+        }
+        // Nothing queued, but the slow provider is not slow yet.
+        assert!(s.steal(start + Duration::from_secs(1)).is_empty());
+        let later = start + Duration::from_secs(2);
+        assert_eq!(s.steal(later), vec![("fast", 2), ("fast", 1), ("fast", 0)]);
+        assert_eq!(s.in_flight_to(&"slow"), 0);
+        assert!(
+            s.steal(later + Duration::from_secs(5)).is_empty(),
+            "once per chunk"
+        );
+        // The thief's answers count; the slow provider's late ones are stale.
+        assert!(s.on_chunk_ok(&"fast", 2));
+        assert!(!s.on_chunk_ok(&"slow", 2));
+        assert!(!s.on_chunk_ok(&"slow", 0));
+        assert!(s.on_chunk_ok(&"fast", 0));
+        assert!(s.on_chunk_ok(&"fast", 1));
+        assert!(s.is_complete());
+        // Stealing waits until nothing is left to hand out.
+        let mut s = Schedule::new(8, [], ["slow", "fast"], limits(2, 8));
+        s.next_ranges(start, 2);
+        assert!(s.steal(start + Duration::from_secs(60)).is_empty());
     }
 
     #[test]
@@ -618,7 +987,200 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// Ranges and stealing keep the promises of single requests: with one honest
+        /// provider everything completes, caps hold, no verified chunk is asked for, a
+        /// chunk is stolen at most once, and every range is consecutive.
+        #[test]
+        fn ranges_and_stealing_complete_with_one_honest_provider(
+            chunks in 1u32..60,
+            have in proptest::collection::vec(any::<bool>(), 60),
+            per_provider in 1usize..9,
+            total in 1usize..20,
+            max_run in 1u32..9,
+            honest in 0usize..4,
+            behaviour in proptest::collection::vec(proptest::collection::vec(act(), 64), 4),
+            slow in proptest::collection::vec(any::<bool>(), 64),
+        ) {
+            let lim = limits(per_provider, total);
+            let have_idx: Vec<u32> = (0..chunks).filter(|&i| have[i as usize]).collect();
+            let mut s = Schedule::new(chunks, have_idx, 0..4usize, lim);
+            let mut verified: Vec<bool> = have[..chunks as usize].to_vec();
+            let mut calls = [0usize; 4];
+            let mut now = Instant::now();
+            let mut held: Vec<(usize, u32)> = Vec::new();
+            let mut stolen = std::collections::HashSet::new();
+            let mut steps = 0;
+            while !s.is_complete() {
+                steps += 1;
+                prop_assert!(steps < 10_000, "no progress");
+                prop_assert!(!s.is_stuck(), "stuck with an honest provider");
+                let mut work = Vec::new();
+                for (p, first, count) in s.next_ranges(now, max_run) {
+                    prop_assert!(count >= 1 && count <= max_run);
+                    work.extend((first..first + count).map(|i| (p, i)));
+                }
+                for (p, index) in s.steal(now) {
+                    prop_assert!(stolen.insert(index), "chunk {} stolen twice", index);
+                    work.push((p, index));
+                }
+                prop_assert!(s.in_flight() <= lim.total);
+                for p in 0..4 {
+                    prop_assert!(s.in_flight_to(&p) <= lim.per_provider);
+                }
+                for (p, index) in work {
+                    prop_assert!(!verified[index as usize], "asked for verified chunk {}", index);
+                    let act = if p == honest { Act::Ok } else { behaviour[p][calls[p] % 64] };
+                    let late = slow[calls[p] % 64];
+                    calls[p] += 1;
+                    match act {
+                        // A slow answer arrives only after time has passed (maybe stale).
+                        Act::Ok if late && p != honest => held.push((p, index)),
+                        Act::Ok => {
+                            if s.on_chunk_ok(&p, index) {
+                                verified[index as usize] = true;
+                            }
+                        }
+                        Act::Corrupt => {
+                            s.on_chunks_failed(&p, &[index], Failure::Corrupt("x".into()));
+                        }
+                        Act::Transport => {
+                            s.on_chunks_failed(&p, &[index], Failure::Transport("x".into()));
+                        }
+                        Act::Stall => {}
+                    }
+                }
+                now += lim.steal_after;
+                for (p, index) in held.drain(..) {
+                    if s.on_chunk_ok(&p, index) {
+                        verified[index as usize] = true;
+                    }
+                }
+                if s.in_flight() > 0 {
+                    // Only stalled requests remain: their providers are dropped.
+                    now += lim.chunk_deadline;
+                    s.on_stalls(now);
+                    prop_assert_eq!(s.in_flight(), 0);
+                }
+            }
+            prop_assert!(verified.iter().all(|&v| v));
+            prop_assert!(s.active_providers().contains(&honest));
+        }
+    }
+
     fn lim_deadline() -> Duration {
         limits(1, 1).chunk_deadline
+    }
+
+    #[test]
+    fn partial_holders_get_only_what_they_offer_rarest_first() {
+        let now = Instant::now();
+        let mut s = Schedule::new(6, [], [1u32, 2], limits(8, 16));
+        // 1 offers chunks 0..4, 2 offers 2..6: 0, 1 only at 1; 4, 5 only at 2; 2, 3 at both.
+        s.set_have(&1, Some(vec![true, true, true, true, false, false]));
+        s.set_have(&2, Some(vec![false, false, true, true, true, true]));
+        let ranges = s.next_ranges(now, 1);
+        for (peer, first, _) in &ranges {
+            let offered = if *peer == 1 { 0..4 } else { 2..6 };
+            assert!(offered.contains(first), "{peer} asked for {first}");
+        }
+        // The rare chunks go out before the common ones.
+        let first_two: Vec<u32> = ranges.iter().take(2).map(|r| r.1).collect();
+        assert!(
+            first_two.iter().all(|i| [0, 1, 4, 5].contains(i)),
+            "{ranges:?}"
+        );
+        assert_eq!(ranges.len(), 6);
+    }
+
+    #[test]
+    fn chunks_nobody_offers_wait_and_are_counted() {
+        let now = Instant::now();
+        let mut s = Schedule::new(4, [], [1u32], limits(8, 16));
+        s.set_have(&1, Some(vec![true, false, true, false]));
+        let ranges = s.next_ranges(now, 8);
+        assert_eq!(ranges, vec![(1, 0, 1), (1, 2, 1)]);
+        assert_eq!(s.unavailable(), 2);
+        assert!(s.steal(now + Duration::from_secs(60)).is_empty());
+        assert!(
+            s.stuck().is_none(),
+            "a provider is still there: wait, not stuck"
+        );
+        s.set_have(&1, None);
+        assert_eq!(s.next_ranges(now, 8), vec![(1, 1, 1), (1, 3, 1)]);
+    }
+
+    #[test]
+    fn spreading_orders_blocks_differently_per_seed() {
+        let now = Instant::now();
+        let order = |seed| {
+            let mut s = Schedule::new(64, [], [1u32], limits(64, 64));
+            s.set_spread(seed, 4);
+            s.next_ranges(now, 4)
+                .into_iter()
+                .map(|r| r.1)
+                .collect::<Vec<u32>>()
+        };
+        let (a, b) = (order(1), order(2));
+        assert_eq!(a.len(), 16, "runs of one block each");
+        assert!(a.iter().all(|first| first % 4 == 0));
+        assert_ne!(a, b);
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..16).map(|k| k * 4).collect::<Vec<u32>>());
+    }
+
+    proptest! {
+        /// With providers offering random subsets (changing as the download runs), a
+        /// provider is only ever asked for chunks it offers, and every chunk someone
+        /// offers ends up verified.
+        #[test]
+        fn only_offered_chunks_are_asked_for(
+            count in 1u32..40,
+            offers in proptest::collection::vec(proptest::collection::vec(any::<bool>(), 40), 1..5),
+            seed in any::<u64>(),
+            run in 1u32..6,
+        ) {
+            let now = Instant::now();
+            let ids: Vec<u32> = (0..offers.len() as u32).collect();
+            let mut s = Schedule::new(count, [], ids.clone(), limits(4, 8));
+            s.set_spread(seed, run);
+            let bits = |p: usize| offers[p][..count as usize].to_vec();
+            for (p, id) in ids.iter().enumerate() {
+                s.set_have(id, Some(bits(p)));
+            }
+            let offered = |index: u32| (0..offers.len()).any(|p| offers[p][index as usize]);
+            for _ in 0..(count * 2 + 2) {
+                let ranges = s.next_ranges(now, run);
+                if ranges.is_empty() {
+                    break;
+                }
+                for (id, first, n) in ranges {
+                    for index in first..first + n {
+                        prop_assert!(offers[id as usize][index as usize], "{id} asked for {index}");
+                        prop_assert!(s.on_chunk_ok(&id, index));
+                    }
+                }
+            }
+            for index in 0..count {
+                prop_assert_eq!(s.is_verified(index), offered(index), "chunk {}", index);
+            }
+            prop_assert_eq!(s.unavailable(), (0..count).filter(|&i| !offered(i)).count() as u32);
+        }
+    }
+
+    #[test]
+    fn a_provider_that_keeps_sending_is_not_stalled() {
+        let start = Instant::now();
+        let mut s = Schedule::new(4, [], [1u32], limits(4, 4));
+        assert_eq!(s.next_ranges(start, 4), vec![(1, 0, 4)]);
+        // One chunk every 8 s over a slow link: never 10 s of silence.
+        for (k, index) in (0..4).enumerate() {
+            let at = start + Duration::from_secs(8 * (k as u64 + 1));
+            assert!(s.on_stalls(at).is_empty(), "dropped at chunk {index}");
+            s.on_progress(&1, at);
+            assert!(s.on_chunk_ok(&1, index));
+        }
+        assert!(s.is_complete());
     }
 }
