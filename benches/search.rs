@@ -119,12 +119,18 @@ fn main() -> anyhow::Result<()> {
         let mut search = Vec::new();
         let mut pk = Vec::new();
         let mut like = Vec::new();
+        let mut no_feedback = Vec::new();
         let mut hits = 0usize;
         for (index, case) in set.iter().enumerate() {
             let q = query(case);
             let start = Instant::now();
             hits += store.search(&q)?.len();
             search.push(start.elapsed());
+
+            // The same query without pseudo-relevance feedback, side by side.
+            let start = Instant::now();
+            store.search_ranked(&q, &Ranking::BM25_PRIOR)?;
+            no_feedback.push(start.elapsed());
 
             let start = Instant::now();
             let _found: Option<String> = conn
@@ -140,6 +146,11 @@ fn main() -> anyhow::Result<()> {
             }
         }
         let (s, p, l) = (stats(&mut search), stats(&mut pk), stats(&mut like));
+        let n = stats(&mut no_feedback);
+        println!(
+            "{label:<10} without feedback (Ranking::BM25_PRIOR): {}",
+            n.show()
+        );
         println!(
             "{:<10} {:>28} {:>28} {:>28} {:>12} {:>12}",
             label,
@@ -168,7 +179,8 @@ fn main() -> anyhow::Result<()> {
     );
     for (label, ranking) in [
         ("bm25 without prior", Ranking::PLAIN_BM25),
-        ("bm25 with prior (search)", Ranking::DEFAULT),
+        ("bm25 with prior", Ranking::BM25_PRIOR),
+        ("with feedback (search)", Ranking::DEFAULT),
     ] {
         let score = corpus::score_suite(&suite, |q| {
             let query = Query::new(q.split(' ').map(String::from).collect()).with_limit(20);

@@ -1,6 +1,6 @@
 //! Search ranking on the 100,000-package npm corpus: the ranking suite
-//! (`tests/ranking-suite.toml`, issue 9) must pass at 90 % or better, plus a few pinned
-//! rankings. Popularity enters as the network's would: monthly downloads mapped onto
+//! (`tests/ranking-suite.toml`, issue 9; target 90 %, floor below) and the hold-out
+//! suite (`tests/ranking-holdout.toml`, never tuned on), plus a few pinned rankings. Popularity enters as the network's would: monthly downloads mapped onto
 //! provider counts (`corpus::providers_for_downloads`) through `Store::observe_providers`. The corpus is part of the test: when it is missing the test fails rather
 //! than passing without checking anything.
 
@@ -13,10 +13,15 @@ use ggen_p2p::store::{Query, Ranking, Store};
 /// Issue 9's target for the pass fraction; reported by this test, not yet met (see
 /// BENCHMARKS.md "Search ranking").
 const PASS_TARGET: f64 = 0.90;
-/// The pass fraction below which this test fails: what the ranking reached when the
-/// suite landed (58 of 75), so a change that ranks worse is caught. Raise it towards
-/// [`PASS_TARGET`] as the ranking improves.
-const PASS_FLOOR: f64 = 0.77;
+/// The pass fraction below which this test fails: what the ranking reaches with
+/// pseudo-relevance feedback (63 of 75), so a change that ranks worse is caught. Raise
+/// it towards [`PASS_TARGET`] as the ranking improves.
+const PASS_FLOOR: f64 = 0.83;
+/// The same for the hold-out suite (30 of 42 with feedback); it guards against
+/// regressions only, nothing is tuned on it.
+const HOLDOUT_FLOOR: f64 = 0.71;
+/// The hold-out suite: queries never used to tune the ranking, reported as they come.
+const HOLDOUT_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ranking-holdout.toml");
 
 #[test]
 fn ranking_on_the_npm_corpus() {
@@ -29,9 +34,11 @@ fn ranking_on_the_npm_corpus() {
     );
     let suite = RankingSuite::load(RANKING_SUITE_PATH.as_ref()).unwrap();
     assert!(suite.query.len() >= 40, "{} queries", suite.query.len());
+    let holdout = RankingSuite::load(HOLDOUT_PATH.as_ref()).unwrap();
+    assert!(holdout.query.len() >= 30, "{} queries", holdout.query.len());
     let entries = corpus::load(&path).unwrap();
     assert!(entries.len() > 90_000, "{} entries", entries.len());
-    for query in &suite.query {
+    for query in suite.query.iter().chain(&holdout.query) {
         for name in &query.expect {
             assert!(
                 entries.iter().any(|e| &e.name == name),
@@ -64,11 +71,11 @@ fn ranking_on_the_npm_corpus() {
             .collect()
     };
     let top = |terms: &str, n: usize| ranked(terms, n, &Ranking::DEFAULT);
-    let run = |label: &str, ranking: &Ranking| {
+    let run = |suite: &RankingSuite, label: &str, ranking: &Ranking| {
         let start = Instant::now();
-        let score = corpus::score_suite(&suite, |q| Ok::<_, ()>(ranked(q, 20, ranking))).unwrap();
+        let score = corpus::score_suite(suite, |q| Ok::<_, ()>(ranked(q, 20, ranking))).unwrap();
         eprintln!(
-            "ranking suite, {label}: {}/{} pass ({:.1} %), MRR {:.3}, in {:.2?}",
+            "{label}: {}/{} pass ({:.1} %), MRR {:.3}, in {:.2?}",
             score.passed,
             score.total,
             100.0 * score.pass_fraction(),
@@ -87,8 +94,36 @@ fn ranking_on_the_npm_corpus() {
         }
         score
     };
-    let plain = run("bm25 without prior", &Ranking::PLAIN_BM25);
-    let score = run("bm25 with prior (default)", &Ranking::DEFAULT);
+    let plain = run(
+        &suite,
+        "ranking suite, bm25 without prior",
+        &Ranking::PLAIN_BM25,
+    );
+    let prior = run(
+        &suite,
+        "ranking suite, bm25 with prior",
+        &Ranking::BM25_PRIOR,
+    );
+    let score = run(
+        &suite,
+        "ranking suite, with feedback (default)",
+        &Ranking::DEFAULT,
+    );
+    run(
+        &holdout,
+        "hold-out, bm25 without prior",
+        &Ranking::PLAIN_BM25,
+    );
+    run(&holdout, "hold-out, bm25 with prior", &Ranking::BM25_PRIOR);
+    let held = run(
+        &holdout,
+        "hold-out, with feedback (default)",
+        &Ranking::DEFAULT,
+    );
+    assert!(
+        score.pass_fraction() >= prior.pass_fraction(),
+        "feedback made the ranking worse on the tuning suite"
+    );
     assert!(
         score.pass_fraction() >= plain.pass_fraction(),
         "the popularity prior made the ranking worse"
@@ -119,6 +154,14 @@ fn ranking_on_the_npm_corpus() {
         } else {
             "NOT met"
         }
+    );
+    assert!(
+        held.pass_fraction() >= HOLDOUT_FLOOR,
+        "hold-out suite: {}/{} queries put an expected package in the top 5, below the \
+         {:.0} % floor this test keeps; the failures are listed above",
+        held.passed,
+        held.total,
+        100.0 * HOLDOUT_FLOOR
     );
     assert!(
         score.pass_fraction() >= PASS_FLOOR,

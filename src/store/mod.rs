@@ -11,6 +11,7 @@ mod blobs;
 #[cfg(any(test, feature = "test-support"))]
 pub mod corpus;
 mod equivocation;
+mod feedback;
 mod hygiene;
 mod local;
 pub mod lock;

@@ -4,13 +4,15 @@
 //! query words get a bonus larger than any bm25 gap, so they beat documents matching some.
 //! Added to it: a popularity prior (distinct live providers, log-scaled and capped; see
 //! `local.rs`), a boost that puts an exact name first, and a small name-prefix boost.
+//! Then pseudo-relevance feedback (`feedback.rs`): packages named by the first hits
+//! join the all-words tier and the page is re-ranked.
 //! Broad queries score bounded candidate pools (shortest names first) instead of every
 //! match.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::{records, Store, StoreError};
+use super::{feedback, records, Store, StoreError};
 use crate::package::fields::normalize_name;
 use crate::package::{RecordId, VersionRecord};
 
@@ -36,6 +38,12 @@ pub struct Ranking {
     pub prefix: f64,
     /// Added when the name is one of the query words.
     pub word_name: f64,
+    /// Weight of pseudo-relevance feedback (0 turns it off): packages named by the
+    /// query's first hits (`feedback.rs`) count as matching every query word, with this
+    /// times the expansion weight as relevance when that beats their own bm25.
+    pub feedback: f64,
+    /// Words in more than this fraction of all packages are no expansion.
+    pub feedback_df: f64,
 }
 
 impl Ranking {
@@ -45,10 +53,19 @@ impl Ranking {
         prior: 20.0,
         prefix: 2.0,
         word_name: 10.0,
+        feedback: 20.0,
+        feedback_df: 0.003,
     };
-    /// The same relevance score without the popularity prior.
+    /// [`Ranking::DEFAULT`] without feedback: bm25 and the prior only (the ranker before
+    /// feedback, kept for comparison).
+    pub const BM25_PRIOR: Ranking = Ranking {
+        feedback: 0.0,
+        ..Ranking::DEFAULT
+    };
+    /// The same relevance score without the popularity prior and without feedback.
     pub const PLAIN_BM25: Ranking = Ranking {
         prior: 0.0,
+        feedback: 0.0,
         ..Ranking::DEFAULT
     };
 }
@@ -194,6 +211,13 @@ impl Store {
         let keyword = query.keyword.as_ref().map(|k| k.to_lowercase());
         self.read(|conn| {
             let mut found: Vec<(i64, bool, f64)> = Vec::new();
+            let use_feedback = ranking.feedback > 0.0 && !tokens.is_empty();
+            // With feedback the first page is re-ranked, so it is fetched from the top.
+            let (sql_limit, sql_offset) = if use_feedback {
+                ((offset + limit).max(feedback::FEEDBACK_DOCS as i64), 0)
+            } else {
+                (limit, offset)
+            };
             if tokens.is_empty() {
                 if category.is_none() && keyword.is_none() {
                     return Ok(Vec::new());
@@ -274,7 +298,8 @@ impl Store {
                         + CASE WHEN instr(?5, ' ' || p.norm || ' ') > 0
                                THEN {word_name:?} ELSE 0.0 END
                         + CASE WHEN p.norm NOT IN (?4, ?11) AND substr(p.norm, 1, length(?4)) = ?4
-                               THEN {prefix:?} ELSE 0.0 END AS score
+                               THEN {prefix:?} ELSE 0.0 END AS score,
+                        p.pid, -MIN(c.bm), MAX(c.every)
                      FROM c JOIN packages p ON p.pid = c.pid
                      WHERE (?2 IS NULL OR p.category = ?2)
                        AND (?3 IS NULL OR EXISTS (SELECT 1 FROM package_keywords k
@@ -285,14 +310,30 @@ impl Store {
                 let mut stmt = conn.prepare_cached(&sql)?;
                 let rows = stmt.query_map(
                     params![
-                        any, category, keyword, whole, words, limit, offset, all, in_name, names,
-                        joined
+                        any, category, keyword, whole, words, sql_limit, sql_offset, all, in_name,
+                        names, joined
                     ],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                    |row| {
+                        Ok(Scored {
+                            rid: row.get(0)?,
+                            conflict: row.get(1)?,
+                            score: row.get(2)?,
+                            pid: row.get(3)?,
+                            relevance: row.get(4)?,
+                            every: row.get::<_, i64>(5)? == 1,
+                        })
+                    },
                 )?;
-                for row in rows {
-                    found.push(row?);
+                let mut scored = rows.collect::<Result<Vec<_>, _>>()?;
+                if use_feedback {
+                    expand(conn, ranking, &tokens, &category, &keyword, &mut scored)?;
+                    scored = scored
+                        .into_iter()
+                        .skip(offset as usize)
+                        .take(limit as usize)
+                        .collect();
                 }
+                found.extend(scored.into_iter().map(|s| (s.rid, s.conflict, s.score)));
             }
             found
                 .into_iter()
@@ -306,6 +347,89 @@ impl Store {
                 .collect()
         })
     }
+}
+
+/// One scored candidate of the first pass.
+struct Scored {
+    rid: i64,
+    conflict: bool,
+    score: f64,
+    pid: i64,
+    /// The bm25 part of `score` (negated, larger is better).
+    relevance: f64,
+    /// Matches every query word (the all-words bonus is in `score`).
+    every: bool,
+}
+
+/// Pseudo-relevance feedback (`feedback.rs`): the packages named by the first hits join
+/// the all-words tier with `ranking.feedback × weight` as relevance when that beats
+/// their own bm25; then `scored` is sorted again (score, then name).
+fn expand(
+    conn: &rusqlite::Connection,
+    ranking: &Ranking,
+    tokens: &[String],
+    category: &Option<String>,
+    keyword: &Option<String>,
+    scored: &mut Vec<Scored>,
+) -> rusqlite::Result<()> {
+    let hits: Vec<i64> = scored.iter().map(|s| s.pid).collect();
+    let expansions = feedback::expansions(conn, tokens, &hits, ranking.feedback_df)?;
+    if expansions.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.pid, p.rid, p.conflict, COALESCE(pop.lift, 0.0) FROM packages p
+         LEFT JOIN popularity pop ON pop.norm = p.norm
+         WHERE p.norm = ?1
+           AND (?2 IS NULL OR p.category = ?2)
+           AND (?3 IS NULL OR EXISTS (SELECT 1 FROM package_keywords k
+                                      WHERE k.keyword = ?3 AND k.pid = p.pid))",
+    )?;
+    for (norm, weight) in expansions {
+        let relevance = ranking.feedback * weight;
+        let row = stmt
+            .query_row(params![norm, category, keyword], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, bool>(2)?,
+                    row.get::<_, f64>(3)?,
+                ))
+            })
+            .optional()?;
+        let Some((pid, rid, conflict, lift)) = row else {
+            continue;
+        };
+        match scored.iter_mut().find(|s| s.pid == pid) {
+            Some(s) => {
+                if !s.every {
+                    s.score += ranking.all_words;
+                    s.every = true;
+                }
+                if relevance > s.relevance {
+                    s.score += relevance - s.relevance;
+                    s.relevance = relevance;
+                }
+            }
+            None => scored.push(Scored {
+                rid,
+                conflict,
+                score: ranking.all_words + ranking.prior * lift + relevance,
+                pid,
+                relevance,
+                every: true,
+            }),
+        }
+    }
+    let mut norms = conn.prepare_cached("SELECT norm FROM packages WHERE pid = ?1")?;
+    let mut keyed = Vec::with_capacity(scored.len());
+    for s in scored.drain(..) {
+        let norm: String = norms.query_row([s.pid], |row| row.get(0))?;
+        keyed.push((norm, s));
+    }
+    keyed.sort_by(|a, b| b.1.score.total_cmp(&a.1.score).then_with(|| a.0.cmp(&b.0)));
+    scored.extend(keyed.into_iter().map(|(_, s)| s));
+    Ok(())
 }
 
 /// `"a" OR "b" OR "c"` (or with `" "`: all of them). With `prefix` the last word is
@@ -458,6 +582,61 @@ pub(crate) mod tests {
             .search(&Query::new(vec!["old".into()]))
             .unwrap()
             .is_empty());
+    }
+
+    /// Pseudo-relevance feedback: the first hits for "linter" mention `eslint`, which
+    /// never says "linter"; it joins the all-words tier and, popular, ranks first among
+    /// them. Without feedback it is not found at all.
+    #[test]
+    fn feedback_finds_the_package_the_first_hits_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = PublisherKey::generate();
+        let mut records = vec![package(
+            &key,
+            "eslint",
+            "an ast based pattern checker",
+            None,
+            &[],
+        )];
+        for (name, text) in [
+            ("xo", "linter with great defaults, an eslint wrapper"),
+            ("standard", "style guide and linter built on eslint"),
+            ("lint-staged", "run a linter such as eslint on staged files"),
+            ("lintly", "a small linter"),
+        ] {
+            records.push(package(&key, name, text, None, &[]));
+        }
+        // unrelated filler, so "eslint" (in 4 packages) is a rare word of the index: below
+        // `feedback_df` (0.3 %) of them
+        for i in 0..1500 {
+            records.push(package(
+                &key,
+                &format!("filler-{i}"),
+                "nothing here",
+                None,
+                &[],
+            ));
+        }
+        store.ingest_many(&records).unwrap();
+        let query = Query::new(vec!["linter".into()]);
+        let plain = store.search_ranked(&query, &Ranking::BM25_PRIOR).unwrap();
+        assert!(!names(&plain).contains(&"eslint"), "{:?}", names(&plain));
+        let hits = store.search(&query).unwrap();
+        assert!(names(&hits).contains(&"eslint"), "{:?}", names(&hits));
+        // the literal matches keep their places; the expansion joins them
+        for name in ["xo", "standard", "lint-staged", "lintly"] {
+            assert!(names(&hits).contains(&name), "{:?}", names(&hits));
+        }
+        // pages of the re-ranked list do not overlap
+        let first = store.search(&query.clone().with_limit(2)).unwrap();
+        let second = store
+            .search(&query.clone().with_limit(2).with_offset(2))
+            .unwrap();
+        assert_eq!(
+            [names(&first), names(&second)].concat(),
+            names(&hits)[..4].to_vec()
+        );
     }
 
     /// Trust on first use (issue 7): each node keeps the owner it accepted first; an
