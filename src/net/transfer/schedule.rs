@@ -202,14 +202,11 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
         self.spread = Some((seed, block.max(1)));
     }
 
-    /// True when no queued chunk is offered by an active provider (end game).
+    /// True in the end game: every missing chunk is asked of someone. (Chunks nobody
+    /// offers yet do not count as the end game: in a swarm they are on their way to a
+    /// peer, and stealing then would only send chunks twice over shared links.)
     fn nothing_to_hand_out(&self) -> bool {
-        if self.providers.iter().all(|p| p.has.is_none()) {
-            return self.queue.is_empty() || self.providers.iter().all(|p| p.dropped.is_some());
-        }
-        self.queue
-            .iter()
-            .all(|&index| self.availability(index) == 0)
+        self.queue.is_empty() || self.providers.iter().all(|p| p.dropped.is_some())
     }
 
     /// Queued chunks no active provider offers (they wait for someone to get them).
