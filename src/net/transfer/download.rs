@@ -111,12 +111,17 @@ pub async fn download_verified<S: ChunkSource>(
     // used up (a seeder's window), not only every `refresh`.
     let mut fruitful: HashSet<S::Peer> = HashSet::new();
     for (peer, offered) in first_offers {
-        if let Ok(Ok(offered)) = offered {
-            let partial = offered.is_some();
-            schedule.set_have(&peer, offered);
-            if partial && schedule.offered_queued(&peer) > 0 {
-                fruitful.insert(peer.clone());
+        match offered {
+            Ok(Ok(offered)) => {
+                let partial = offered.is_some();
+                schedule.set_have(&peer, offered);
+                if partial && schedule.offered_queued(&peer) > 0 {
+                    fruitful.insert(peer.clone());
+                }
             }
+            // Unreachable or silent (a stale provider record of a node that is gone):
+            // nothing is asked of it until a later offers request gets an answer.
+            _ => schedule.set_have(&peer, Some(vec![false; layout.count as usize])),
         }
     }
     let mut done = partial.verified_bytes();
@@ -229,7 +234,10 @@ pub async fn download_verified<S: ChunkSource>(
                             fruitful.insert(peer.clone());
                         }
                     }
-                    Err(e) => tracing::debug!(?peer, "offers: {e}"),
+                    Err(e) => {
+                        tracing::debug!(?peer, "offers: {e}");
+                        schedule.set_have(&peer, Some(vec![false; layout.count as usize]));
+                    }
                 }
             }
             found = async { finding.as_mut().expect("guarded").await }, if finding.is_some() => {

@@ -23,9 +23,9 @@ pub(crate) const WINDOW: usize = 8;
 /// Peers named per offers answer (peer exchange).
 pub(crate) const MAX_NAMED: usize = 8;
 /// How long an asker counts as a member of an archive's swarm.
-const ASKER_FRESH: Duration = Duration::from_secs(60);
+const ASKER_FRESH: Duration = Duration::from_secs(10);
 /// How long a chunk handed to an asker counts as on its way to it.
-const PENDING_TTL: Duration = Duration::from_secs(30);
+const PENDING_TTL: Duration = Duration::from_secs(5);
 /// How long a seeder remembers how often it sent each chunk of an archive nobody asks for.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 
