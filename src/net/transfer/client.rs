@@ -110,7 +110,10 @@ impl ChunkSource for Client {
         mine: Vec<bool>,
     ) -> Result<Option<Vec<bool>>, String> {
         let (control, pool, _busy) = self.chunk_stream(*peer);
-        let (offered, named) = ask_offers(control, &pool, *peer, *archive, &mine).await?;
+        let (offered, named) = match ask_offers(control, &pool, *peer, *archive, &mine).await {
+            Ok(answer) => answer,
+            Err(e) => return Err(self.explain_failure(*peer, e).await),
+        };
         let me = self.peer_id();
         let named = named.into_iter().filter(|p| *p != me).collect();
         self.swarms().heard(*archive, named);

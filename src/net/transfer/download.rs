@@ -120,8 +120,16 @@ pub async fn download_verified<S: ChunkSource>(
                 }
             }
             // Unreachable or silent (a stale provider record of a node that is gone):
-            // nothing is asked of it until a later offers request gets an answer.
-            _ => schedule.set_have(&peer, Some(vec![false; layout.count as usize])),
+            // nothing is asked of it until an offers request gets an answer, and each
+            // failed one is a strike (three drop it, with the reason).
+            Ok(Err(e)) => {
+                schedule.set_have(&peer, Some(vec![false; layout.count as usize]));
+                schedule.strike(&peer, format!("asking what it offers failed: {e}"));
+            }
+            Err(_) => {
+                schedule.set_have(&peer, Some(vec![false; layout.count as usize]));
+                schedule.strike(&peer, "no answer to what it offers");
+            }
         }
     }
     let mut done = partial.verified_bytes();
@@ -237,6 +245,10 @@ pub async fn download_verified<S: ChunkSource>(
                     Err(e) => {
                         tracing::debug!(?peer, "offers: {e}");
                         schedule.set_have(&peer, Some(vec![false; layout.count as usize]));
+                        let cancel = schedule.strike(&peer, format!("asking what it offers failed: {e}"));
+                        if !cancel.is_empty() {
+                            driver.close_peer(&peer);
+                        }
                     }
                 }
             }

@@ -569,6 +569,17 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             .map_or(0, |&p| self.providers[p].in_flight)
     }
 
+    /// A request to `id` outside the chunk requests failed (e.g. asking what it offers):
+    /// one strike, as a failed chunk request. Returns the chunks re-queued if that drops it.
+    pub fn strike(&mut self, id: &P, why: impl Into<String>) -> Vec<u32> {
+        match self.by_id.get(id) {
+            Some(&p) if self.providers[p].dropped.is_none() => {
+                self.fail(p, Failure::Transport(why.into()))
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Queued chunks provider `id` offers.
     pub fn offered_queued(&self, id: &P) -> usize {
         let Some(&p) = self.by_id.get(id) else {
