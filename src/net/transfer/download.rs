@@ -154,6 +154,13 @@ pub async fn download_verified<S: ChunkSource>(
         checking: HashMap::new(),
         next_id: 0,
     };
+    // One offers request to a provider, answered with the provider it went to.
+    let ask_offers = |peer: S::Peer, mine: Vec<bool>| -> BoxFuture<'_, OffersAnswer<S::Peer>> {
+        Box::pin(async move {
+            let answer = source.offers(&peer, &archive, mine).await;
+            (peer, answer)
+        })
+    };
     let mut asking: FuturesUnordered<BoxFuture<'_, OffersAnswer<S::Peer>>> =
         FuturesUnordered::new();
     let mut being_asked: HashSet<S::Peer> = HashSet::new();
@@ -215,11 +222,7 @@ pub async fn download_verified<S: ChunkSource>(
                 && schedule.in_flight_to(&peer) <= 2;
             if (refresh_all || used_up) && being_asked.insert(peer.clone()) {
                 fruitful.remove(&peer);
-                let mine = mine.clone();
-                asking.push(Box::pin(async move {
-                    let answer = source.offers(&peer, &archive, mine).await;
-                    (peer, answer)
-                }));
+                asking.push(ask_offers(peer, mine.clone()));
             }
         }
         if now_at >= next_discover && finding.is_none() {
@@ -260,11 +263,7 @@ pub async fn download_verified<S: ChunkSource>(
                         schedule.add_provider(peer.clone());
                         schedule.set_have(&peer, Some(vec![false; layout.count as usize]));
                         if being_asked.insert(peer.clone()) {
-                            let mine = mine.clone();
-                            asking.push(Box::pin(async move {
-                                let answer = source.offers(&peer, &archive, mine).await;
-                                (peer, answer)
-                            }));
+                            asking.push(ask_offers(peer, mine.clone()));
                         }
                     }
                 }
