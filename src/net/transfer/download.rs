@@ -317,6 +317,7 @@ pub async fn download_verified<S: ChunkSource>(
                 let Some((peer, index)) = driver.checking.remove(&seq) else { continue };
                 match checked {
                     Checked::Written => {
+                        tracing::debug!(?peer, index, "chunk verified");
                         last_progress = now();
                         mine[index as usize] = true;
                         source.held(&archive, index);

@@ -385,6 +385,7 @@ async fn serve_range(
         client
             .metrics()
             .served_archive(&archive, chunk.len() as u64);
+        swarms.sent_to(peer);
     }
     stream.flush().await?;
     Ok(true)
@@ -424,11 +425,23 @@ async fn serve_offers(
         Ok(None) => None,
         Err(e) => return refuse(stream, &remote_message(&e)).await.map(|()| false),
     };
-    let others = client.swarms().asked(archive, peer);
+    let swarms = client.swarms();
+    let others = swarms.asked(archive, peer);
     let alone = others.is_empty();
-    let offered = client
-        .swarms()
-        .offers(&archive, whole, &theirs, peer, alone);
+    let lacks = |i: usize| !theirs.get(i).copied().unwrap_or(false);
+    let wanted = match whole {
+        Some(count) => (0..count as usize).any(lacks),
+        None => swarms
+            .partial(&archive)
+            .is_some_and(|p| p.have.iter().enumerate().any(|(i, &h)| h && lacks(i))),
+    };
+    // Upload slots: a peer that wants something gets it only while it holds a slot.
+    let offered = if wanted && !swarms.may_fetch(peer) {
+        let count = whole.or_else(|| swarms.partial(&archive).map(|p| p.layout.count));
+        vec![false; count.unwrap_or(0) as usize]
+    } else {
+        swarms.offers(&archive, whole, &theirs, peer, alone)
+    };
     if offered.is_empty() {
         stream.write_all(&[TAG_NOT_FOUND]).await?;
         return Ok(true);

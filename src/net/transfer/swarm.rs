@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 
+use super::choke::Choker;
 use crate::package::Blake3Hash;
 use crate::store::partial::Layout;
 
@@ -57,11 +58,36 @@ struct Entry {
 /// The node's swarms, shared by its downloads (which join, hold and leave) and its chunk
 /// server (which serves partial archives and answers offers requests).
 #[derive(Clone, Default)]
-pub(crate) struct Swarms(Arc<Mutex<HashMap<Blake3Hash, Entry>>>);
+pub(crate) struct Swarms {
+    archives: Arc<Mutex<HashMap<Blake3Hash, Entry>>>,
+    /// Who may fetch from this node now (one set of upload slots for all archives: the
+    /// upload link is one).
+    slots: Arc<Mutex<Choker>>,
+}
 
 impl Swarms {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Blake3Hash, Entry>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.archives.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, Choker> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `peer`, which lacks something this node offers, may fetch now (see
+    /// `choke.rs`).
+    pub(crate) fn may_fetch(&self, peer: PeerId) -> bool {
+        self.slots().ask(peer, Instant::now())
+    }
+
+    /// A chunk was sent to `peer`: its upload slot is in use.
+    pub(crate) fn sent_to(&self, peer: PeerId) {
+        self.slots().used(peer, Instant::now());
+    }
+
+    /// `bytes` from `peer` were verified: credit toward serving it (reciprocation).
+    pub(crate) fn received_from(&self, peer: PeerId, bytes: u64) {
+        self.slots().received(peer, bytes, Instant::now());
     }
 
     /// A download of `archive` started, with the chunks in `have` already verified.
