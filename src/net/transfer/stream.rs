@@ -26,8 +26,9 @@
 //!   asked it about the archive lately (peer exchange). The bits are
 //!   (a node still downloading: those it has verified; a whole-archive holder: a window
 //!   of those the asker lacks that it handed out the fewest times, i.e. super-seeding —
-//!   all it lacks when nobody else asked lately), or by `2`. The stream
-//!   then takes the next request.
+//!   all it lacks when nobody else asked lately), or by `2`. An asker that wants
+//!   something and holds no upload slot (`choke.rs`) is offered nothing this time. The
+//!   stream then takes the next request.
 //!
 //! A provider that cannot take a stream (libp2p-stream drops inbound streams while the
 //! acceptor is busy) resets it: a range that fails before its first chunk is retried on a
