@@ -167,7 +167,11 @@ pub(crate) fn answer(store: &Store, request: Request) -> Response {
         }
         Request::ChunkList { archive } => match store.chunk_hashes(&archive) {
             Ok(Some(chunks)) => Response::ChunkList { chunks },
-            Ok(None) => Response::NotFound,
+            // Still downloading it: partial holders serve chunks, so they serve the list
+            // too (a swarm whose publisher left must still be able to start).
+            Ok(None) => store
+                .partial_chunk_list(&archive)
+                .map_or(Response::NotFound, |chunks| Response::ChunkList { chunks }),
             Err(e) => error(e),
         },
         Request::Chunk { archive, index } => {
@@ -233,6 +237,23 @@ mod tests {
                 assert!(buckets.iter().all(|b| *b == [0; 32]));
             }
             other => panic!("expected a summary, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_node_still_downloading_an_archive_serves_its_chunk_list() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (_, digest) = crate::store::partial::tests::sample(5000, 1024);
+        let archive = digest.info.blake3;
+        assert!(matches!(
+            answer(&store, Request::ChunkList { archive }),
+            Response::NotFound
+        ));
+        let _partial = store.partial(&digest.info, &digest.chunks).unwrap();
+        match answer(&store, Request::ChunkList { archive }) {
+            Response::ChunkList { chunks } => assert_eq!(chunks, digest.chunks),
+            other => panic!("expected the chunk list, got {other:?}"),
         }
     }
 

@@ -323,6 +323,12 @@ impl Store {
         partial::saved_chunk_list(&self.partial_dir(), info)
     }
 
+    /// The chunk list of a download of `archive` this node has under way (or left
+    /// unfinished), unchecked; see [`partial::partial_chunk_list`].
+    pub fn partial_chunk_list(&self, archive: &Blake3Hash) -> Option<Vec<Blake3Hash>> {
+        partial::partial_chunk_list(&self.partial_dir(), archive)
+    }
+
     /// The async boundary: runs `work` (SQLite queries, blob reads and writes) on the
     /// blocking pool so it never stalls a runtime thread, and hands back its result.
     /// Async code calls the store only through here.

@@ -174,7 +174,16 @@ fn paths(dir: &Path, archive: &Blake3Hash) -> [PathBuf; 3] {
 
 /// The chunk list saved by an earlier attempt, if it is still there and matches `info`.
 pub fn saved_chunk_list(dir: &Path, info: &ArchiveInfo) -> Option<Vec<Blake3Hash>> {
-    let [_, chunks_path, _] = paths(dir, &info.blake3);
+    let chunks = partial_chunk_list(dir, &info.blake3)?;
+    check_chunk_list(info, &chunks).ok()?;
+    Some(chunks)
+}
+
+/// The chunk list a download of `archive` (running or interrupted) saved, unchecked: what
+/// a node still downloading answers a chunk-list request with (the asker checks it
+/// against the signed record's root, as it checks every provider's list).
+pub fn partial_chunk_list(dir: &Path, archive: &Blake3Hash) -> Option<Vec<Blake3Hash>> {
+    let [_, chunks_path, _] = paths(dir, archive);
     let bytes = fs::read(chunks_path).ok()?;
     if bytes.len() % 32 != 0 {
         return None;
@@ -187,7 +196,6 @@ pub fn saved_chunk_list(dir: &Path, info: &ArchiveInfo) -> Option<Vec<Blake3Hash
             Blake3Hash(hash)
         })
         .collect();
-    check_chunk_list(info, &chunks).ok()?;
     Some(chunks)
 }
 
@@ -634,6 +642,10 @@ pub(crate) mod tests {
         drop(partial); // saves .have without fsync
 
         assert_eq!(saved_chunk_list(dir.path(), &d.info).unwrap(), d.chunks);
+        assert_eq!(
+            partial_chunk_list(dir.path(), &d.info.blake3).unwrap(),
+            d.chunks
+        );
         let mut partial = PartialFile::open(dir.path(), &d.info, &d.chunks).unwrap();
         assert_eq!(partial.verified(), vec![1, 3, 4]);
         assert_eq!(partial.verified_bytes(), 1024 * 2 + 904);
