@@ -236,6 +236,27 @@ async fn the_dashboard_searches_shows_a_pack_and_a_record_arriving_live() {
     .await;
     screenshot(&browser, "pack").await;
 
+    // A pack published on b and installed by a: b seeds it, and its network page lists
+    // the swarm (shown for a minute after its last chunk went out).
+    let (a, b) = blocking(move || {
+        b.cli(&["key", "generate"]);
+        b.cli(&["publish", &pack("rust-cli-subcommand")]);
+        wait_until("the pack published on b to reach node a", || {
+            a.cli(&["search", "subcommand"])["results"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+        });
+        let target = a.data.with_extension("installed");
+        a.cli(&[
+            "install",
+            "rust-cli-subcommand",
+            "--to",
+            target.to_str().unwrap(),
+        ]);
+        (a, b)
+    })
+    .await;
+
     // The network page: node a connected directly, DHT size, traffic in human units.
     browser
         .find(Locator::Css("header nav a[data-page=network]"))
@@ -255,6 +276,10 @@ async fn the_dashboard_searches_shows_a_pack_and_a_record_arriving_live() {
     .await;
     wait_text(&browser, "#traffic", "the traffic figures", |t| {
         t.contains("iB in") && t.contains("out")
+    })
+    .await;
+    wait_text(&browser, "#swarms", "the swarm b seeded to a", |t| {
+        t.contains("seeding") && t.contains("in all") && !t.contains("No swarm")
     })
     .await;
     screenshot(&browser, "network").await;

@@ -104,6 +104,30 @@ fn installers_starting_together_share_chunks_and_all_get_the_exact_bytes() {
         seeded["chunks_handed_out"].as_u64().unwrap() >= 1,
         "{seeded}"
     );
+    // Its byte counts are the chunks it served, as /metrics counted them.
+    assert_eq!(
+        seeded["bytes_uploaded"].as_f64().unwrap(),
+        from_publisher,
+        "{seeded}"
+    );
+    // Installers that served others show the swarm too (within a minute), with what they
+    // sent and the whole archive verified.
+    let mut uploaded_by_installers = 0.0;
+    for node in &installers {
+        let status = node.cli(&["status"]);
+        let entry = status["net"]["swarms"]
+            .as_array()
+            .expect("status lists swarms")
+            .iter()
+            .find(|s| s["archive"] == published["archive"]["blake3"])
+            .cloned();
+        if let Some(entry) = entry {
+            assert_eq!(entry["bytes_downloaded"].as_f64().unwrap(), size, "{entry}");
+            assert_eq!(entry["chunks_held"], entry["chunk_count"], "{entry}");
+            uploaded_by_installers += entry["bytes_uploaded"].as_f64().unwrap();
+        }
+    }
+    assert_eq!(uploaded_by_installers, between);
     for node in installers {
         node.stop();
     }

@@ -50,12 +50,17 @@ pub async fn run(backend: &Backend, request: StatusRequest, out: &Output) -> Res
                     "seeding"
                 };
                 lines.push(format!(
-                    "swarm:        {} {role}, {} of {} chunks, {} peers asking, {} chunks handed out",
+                    "swarm:        {} {role}, {} of {} chunks, {} peers asking, {} chunks handed out, \
+                     up {}/s ({} in all), down {}/s ({} in all)",
                     &swarm.archive[..12.min(swarm.archive.len())],
                     swarm.chunks_held,
                     swarm.chunk_count,
                     swarm.peers,
-                    swarm.chunks_handed_out
+                    swarm.chunks_handed_out,
+                    human_bytes(swarm.upload_bytes_per_s),
+                    human_bytes(swarm.bytes_uploaded),
+                    human_bytes(swarm.download_bytes_per_s),
+                    human_bytes(swarm.bytes_downloaded),
                 ));
             }
             for boot in &net.bootstrap {

@@ -260,6 +260,16 @@ pub struct SwarmStatus {
     pub peers: usize,
     /// Chunks offered to askers as a seeder (super-seeding windows).
     pub chunks_handed_out: u64,
+    /// Bytes of it sent to peers, and verified from peers, since the node started.
+    #[serde(default)]
+    pub bytes_uploaded: u64,
+    #[serde(default)]
+    pub bytes_downloaded: u64,
+    /// Bytes per second sent and verified over the last 5 s.
+    #[serde(default)]
+    pub upload_bytes_per_s: u64,
+    #[serde(default)]
+    pub download_bytes_per_s: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

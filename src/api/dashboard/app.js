@@ -282,6 +282,18 @@ async function loadNetwork() {
       <td>${esc(p.agent || '–')}</td>
       <td class="mono small">${esc((p.addrs || [])[0] || '–')}</td></tr>`).join('')
     : '<tr><td colspan="6" class="muted">No peer connected.</td></tr>';
+  const swarms = net.swarms || [];
+  $('swarm-count').textContent = '(' + swarms.length + ')';
+  $('swarms').innerHTML = swarms.length ? swarms.map(s => {
+    const share = s.chunk_count ? (100 * s.chunks_held) / s.chunk_count : 0;
+    return `<tr>
+      <td class="mono" title="${esc(s.archive)}">${esc(short(s.archive, 16))}</td>
+      <td>${s.downloading ? '<span class="badge warn">downloading</span>' : '<span class="badge good">seeding</span>'}</td>
+      <td>${s.chunks_held} of ${s.chunk_count}<div class="bar"><span style="width:${share.toFixed(1)}%"></span></div></td>
+      <td>${s.peers}</td>
+      <td>${bytes(s.upload_bytes_per_s || 0)}/s <span class="muted small">${bytes(s.bytes_uploaded || 0)} in all</span></td>
+      <td>${bytes(s.download_bytes_per_s || 0)}/s <span class="muted small">${bytes(s.bytes_downloaded || 0)} in all</span></td></tr>`;
+  }).join('') : '<tr><td colspan="6" class="muted">No swarm: nothing is being fetched through this node now.</td></tr>';
 }
 
 // ---- transfers page ----------------------------------------------------------------

@@ -493,6 +493,7 @@ impl EventLoop {
                             client
                                 .metrics()
                                 .served_archive(&archive, bytes.len() as u64);
+                            client.swarms().uploaded(&archive, bytes.len() as u64);
                         }
                         let _ = client
                             .send_internal(Command::Respond { channel, response })

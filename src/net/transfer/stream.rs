@@ -404,6 +404,7 @@ async fn serve_range(
             .metrics()
             .served_archive(&archive, chunk.len() as u64);
         swarms.sent_to(peer);
+        swarms.uploaded(&archive, chunk.len() as u64);
     }
     stream.flush().await?;
     Ok(true)

@@ -58,6 +58,54 @@ struct Entry {
     pending: Vec<(u32, PeerId, Instant)>,
     /// The chunks each recent asker said it does not need (held, or coming from others).
     bits: HashMap<PeerId, Vec<bool>>,
+    /// Bytes of it sent to peers and verified from peers, in all and lately.
+    traffic: Traffic,
+    /// Chunks held of all when its download here ended.
+    left_with: Option<(u32, u32)>,
+}
+
+/// How long the rates `status` shows average over.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+/// How long a seeded archive stays in `status` after its last asker.
+const SHOWN_FOR: Duration = Duration::from_secs(60);
+
+/// Byte counts of one archive's swarm: totals, and the last [`RATE_WINDOW`] for rates.
+#[derive(Debug, Default)]
+struct Traffic {
+    sent: u64,
+    received: u64,
+    /// (when, sent, received), oldest first, at most [`RATE_WINDOW`] old.
+    recent: std::collections::VecDeque<(Instant, u64, u64)>,
+}
+
+impl Traffic {
+    fn add(&mut self, now: Instant, sent: u64, received: u64) {
+        self.sent += sent;
+        self.received += received;
+        self.recent.push_back((now, sent, received));
+        self.forget(now);
+    }
+
+    fn forget(&mut self, now: Instant) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _, _)| now.saturating_duration_since(*at) > RATE_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Bytes per second sent and received over the last [`RATE_WINDOW`].
+    fn rates(&self, now: Instant) -> (u64, u64) {
+        let (sent, received) = self
+            .recent
+            .iter()
+            .filter(|(at, _, _)| now.saturating_duration_since(*at) <= RATE_WINDOW)
+            .fold((0, 0), |(s, r), (_, a, b)| (s + a, r + b));
+        let secs = RATE_WINDOW.as_secs();
+        (sent / secs, received / secs)
+    }
 }
 
 /// The node's swarms, shared by its downloads (which join, hold and leave) and its chunk
@@ -105,22 +153,36 @@ impl Swarms {
 
     /// Chunk `index` of the running download of `archive` was verified and written.
     pub(crate) fn hold(&self, archive: &Blake3Hash, index: u32) {
-        if let Some(partial) = self
-            .lock()
-            .get_mut(archive)
-            .and_then(|e| e.partial.as_mut())
-        {
+        let mut map = self.lock();
+        let Some(entry) = map.get_mut(archive) else {
+            return;
+        };
+        if let Some(partial) = entry.partial.as_mut() {
             if let Some(bit) = partial.have.get_mut(index as usize) {
                 *bit = true;
             }
+            let bytes = partial.layout.len(index);
+            entry.traffic.add(Instant::now(), 0, bytes);
         }
+    }
+
+    /// `bytes` of `archive` were sent to a peer (whole or partial holder alike).
+    pub(crate) fn uploaded(&self, archive: &Blake3Hash, bytes: u64) {
+        let now = Instant::now();
+        let mut map = self.lock();
+        let entry = map.entry(*archive).or_default();
+        entry.touched = Some(now);
+        entry.traffic.add(now, bytes, 0);
     }
 
     /// The download of `archive` ended (done: the store serves it now; or failed).
     pub(crate) fn leave(&self, archive: &Blake3Hash) {
         let mut map = self.lock();
         if let Some(entry) = map.get_mut(archive) {
-            entry.partial = None;
+            if let Some(partial) = entry.partial.take() {
+                let held = partial.have.iter().filter(|&&b| b).count() as u32;
+                entry.left_with = Some((held, partial.layout.count));
+            }
         }
     }
 
@@ -179,7 +241,10 @@ impl Swarms {
     /// last minute.
     pub(crate) fn snapshot(&self) -> Vec<crate::net::SwarmStatus> {
         let now = Instant::now();
-        let map = self.lock();
+        let mut map = self.lock();
+        for entry in map.values_mut() {
+            entry.traffic.forget(now);
+        }
         let mut out: Vec<crate::net::SwarmStatus> = map
             .iter()
             .filter_map(|(archive, e)| {
@@ -194,9 +259,18 @@ impl Swarms {
                         p.have.iter().filter(|&&b| b).count() as u32,
                         p.layout.count,
                     ),
-                    None if peers > 0 => (false, e.handed.len() as u32, e.handed.len() as u32),
+                    None if peers > 0
+                        || e.touched
+                            .is_some_and(|t| now.saturating_duration_since(t) < SHOWN_FOR)
+                            && e.traffic.sent > 0 =>
+                    {
+                        let n = e.handed.len() as u32;
+                        let (held, count) = e.left_with.unwrap_or((n, n));
+                        (false, held, count)
+                    }
                     None => return None,
                 };
+                let (upload_rate, download_rate) = e.traffic.rates(now);
                 Some(crate::net::SwarmStatus {
                     archive: archive.to_string(),
                     downloading,
@@ -204,6 +278,10 @@ impl Swarms {
                     chunk_count: count,
                     peers,
                     chunks_handed_out: e.handed.iter().map(|&n| u64::from(n)).sum(),
+                    bytes_uploaded: e.traffic.sent,
+                    bytes_downloaded: e.traffic.received,
+                    upload_bytes_per_s: upload_rate,
+                    download_bytes_per_s: download_rate,
                 })
             })
             .collect();
