@@ -309,7 +309,8 @@ pub mod process {
         let output = run(data, &all);
         assert!(
             output.status.success(),
-            "{args:?} failed: {}",
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
         let value: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
@@ -349,6 +350,14 @@ pub mod process {
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        // To look into a failing test: GGEN_P2P_TEST_DAEMON_LOG=debug keeps each daemon's
+        // log at that level in `<data dir>.log`.
+        if let Ok(level) = std::env::var("GGEN_P2P_TEST_DAEMON_LOG") {
+            let log = data.with_extension("log");
+            if let Ok(file) = std::fs::File::create(&log) {
+                command.env("RUST_LOG", level).stderr(file);
+            }
+        }
         if let Some(addr) = bootstrap {
             command.args(["--bootstrap", addr]);
         }

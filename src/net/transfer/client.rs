@@ -160,7 +160,10 @@ impl Client {
         let event = match verdict {
             Verdict::Bad => PeerEvent::BadChunk,
             Verdict::Stalled => PeerEvent::Stall,
-            Verdict::Good { bytes } => PeerEvent::GoodTransfer { bytes },
+            Verdict::Good { bytes } => {
+                self.swarms().received_from(*peer, bytes);
+                PeerEvent::GoodTransfer { bytes }
+            }
         };
         self.judge(*peer, event);
     }
@@ -265,6 +268,7 @@ impl ChunkSource for Noting<'_> {
             Verdict::Bad => self.client.judge(*peer, PeerEvent::BadChunk),
             Verdict::Stalled => self.client.judge(*peer, PeerEvent::Stall),
             Verdict::Good { bytes } => {
+                self.client.swarms().received_from(*peer, bytes);
                 let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
                 *verified.entry(*peer).or_default() += bytes;
             }

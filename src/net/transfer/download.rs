@@ -94,7 +94,7 @@ pub async fn download_verified<S: ChunkSource>(
         schedule.drop_provider(&peer, why);
     }
     let run = (config.limits.per_provider / 2).clamp(1, MAX_RANGE as usize) as u32;
-    let mut mine: Vec<bool> = (0..layout.count).map(|i| schedule.is_verified(i)).collect();
+    let mine: Vec<bool> = (0..layout.count).map(|i| schedule.is_verified(i)).collect();
     source.joined(&archive, partial.path(), layout, mine.clone());
     // What each provider offers, before the first request (a seeder offers only part).
     let first_offers =
@@ -222,7 +222,7 @@ pub async fn download_verified<S: ChunkSource>(
                 && schedule.in_flight_to(&peer) <= 2;
             if (refresh_all || used_up) && being_asked.insert(peer.clone()) {
                 fruitful.remove(&peer);
-                asking.push(ask_offers(peer, mine.clone()));
+                asking.push(ask_offers(peer.clone(), schedule.needless_from(&peer)));
             }
         }
         if now_at >= next_discover && finding.is_none() {
@@ -263,7 +263,7 @@ pub async fn download_verified<S: ChunkSource>(
                         schedule.add_provider(peer.clone());
                         schedule.set_have(&peer, Some(vec![false; layout.count as usize]));
                         if being_asked.insert(peer.clone()) {
-                            asking.push(ask_offers(peer, mine.clone()));
+                            asking.push(ask_offers(peer.clone(), schedule.needless_from(&peer)));
                         }
                     }
                 }
@@ -317,8 +317,8 @@ pub async fn download_verified<S: ChunkSource>(
                 let Some((peer, index)) = driver.checking.remove(&seq) else { continue };
                 match checked {
                     Checked::Written => {
+                        tracing::debug!(?peer, index, "chunk verified");
                         last_progress = now();
-                        mine[index as usize] = true;
                         source.held(&archive, index);
                         let verified = layout.len(index);
                         source.judged(&peer, Verdict::Good { bytes: verified });

@@ -4,6 +4,7 @@
 //! decisions live in [`schedule`], the disk format in the store's
 //! [`partial`](crate::store::partial), whose files the [`Store`](crate::store::Store) owns.
 
+mod choke;
 mod client;
 mod download;
 pub mod schedule;

@@ -100,7 +100,23 @@ struct Provider<P> {
     dropped: Option<String>,
     /// The chunks it offers; `None`: all of them.
     has: Option<Vec<bool>>,
+    /// Smoothed time between its chunks while it has work (its rate), once measured.
+    gap: Option<f64>,
+    /// When its last chunk arrived, or its first request went out after it was idle.
+    last: Option<Instant>,
 }
+
+/// Chunks asked at once of a provider that offers only some (a swarm peer) before its
+/// rate is known.
+const START_WINDOW: usize = 2;
+/// A swarm peer is asked at most what it delivers in this long (its rate measured from
+/// its chunks' arrivals), and at least [`START_WINDOW`]: a chunk asked of a peer whose
+/// upload is shared by many waits there while others that offer it sit idle, so each peer
+/// gets what it can send soon, not [`Limits::per_provider`].
+const QUEUE_TIME: Duration = Duration::from_secs(1);
+/// Chunks outstanding overall, at least, while swarm peers are in play (see
+/// `Schedule::total_cap`).
+const SWARM_TOTAL: usize = 6;
 
 /// The plan of one download. Each missing chunk is either queued or outstanding with
 /// exactly one provider; only the outstanding provider's answer counts for it.
@@ -123,6 +139,10 @@ pub struct Schedule<P> {
     stolen: std::collections::HashSet<u32>,
     /// Seed of the tie-break order between equally rare chunks (`None`: queue order).
     spread: Option<(u64, u32)>,
+    /// Smoothed time between chunks from anyone while chunks are asked (this node's
+    /// download rate), and when the last arrived or work restarted.
+    gap: Option<f64>,
+    last: Option<Instant>,
 }
 
 impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
@@ -160,6 +180,8 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             cursor: 0,
             stolen: std::collections::HashSet::new(),
             spread: None,
+            gap: None,
+            last: None,
         };
         for provider in providers {
             schedule.add_provider(provider);
@@ -179,6 +201,8 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             strikes: 0,
             dropped: None,
             has: None,
+            gap: None,
+            last: None,
         });
     }
 
@@ -261,6 +285,53 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             .map(|(position, _)| position)
     }
 
+    /// Chunks provider `p` may have outstanding: [`Limits::per_provider`] for one that
+    /// offers everything; for a swarm peer what it delivers in [`QUEUE_TIME`] (see there).
+    fn cap(&self, p: usize) -> usize {
+        let provider = &self.providers[p];
+        let max = self.limits.per_provider;
+        let least = START_WINDOW.min(max);
+        match (&provider.has, provider.gap) {
+            (None, _) => max,
+            (Some(_), None) => least,
+            (Some(_), Some(gap)) => {
+                let rate = QUEUE_TIME.as_secs_f64() / gap.max(1e-6);
+                (rate.ceil().min(max as f64) as usize + 1).clamp(least, max)
+            }
+        }
+    }
+
+    /// Provider `p` gets work at `now`: if it had none, its next chunk's wait counts from
+    /// now (the time it sat idle is not its rate); the same for the download as a whole.
+    fn busy(&mut self, p: usize, now: Instant) {
+        if self.providers[p].in_flight == 0 {
+            self.providers[p].last = Some(now);
+        }
+        if self.in_flight == 0 {
+            self.last = Some(now);
+        }
+    }
+
+    /// Chunks outstanding overall: [`Limits::total`], or, while swarm peers are in play,
+    /// what this node receives in [`QUEUE_TIME`] (at least [`SWARM_TOTAL`]). A node pulling
+    /// from every peer that will serve it splits its own link so many ways that no chunk
+    /// arrives for seconds and it has nothing to pass on; the seeder's chunks, which
+    /// only it has, crawl too.
+    fn total_cap(&self) -> usize {
+        let max = self.limits.total;
+        if self.providers.iter().all(|p| p.has.is_none()) {
+            return max;
+        }
+        let least = SWARM_TOTAL.min(max);
+        match self.gap {
+            None => least,
+            Some(gap) => {
+                let rate = QUEUE_TIME.as_secs_f64() / gap.max(1e-6);
+                (rate.ceil().min(max as f64) as usize + 2).clamp(least, max)
+            }
+        }
+    }
+
     /// The least-loaded provider with room that offers something queued, and what.
     fn next_pick(&self) -> Option<(usize, usize)> {
         let n = self.providers.len();
@@ -268,7 +339,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             .map(|k| (self.cursor + k) % n)
             .filter(|&p| {
                 let provider = &self.providers[p];
-                provider.dropped.is_none() && provider.in_flight < self.limits.per_provider
+                provider.dropped.is_none() && provider.in_flight < self.cap(p)
             })
             .collect();
         candidates.sort_by_key(|&p| self.providers[p].in_flight);
@@ -290,7 +361,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
     /// New requests to send now, within the caps, spread over the least-loaded providers.
     pub fn next_assignments(&mut self, now: Instant) -> Vec<(P, u32)> {
         let mut out = Vec::new();
-        while self.in_flight < self.limits.total && !self.queue.is_empty() {
+        while self.in_flight < self.total_cap() && !self.queue.is_empty() {
             let Some((p, position)) = self.next_pick() else {
                 break;
             };
@@ -298,6 +369,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
                 break;
             };
             self.outstanding.insert(index, (p, now));
+            self.busy(p, now);
             self.providers[p].in_flight += 1;
             self.in_flight += 1;
             self.cursor = (p + 1) % self.providers.len();
@@ -311,12 +383,12 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
     pub fn next_ranges(&mut self, now: Instant, max_run: u32) -> Vec<(P, u32, u32)> {
         let max_run = max_run.max(1);
         let mut out = Vec::new();
-        while self.in_flight < self.limits.total && !self.queue.is_empty() {
+        while self.in_flight < self.total_cap() && !self.queue.is_empty() {
             let Some((p, position)) = self.next_pick() else {
                 break;
             };
-            let room = (self.limits.per_provider - self.providers[p].in_flight)
-                .min(self.limits.total - self.in_flight);
+            let room = (self.cap(p).saturating_sub(self.providers[p].in_flight))
+                .min(self.total_cap() - self.in_flight);
             let Some(first) = self.queue.remove(position) else {
                 break;
             };
@@ -333,6 +405,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             for index in first..first + count {
                 self.outstanding.insert(index, (p, now));
             }
+            self.busy(p, now);
             self.providers[p].in_flight += count as usize;
             self.in_flight += count as usize;
             self.cursor = (p + 1) % self.providers.len();
@@ -352,7 +425,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             return out;
         }
         loop {
-            if self.in_flight >= self.limits.total {
+            if self.in_flight >= self.total_cap() {
                 break;
             }
             // The victim: the slowest provider (oldest unstolen request) past the threshold.
@@ -387,6 +460,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             self.stolen.insert(index);
             self.outstanding.insert(index, (thief, now));
             self.providers[victim].in_flight -= 1;
+            self.busy(thief, now);
             self.providers[thief].in_flight += 1;
             out.push((self.providers[thief].id.clone(), index));
         }
@@ -463,6 +537,17 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
     /// taken for stalled because it has many chunks queued. The deadline is on silence.
     pub fn on_progress(&mut self, id: &P, now: Instant) {
         let Some(&p) = self.by_id.get(id) else { return };
+        let provider = &mut self.providers[p];
+        if let Some(last) = provider.last {
+            let sample = now.saturating_duration_since(last).as_secs_f64();
+            provider.gap = Some(provider.gap.map_or(sample, |g| 0.7 * g + 0.3 * sample));
+        }
+        provider.last = Some(now);
+        if let Some(last) = self.last {
+            let sample = now.saturating_duration_since(last).as_secs_f64();
+            self.gap = Some(self.gap.map_or(sample, |g| 0.8 * g + 0.2 * sample));
+        }
+        self.last = Some(now);
         for (owner, since) in self.outstanding.values_mut() {
             if *owner == p && *since < now {
                 *since = now;
@@ -580,6 +665,27 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
         }
     }
 
+    /// What this download does not need from `id`: chunks verified or asked of another
+    /// provider (an offers request tells a peer this, so that it spends an upload slot
+    /// only on a peer that will fetch from it).
+    /// In the end game only verified chunks: then any chunk may be stolen from a slow
+    /// provider, so every peer should keep offering it.
+    pub fn needless_from(&self, id: &P) -> Vec<bool> {
+        let p = self.by_id.get(id).copied();
+        let mut bits = self.verified.clone();
+        if self.nothing_to_hand_out() {
+            return bits;
+        }
+        for (&index, &(owner, _)) in &self.outstanding {
+            if Some(owner) != p {
+                if let Some(bit) = bits.get_mut(index as usize) {
+                    *bit = true;
+                }
+            }
+        }
+        bits
+    }
+
     /// Queued chunks provider `id` offers.
     pub fn offered_queued(&self, id: &P) -> usize {
         let Some(&p) = self.by_id.get(id) else {
@@ -621,7 +727,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             .filter(|&p| p != skip && self.holds(p, index))
             .filter(|&p| {
                 let provider = &self.providers[p];
-                provider.dropped.is_none() && provider.in_flight < self.limits.per_provider
+                provider.dropped.is_none() && provider.in_flight < self.cap(p)
             })
             .min_by_key(|&p| self.providers[p].in_flight)
     }
@@ -1098,7 +1204,79 @@ mod tests {
             first_two.iter().all(|i| [0, 1, 4, 5].contains(i)),
             "{ranges:?}"
         );
-        assert_eq!(ranges.len(), 6);
+        // Swarm peers whose rate is not known yet get START_WINDOW chunks each.
+        assert_eq!(ranges.len(), 2 * START_WINDOW);
+    }
+
+    #[test]
+    fn a_swarm_download_asks_at_once_what_its_link_brings_in_a_second() {
+        let t0 = Instant::now();
+        let peers: Vec<u32> = (0..16).collect();
+        let mut s = Schedule::new(256, [], peers.clone(), limits(16, 48));
+        for p in &peers {
+            s.set_have(p, Some(vec![true; 256]));
+        }
+        s.next_ranges(t0, 8);
+        assert_eq!(s.in_flight(), SWARM_TOTAL, "before the rate is known");
+        // Chunks arrive every 200 ms (5 a second, a 40 Mbit/s link at 1 MiB chunks).
+        let mut t = t0;
+        for _ in 0..20 {
+            t += Duration::from_millis(200);
+            let (&index, &(owner, _)) = s.outstanding.iter().next().expect("outstanding");
+            let peer = peers[owner];
+            s.on_progress(&peer, t);
+            s.on_chunk_ok(&peer, index);
+            s.next_ranges(t, 8);
+        }
+        assert!((6..=8).contains(&s.in_flight()), "{}", s.in_flight());
+    }
+
+    #[test]
+    fn a_swarm_peer_is_asked_what_it_delivers_in_a_second() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(64, [], [1u32, 2], limits(16, 48));
+        s.set_have(&1, Some(vec![true; 64]));
+        s.set_have(&2, Some(vec![true; 64]));
+        let asked = |s: &mut Schedule<u32>, at| -> Vec<(u32, u32, u32)> { s.next_ranges(at, 8) };
+        let first = asked(&mut s, t0);
+        assert_eq!(s.in_flight_to(&1), START_WINDOW);
+        assert_eq!(s.in_flight_to(&2), START_WINDOW);
+        // 1 sends a chunk every 10 ms (100 a second: the full per-provider cap); 2 one
+        // every 800 ms (about a chunk per second: stays near the start window).
+        let mut t = t0;
+        for step in 1..=8u32 {
+            t = t0 + Duration::from_millis(10 * u64::from(step));
+            for &(peer, from, count) in &first {
+                if peer == 1 {
+                    if let Some(index) =
+                        (from..from + count).find(|&i| s.is_outstanding_with(&1, i))
+                    {
+                        s.on_progress(&1, t);
+                        s.on_chunk_ok(&1, index);
+                    }
+                }
+            }
+            let more: Vec<_> = asked(&mut s, t).into_iter().filter(|r| r.0 == 1).collect();
+            for (_, from, count) in more {
+                if let Some(index) = (from..from + count).find(|&i| s.is_outstanding_with(&1, i)) {
+                    s.on_progress(&1, t);
+                    s.on_chunk_ok(&1, index);
+                }
+            }
+        }
+        asked(&mut s, t);
+        assert_eq!(s.in_flight_to(&1), 16, "a fast peer gets the full cap");
+        let slow_at = t0 + Duration::from_millis(800);
+        s.on_progress(&2, slow_at);
+        let index = (0..64)
+            .find(|&i| s.is_outstanding_with(&2, i))
+            .expect("asked");
+        s.on_chunk_ok(&2, index);
+        asked(&mut s, t.max(slow_at));
+        assert!(
+            s.in_flight_to(&2) <= 3,
+            "a slow one what it sends in a second"
+        );
     }
 
     #[test]

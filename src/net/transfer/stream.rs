@@ -19,8 +19,8 @@
 //!   - `2`: the provider does not have the archive (or, from a node still downloading
 //!     it, not every chunk of the range), nothing follows.
 //! - offers request (swarming, see `swarm.rs`), downloader → provider: a request with
-//!   `count = 0`, then `n: u32 | bits[⌈n/8⌉]`, the asker's own verified chunks (`n` the
-//!   archive's chunk count, ≤ [`MAX_OFFER_CHUNKS`]; bit `i` is bit `i % 8` of byte `i / 8`);
+//!   `count = 0`, then `n: u32 | bits[⌈n/8⌉]`, the chunks the asker does not need from
+//!   this provider: verified, or being fetched from another (`n` the archive's chunk count, ≤ [`MAX_OFFER_CHUNKS`]; bit `i` is bit `i % 8` of byte `i / 8`);
 //!   answered by `3 | n: u32 | bits[⌈n/8⌉] | k: u8 | k × (len: u8 | peer id[len])`: the
 //!   chunks the provider offers the asker, and up to `swarm::MAX_NAMED` other peers that
 //!   asked it about the archive lately (peer exchange). The bits are
@@ -316,6 +316,7 @@ async fn serve_range(
         .call(move |store| store.archive_for_serving(&archive))
         .await;
     let swarms = client.swarms();
+    let whole = matches!(found, Ok(Some(_)));
     let (path, layout) = match found {
         Ok(Some((path, size, chunk_size))) => (path, whole_layout(size, chunk_size)),
         // Still downloading it: only chunks already verified are ever served.
@@ -351,6 +352,12 @@ async fn serve_range(
             read_exact_at(&file, &mut buffer, offset).map(|()| buffer)
         })
     };
+    if whole {
+        // On their way to this peer from now: not handed to another meanwhile.
+        for index in first..first + count {
+            swarms.sent(&archive, peer, index);
+        }
+    }
     let last = first + count - 1;
     let mut next = Some(read(first));
     for index in first..=last {
@@ -385,6 +392,7 @@ async fn serve_range(
         client
             .metrics()
             .served_archive(&archive, chunk.len() as u64);
+        swarms.sent_to(peer);
     }
     stream.flush().await?;
     Ok(true)
@@ -424,11 +432,23 @@ async fn serve_offers(
         Ok(None) => None,
         Err(e) => return refuse(stream, &remote_message(&e)).await.map(|()| false),
     };
-    let others = client.swarms().asked(archive, peer);
+    let swarms = client.swarms();
+    let others = swarms.asked(archive, peer, &theirs);
     let alone = others.is_empty();
-    let offered = client
-        .swarms()
-        .offers(&archive, whole, &theirs, peer, alone);
+    let lacks = |i: usize| !theirs.get(i).copied().unwrap_or(false);
+    let wanted = match whole {
+        Some(count) => (0..count as usize).any(lacks),
+        None => swarms
+            .partial(&archive)
+            .is_some_and(|p| p.have.iter().enumerate().any(|(i, &h)| h && lacks(i))),
+    };
+    // Upload slots: a peer that wants something gets it only while it holds a slot.
+    let offered = if wanted && !swarms.may_fetch(peer) {
+        let count = whole.or_else(|| swarms.partial(&archive).map(|p| p.layout.count));
+        vec![false; count.unwrap_or(0) as usize]
+    } else {
+        swarms.offers(&archive, whole, &theirs, peer, alone)
+    };
     if offered.is_empty() {
         stream.write_all(&[TAG_NOT_FOUND]).await?;
         return Ok(true);

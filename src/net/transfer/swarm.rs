@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 
+use super::choke::Choker;
 use crate::package::Blake3Hash;
 use crate::store::partial::Layout;
 
@@ -24,8 +25,12 @@ pub(crate) const WINDOW: usize = 8;
 pub(crate) const MAX_NAMED: usize = 8;
 /// How long an asker counts as a member of an archive's swarm.
 const ASKER_FRESH: Duration = Duration::from_secs(10);
-/// How long a chunk handed to an asker counts as on its way to it.
+/// How long a chunk sent to an asker counts as on its way to it.
 const PENDING_TTL: Duration = Duration::from_secs(5);
+/// How long a chunk offered to an asker is kept for it (it asks again every 250 ms while
+/// it holds an upload slot; one that lost its slot frees its window this soon, so the
+/// seeder's never-sent chunks go to the peers it serves now, not twice to others).
+const OFFER_HOLD: Duration = Duration::from_secs(1);
 /// How long a seeder remembers how often it sent each chunk of an archive nobody asks for.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 
@@ -48,20 +53,46 @@ struct Entry {
     /// Peers other nodes named as fetching this archive too, not yet tried.
     heard: Vec<PeerId>,
     /// As a seeder: chunks handed to an asker that it does not hold yet (chunk, asker,
-    /// when), forgotten after [`PENDING_TTL`].
+    /// until when): offered ones for [`OFFER_HOLD`] (renewed while offered again), sent
+    /// ones for [`PENDING_TTL`].
     pending: Vec<(u32, PeerId, Instant)>,
-    /// The chunks each recent asker said it holds.
+    /// The chunks each recent asker said it does not need (held, or coming from others).
     bits: HashMap<PeerId, Vec<bool>>,
 }
 
 /// The node's swarms, shared by its downloads (which join, hold and leave) and its chunk
 /// server (which serves partial archives and answers offers requests).
 #[derive(Clone, Default)]
-pub(crate) struct Swarms(Arc<Mutex<HashMap<Blake3Hash, Entry>>>);
+pub(crate) struct Swarms {
+    archives: Arc<Mutex<HashMap<Blake3Hash, Entry>>>,
+    /// Who may fetch from this node now (one set of upload slots for all archives: the
+    /// upload link is one).
+    slots: Arc<Mutex<Choker>>,
+}
 
 impl Swarms {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Blake3Hash, Entry>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.archives.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, Choker> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `peer`, which lacks something this node offers, may fetch now (see
+    /// `choke.rs`).
+    pub(crate) fn may_fetch(&self, peer: PeerId) -> bool {
+        self.slots().ask(peer, Instant::now())
+    }
+
+    /// A chunk was sent to `peer`: its upload slot is in use.
+    pub(crate) fn sent_to(&self, peer: PeerId) {
+        self.slots().used(peer, Instant::now());
+    }
+
+    /// `bytes` from `peer` were verified: credit toward serving it (reciprocation).
+    pub(crate) fn received_from(&self, peer: PeerId, bytes: u64) {
+        self.slots().received(peer, bytes, Instant::now());
     }
 
     /// A download of `archive` started, with the chunks in `have` already verified.
@@ -101,11 +132,13 @@ impl Swarms {
     /// `peer` asked what this node offers of `archive`; returns up to [`MAX_NAMED`] other
     /// peers that asked recently (peer exchange: members of the swarm find each other
     /// through whoever they all ask, usually the publisher).
-    pub(crate) fn asked(&self, archive: Blake3Hash, peer: PeerId) -> Vec<PeerId> {
+    pub(crate) fn asked(&self, archive: Blake3Hash, peer: PeerId, theirs: &[bool]) -> Vec<PeerId> {
         let now = Instant::now();
         let mut map = self.lock();
         let entry = map.entry(archive).or_default();
         entry.touched = Some(now);
+        // What it holds counts for rarity even while it waits for an upload slot.
+        entry.bits.insert(peer, theirs.to_vec());
         entry
             .askers
             .retain(|(p, at)| *p != peer && now.duration_since(*at) < ASKER_FRESH);
@@ -231,9 +264,8 @@ impl Swarms {
             .collect();
         entry.bits.retain(|p, _| fresh.contains(p));
         let bits = &entry.bits;
-        entry.pending.retain(|(i, p, at)| {
-            now.duration_since(*at) < PENDING_TTL
-                && !bits.get(p).is_some_and(|b| held(b, *i as usize))
+        entry.pending.retain(|(i, p, until)| {
+            now < *until && !bits.get(p).is_some_and(|b| held(b, *i as usize))
         });
         let holders: Vec<u32> = (0..n)
             .map(|i| bits.values().filter(|b| held(b, i)).count() as u32)
@@ -264,11 +296,44 @@ impl Swarms {
             handed: &entry.handed,
         };
         let offered = super_seed(chunk_count, &choice, window);
-        for i in (0..n).filter(|&i| offered[i] && !pending_mine[i]) {
-            entry.handed[i] += 1;
-            entry.pending.push((i as u32, asker, now));
+        // A lone asker is offered everything: only what it then fetches is handed out
+        // (see `sent`), or a second asker arriving a moment later would find every chunk
+        // on its way to the first and be offered nothing for PENDING_TTL.
+        if !alone {
+            let hold = now + OFFER_HOLD;
+            for (i, p, until) in &mut entry.pending {
+                if *p == asker && offered.get(*i as usize) == Some(&true) {
+                    *until = (*until).max(hold);
+                }
+            }
+            for i in (0..n).filter(|&i| offered[i] && !pending_mine[i]) {
+                entry.handed[i] += 1;
+                entry.pending.push((i as u32, asker, hold));
+            }
         }
         offered
+    }
+
+    /// As a whole-archive holder, chunk `index` of `archive` was sent to `peer`: it is
+    /// on its way there (not offered to others for a while) unless an offer already
+    /// counted it.
+    pub(crate) fn sent(&self, archive: &Blake3Hash, peer: PeerId, index: u32) {
+        let now = Instant::now();
+        let mut map = self.lock();
+        let Some(entry) = map.get_mut(archive) else {
+            return;
+        };
+        let until = now + PENDING_TTL;
+        if let Some(hand_out) =
+            (entry.pending.iter_mut()).find(|(i, p, _)| *i == index && *p == peer)
+        {
+            hand_out.2 = hand_out.2.max(until);
+            return;
+        }
+        if let Some(count) = entry.handed.get_mut(index as usize) {
+            *count += 1;
+            entry.pending.push((index, peer, until));
+        }
     }
 }
 
@@ -288,7 +353,8 @@ pub(crate) struct Choice<'a> {
 
 /// Super-seeding, as a pure choice: the asker keeps what was handed to it and has not
 /// arrived; that is topped up to `window` with chunks it lacks that nobody is being sent
-/// now, the rarest among the askers first (then the least handed out, then the lowest).
+/// now, the rarest among the askers first (then the least handed out, then the lowest),
+/// and only chunks no asker holds while there are any.
 /// A chunk on its way to one asker is not offered to another: the others get it from that
 /// asker once it holds it, so the seeder sends each chunk about once.
 pub(crate) fn super_seed(chunk_count: u32, choice: &Choice<'_>, window: usize) -> Vec<bool> {
@@ -298,10 +364,16 @@ pub(crate) fn super_seed(chunk_count: u32, choice: &Choice<'_>, window: usize) -
     let mut offered: Vec<bool> = (0..n)
         .map(|i| lacks(i) && at(choice.pending_mine, i))
         .collect();
+    let count_of = |v: &[u32], i: usize| v.get(i).copied().unwrap_or(0);
+    // First copies first: while some chunk is held by no asker, only such chunks are
+    // handed out (if they are all on their way to others, nothing new: the asker gets
+    // chunks from its peers meanwhile). A seeder that topped windows up with chunks
+    // others hold sent a third of the chunks twice before every chunk was out once.
+    let first_copies = (0..n).any(|i| count_of(choice.holders, i) == 0);
     let mut candidates: Vec<usize> = (0..n)
         .filter(|&i| lacks(i) && !at(choice.pending_any, i))
+        .filter(|&i| !first_copies || count_of(choice.holders, i) == 0)
         .collect();
-    let count_of = |v: &[u32], i: usize| v.get(i).copied().unwrap_or(0);
     candidates.sort_by_key(|&i| (count_of(choice.holders, i), count_of(choice.handed, i), i));
     let left = window.saturating_sub(offered.iter().filter(|&&o| o).count());
     for i in candidates.into_iter().take(left) {
@@ -406,8 +478,8 @@ mod tests {
         let swarms = Swarms::default();
         let archive = Blake3Hash::of(b"s");
         let (a, b) = (PeerId::random(), PeerId::random());
-        swarms.asked(archive, a);
-        swarms.asked(archive, b);
+        swarms.asked(archive, a, &[]);
+        swarms.asked(archive, b, &[]);
         let x = swarms.offers(&archive, Some(100), &[], a, false);
         let y = swarms.offers(&archive, Some(100), &[], b, false);
         assert_eq!(x.iter().filter(|&&v| v).count(), WINDOW);
@@ -457,9 +529,9 @@ mod tests {
         assert!(swarms.partial(&archive).is_none());
         // Peer exchange: each asker hears of the earlier ones.
         let (a, b) = (PeerId::random(), PeerId::random());
-        assert!(swarms.asked(archive, a).is_empty());
-        assert_eq!(swarms.asked(archive, b), vec![a]);
-        assert_eq!(swarms.asked(archive, a), vec![b]);
+        assert!(swarms.asked(archive, a, &[]).is_empty());
+        assert_eq!(swarms.asked(archive, b, &[]), vec![a]);
+        assert_eq!(swarms.asked(archive, a, &[]), vec![b]);
         assert!(swarms
             .offers(&archive, None, &[], PeerId::random(), true)
             .is_empty());
@@ -497,6 +569,12 @@ mod tests {
                 }
             }
             prop_assert!(new == 0 || new + kept <= window);
+            // While a chunk is held by no asker, no chunk someone holds is handed out anew.
+            if holders.contains(&0) {
+                for i in 0..n {
+                    prop_assert!(!offered[i] || pending_mine[i] || holders[i] == 0, "chunk {} is a second copy", i);
+                }
+            }
         }
     }
 }
