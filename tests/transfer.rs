@@ -180,3 +180,36 @@ async fn a_stalled_stream_is_dropped_at_the_deadline() {
     assert!(scores[0] < 0.0, "a stall costs reputation: {scores:?}");
     shutdown.cancel();
 }
+
+/// Spot check: a provider that offers the whole archive and then answers "not found" for
+/// its chunks is dropped with that reason and loses reputation; the honest provider
+/// completes the download.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_provider_that_offers_chunks_it_does_not_serve_is_penalised() {
+    let shutdown = CancellationToken::new();
+    let seed_store_dir = tempfile::tempdir().unwrap();
+    let seed = Store::open(seed_store_dir.path()).unwrap();
+    let (info, bytes) = put_archive(&seed, 8, 13);
+    let (good, _) = provider(&bytes, &shutdown, |_| HostileAnswer::Honest).await;
+    let (liar, liar_asked) = provider(&bytes, &shutdown, |_| {
+        HostileAnswer::Respond(Response::NotFound)
+    })
+    .await;
+    let d = downloader(&[&good, &liar], &shutdown).await;
+    let providers = vec![liar.client.peer_id(), good.client.peer_id()];
+    let config = transfer_config(Duration::from_secs(60), Duration::from_secs(60));
+    let path = download_with(&d.client, &d.store, &info, providers, config, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), bytes);
+    assert!(
+        liar_asked.load(Ordering::SeqCst) >= 1,
+        "the liar was asked for what it offered"
+    );
+    let scores = d.client.scores(vec![liar.client.peer_id()]).await.unwrap();
+    assert!(
+        scores[0] < 0.0,
+        "offering chunks and not serving them costs reputation: {scores:?}"
+    );
+    shutdown.cancel();
+}

@@ -284,10 +284,17 @@ pub async fn download_verified<S: ChunkSource>(
                             break Ok(()); // the worker ended: its verdict says why
                         }
                     }
-                    Some(Err(e)) => {
+                    Some(Err(mut e)) => {
                         let remaining: Vec<u32> = range.remaining.iter().copied().collect();
                         driver.close(id);
                         tracing::debug!(?peer, ?remaining, "range failed: {e}");
+                        if e.starts_with(super::stream::NOT_HELD) {
+                            // Spot check: it was asked only what it offered (or, without
+                            // offers, what its provider record promised). Advertising
+                            // chunks it does not serve costs reputation, not only a strike.
+                            source.judged(&peer, Verdict::Stalled);
+                            e = format!("offered chunks it then did not serve ({e})");
+                        }
                         if let Some(cancel) =
                             schedule.on_chunks_failed(&peer, &remaining, Failure::Transport(e))
                         {

@@ -26,8 +26,9 @@
 //!   asked it about the archive lately (peer exchange). The bits are
 //!   (a node still downloading: those it has verified; a whole-archive holder: a window
 //!   of those the asker lacks that it handed out the fewest times, i.e. super-seeding —
-//!   all it lacks when nobody else asked lately), or by `2`. The stream
-//!   then takes the next request.
+//!   all it lacks when nobody else asked lately), or by `2`. An asker that wants
+//!   something and holds no upload slot (`choke.rs`) is offered nothing this time. The
+//!   stream then takes the next request.
 //!
 //! A provider that cannot take a stream (libp2p-stream drops inbound streams while the
 //! acceptor is busy) resets it: a range that fails before its first chunk is retried on a
@@ -82,6 +83,9 @@ const TAG_CHUNK: u8 = 0;
 const TAG_ERROR: u8 = 1;
 const TAG_NOT_FOUND: u8 = 2;
 const TAG_OFFERS: u8 = 3;
+/// How a range answered "not found" reads: the downloader asked only chunks the provider
+/// offered, so this answer is a broken promise (see `download.rs`).
+pub(crate) const NOT_HELD: &str = "does not have chunk";
 /// Largest chunk count an offers request may carry (16 TiB at 4 MiB chunks).
 pub const MAX_OFFER_CHUNKS: u32 = 1 << 22;
 
@@ -182,6 +186,8 @@ enum Serve {
     Honest,
     Bytes(Vec<u8>),
     Refuse(String),
+    /// Answer "not found" although the archive is held (a peer whose offers lie).
+    NotHeld,
     Hold,
     Delay(Duration),
 }
@@ -206,6 +212,7 @@ fn rule(hook: &HostileHook, archive: &Blake3Hash, index: u32) -> Serve {
     match (hostile.0)(&request) {
         HostileAnswer::Honest => Serve::Honest,
         HostileAnswer::Respond(Response::Chunk { bytes }) => Serve::Bytes(bytes.into_vec()),
+        HostileAnswer::Respond(Response::NotFound) => Serve::NotHeld,
         HostileAnswer::Respond(other) => Serve::Refuse(other.kind().into()),
         HostileAnswer::Hold => Serve::Hold,
         HostileAnswer::Delay(wait) => Serve::Delay(wait),
@@ -377,6 +384,10 @@ async fn serve_range(
             Serve::Honest => chunk,
             Serve::Bytes(bytes) => bytes,
             Serve::Refuse(why) => return refuse(stream, &why).await.map(|()| false),
+            Serve::NotHeld => {
+                stream.write_all(&[TAG_NOT_FOUND]).await?;
+                return Ok(false);
+            }
             Serve::Hold => std::future::pending().await,
             Serve::Delay(wait) => {
                 tokio::time::sleep(wait).await;
@@ -756,7 +767,7 @@ async fn read_frame(stream: &mut libp2p::Stream, index: u32) -> Result<Vec<u8>, 
                 String::from_utf8_lossy(&text)
             )))
         }
-        TAG_NOT_FOUND => Err(FrameError::Answer(format!("does not have chunk {index}"))),
+        TAG_NOT_FOUND => Err(FrameError::Answer(format!("{NOT_HELD} {index}"))),
         other => Err(FrameError::Answer(format!(
             "sent frame type {other}, not a chunk"
         ))),
