@@ -72,6 +72,14 @@ pub(crate) async fn spawn(
     store: Store,
     tasks: Tasks,
 ) -> Result<Client, NetError> {
+    // Test-support builds only: a daemon made hostile by its environment (the swarm lab's
+    // bad node, `net/hostile.rs`); a normal build never reads the variable.
+    #[cfg(feature = "test-support")]
+    let mut config = config;
+    #[cfg(feature = "test-support")]
+    if config.hostile.is_none() {
+        config.hostile = super::hostile::from_env().map_err(NetError::Config)?;
+    }
     let mut swarm = build_swarm(&config)?;
     bind(&mut swarm, &config.listen).await?;
     let (bootstrap, refused) = Bootstrap::new(&config.bootstrap, Instant::now());
