@@ -374,20 +374,33 @@ impl Swarms {
             handed: &entry.handed,
         };
         let offered = super_seed(chunk_count, &choice, window);
-        // A lone asker is offered everything: only what it then fetches is handed out
-        // (see `sent`), or a second asker arriving a moment later would find every chunk
-        // on its way to the first and be offered nothing for PENDING_TTL.
-        if !alone {
-            let hold = now + OFFER_HOLD;
-            for (i, p, until) in &mut entry.pending {
-                if *p == asker && offered.get(*i as usize) == Some(&true) {
-                    *until = (*until).max(hold);
-                }
+        // What is held for this asker: its window; for a lone asker, which is offered
+        // everything, only the first WINDOW chunks it lacks (it fetches lowest first):
+        // holding all of them left a second asker arriving a moment later nothing to
+        // fetch, holding none let both fetch the same first chunks (the lab's leave
+        // scenario lost its only copies of other chunks to those duplicates).
+        let held_for_it: Vec<bool> = if alone {
+            let mut left = WINDOW;
+            offered
+                .iter()
+                .map(|&o| {
+                    let take = o && left > 0;
+                    left -= usize::from(take);
+                    take
+                })
+                .collect()
+        } else {
+            offered.clone()
+        };
+        let hold = now + OFFER_HOLD;
+        for (i, p, until) in &mut entry.pending {
+            if *p == asker && held_for_it.get(*i as usize) == Some(&true) {
+                *until = (*until).max(hold);
             }
-            for i in (0..n).filter(|&i| offered[i] && !pending_mine[i]) {
-                entry.handed[i] += 1;
-                entry.pending.push((i as u32, asker, hold));
-            }
+        }
+        for i in (0..n).filter(|&i| held_for_it[i] && !pending_mine[i]) {
+            entry.handed[i] += 1;
+            entry.pending.push((i as u32, asker, hold));
         }
         offered
     }
