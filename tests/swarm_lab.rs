@@ -96,6 +96,16 @@ fn round_line(stdout: &str) -> &str {
         .unwrap_or_else(|| panic!("no round line in:\n{stdout}"))
 }
 
+/// The number right after the first `marker` in `line` (the multiple of the archive the
+/// publisher served, as the round line prints it).
+fn number_after(line: &str, marker: &str) -> f64 {
+    line.split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {marker:?} in: {line}"))
+}
+
 #[test]
 fn every_installer_finishes_after_the_publisher_leaves_having_served_1_05_copies() {
     let Some(stdout) = quick_lab("leave") else {
@@ -108,12 +118,7 @@ fn every_installer_finishes_after_the_publisher_leaves_having_served_1_05_copies
     if line.starts_with(
         "swarm-lab: N=3: all 3 installed and verified; publisher never needed to leave",
     ) {
-        let served: f64 = line
-            .split(" while it served ")
-            .nth(1)
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|v| v.parse().ok())
-            .expect("the multiple of the archive served");
+        let served = number_after(line, " while it served ");
         assert!(served < 1.05, "{stdout}");
         assert!(stdout.contains("swarm-lab: ok: scenario leave"), "{stdout}");
         return;
@@ -122,12 +127,7 @@ fn every_installer_finishes_after_the_publisher_leaves_having_served_1_05_copies
         line.starts_with("swarm-lab: N=3: all 3 installed and verified; publisher killed "),
         "the publisher was not killed or an install failed:\n{stdout}"
     );
-    let served: f64 = line
-        .split(" at ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|v| v.parse().ok())
-        .expect("the multiple of the archive served when killed");
+    let served = number_after(line, " at ");
     assert!(
         served >= 1.05,
         "killed at {served} x, before the threshold:\n{stdout}"
