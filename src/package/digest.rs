@@ -1,6 +1,12 @@
 //! One pass over an archive's bytes yields everything a record needs to describe it:
 //! the BLAKE3 and SHA-256 of the whole, its size, and the BLAKE3 of each fixed-size
 //! chunk (so a downloader can check every chunk the moment it arrives).
+//!
+//! The chunk size is a function of the archive's size ([`chunk_size_for`]): 256 KiB up
+//! to 64 MiB, 1 MiB above. A chunk is also what a swarm passes on (only verified chunks
+//! are served), so small chunks let a new pack spread through many nodes in hops of a
+//! quarter of the time; large archives keep 1 MiB chunks (fewer per-chunk costs where
+//! raw speed matters). See docs/decisions.md "Chunk size follows the archive's size".
 
 use std::io::{self, Read, Write};
 
@@ -9,9 +15,29 @@ use sha2::{Digest, Sha256};
 use super::hash::{Blake3Hash, Sha256Hash};
 use super::record::ArchiveInfo;
 
-/// Chunk size for transfer and verification. Fixed so that the same archive always has
-/// the same chunk list on every node.
+/// Chunk size of archives over [`SMALL_ARCHIVE_MAX`], and of every archive published
+/// before sizes varied (records with it stay valid at any size).
 pub const CHUNK_SIZE: u32 = 1 << 20;
+/// Chunk size of archives up to [`SMALL_ARCHIVE_MAX`].
+pub const SMALL_CHUNK_SIZE: u32 = 1 << 18;
+/// The largest archive published with [`SMALL_CHUNK_SIZE`] chunks (256 of them).
+pub const SMALL_ARCHIVE_MAX: u64 = 64 << 20;
+
+/// The chunk size an archive of `size` bytes is published with. A function of the size
+/// alone, so the same archive always has the same chunk list on every node.
+pub fn chunk_size_for(size: u64) -> u32 {
+    if size <= SMALL_ARCHIVE_MAX {
+        SMALL_CHUNK_SIZE
+    } else {
+        CHUNK_SIZE
+    }
+}
+
+/// Whether a record may describe an archive of `size` bytes with `chunk_size` chunks:
+/// the size's own chunk size, or 1 MiB (records signed before sizes varied).
+pub fn chunk_size_allowed(size: u64, chunk_size: u32) -> bool {
+    chunk_size == chunk_size_for(size) || chunk_size == CHUNK_SIZE
+}
 
 /// BLAKE3 of the concatenated chunk hashes: the value a record commits to.
 pub fn chunks_root(chunks: &[Blake3Hash]) -> Blake3Hash {
@@ -29,15 +55,56 @@ pub struct ArchiveDigest {
     pub chunks: Vec<Blake3Hash>,
 }
 
+/// The chunk hashes at one chunk size, as the bytes pass.
+struct ChunkList {
+    size: u32,
+    hasher: blake3::Hasher,
+    filled: u32,
+    chunks: Vec<Blake3Hash>,
+}
+
+impl ChunkList {
+    fn new(size: u32) -> Self {
+        Self {
+            size,
+            hasher: blake3::Hasher::new(),
+            filled: 0,
+            chunks: Vec::new(),
+        }
+    }
+
+    fn update(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let take = ((self.size - self.filled) as usize).min(bytes.len());
+            self.hasher.update(&bytes[..take]);
+            self.filled += take as u32;
+            bytes = &bytes[take..];
+            if self.filled == self.size {
+                self.chunks.push(self.hasher.finalize().into());
+                self.hasher.reset();
+                self.filled = 0;
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<Blake3Hash> {
+        if self.filled > 0 || self.chunks.is_empty() {
+            self.chunks.push(self.hasher.finalize().into());
+        }
+        self.chunks
+    }
+}
+
 /// A `Write` sink that digests what passes through it, so packing and hashing share one
 /// pass over the bytes. Wrap the real destination with [`ArchiveHasher::tee`].
 pub struct ArchiveHasher<W> {
     inner: W,
     whole: blake3::Hasher,
     sha256: Sha256,
-    chunk: blake3::Hasher,
-    chunk_filled: u32,
-    chunks: Vec<Blake3Hash>,
+    /// The chunk lists still possible: one for a fixed chunk size; for a new archive
+    /// (size unknown until the end) both sizes until it outgrows the small one.
+    lists: Vec<ChunkList>,
+    fixed: bool,
     size: u64,
 }
 
@@ -46,9 +113,19 @@ impl ArchiveHasher<io::Sink> {
         Self::tee(io::sink())
     }
 
-    /// Digests all of `reader` (e.g. an archive file already on disk).
-    pub fn digest_reader(mut reader: impl Read) -> io::Result<ArchiveDigest> {
-        let mut hasher = Self::new();
+    /// Digests all of `reader` (e.g. an archive file already on disk) with the chunk
+    /// size its size calls for.
+    pub fn digest_reader(reader: impl Read) -> io::Result<ArchiveDigest> {
+        Self::new().read_all(reader)
+    }
+
+    /// Digests all of `reader` with `chunk_size` chunks (to check a file against a
+    /// record, whose chunk size may be the older 1 MiB).
+    pub fn digest_reader_with(reader: impl Read, chunk_size: u32) -> io::Result<ArchiveDigest> {
+        Self::with_chunk_size(io::sink(), chunk_size).read_all(reader)
+    }
+
+    fn read_all(mut self, mut reader: impl Read) -> io::Result<ArchiveDigest> {
         let mut buffer = vec![0u8; 256 * 1024];
         loop {
             let read = match reader.read(&mut buffer) {
@@ -57,9 +134,9 @@ impl ArchiveHasher<io::Sink> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            hasher.update(&buffer[..read]);
+            self.update(&buffer[..read]);
         }
-        Ok(hasher.finish().1)
+        Ok(self.finish().1)
     }
 }
 
@@ -70,55 +147,71 @@ impl Default for ArchiveHasher<io::Sink> {
 }
 
 impl<W: Write> ArchiveHasher<W> {
+    /// Digests what is written to `inner`; the chunk size follows the final size.
     pub fn tee(inner: W) -> Self {
         Self {
             inner,
             whole: blake3::Hasher::new(),
             sha256: Sha256::new(),
-            chunk: blake3::Hasher::new(),
-            chunk_filled: 0,
-            chunks: Vec::new(),
+            lists: vec![ChunkList::new(SMALL_CHUNK_SIZE), ChunkList::new(CHUNK_SIZE)],
+            fixed: false,
             size: 0,
         }
     }
 
-    fn update(&mut self, mut bytes: &[u8]) {
+    /// Digests what is written to `inner` with `chunk_size` chunks whatever the size.
+    pub fn with_chunk_size(inner: W, chunk_size: u32) -> Self {
+        Self {
+            lists: vec![ChunkList::new(chunk_size.max(1))],
+            fixed: true,
+            ..Self::tee(inner)
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
         self.whole.update(bytes);
         self.sha256.update(bytes);
         self.size += bytes.len() as u64;
-        while !bytes.is_empty() {
-            let room = (CHUNK_SIZE - self.chunk_filled) as usize;
-            let take = room.min(bytes.len());
-            self.chunk.update(&bytes[..take]);
-            self.chunk_filled += take as u32;
-            bytes = &bytes[take..];
-            if self.chunk_filled == CHUNK_SIZE {
-                self.chunks.push(self.chunk.finalize().into());
-                self.chunk.reset();
-                self.chunk_filled = 0;
-            }
+        if !self.fixed && self.size > SMALL_ARCHIVE_MAX {
+            // Too large for small chunks: stop hashing for them.
+            self.lists.retain(|list| list.size != SMALL_CHUNK_SIZE);
+        }
+        for list in &mut self.lists {
+            list.update(bytes);
         }
     }
 
     /// The wrapped writer and the digest of everything written.
-    pub fn finish(mut self) -> (W, ArchiveDigest) {
-        if self.chunk_filled > 0 || self.chunks.is_empty() {
-            self.chunks.push(self.chunk.finalize().into());
-        }
+    pub fn finish(self) -> (W, ArchiveDigest) {
+        let wanted = if self.fixed {
+            self.lists[0].size
+        } else {
+            chunk_size_for(self.size)
+        };
+        self.finish_for(wanted)
+    }
+
+    /// [`ArchiveHasher::finish`] with `chunk_size` chunks if they were hashed (a record's
+    /// 1 MiB always is), else with the size's own: to compare with a record.
+    pub fn finish_for(self, chunk_size: u32) -> (W, ArchiveDigest) {
+        let wanted = if self.lists.iter().any(|list| list.size == chunk_size) {
+            chunk_size
+        } else {
+            chunk_size_for(self.size)
+        };
+        let list = (self.lists.into_iter())
+            .find(|list| list.size == wanted)
+            .expect("the chunk size for the final size is still hashed");
+        let chunk_size = list.size;
+        let chunks = list.finish();
         let info = ArchiveInfo {
             blake3: self.whole.finalize().into(),
             sha256: Sha256Hash(self.sha256.finalize().into()),
             size: self.size,
-            chunk_size: CHUNK_SIZE,
-            chunks_root: chunks_root(&self.chunks),
+            chunk_size,
+            chunks_root: chunks_root(&chunks),
         };
-        (
-            self.inner,
-            ArchiveDigest {
-                info,
-                chunks: self.chunks,
-            },
-        )
+        (self.inner, ArchiveDigest { info, chunks })
     }
 }
 
@@ -140,20 +233,49 @@ mod tests {
 
     #[test]
     fn chunks_cover_the_bytes() {
-        let data: Vec<u8> = (0..(CHUNK_SIZE as usize * 2 + 5))
+        let data: Vec<u8> = (0..(SMALL_CHUNK_SIZE as usize * 2 + 5))
             .map(|i| (i % 251) as u8)
             .collect();
         let digest = ArchiveHasher::digest_reader(&data[..]).unwrap();
         assert_eq!(digest.info.size, data.len() as u64);
         assert_eq!(digest.info.blake3, Blake3Hash::of(&data));
+        assert_eq!(digest.info.chunk_size, SMALL_CHUNK_SIZE);
         assert_eq!(digest.chunks.len(), 3);
         assert_eq!(
             digest.chunks[2],
-            Blake3Hash::of(&data[2 * CHUNK_SIZE as usize..])
+            Blake3Hash::of(&data[2 * SMALL_CHUNK_SIZE as usize..])
         );
         assert_eq!(digest.info.chunks_root, chunks_root(&digest.chunks));
         let sha: [u8; 32] = Sha256::digest(&data).into();
         assert_eq!(digest.info.sha256, Sha256Hash(sha));
+    }
+
+    #[test]
+    fn the_chunk_size_follows_the_size_and_a_fixed_one_is_kept() {
+        let data = vec![7u8; CHUNK_SIZE as usize + 3];
+        let auto = ArchiveHasher::digest_reader(&data[..]).unwrap();
+        assert_eq!(auto.info.chunk_size, SMALL_CHUNK_SIZE);
+        assert_eq!(auto.chunks.len(), 5);
+        let legacy = ArchiveHasher::digest_reader_with(&data[..], CHUNK_SIZE).unwrap();
+        assert_eq!(legacy.info.chunk_size, CHUNK_SIZE);
+        assert_eq!(legacy.chunks.len(), 2);
+        assert_eq!(
+            legacy.chunks[1],
+            Blake3Hash::of(&data[CHUNK_SIZE as usize..])
+        );
+        assert_eq!(legacy.info.blake3, auto.info.blake3);
+        // Over the small-archive limit: 1 MiB chunks (written in pieces, as packing does).
+        let mut big = ArchiveHasher::new();
+        let piece = vec![1u8; 1 << 20];
+        for _ in 0..(SMALL_ARCHIVE_MAX >> 20) + 1 {
+            big.write_all(&piece).unwrap();
+        }
+        let (_, big) = big.finish();
+        assert_eq!(big.info.chunk_size, CHUNK_SIZE);
+        assert_eq!(big.chunks.len() as u64, (SMALL_ARCHIVE_MAX >> 20) + 1);
+        assert_eq!(chunk_size_for(SMALL_ARCHIVE_MAX), SMALL_CHUNK_SIZE);
+        assert!(chunk_size_allowed(100, CHUNK_SIZE));
+        assert!(!chunk_size_allowed(SMALL_ARCHIVE_MAX + 1, SMALL_CHUNK_SIZE));
     }
 
     #[test]

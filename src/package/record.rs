@@ -12,7 +12,7 @@ use std::fmt;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
-use super::digest::CHUNK_SIZE;
+use super::digest::{chunk_size_allowed, chunk_size_for, CHUNK_SIZE};
 use super::fields;
 use super::hash::{Blake3Hash, Sha256Hash};
 use super::keys::{PublisherId, PublisherKey};
@@ -289,12 +289,18 @@ fn validate_body(body: &RecordBody) -> Result<(), RecordError> {
     match body {
         RecordBody::Version(v) => {
             validate_version_fields(v)?;
-            // One chunk size for every archive keeps chunk lists comparable across
-            // nodes; a later record format may allow others.
-            if v.archive.chunk_size != CHUNK_SIZE {
+            // The chunk size is a function of the size (plus the older 1 MiB), so the
+            // same archive has the same chunk list on every node that publishes it now.
+            if !chunk_size_allowed(v.archive.size, v.archive.chunk_size) {
+                let own = chunk_size_for(v.archive.size);
+                let accepted = if own == CHUNK_SIZE {
+                    format!("{CHUNK_SIZE}")
+                } else {
+                    format!("{own} or {CHUNK_SIZE}")
+                };
                 return Err(invalid(format!(
-                    "archive chunk_size is {}, this version only accepts {CHUNK_SIZE}",
-                    v.archive.chunk_size
+                    "archive chunk_size is {} for {} bytes; this version accepts {accepted}",
+                    v.archive.chunk_size, v.archive.size,
                 )));
             }
         }
@@ -504,6 +510,19 @@ mod tests {
             refused(|v| v.version = Version::parse("1.0.7+build").unwrap())
                 .starts_with("version \"1.0.7+build\" carries build metadata")
         );
+        // Chunk sizes: the size's own or the older 1 MiB, nothing else.
+        assert_eq!(
+            refused(|v| v.archive.chunk_size = 1 << 16),
+            "archive chunk_size is 65536 for 7 bytes; this version accepts 262144 or 1048576"
+        );
+        assert!(refused(|v| {
+            v.archive.size = 100 << 20;
+            v.archive.chunk_size = 1 << 18;
+        })
+        .ends_with("this version accepts 1048576"));
+        let mut small = sample_version(&key);
+        small.archive.chunk_size = 1 << 18;
+        assert!(Record::sign(RecordBody::Version(small), &key).is_ok());
     }
 
     /// A peer signing a record with build metadata itself (bypassing `sign`'s checks)

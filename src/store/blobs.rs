@@ -66,7 +66,7 @@ impl BlobWriter {
     /// (an HTTP mirror). On a mismatch nothing is stored and the temp file is removed.
     /// Not marked as published here (the cache may evict it).
     pub fn commit_verified(self, info: &ArchiveInfo) -> Result<(), StoreError> {
-        let (buffered, digest) = self.hasher.finish();
+        let (buffered, digest) = self.hasher.finish_for(info.chunk_size);
         let tmp_dir = self.store.dir().join("blobs/tmp");
         let temp = buffered.into_inner().map_err(|e| StoreError::Io {
             path: tmp_dir,
@@ -147,7 +147,8 @@ impl Store {
     /// the file is left where it was.
     pub fn put_archive_file(&self, temp: &Path, info: &ArchiveInfo) -> Result<(), StoreError> {
         let file = File::open(temp).map_err(io_err(temp))?;
-        let digest = ArchiveHasher::digest_reader(&file).map_err(io_err(temp))?;
+        let digest =
+            ArchiveHasher::digest_reader_with(&file, info.chunk_size).map_err(io_err(temp))?;
         drop(file);
         self.put_verified_archive(temp, &digest, info)
     }
@@ -392,7 +393,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::package::digest::CHUNK_SIZE;
+    use crate::package::digest::ArchiveHasher as Hasher;
+    use crate::package::digest::{CHUNK_SIZE, SMALL_CHUNK_SIZE};
 
     fn bytes(len: usize, seed: u8) -> Vec<u8> {
         (0..len)
@@ -407,10 +409,40 @@ mod tests {
     }
 
     #[test]
+    fn archives_of_records_with_the_older_chunk_size_are_stored_and_served() {
+        // A record signed before chunk sizes varied: 1 MiB chunks for a small archive.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let data = bytes(CHUNK_SIZE as usize + 99, 3);
+        let legacy = Hasher::digest_reader_with(&data[..], CHUNK_SIZE)
+            .unwrap()
+            .info;
+        assert_eq!(legacy.chunk_size, CHUNK_SIZE);
+        let mut writer = store.blob_writer().unwrap();
+        writer.write_all(&data).unwrap();
+        writer.commit_verified(&legacy).unwrap();
+        assert_eq!(
+            store.chunk_hashes(&legacy.blake3).unwrap().unwrap().len(),
+            2
+        );
+        assert_eq!(
+            store.read_chunk(&legacy.blake3, 1).unwrap(),
+            &data[CHUNK_SIZE as usize..]
+        );
+        // The same through a finished file.
+        let other = tempfile::tempdir().unwrap();
+        let store = Store::open(other.path()).unwrap();
+        let temp = other.path().join("blobs/tmp/legacy");
+        fs::write(&temp, &data).unwrap();
+        store.put_archive_file(&temp, &legacy).unwrap();
+        store.verify_archive(&legacy).unwrap();
+    }
+
+    #[test]
     fn blob_writer_stores_verifies_and_serves_chunks() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let data = bytes(CHUNK_SIZE as usize * 2 + 17, 1);
+        let data = bytes(SMALL_CHUNK_SIZE as usize * 2 + 17, 1);
         let info = put(&store, &data);
         assert_eq!(info.blake3, Blake3Hash::of(&data));
         assert!(store.has_archive(&info.blake3));
@@ -418,10 +450,10 @@ mod tests {
         let chunks = store.chunk_hashes(&info.blake3).unwrap().unwrap();
         assert_eq!(chunks.len(), 3);
         let last = store.read_chunk(&info.blake3, 2).unwrap();
-        assert_eq!(last, &data[2 * CHUNK_SIZE as usize..]);
+        assert_eq!(last, &data[2 * SMALL_CHUNK_SIZE as usize..]);
         assert_eq!(
             store.read_chunk(&info.blake3, 0).unwrap(),
-            &data[..CHUNK_SIZE as usize]
+            &data[..SMALL_CHUNK_SIZE as usize]
         );
         assert!(matches!(
             store.read_chunk(&info.blake3, 3),
@@ -446,7 +478,7 @@ mod tests {
         ));
         assert_eq!(
             store.read_chunk(&info.blake3, 1).unwrap().len(),
-            CHUNK_SIZE as usize
+            SMALL_CHUNK_SIZE as usize
         );
         // dropped writer leaves no temp file behind
         let mut abandoned = store.blob_writer().unwrap();

@@ -432,7 +432,8 @@ impl PartialFile {
             prefix.finish(&self.layout, std::mem::take(&mut self.chunks))
         } else {
             let reader = File::open(&self.part_path).map_err(io_err(&self.part_path))?;
-            ArchiveHasher::digest_reader(reader).map_err(io_err(&self.part_path))?
+            ArchiveHasher::digest_reader_with(reader, self.layout.chunk_size)
+                .map_err(io_err(&self.part_path))?
         };
         let got = &digest.info;
         let reason = if got.size != self.info.size {

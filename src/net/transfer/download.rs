@@ -169,6 +169,7 @@ pub async fn download_verified<S: ChunkSource>(
     // The first look for other providers comes at once (peers named by the first offers).
     let mut next_discover = now();
     let mut last_progress = now();
+    let mut last_pressure = super::schedule::Pressure::default();
     let ended = loop {
         if schedule.is_complete() {
             break Ok(());
@@ -179,6 +180,14 @@ pub async fn download_verified<S: ChunkSource>(
         let now_at = now();
         for (peer, first, count) in schedule.next_ranges(now_at, run) {
             driver.launch(peer, first, count);
+        }
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // For the lab's timelines: what limits asking more (see `Schedule::pressure`).
+            let pressure = schedule.pressure();
+            if pressure != last_pressure {
+                tracing::debug!(?pressure, "pressure");
+                last_pressure = pressure;
+            }
         }
         for (peer, index) in schedule.steal(now_at) {
             tracing::debug!(?peer, index, "chunk stolen from a slow provider");
@@ -610,15 +619,7 @@ mod tests {
                 .unwrap();
         }
         let bytes = zstd::encode_all(&tar.into_inner().unwrap()[..], 3).unwrap();
-        let mut digest = ArchiveHasher::digest_reader(&bytes[..]).unwrap();
-        if chunk_size != CHUNK_SIZE {
-            digest.chunks = bytes
-                .chunks(chunk_size as usize)
-                .map(Blake3Hash::of)
-                .collect();
-            digest.info.chunk_size = chunk_size;
-            digest.info.chunks_root = chunks_root(&digest.chunks);
-        }
+        let digest = ArchiveHasher::digest_reader_with(&bytes[..], chunk_size).unwrap();
         (Arc::new(bytes), digest)
     }
 

@@ -106,6 +106,20 @@ struct Provider<P> {
     last: Option<Instant>,
 }
 
+/// A download's state as far as asking more goes (see [`Schedule::pressure`]): with
+/// chunks queued and `in_flight < cap`, `askable == 0` means no provider that has room
+/// offers any of them (the swarm starves it); `in_flight == cap` means its own cap holds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pressure {
+    pub in_flight: usize,
+    pub cap: usize,
+    pub queued: usize,
+    pub providers: usize,
+    pub with_room: usize,
+    pub offering: usize,
+    pub askable: usize,
+}
+
 /// Chunks asked at once of a provider that offers only some (a swarm peer) before its
 /// rate is known.
 const START_WINDOW: usize = 2;
@@ -709,6 +723,24 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             .filter(|p| p.dropped.is_none())
             .map(|p| p.id.clone())
             .collect()
+    }
+
+    /// What limits asking more now (debug logs of the swarm lab's timelines).
+    pub fn pressure(&self) -> Pressure {
+        let active: Vec<usize> = (0..self.providers.len())
+            .filter(|&p| self.providers[p].dropped.is_none())
+            .collect();
+        let room = |p: usize| self.providers[p].in_flight < self.cap(p);
+        let offering = |p: usize| self.queue.iter().any(|&index| self.holds(p, index));
+        Pressure {
+            in_flight: self.in_flight,
+            cap: self.total_cap(),
+            queued: self.queue.len(),
+            providers: active.len(),
+            with_room: active.iter().filter(|&&p| room(p)).count(),
+            offering: active.iter().filter(|&&p| offering(p)).count(),
+            askable: active.iter().filter(|&&p| room(p) && offering(p)).count(),
+        }
     }
 
     /// Dropped providers with the reason.

@@ -366,6 +366,8 @@ async fn serve_range(
         }
     }
     let last = first + count - 1;
+    tracing::debug!(%peer, first, count, "serving range");
+    let _slot = swarms.serving(peer);
     let mut next = Some(read(first));
     for index in first..=last {
         let Some(reading) = next.take() else { break };
@@ -405,6 +407,7 @@ async fn serve_range(
             .served_archive(&archive, chunk.len() as u64);
         swarms.sent_to(peer);
         swarms.uploaded(&archive, chunk.len() as u64);
+        tracing::debug!(%peer, index, "chunk written");
     }
     stream.flush().await?;
     Ok(true)
@@ -440,7 +443,7 @@ async fn serve_offers(
         .call(move |store| store.archive_for_serving(&archive))
         .await;
     let whole = match found {
-        Ok(Some((_, size, chunk_size))) => Some(whole_layout(size, chunk_size).count),
+        Ok(Some((_, size, chunk_size))) => Some(whole_layout(size, chunk_size)),
         Ok(None) => None,
         Err(e) => return refuse(stream, &remote_message(&e)).await.map(|()| false),
     };
@@ -449,14 +452,17 @@ async fn serve_offers(
     let alone = others.is_empty();
     let lacks = |i: usize| !theirs.get(i).copied().unwrap_or(false);
     let wanted = match whole {
-        Some(count) => (0..count as usize).any(lacks),
+        Some(layout) => (0..layout.count as usize).any(lacks),
         None => swarms
             .partial(&archive)
             .is_some_and(|p| p.have.iter().enumerate().any(|(i, &h)| h && lacks(i))),
     };
     // Upload slots: a peer that wants something gets it only while it holds a slot.
-    let offered = if wanted && !swarms.may_fetch(peer) {
-        let count = whole.or_else(|| swarms.partial(&archive).map(|p| p.layout.count));
+    let fetch = !wanted || swarms.may_fetch(peer);
+    tracing::debug!(%peer, wanted, fetch, "offers asked");
+    let offered = if !fetch {
+        let count =
+            (whole.map(|l| l.count)).or_else(|| swarms.partial(&archive).map(|p| p.layout.count));
         vec![false; count.unwrap_or(0) as usize]
     } else {
         swarms.offers(&archive, whole, &theirs, peer, alone)

@@ -19,8 +19,21 @@ use super::choke::Choker;
 use crate::package::Blake3Hash;
 use crate::store::partial::Layout;
 
-/// Chunks a whole-archive holder offers per offers request.
+/// Chunks a whole-archive holder offers one of several askers per offers request: a
+/// window it drains in about a second at its share of the seeder's link (larger
+/// windows, e.g. 32 chunks of 256 KiB, left chunks reserved for slow askers unsent
+/// when the lab's publisher left).
 pub(crate) const WINDOW: usize = 8;
+/// What is held for a lone asker (offered everything), in bytes: 8 chunks of 1 MiB, 32
+/// of 256 KiB. Measured in chunks it shrank to 2 MiB with the smaller chunks, and a lone
+/// first asker fetched far past it (the lab's leave scenario, N = 3, then lost first
+/// copies to duplicates).
+pub(crate) const LONE_HOLD_BYTES: u64 = 8 << 20;
+
+/// [`LONE_HOLD_BYTES`] in chunks of `chunk_size` (at least one).
+pub(crate) fn lone_hold(chunk_size: u32) -> usize {
+    (LONE_HOLD_BYTES / u64::from(chunk_size.max(1))).max(1) as usize
+}
 /// Peers named per offers answer (peer exchange).
 pub(crate) const MAX_NAMED: usize = 8;
 /// How long an asker counts as a member of an archive's swarm.
@@ -118,6 +131,19 @@ pub(crate) struct Swarms {
     slots: Arc<Mutex<Choker>>,
 }
 
+/// A range being sent (see [`Swarms::serving`]).
+pub(crate) struct Serving {
+    slots: Arc<Mutex<Choker>>,
+    peer: PeerId,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.finished(self.peer, Instant::now());
+    }
+}
+
 impl Swarms {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Blake3Hash, Entry>> {
         self.archives.lock().unwrap_or_else(|e| e.into_inner())
@@ -136,6 +162,16 @@ impl Swarms {
     /// A chunk was sent to `peer`: its upload slot is in use.
     pub(crate) fn sent_to(&self, peer: PeerId) {
         self.slots().used(peer, Instant::now());
+    }
+
+    /// A range to `peer` is being sent until the returned guard drops: its upload slot
+    /// is in use meanwhile.
+    pub(crate) fn serving(&self, peer: PeerId) -> Serving {
+        self.slots().started(peer, Instant::now());
+        Serving {
+            slots: self.slots.clone(),
+            peer,
+        }
     }
 
     /// `bytes` from `peer` were verified: credit toward serving it (reciprocation).
@@ -306,14 +342,14 @@ impl Swarms {
     pub(crate) fn offers(
         &self,
         archive: &Blake3Hash,
-        whole: Option<u32>,
+        whole: Option<Layout>,
         theirs: &[bool],
         asker: PeerId,
         alone: bool,
     ) -> Vec<bool> {
         let mut map = self.lock();
         let now = Instant::now();
-        let Some(chunk_count) = whole else {
+        let Some((chunk_count, lone)) = whole.map(|l| (l.count, lone_hold(l.chunk_size))) else {
             return map
                 .get(archive)
                 .and_then(|e| e.partial.as_ref())
@@ -375,12 +411,12 @@ impl Swarms {
         };
         let offered = super_seed(chunk_count, &choice, window);
         // What is held for this asker: its window; for a lone asker, which is offered
-        // everything, only the first WINDOW chunks it lacks (it fetches lowest first):
+        // everything, only the first LONE_HOLD_BYTES of chunks it lacks (it fetches lowest first):
         // holding all of them left a second asker arriving a moment later nothing to
         // fetch, holding none let both fetch the same first chunks (the lab's leave
         // scenario lost its only copies of other chunks to those duplicates).
         let held_for_it: Vec<bool> = if alone {
-            let mut left = WINDOW;
+            let mut left = lone;
             offered
                 .iter()
                 .map(|&o| {
@@ -564,6 +600,22 @@ mod tests {
         );
     }
 
+    /// An archive of `count` chunks of 1 MiB.
+    fn mib(count: u32) -> Option<Layout> {
+        Some(Layout {
+            size: u64::from(count) << 20,
+            chunk_size: 1 << 20,
+            count,
+        })
+    }
+
+    #[test]
+    fn a_lone_askers_hold_is_measured_in_bytes() {
+        assert_eq!(lone_hold(1 << 20), 8);
+        assert_eq!(lone_hold(1 << 18), 32);
+        assert_eq!(lone_hold(64 << 20), 1);
+    }
+
     #[test]
     fn askers_together_get_disjoint_windows_and_hand_outs_clear_on_arrival() {
         let swarms = Swarms::default();
@@ -571,25 +623,19 @@ mod tests {
         let (a, b) = (PeerId::random(), PeerId::random());
         swarms.asked(archive, a, &[]);
         swarms.asked(archive, b, &[]);
-        let x = swarms.offers(&archive, Some(100), &[], a, false);
-        let y = swarms.offers(&archive, Some(100), &[], b, false);
+        let x = swarms.offers(&archive, mib(100), &[], a, false);
+        let y = swarms.offers(&archive, mib(100), &[], b, false);
         assert_eq!(x.iter().filter(|&&v| v).count(), WINDOW);
         assert_eq!(y.iter().filter(|&&v| v).count(), WINDOW);
         assert!(x.iter().zip(&y).all(|(p, q)| !(p & q)), "{x:?} {y:?}");
         // Asking again before anything arrived: the same window, nothing more.
-        assert_eq!(swarms.offers(&archive, Some(100), &[], a, false), x);
+        assert_eq!(swarms.offers(&archive, mib(100), &[], a, false), x);
         // a now holds its window: it gets a new one, and b may now be offered a's chunks.
-        let z = swarms.offers(&archive, Some(100), &x, a, false);
+        let z = swarms.offers(&archive, mib(100), &x, a, false);
         assert!(z.iter().zip(&x).all(|(p, q)| !(p & q)));
         assert_eq!(z.iter().filter(|&&v| v).count(), WINDOW);
         // Alone, an asker is offered everything it lacks.
-        let c = swarms.offers(
-            &Blake3Hash::of(b"t"),
-            Some(100),
-            &[],
-            PeerId::random(),
-            true,
-        );
+        let c = swarms.offers(&Blake3Hash::of(b"t"), mib(100), &[], PeerId::random(), true);
         assert!(c.iter().all(|&v| v));
     }
 
