@@ -40,33 +40,52 @@ pub struct Ranking {
     pub word_name: f64,
     /// Weight of pseudo-relevance feedback (0 turns it off): packages named by the
     /// query's first hits (`feedback.rs`) count as matching every query word, with this
-    /// times the expansion weight as relevance when that beats their own bm25.
+    /// times the expansion weight as relevance (see `feedback_adds`).
     pub feedback: f64,
     /// Words in more than this fraction of all packages are no expansion.
     pub feedback_df: f64,
+    /// How an expansion that is also a literal match combines the two: `true` adds the
+    /// feedback relevance to its bm25 (two independent pieces of evidence: the text
+    /// matches, and the other hits name it), `false` keeps the larger (the ranker
+    /// before 2026-11-28, [`Ranking::PREVIOUS`]).
+    pub feedback_adds: bool,
 }
 
 impl Ranking {
+    /// Column weights 1 / 1 / 0.75 / 0.5 (the ratios of the earlier 2 / 2 / 1.5 / 1,
+    /// halved: FTS5's bm25 applies them to term frequencies before its k1 = 1.2
+    /// saturation, so smaller weights saturate later and a name match no longer
+    /// outweighs a description match plus the evidence of feedback and popularity);
+    /// feedback added to a literal match's bm25. See docs/decisions.md.
     pub const DEFAULT: Ranking = Ranking {
-        columns: [2.0, 2.0, 1.5, 1.0],
+        columns: [1.0, 1.0, 0.75, 0.5],
         all_words: 500.0,
         prior: 20.0,
         prefix: 2.0,
         word_name: 10.0,
-        feedback: 20.0,
+        feedback: 15.0,
         feedback_df: 0.003,
+        feedback_adds: true,
     };
-    /// [`Ranking::DEFAULT`] without feedback: bm25 and the prior only (the ranker before
+    /// The ranker before 2026-11-28 (weights 2 / 2 / 1.5 / 1, feedback 20 taken as the
+    /// larger of it and bm25), kept so the suites can report it side by side.
+    pub const PREVIOUS: Ranking = Ranking {
+        columns: [2.0, 2.0, 1.5, 1.0],
+        feedback: 20.0,
+        feedback_adds: false,
+        ..Ranking::DEFAULT
+    };
+    /// [`Ranking::PREVIOUS`] without feedback: bm25 and the prior only (the ranker before
     /// feedback, kept for comparison).
     pub const BM25_PRIOR: Ranking = Ranking {
         feedback: 0.0,
-        ..Ranking::DEFAULT
+        ..Ranking::PREVIOUS
     };
     /// The same relevance score without the popularity prior and without feedback.
     pub const PLAIN_BM25: Ranking = Ranking {
         prior: 0.0,
         feedback: 0.0,
-        ..Ranking::DEFAULT
+        ..Ranking::PREVIOUS
     };
 }
 /// Matches of any word scored, in FTS rowid order, which puts
@@ -362,8 +381,9 @@ struct Scored {
 }
 
 /// Pseudo-relevance feedback (`feedback.rs`): the packages named by the first hits join
-/// the all-words tier with `ranking.feedback × weight` as relevance when that beats
-/// their own bm25; then `scored` is sorted again (score, then name).
+/// the all-words tier with `ranking.feedback × weight` as relevance, added to their own
+/// bm25 (or, `feedback_adds` false, when it beats it); then `scored` is sorted again
+/// (score, then name).
 fn expand(
     conn: &rusqlite::Connection,
     ranking: &Ranking,
@@ -406,7 +426,10 @@ fn expand(
                     s.score += ranking.all_words;
                     s.every = true;
                 }
-                if relevance > s.relevance {
+                if ranking.feedback_adds {
+                    s.score += relevance;
+                    s.relevance += relevance;
+                } else if relevance > s.relevance {
                     s.score += relevance - s.relevance;
                     s.relevance = relevance;
                 }
