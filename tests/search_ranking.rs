@@ -13,10 +13,10 @@ use ggen_p2p::store::{Query, Ranking, Store};
 /// Issue 9's target for the pass fraction; reported by this test, not yet met (see
 /// BENCHMARKS.md "Search ranking").
 const PASS_TARGET: f64 = 0.90;
-/// The pass fraction below which this test fails: what the ranking reaches (65 of 75),
+/// The pass fraction below which this test fails: what the ranking reaches (66 of 75),
 /// so a change that ranks worse is caught. Raise it towards [`PASS_TARGET`] as the
 /// ranking improves.
-const PASS_FLOOR: f64 = 0.86;
+const PASS_FLOOR: f64 = 0.88;
 /// The same for the hold-out suite (30 of 42 with feedback); it guards against
 /// regressions only, nothing is tuned on it.
 const HOLDOUT_FLOOR: f64 = 0.71;
