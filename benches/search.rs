@@ -180,6 +180,7 @@ fn main() -> anyhow::Result<()> {
     for (label, ranking) in [
         ("bm25 without prior", Ranking::PLAIN_BM25),
         ("bm25 with prior", Ranking::BM25_PRIOR),
+        ("previous ranker", Ranking::PREVIOUS),
         ("with feedback (search)", Ranking::DEFAULT),
     ] {
         let score = corpus::score_suite(&suite, |q| {

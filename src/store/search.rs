@@ -5,7 +5,10 @@
 //! Added to it: a popularity prior (distinct live providers, log-scaled and capped; see
 //! `local.rs`), a boost that puts an exact name first, and a small name-prefix boost.
 //! Then pseudo-relevance feedback (`feedback.rs`): packages named by the first hits
-//! join the all-words tier and the page is re-ranked.
+//! join the all-words tier and the page is re-ranked. In queries of two or more words
+//! an agent noun also matches its verb ("server" also "serve": `agent_verb`), since
+//! the stemmer conflates only inflections and descriptions say what a package does
+//! with verbs.
 //! Broad queries score bounded candidate pools (shortest names first) instead of every
 //! match.
 
@@ -40,33 +43,59 @@ pub struct Ranking {
     pub word_name: f64,
     /// Weight of pseudo-relevance feedback (0 turns it off): packages named by the
     /// query's first hits (`feedback.rs`) count as matching every query word, with this
-    /// times the expansion weight as relevance when that beats their own bm25.
+    /// times the expansion weight as relevance (see `feedback_adds`).
     pub feedback: f64,
     /// Words in more than this fraction of all packages are no expansion.
     pub feedback_df: f64,
+    /// How an expansion that is also a literal match combines the two: `true` adds the
+    /// feedback relevance to its bm25 (two independent pieces of evidence: the text
+    /// matches, and the other hits name it), `false` keeps the larger (the ranker
+    /// before 2026-11-28, [`Ranking::PREVIOUS`]).
+    pub feedback_adds: bool,
+    /// Queries of two or more words also match an agent noun's verb ("server" →
+    /// "serve"; see `agent_verb`).
+    pub agent_verbs: bool,
 }
 
 impl Ranking {
+    /// Column weights 1 / 1 / 0.75 / 0.5: the order and ratios of the earlier
+    /// 2 / 2 / 1.5 / 1, halved, so text relevance weighs about half as much against the
+    /// prior and feedback (FTS5 applies the weights to term frequencies before its
+    /// k1 = 1.2 saturation, so it is close to, not exactly, halving bm25). Feedback is
+    /// added to a literal match's bm25; agent nouns also match their verb. See
+    /// docs/decisions.md "Search ranking".
     pub const DEFAULT: Ranking = Ranking {
-        columns: [2.0, 2.0, 1.5, 1.0],
+        columns: [1.0, 1.0, 0.75, 0.5],
         all_words: 500.0,
         prior: 20.0,
         prefix: 2.0,
         word_name: 10.0,
-        feedback: 20.0,
+        feedback: 15.0,
         feedback_df: 0.003,
+        feedback_adds: true,
+        agent_verbs: true,
     };
-    /// [`Ranking::DEFAULT`] without feedback: bm25 and the prior only (the ranker before
+    /// The ranker before 2026-11-28 (weights 2 / 2 / 1.5 / 1, feedback 20 taken as the
+    /// larger of it and bm25, no agent-noun verbs), kept so the suites can report it
+    /// side by side.
+    pub const PREVIOUS: Ranking = Ranking {
+        columns: [2.0, 2.0, 1.5, 1.0],
+        feedback: 20.0,
+        feedback_adds: false,
+        agent_verbs: false,
+        ..Ranking::DEFAULT
+    };
+    /// [`Ranking::PREVIOUS`] without feedback: bm25 and the prior only (the ranker before
     /// feedback, kept for comparison).
     pub const BM25_PRIOR: Ranking = Ranking {
         feedback: 0.0,
-        ..Ranking::DEFAULT
+        ..Ranking::PREVIOUS
     };
     /// The same relevance score without the popularity prior and without feedback.
     pub const PLAIN_BM25: Ranking = Ranking {
         prior: 0.0,
         feedback: 0.0,
-        ..Ranking::DEFAULT
+        ..Ranking::PREVIOUS
     };
 }
 /// Matches of any word scored, in FTS rowid order, which puts
@@ -236,9 +265,10 @@ impl Store {
                     found.push(row?);
                 }
             } else {
-                let any = fts_expression(&tokens, " OR ", false);
-                let all = fts_expression(&tokens, " ", false);
-                let in_name = fts_expression(&tokens, " OR ", true);
+                let verbs = ranking.agent_verbs && tokens.len() > 1;
+                let any = fts_expression(&tokens, " OR ", false, verbs);
+                let all = fts_expression(&tokens, " AND ", false, verbs);
+                let in_name = fts_expression(&tokens, " OR ", true, false);
                 let whole = normalize_name(&tokens.join("-"));
                 // "qr code" also names `qrcode`, "json web token" `jsonwebtoken`.
                 let joined = normalize_name(&tokens.concat());
@@ -362,8 +392,9 @@ struct Scored {
 }
 
 /// Pseudo-relevance feedback (`feedback.rs`): the packages named by the first hits join
-/// the all-words tier with `ranking.feedback × weight` as relevance when that beats
-/// their own bm25; then `scored` is sorted again (score, then name).
+/// the all-words tier with `ranking.feedback × weight` as relevance, added to their own
+/// bm25 (or, `feedback_adds` false, when it beats it); then `scored` is sorted again
+/// (score, then name).
 fn expand(
     conn: &rusqlite::Connection,
     ranking: &Ranking,
@@ -406,7 +437,10 @@ fn expand(
                     s.score += ranking.all_words;
                     s.every = true;
                 }
-                if relevance > s.relevance {
+                if ranking.feedback_adds {
+                    s.score += relevance;
+                    s.relevance += relevance;
+                } else if relevance > s.relevance {
                     s.score += relevance - s.relevance;
                     s.relevance = relevance;
                 }
@@ -432,17 +466,49 @@ fn expand(
     Ok(())
 }
 
-/// `"a" OR "b" OR "c"` (or with `" "`: all of them). With `prefix` the last word is
-/// also a prefix so a half-typed name is found (only used on the name columns: prefix
-/// expansion over descriptions is the costliest part of a query).
-fn fts_expression(tokens: &[String], joiner: &str, prefix: bool) -> String {
-    let mut parts: Vec<String> = tokens.iter().map(|t| format!("\"{t}\"")).collect();
+/// `"a" OR "b" OR "c"` (or with `" AND "`: all of them). With `prefix` the last word is
+/// also a prefix so a half-typed name is found (only used on the name columns, which
+/// are not stemmed: prefix expansion over descriptions is the costliest part of a
+/// query). Without it (the stemmed text index) an agent noun also matches the verb it
+/// is made from, `("server" OR "serv")` (see [`agent_verb`]).
+fn fts_expression(tokens: &[String], joiner: &str, prefix: bool, verbs: bool) -> String {
+    let mut parts: Vec<String> = tokens
+        .iter()
+        .map(|t| match agent_verb(t).filter(|_| verbs) {
+            Some(verb) => format!("(\"{t}\" OR \"{verb}\")"),
+            None => format!("\"{t}\""),
+        })
+        .collect();
     if let Some(last) = parts.last_mut() {
         if prefix && tokens.last().is_some_and(|t| t.chars().count() >= 2) {
             last.push('*');
         }
     }
     parts.join(joiner)
+}
+
+/// The verb an English agent noun is made from: "server" → "serv", "linter" → "lint",
+/// "emitter" → "emit", "logger" → "log", "parsers" → "pars" (a doubled final consonant
+/// is undone). The Porter stemmer conflates inflections only ("servers", "server"), so
+/// "static file server" missed "Serve static files" and "test runner" "run tests";
+/// this is the one derivational step added (agent noun → verb, as derivational
+/// stemmers such as Krovetz's do), matched as an alternative of the word. The result
+/// goes through the same Porter stemmer as the index, so "serv" meets "serve",
+/// "serving", "served". Words of five letters or more only, leaving a stem of three or
+/// more ASCII letters; `None` otherwise.
+fn agent_verb(word: &str) -> Option<String> {
+    if !word.is_ascii() || word.len() < 5 {
+        return None;
+    }
+    let stem = word
+        .strip_suffix("ers")
+        .or_else(|| word.strip_suffix("er"))?;
+    let bytes = stem.as_bytes();
+    let stem = match bytes {
+        [.., a, b] if a == b && !b"aeiou".contains(b) => &stem[..stem.len() - 1],
+        _ => stem,
+    };
+    (stem.len() >= 3 && stem.bytes().all(|b| b.is_ascii_lowercase())).then(|| stem.to_string())
 }
 
 #[cfg(test)]
@@ -636,6 +702,57 @@ pub(crate) mod tests {
         assert_eq!(
             [names(&first), names(&second)].concat(),
             names(&hits)[..4].to_vec()
+        );
+    }
+
+    #[test]
+    fn agent_nouns_also_match_their_verb() {
+        for (noun, verb) in [
+            ("server", "serv"),
+            ("servers", "serv"),
+            ("linter", "lint"),
+            ("emitter", "emit"),
+            ("logger", "log"),
+            ("runner", "run"),
+            ("parser", "pars"),
+            ("formatter", "format"),
+        ] {
+            assert_eq!(agent_verb(noun).as_deref(), Some(verb), "{noun}");
+        }
+        for word in ["user", "json", "parse", "rner", "über-er", "xer"] {
+            assert_eq!(agent_verb(word), None, "{word}");
+        }
+        let tokens = ["static".to_string(), "server".to_string()];
+        assert_eq!(
+            fts_expression(&tokens, " AND ", false, true),
+            "\"static\" AND (\"server\" OR \"serv\")"
+        );
+        assert_eq!(
+            fts_expression(&tokens, " OR ", true, false),
+            "\"static\" OR \"server\"*"
+        );
+    }
+
+    /// A multi-word query matches an agent noun's verb: "static file server" finds a
+    /// package that says "serve static files" among the documents matching every word.
+    #[test]
+    fn multi_word_queries_match_the_verb_of_an_agent_noun() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = PublisherKey::generate();
+        store
+            .ingest_many(&[
+                package(&key, "serve-static", "Serve static files", None, &[]),
+                package(&key, "other", "a server", None, &[]),
+            ])
+            .unwrap();
+        let query = Query::new(vec!["static".into(), "file".into(), "server".into()]);
+        let hits = store.search(&query).unwrap();
+        assert_eq!(names(&hits)[0], "serve-static");
+        assert!(
+            hits[0].score >= Ranking::DEFAULT.all_words,
+            "{}",
+            hits[0].score
         );
     }
 
