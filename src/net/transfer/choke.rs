@@ -9,7 +9,7 @@
 //! bytes verified from it, halved every [`CREDIT_HALF_LIFE`]), except one, which goes to
 //! the peer waiting longest (so a newcomer with nothing to give gets started, and a
 //! seeder, which receives nothing, serves everyone in turn). A slot is given back when
-//! its holder fetched nothing for [`IDLE`], or after [`TURN`] while others wait. Slots
+//! its holder has had no range in progress for [`IDLE`], or after [`TURN`] while others wait. Slots
 //! are handed out in answers to offers requests (`stream.rs`): a peer without one is
 //! offered nothing this time and asks again at its next refresh. Ranges already asked
 //! are served to the end. Pure: the caller passes the time.
@@ -38,6 +38,7 @@ pub(crate) const CREDIT_HALF_LIFE: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     since: Instant,
+    /// When it was granted or its last range started or ended.
     used: Instant,
     /// Ranges being sent to the holder now (a slot in use is never idle).
     active: u32,
@@ -69,13 +70,6 @@ impl Choker {
         self.waiting.entry(peer).or_insert((now, now)).1 = now;
         self.fill(now);
         self.slots.contains_key(&peer)
-    }
-
-    /// `peer` fetched from this node (called per chunk sent): its slot is in use.
-    pub(crate) fn used(&mut self, peer: PeerId, now: Instant) {
-        if let Some(slot) = self.slots.get_mut(&peer) {
-            slot.used = now;
-        }
     }
 
     /// A range to `peer` starts being sent.
@@ -165,6 +159,12 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// `peer` fetched a range from the choker's node at `t` (sent at once).
+    fn fetched(choker: &mut Choker, peer: PeerId, t: Instant) {
+        choker.started(peer, t);
+        choker.finished(peer, t);
+    }
+
     fn peers(n: usize) -> Vec<PeerId> {
         let mut v: Vec<PeerId> = (0..n).map(|_| PeerId::random()).collect();
         v.sort();
@@ -185,7 +185,7 @@ mod tests {
             t += ms(250);
             for (&p, &g) in ps.iter().zip(&granted) {
                 if g {
-                    choker.used(p, t);
+                    fetched(&mut choker, p, t);
                 } else {
                     assert!(!choker.ask(p, t), "served before any turn ended");
                 }
@@ -216,6 +216,28 @@ mod tests {
         assert!(choker.ask(b, later));
         assert_eq!(choker.holders(), 1);
         assert!(choker.ask(a, later));
+    }
+
+    #[test]
+    fn a_range_in_progress_keeps_its_slot_however_long_it_takes() {
+        let t0 = Instant::now();
+        let ps = peers(SLOTS + 1);
+        let mut choker = Choker::default();
+        for &p in &ps[..SLOTS] {
+            assert!(choker.ask(p, t0));
+        }
+        // One holder's range runs long; the others never fetch.
+        choker.started(ps[0], t0);
+        let later = t0 + IDLE * 3;
+        assert!(choker.ask(ps[SLOTS], later), "idle slots were given back");
+        assert!(choker.slots.contains_key(&ps[0]), "a slot in use was taken");
+        choker.finished(ps[0], later);
+        assert!(choker.slots.contains_key(&ps[0]));
+        choker.ask(ps[1], later + IDLE);
+        assert!(
+            !choker.slots.contains_key(&ps[0]),
+            "idle after its range: given back"
+        );
     }
 
     #[test]
@@ -269,7 +291,7 @@ mod tests {
                     }
                 }
                 if fetch {
-                    choker.used(ps[p], t);
+                    fetched(&mut choker, ps[p], t);
                 }
                 prop_assert!(choker.holders() <= SLOTS);
                 let bound = (TURN + IDLE) * (n.div_ceil(SLOTS) as u32 + 1) + Duration::from_secs(1);

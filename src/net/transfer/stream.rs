@@ -405,7 +405,6 @@ async fn serve_range(
         client
             .metrics()
             .served_archive(&archive, chunk.len() as u64);
-        swarms.sent_to(peer);
         swarms.uploaded(&archive, chunk.len() as u64);
         tracing::debug!(%peer, index, "chunk written");
     }
@@ -451,21 +450,23 @@ async fn serve_offers(
     let others = swarms.asked(archive, peer, &theirs);
     let alone = others.is_empty();
     let lacks = |i: usize| !theirs.get(i).copied().unwrap_or(false);
-    let wanted = match whole {
-        Some(layout) => (0..layout.count as usize).any(lacks),
-        None => swarms
-            .partial(&archive)
-            .is_some_and(|p| p.have.iter().enumerate().any(|(i, &h)| h && lacks(i))),
+    // Still downloading it: what it holds (one copy of the bits for both uses below).
+    let partial = whole.is_none().then(|| swarms.partial(&archive)).flatten();
+    let wanted = match (&whole, &partial) {
+        (Some(layout), _) => (0..layout.count as usize).any(lacks),
+        (None, Some(p)) => p.have.iter().enumerate().any(|(i, &h)| h && lacks(i)),
+        (None, None) => false,
     };
     // Upload slots: a peer that wants something gets it only while it holds a slot.
     let fetch = !wanted || swarms.may_fetch(peer);
     tracing::debug!(%peer, wanted, fetch, "offers asked");
-    let offered = if !fetch {
-        let count =
-            (whole.map(|l| l.count)).or_else(|| swarms.partial(&archive).map(|p| p.layout.count));
-        vec![false; count.unwrap_or(0) as usize]
-    } else {
-        swarms.offers(&archive, whole, &theirs, peer, alone)
+    let offered = match (fetch, whole, partial) {
+        (false, whole, partial) => {
+            let count = (whole.map(|l| l.count)).or(partial.map(|p| p.layout.count));
+            vec![false; count.unwrap_or(0) as usize]
+        }
+        (true, None, partial) => partial.map(|p| p.have).unwrap_or_default(),
+        (true, Some(_), _) => swarms.offers(&archive, whole, &theirs, peer, alone),
     };
     if offered.is_empty() {
         stream.write_all(&[TAG_NOT_FOUND]).await?;

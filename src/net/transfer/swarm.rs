@@ -159,11 +159,6 @@ impl Swarms {
         self.slots().ask(peer, Instant::now())
     }
 
-    /// A chunk was sent to `peer`: its upload slot is in use.
-    pub(crate) fn sent_to(&self, peer: PeerId) {
-        self.slots().used(peer, Instant::now());
-    }
-
     /// A range to `peer` is being sent until the returned guard drops: its upload slot
     /// is in use meanwhile.
     pub(crate) fn serving(&self, peer: PeerId) -> Serving {
