@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 mod support;
 use support::net::{config, start, Node};
 
-/// An archive of `chunks` full chunks of pseudo-random bytes in `store`.
+/// An archive of `chunks` MiB of pseudo-random bytes in `store` (`chunks` 1 MiB chunks
+/// before small archives got 256 KiB chunks: now four times as many chunks).
 fn put_archive(store: &Store, chunks: usize, seed: u32) -> (ArchiveInfo, Vec<u8>) {
     let mut state = seed;
     let bytes: Vec<u8> = (0..chunks * CHUNK_SIZE as usize)
