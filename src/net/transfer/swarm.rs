@@ -155,8 +155,8 @@ impl Swarms {
 
     /// Whether `peer`, which lacks something this node offers, may fetch now (see
     /// `choke.rs`).
-    pub(crate) fn may_fetch(&self, peer: PeerId) -> bool {
-        self.slots().ask(peer, Instant::now())
+    pub(crate) fn may_fetch(&self, peer: PeerId, slots: usize) -> bool {
+        self.slots().ask_within(peer, Instant::now(), slots)
     }
 
     /// A range to `peer` is being sent until the returned guard drops: its upload slot
