@@ -24,7 +24,7 @@ use libp2p::PeerId;
 /// leaves, and the lab's leave scenario failed with 8 (BENCHMARKS.md "Swarm").
 pub(crate) const SLOTS: usize = 4;
 /// Peers served at once by a node that is still downloading what they ask for. More
-/// than a seeder's [`SLOTS`]: in the swarm lab the publisher then sent 1.03–1.16 copies at
+/// than a seeder's [`SLOTS`]: in the swarm lab the publisher then sent 1.04–1.16 copies at
 /// every N instead of up to 1.27 (peers served each other more), with the same times;
 /// the seeder keeps 4 (8 there failed the leave scenario).
 pub(crate) const PARTIAL_SLOTS: usize = 8;
