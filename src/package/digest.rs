@@ -192,16 +192,15 @@ impl<W: Write> ArchiveHasher<W> {
     }
 
     /// [`ArchiveHasher::finish`] with `chunk_size` chunks if they were hashed (a record's
-    /// 1 MiB always is), else with the size's own: to compare with a record.
+    /// 1 MiB always is), else with the size's own (or the one hashed): to compare with a
+    /// record, which then differs in its chunk size.
     pub fn finish_for(self, chunk_size: u32) -> (W, ArchiveDigest) {
-        let wanted = if self.lists.iter().any(|list| list.size == chunk_size) {
-            chunk_size
-        } else {
-            chunk_size_for(self.size)
-        };
-        let list = (self.lists.into_iter())
-            .find(|list| list.size == wanted)
-            .expect("the chunk size for the final size is still hashed");
+        let own = chunk_size_for(self.size);
+        let mut lists = self.lists;
+        let at = (lists.iter().position(|list| list.size == chunk_size))
+            .or_else(|| lists.iter().position(|list| list.size == own))
+            .unwrap_or(0);
+        let list = lists.swap_remove(at);
         let chunk_size = list.size;
         let chunks = list.finish();
         let info = ArchiveInfo {
@@ -264,6 +263,10 @@ mod tests {
             Blake3Hash::of(&data[CHUNK_SIZE as usize..])
         );
         assert_eq!(legacy.info.blake3, auto.info.blake3);
+        // Asked for a size it did not hash: the one it did (the caller's check then fails).
+        let mut fixed = ArchiveHasher::with_chunk_size(io::sink(), CHUNK_SIZE);
+        fixed.write_all(&data).unwrap();
+        assert_eq!(fixed.finish_for(SMALL_CHUNK_SIZE).1, legacy);
         // Over the small-archive limit: 1 MiB chunks (written in pieces, as packing does).
         let mut big = ArchiveHasher::new();
         let piece = vec![1u8; 1 << 20];
