@@ -69,6 +69,13 @@ impl Client {
         &self.swarms
     }
 
+    /// `bytes` of chunk data of `archive` were sent to a peer (either chunk path): counted
+    /// in `/metrics` and in the archive's swarm (status, dashboard).
+    pub(crate) fn served(&self, archive: &crate::package::Blake3Hash, bytes: u64) {
+        self.metrics().served_archive(archive, bytes);
+        self.swarms.uploaded(archive, bytes);
+    }
+
     /// A handle for opening chunk streams, the finished streams kept for reuse, and the
     /// guard that marks `peer` busy.
     pub(crate) fn chunk_stream(

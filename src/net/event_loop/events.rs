@@ -490,10 +490,7 @@ impl EventLoop {
                     self.tasks.spawn(async move {
                         let response = inbound::respond(&store, request).await;
                         if let (Response::Chunk { bytes }, Some(archive)) = (&response, chunk_of) {
-                            client
-                                .metrics()
-                                .served_archive(&archive, bytes.len() as u64);
-                            client.swarms().uploaded(&archive, bytes.len() as u64);
+                            client.served(&archive, bytes.len() as u64);
                         }
                         let _ = client
                             .send_internal(Command::Respond { channel, response })

@@ -402,10 +402,7 @@ async fn serve_range(
         header[5..].copy_from_slice(&(chunk.len() as u32).to_be_bytes());
         stream.write_all(&header).await?;
         stream.write_all(&chunk).await?;
-        client
-            .metrics()
-            .served_archive(&archive, chunk.len() as u64);
-        swarms.uploaded(&archive, chunk.len() as u64);
+        client.served(&archive, chunk.len() as u64);
         tracing::debug!(%peer, index, "chunk written");
     }
     stream.flush().await?;
