@@ -51,15 +51,20 @@ fn three_daemons_publish_search_install_through_the_cli() {
             .any(|p| p["peer_id"] == a_id.as_str()),
         "{added}"
     );
-    let removed = c.cli(&["peers", "remove", &a_id]);
-    assert!(
+    // `peers remove` closes our connections to a (like `ipfs swarm disconnect`), but a
+    // may dial c again on its own (its DHT provide for the archive just published goes
+    // to the closest peers, c among them), so a report still naming a is retried.
+    let mut removes = 0;
+    wait_until("peers remove to leave a out of c's report", || {
+        removes += 1;
+        let removed = c.cli(&["peers", "remove", &a_id]);
         !removed["peers"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p["peer_id"] == a_id.as_str()),
-        "{removed}"
-    );
+            .any(|p| p["peer_id"] == a_id.as_str())
+    });
+    eprintln!("peers remove: a left c's report after {removes} tries");
 
     let target = root.path().join("installed");
     let installed = c.cli(&[
