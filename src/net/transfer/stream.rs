@@ -574,10 +574,14 @@ pub(crate) async fn open_range(
     peer: PeerId,
     request: RangeRequest,
 ) -> Result<(libp2p::Stream, Vec<u8>), OpenError> {
+    let begun = std::time::Instant::now();
     if let Some(mut stream) = pool.take(&peer) {
         if stream.write_all(&request.encode()).await.is_ok() {
             match read_frame(&mut stream, request.first).await {
-                Ok(bytes) => return Ok((stream, bytes)),
+                Ok(bytes) => {
+                    tracing::debug!(%peer, pooled = true, wait_ms = ms(begun), "first chunk");
+                    return Ok((stream, bytes));
+                }
                 Err(FrameError::Answer(e)) => return Err(OpenError::Other(e)),
                 Err(FrameError::Transport(_)) => {} // closed meanwhile: open a new one
             }
@@ -601,7 +605,10 @@ pub(crate) async fn open_range(
             continue;
         }
         match read_frame(&mut stream, request.first).await {
-            Ok(bytes) => return Ok((stream, bytes)),
+            Ok(bytes) => {
+                tracing::debug!(%peer, pooled = false, wait_ms = ms(begun), "first chunk");
+                return Ok((stream, bytes));
+            }
             Err(FrameError::Answer(e)) => return Err(OpenError::Other(e)),
             Err(FrameError::Transport(e)) => last = e,
         }
@@ -634,7 +641,9 @@ pub(crate) async fn ask_offers(
     message.extend_from_slice(&super::swarm::pack(mine));
     let mut last = String::new();
     for attempt in 0..2 {
+        let begun = std::time::Instant::now();
         let pooled = if attempt == 0 { pool.take(&peer) } else { None };
+        let was_pooled = pooled.is_some();
         let mut stream = match pooled {
             Some(stream) => stream,
             None => match control.open_stream(peer, protocol()).await {
@@ -643,6 +652,8 @@ pub(crate) async fn ask_offers(
                 Err(e) => return Err(e.to_string()),
             },
         };
+        let open_ms = ms(begun);
+        let sent = std::time::Instant::now();
         if let Err(e) = stream.write_all(&message).await {
             last = format!("sending the offers request: {e}");
             continue;
@@ -652,6 +663,8 @@ pub(crate) async fn ask_offers(
             last = format!("reading the offers: {e}");
             continue;
         }
+        let answer_ms = ms(sent);
+        tracing::debug!(%peer, pooled = was_pooled, open_ms, answer_ms, "offers answered");
         let offered = match tag[0] {
             TAG_OFFERS => {
                 let mut n = [0u8; 4];
@@ -680,6 +693,11 @@ pub(crate) async fn ask_offers(
         return Ok((Some(bits), named));
     }
     Err(last)
+}
+
+/// Milliseconds since `since` (the lab's debug lines: where a chunk's time goes).
+fn ms(since: std::time::Instant) -> u64 {
+    since.elapsed().as_millis() as u64
 }
 
 /// The peers an offers answer names (peer exchange), `from` itself left out.
