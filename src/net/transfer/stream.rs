@@ -455,12 +455,7 @@ async fn serve_offers(
         (None, None) => false,
     };
     // Upload slots: a peer that wants something gets it only while it holds a slot.
-    let slots = if whole.is_some() {
-        super::choke::SLOTS
-    } else {
-        super::choke::PARTIAL_SLOTS
-    };
-    let fetch = !wanted || swarms.may_fetch(peer, slots);
+    let fetch = !wanted || swarms.may_fetch(peer, whole.is_some());
     tracing::debug!(%peer, wanted, fetch, "offers asked");
     let offered = match (fetch, whole, partial) {
         (false, whole, partial) => {

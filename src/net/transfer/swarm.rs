@@ -20,10 +20,12 @@ use crate::package::Blake3Hash;
 use crate::store::partial::Layout;
 
 /// Chunks a whole-archive holder offers one of several askers per offers request: a
-/// window it drains in about a second at its share of the seeder's link (larger
-/// windows, e.g. 32 chunks of 256 KiB, left chunks reserved for slow askers unsent
-/// when the lab's publisher left).
-pub(crate) const WINDOW: usize = 8;
+/// window it drains within its short turn (`choke::SEEDER_TURN`) at its share of the
+/// seeder's link. Larger windows, e.g. 32 chunks of 256 KiB, left chunks reserved for
+/// slow askers unsent when the lab's publisher left; with short turns 8 chunks measured
+/// 1.70–1.76 × the bound at N = 16, 4 chunks 1.64–1.69, 2 chunks 1.66–1.77, 1 chunk
+/// 1.89–1.96 (each range then carries a single chunk).
+pub(crate) const WINDOW: usize = 4;
 /// What is held for a lone asker (offered everything), in bytes: 8 chunks of 1 MiB, 32
 /// of 256 KiB. Measured in chunks it shrank to 2 MiB with the smaller chunks, and a lone
 /// first asker fetched far past it (the lab's leave scenario, N = 3, then lost first
@@ -155,8 +157,13 @@ impl Swarms {
 
     /// Whether `peer`, which lacks something this node offers, may fetch now (see
     /// `choke.rs`).
-    pub(crate) fn may_fetch(&self, peer: PeerId, slots: usize) -> bool {
-        self.slots().ask_within(peer, Instant::now(), slots)
+    pub(crate) fn may_fetch(&self, peer: PeerId, whole: bool) -> bool {
+        let (slots, turn) = if whole {
+            (super::choke::SLOTS, super::choke::SEEDER_TURN)
+        } else {
+            (super::choke::PARTIAL_SLOTS, super::choke::TURN)
+        };
+        self.slots().ask_within(peer, Instant::now(), slots, turn)
     }
 
     /// A range to `peer` is being sent until the returned guard drops: its upload slot
