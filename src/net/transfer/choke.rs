@@ -39,7 +39,7 @@ pub(crate) const PARTIAL_SLOTS: usize = 8;
 /// bound; 0.3 s with 4-chunk windows 1.64–1.69; 0.1 s 1.77–1.93).
 pub(crate) const SEEDER_TURN: Duration = Duration::from_millis(300);
 /// How long a peer keeps a slot of a node still downloading while others wait (0.5 s
-/// and 1 s measured no better, on a loaded machine).
+/// and 1 s measured no better).
 pub(crate) const TURN: Duration = Duration::from_secs(2);
 /// A slot whose holder has no range in progress and started or finished none this long
 /// is given back: a peer granted a slot that does not use it (its own download is
