@@ -51,6 +51,31 @@ const WAITING_FRESH: Duration = Duration::from_millis(1500);
 /// Credit for uploaded bytes halves this often.
 pub(crate) const CREDIT_HALF_LIFE: Duration = Duration::from_secs(10);
 
+/// What this node is to the archive asked for, which sets its slots and turns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// It holds the whole archive: [`SLOTS`], [`SEEDER_TURN`].
+    Seeder,
+    /// It is still downloading it: [`PARTIAL_SLOTS`], [`TURN`].
+    Partial,
+}
+
+impl Role {
+    fn slots(self) -> usize {
+        match self {
+            Self::Seeder => SLOTS,
+            Self::Partial => PARTIAL_SLOTS,
+        }
+    }
+
+    fn turn(self) -> Duration {
+        match self {
+            Self::Seeder => SEEDER_TURN,
+            Self::Partial => TURN,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     since: Instant,
@@ -72,23 +97,22 @@ pub(crate) struct Choker {
 }
 
 impl Choker {
-    /// [`Choker::ask_within`] [`SLOTS`].
+    /// [`Choker::ask_within`] [`SLOTS`] and [`TURN`].
     #[cfg(test)]
     pub(crate) fn ask(&mut self, peer: PeerId, now: Instant) -> bool {
         self.ask_within(peer, now, SLOTS, TURN)
     }
 
-    /// `peer` wants chunks from this node: whether it may fetch now (it holds a slot or
-    /// gets one of at most `limit`: [`SLOTS`] for archives held whole, [`PARTIAL_SLOTS`]
-    /// for ones still downloading; one set of slots for all). Its slot ends here when it
-    /// has held it for `turn` ([`SEEDER_TURN`] or [`TURN`]) and others wait.
-    pub(crate) fn ask_within(
-        &mut self,
-        peer: PeerId,
-        now: Instant,
-        limit: usize,
-        turn: Duration,
-    ) -> bool {
+    /// `peer` wants chunks of an archive this node is the `role` of: whether it may
+    /// fetch now (it holds a slot or gets one; one set of slots for all archives, at most
+    /// the role's number taken). Its slot ends here when it has held it for the role's
+    /// turn and others wait.
+    pub(crate) fn ask_as(&mut self, peer: PeerId, now: Instant, role: Role) -> bool {
+        self.ask_within(peer, now, role.slots(), role.turn())
+    }
+
+    /// [`Choker::ask_as`] with the number of slots and the turn given.
+    fn ask_within(&mut self, peer: PeerId, now: Instant, limit: usize, turn: Duration) -> bool {
         self.expire(now);
         if let Some(slot) = self.slots.get(&peer) {
             let others_wait = self.waiting.keys().any(|p| *p != peer);
@@ -238,7 +262,7 @@ mod tests {
         let t0 = Instant::now();
         let ps = peers(3 * SLOTS);
         let mut choker = Choker::default();
-        let ask = |c: &mut Choker, p, t| c.ask_within(p, t, SLOTS, SEEDER_TURN);
+        let ask = |c: &mut Choker, p, t| c.ask_as(p, t, Role::Seeder);
         let mut served = std::collections::HashSet::new();
         let mut t = t0;
         // Everyone asks every 100 ms and fetches at once when granted.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 
-use super::choke::Choker;
+use super::choke::{Choker, Role};
 use crate::package::Blake3Hash;
 use crate::store::partial::Layout;
 
@@ -158,12 +158,8 @@ impl Swarms {
     /// Whether `peer`, which lacks something this node offers, may fetch now (see
     /// `choke.rs`).
     pub(crate) fn may_fetch(&self, peer: PeerId, whole: bool) -> bool {
-        let (slots, turn) = if whole {
-            (super::choke::SLOTS, super::choke::SEEDER_TURN)
-        } else {
-            (super::choke::PARTIAL_SLOTS, super::choke::TURN)
-        };
-        self.slots().ask_within(peer, Instant::now(), slots, turn)
+        let role = if whole { Role::Seeder } else { Role::Partial };
+        self.slots().ask_as(peer, Instant::now(), role)
     }
 
     /// A range to `peer` is being sent until the returned guard drops: its upload slot
