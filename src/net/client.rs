@@ -38,6 +38,8 @@ pub struct Client {
     pool: super::transfer::stream::StreamPool,
     /// What this node offers of archives many nodes fetch at once (`transfer::swarm`).
     swarms: super::transfer::swarm::Swarms,
+    /// Chunks served take turns on the upload link (`transfer::pace`).
+    pacer: super::transfer::pace::Pacer,
 }
 
 impl Client {
@@ -61,7 +63,18 @@ impl Client {
             active,
             pool: Default::default(),
             swarms: Default::default(),
+            pacer: Default::default(),
         }
+    }
+
+    /// This client with served chunks paced by `pacer` (unpaced by default).
+    pub(crate) fn pacing(self, pacer: super::transfer::pace::Pacer) -> Self {
+        Self { pacer, ..self }
+    }
+
+    /// Waits for a served chunk of `bytes` to have its turn on the upload link.
+    pub(crate) async fn pace(&self, bytes: usize) {
+        self.pacer.wait(bytes).await;
     }
 
     /// This node's swarms: partial downloads it serves, what it sent as a seeder.

@@ -106,7 +106,8 @@ pub(crate) async fn spawn(
         config.metrics.clone(),
         streams,
         active.clone(),
-    );
+    )
+    .pacing(super::transfer::pace::Pacer::new(config.upload_limit));
     #[cfg(feature = "test-support")]
     let hook = config.hostile.clone();
     #[cfg(not(feature = "test-support"))]

@@ -95,6 +95,9 @@ pub struct NetConfig {
     pub prune_grace: Duration,
     /// Per-peer limits on the requests this node answers.
     pub rate_limits: crate::config::RateLimits,
+    /// Chunk bytes a second this node uploads at most, paced (`Config::upload_limit`);
+    /// 0: no limit.
+    pub upload_limit: u64,
     /// Where the node counts what it does (`/metrics`); the registry hands in its own.
     pub metrics: std::sync::Arc<metrics::Metrics>,
     /// Test hook: answer inbound requests as an attacker would (`tests/hostile.rs`).
@@ -149,6 +152,7 @@ impl NetConfig {
             prune_interval: Duration::from_secs(1),
             prune_grace: Duration::from_secs(3),
             rate_limits: config.rate_limits.clone(),
+            upload_limit: config.upload_limit,
             metrics: Default::default(),
             #[cfg(feature = "test-support")]
             hostile: None,

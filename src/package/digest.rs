@@ -18,9 +18,13 @@ use super::record::ArchiveInfo;
 /// Chunk size of archives over [`SMALL_ARCHIVE_MAX`], and of every archive published
 /// before sizes varied (records with it stay valid at any size).
 pub const CHUNK_SIZE: u32 = 1 << 20;
-/// Chunk size of archives up to [`SMALL_ARCHIVE_MAX`].
-pub const SMALL_CHUNK_SIZE: u32 = 1 << 18;
-/// The largest archive published with [`SMALL_CHUNK_SIZE`] chunks (256 of them).
+/// Chunk size of archives up to [`SMALL_ARCHIVE_MAX`]: a swarm passes on only whole
+/// verified chunks, so a chunk is the unit of every hop (docs/decisions.md "Chunk size
+/// follows the archive's size").
+pub const SMALL_CHUNK_SIZE: u32 = 1 << 17;
+/// The chunk size of small archives in records signed before 128 KiB (still valid).
+pub const LEGACY_SMALL_CHUNK_SIZE: u32 = 1 << 18;
+/// The largest archive published with [`SMALL_CHUNK_SIZE`] chunks (512 of them).
 pub const SMALL_ARCHIVE_MAX: u64 = 64 << 20;
 
 /// The chunk size an archive of `size` bytes is published with. A function of the size
@@ -34,9 +38,12 @@ pub fn chunk_size_for(size: u64) -> u32 {
 }
 
 /// Whether a record may describe an archive of `size` bytes with `chunk_size` chunks:
-/// the size's own chunk size, or 1 MiB (records signed before sizes varied).
+/// the size's own chunk size, 1 MiB (records signed before sizes varied), or for small
+/// archives 256 KiB (records signed before small chunks were 128 KiB).
 pub fn chunk_size_allowed(size: u64, chunk_size: u32) -> bool {
-    chunk_size == chunk_size_for(size) || chunk_size == CHUNK_SIZE
+    chunk_size == chunk_size_for(size)
+        || chunk_size == CHUNK_SIZE
+        || (size <= SMALL_ARCHIVE_MAX && chunk_size == LEGACY_SMALL_CHUNK_SIZE)
 }
 
 /// BLAKE3 of the concatenated chunk hashes: the value a record commits to.
@@ -153,7 +160,11 @@ impl<W: Write> ArchiveHasher<W> {
             inner,
             whole: blake3::Hasher::new(),
             sha256: Sha256::new(),
-            lists: vec![ChunkList::new(SMALL_CHUNK_SIZE), ChunkList::new(CHUNK_SIZE)],
+            lists: vec![
+                ChunkList::new(SMALL_CHUNK_SIZE),
+                ChunkList::new(LEGACY_SMALL_CHUNK_SIZE),
+                ChunkList::new(CHUNK_SIZE),
+            ],
             fixed: false,
             size: 0,
         }
@@ -174,7 +185,7 @@ impl<W: Write> ArchiveHasher<W> {
         self.size += bytes.len() as u64;
         if !self.fixed && self.size > SMALL_ARCHIVE_MAX {
             // Too large for small chunks: stop hashing for them.
-            self.lists.retain(|list| list.size != SMALL_CHUNK_SIZE);
+            self.lists.retain(|list| list.size == CHUNK_SIZE);
         }
         for list in &mut self.lists {
             list.update(bytes);
@@ -254,7 +265,14 @@ mod tests {
         let data = vec![7u8; CHUNK_SIZE as usize + 3];
         let auto = ArchiveHasher::digest_reader(&data[..]).unwrap();
         assert_eq!(auto.info.chunk_size, SMALL_CHUNK_SIZE);
-        assert_eq!(auto.chunks.len(), 5);
+        assert_eq!(auto.chunks.len(), 9);
+        // A record signed with the older 256 KiB chunks is checked with its own list.
+        let mut older = ArchiveHasher::new();
+        older.write_all(&data).unwrap();
+        let (_, older) = older.finish_for(LEGACY_SMALL_CHUNK_SIZE);
+        assert_eq!(older.info.chunk_size, LEGACY_SMALL_CHUNK_SIZE);
+        assert_eq!(older.chunks.len(), 5);
+        assert_eq!(older.info.blake3, auto.info.blake3);
         let legacy = ArchiveHasher::digest_reader_with(&data[..], CHUNK_SIZE).unwrap();
         assert_eq!(legacy.info.chunk_size, CHUNK_SIZE);
         assert_eq!(legacy.chunks.len(), 2);
@@ -279,6 +297,14 @@ mod tests {
         assert_eq!(chunk_size_for(SMALL_ARCHIVE_MAX), SMALL_CHUNK_SIZE);
         assert!(chunk_size_allowed(100, CHUNK_SIZE));
         assert!(!chunk_size_allowed(SMALL_ARCHIVE_MAX + 1, SMALL_CHUNK_SIZE));
+        assert!(chunk_size_allowed(
+            SMALL_ARCHIVE_MAX,
+            LEGACY_SMALL_CHUNK_SIZE
+        ));
+        assert!(!chunk_size_allowed(
+            SMALL_ARCHIVE_MAX + 1,
+            LEGACY_SMALL_CHUNK_SIZE
+        ));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::fmt;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
-use super::digest::{chunk_size_allowed, chunk_size_for, CHUNK_SIZE};
+use super::digest::{chunk_size_allowed, chunk_size_for, CHUNK_SIZE, LEGACY_SMALL_CHUNK_SIZE};
 use super::fields;
 use super::hash::{Blake3Hash, Sha256Hash};
 use super::keys::{PublisherId, PublisherKey};
@@ -296,7 +296,7 @@ fn validate_body(body: &RecordBody) -> Result<(), RecordError> {
                 let accepted = if own == CHUNK_SIZE {
                     format!("{CHUNK_SIZE}")
                 } else {
-                    format!("{own} or {CHUNK_SIZE}")
+                    format!("{own}, {LEGACY_SMALL_CHUNK_SIZE} or {CHUNK_SIZE}")
                 };
                 return Err(invalid(format!(
                     "archive chunk_size is {} for {} bytes; this version accepts {accepted}",
@@ -510,19 +510,21 @@ mod tests {
             refused(|v| v.version = Version::parse("1.0.7+build").unwrap())
                 .starts_with("version \"1.0.7+build\" carries build metadata")
         );
-        // Chunk sizes: the size's own or the older 1 MiB, nothing else.
+        // Chunk sizes: the size's own or the older 256 KiB and 1 MiB, nothing else.
         assert_eq!(
             refused(|v| v.archive.chunk_size = 1 << 16),
-            "archive chunk_size is 65536 for 7 bytes; this version accepts 262144 or 1048576"
+            "archive chunk_size is 65536 for 7 bytes; this version accepts 131072, 262144 or 1048576"
         );
         assert!(refused(|v| {
             v.archive.size = 100 << 20;
             v.archive.chunk_size = 1 << 18;
         })
         .ends_with("this version accepts 1048576"));
-        let mut small = sample_version(&key);
-        small.archive.chunk_size = 1 << 18;
-        assert!(Record::sign(RecordBody::Version(small), &key).is_ok());
+        for chunk_size in [1 << 17, 1 << 18] {
+            let mut small = sample_version(&key);
+            small.archive.chunk_size = chunk_size;
+            assert!(Record::sign(RecordBody::Version(small), &key).is_ok());
+        }
     }
 
     /// A peer signing a record with build metadata itself (bypassing `sign`'s checks)

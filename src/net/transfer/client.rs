@@ -132,6 +132,10 @@ impl ChunkSource for Client {
         })
     }
 
+    fn named(&self, archive: &Blake3Hash) -> Vec<PeerId> {
+        self.swarms().take_heard(archive)
+    }
+
     fn joined(&self, archive: &Blake3Hash, path: &Path, layout: Layout, have: Vec<bool>) {
         self.swarms()
             .join(*archive, path.to_path_buf(), layout, have);
@@ -249,6 +253,10 @@ impl ChunkSource for Noting<'_> {
 
     async fn discover(&self, archive: &Blake3Hash) -> Vec<PeerId> {
         self.client.discover(archive).await
+    }
+
+    fn named(&self, archive: &Blake3Hash) -> Vec<PeerId> {
+        self.client.named(archive)
     }
 
     fn joined(&self, archive: &Blake3Hash, path: &Path, layout: Layout, have: Vec<bool>) {

@@ -246,6 +246,17 @@ pub async fn download_verified<S: ChunkSource>(
         tokio::select! {
             Some((peer, offered)) = asking.next(), if !asking.is_empty() => {
                 being_asked.remove(&peer);
+                // Peers the answer named join at once (peer exchange).
+                for named in source.named(&archive) {
+                    if !schedule.knows(&named) {
+                        tracing::debug!(peer = ?named, "a named peer joined the download");
+                        schedule.add_provider(named.clone());
+                        schedule.set_have(&named, Some(vec![false; layout.count as usize]));
+                        if being_asked.insert(named.clone()) {
+                            asking.push(ask_offers(named.clone(), schedule.needless_from(&named)));
+                        }
+                    }
+                }
                 match offered {
                     Ok(offered) => {
                         let partial = offered.is_some();

@@ -7,6 +7,7 @@
 mod choke;
 mod client;
 mod download;
+pub(crate) mod pace;
 pub mod schedule;
 pub mod stream;
 pub(crate) mod swarm;
@@ -88,6 +89,14 @@ pub trait ChunkSource: Send + Sync {
     /// default.
     fn discover(&self, _archive: &Blake3Hash) -> impl Future<Output = Vec<Self::Peer>> + Send {
         async { Vec::new() }
+    }
+
+    /// Peers that providers' offers answers named as fetching `archive` too (peer
+    /// exchange), not returned before; asked after every offers answer, so a swarm's
+    /// members find each other within a round trip instead of at the next
+    /// [`TransferConfig::discover`]. No lookup: none by default.
+    fn named(&self, _archive: &Blake3Hash) -> Vec<Self::Peer> {
+        Vec::new()
     }
 
     /// The download's partial file: `have` verified so far (so this node can serve

@@ -33,8 +33,9 @@ pub struct Limits {
     pub chunk_deadline: Duration,
     /// Consecutive transport errors after which a provider is dropped.
     pub max_strikes: u32,
-    /// Once every missing chunk is asked for, a chunk outstanding this long may be asked
-    /// of an idle provider too (work stealing from a slow provider).
+    /// Once every missing chunk is asked for, a chunk whose provider has sent nothing
+    /// for this long, and for [`STEAL_GAPS`] of its usual gaps between chunks, may be
+    /// asked of an idle provider too (work stealing from a slow provider).
     pub steal_after: Duration,
 }
 
@@ -47,10 +48,18 @@ impl Default for Limits {
             total: 48,
             chunk_deadline: Duration::from_secs(30),
             max_strikes: 3,
-            steal_after: Duration::from_secs(2),
+            // 2 s left the swarm lab's last installer waiting up to 1.5 s for its last
+            // 128 KiB chunk behind a busy peer (N = 16: 1.57–1.88 × the bound, 1.47–1.50
+            // with 0.5 s); a provider's own pace (STEAL_GAPS) keeps slow links from
+            // being stolen from while they send.
+            steal_after: Duration::from_millis(500),
         }
     }
 }
+
+/// A provider is slow enough to steal from once silent for this many of its usual gaps
+/// between chunks (and at least [`Limits::steal_after`]).
+const STEAL_GAPS: f64 = 4.0;
 
 /// Why a chunk request did not yield a verified chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -446,9 +455,9 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             let victim = self
                 .outstanding
                 .iter()
-                .filter(|(index, &(_, since))| {
+                .filter(|(index, &(owner, since))| {
                     !self.stolen.contains(index)
-                        && now.saturating_duration_since(since) >= self.limits.steal_after
+                        && now.saturating_duration_since(since) >= self.steal_wait(owner)
                 })
                 .min_by_key(|(_, &(owner, since))| (since, owner))
                 .map(|(_, &(owner, _))| owner);
@@ -616,8 +625,16 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
         self.outstanding
             .iter()
             .filter(|(index, _)| !self.stolen.contains(index))
-            .map(|(_, &(_, since))| since + self.limits.steal_after)
+            .map(|(_, &(owner, since))| since + self.steal_wait(owner))
             .min()
+    }
+
+    /// How long provider `p` may be silent before its chunks may be stolen.
+    fn steal_wait(&self, p: usize) -> Duration {
+        let own_pace = self.providers[p].gap.map_or(Duration::ZERO, |gap| {
+            Duration::from_secs_f64(gap * STEAL_GAPS)
+        });
+        self.limits.steal_after.max(own_pace)
     }
 
     pub fn is_complete(&self) -> bool {

@@ -22,10 +22,11 @@ use crate::store::partial::Layout;
 /// Chunks a whole-archive holder offers one of several askers per offers request: a
 /// window it drains within its short turn (`choke::SEEDER_TURN`) at its share of the
 /// seeder's link. Larger windows, e.g. 32 chunks of 256 KiB, left chunks reserved for
-/// slow askers unsent when the lab's publisher left; with short turns 8 chunks measured
-/// 1.70–1.76 × the bound at N = 16, 4 chunks 1.64–1.69, 2 chunks 1.66–1.77, 1 chunk
-/// 1.89–1.96 (each range then carries a single chunk).
-pub(crate) const WINDOW: usize = 4;
+/// slow askers unsent when the lab's publisher left; with short turns and 256 KiB
+/// chunks 8 chunks measured 1.70–1.76 × the bound at N = 16, 4 chunks 1.64–1.69, 2
+/// chunks 1.66–1.77, 1 chunk 1.89–1.96 (each range then carries a single chunk). With
+/// 128 KiB chunks it is 8, the same 1 MiB.
+pub(crate) const WINDOW: usize = 8;
 /// What is held for a lone asker (offered everything), in bytes: 8 chunks of 1 MiB, 32
 /// of 256 KiB. Measured in chunks it shrank to 2 MiB with the smaller chunks, and a lone
 /// first asker fetched far past it (the lab's leave scenario, N = 3, then lost first
