@@ -69,8 +69,13 @@ pub const MAX_RANGE: u32 = 64;
 pub const MAX_ERROR_LEN: usize = 1024;
 /// How long a provider waits for the request once a stream is open.
 pub const REQUEST_WAIT: Duration = Duration::from_secs(10);
-/// Streams a provider serves at once; more wait for a slot.
+/// Requests (ranges, offers) a provider serves at once; more wait for a slot.
 pub const MAX_SERVING: usize = 64;
+/// Streams a provider keeps open at once, most of them waiting for their next request
+/// (downloaders reuse them); more wait to be accepted. Idle streams hold no serving slot:
+/// when they did, sixteen downloaders' pooled streams filled all 64 slots in the swarm
+/// lab and a new range waited 10 s for one to time out.
+pub const MAX_OPEN: usize = 1024;
 /// How long a provider keeps a stream open for the next request after a range.
 pub const IDLE_WAIT: Duration = Duration::from_secs(15);
 /// How long a downloader keeps a finished stream for reuse (less than [`IDLE_WAIT`], so
@@ -224,8 +229,8 @@ fn rule(_hook: &HostileHook, _archive: &Blake3Hash, _index: u32) -> Serve {
     Serve::Honest
 }
 
-/// The provider's side: accepts chunk streams until shutdown, each served on its own
-/// task (at most [`MAX_SERVING`] at once).
+/// The provider's side: accepts chunk streams until shutdown, each on its own task (at
+/// most [`MAX_OPEN`] at once), serving at most [`MAX_SERVING`] requests at once.
 pub(crate) async fn serve(
     mut incoming: IncomingStreams,
     store: Store,
@@ -234,28 +239,30 @@ pub(crate) async fn serve(
     tasks: Tasks,
     hook: HostileHook,
 ) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SERVING));
+    let open = Arc::new(tokio::sync::Semaphore::new(MAX_OPEN));
+    let serving = Arc::new(tokio::sync::Semaphore::new(MAX_SERVING));
     loop {
         let next = tokio::select! {
             () = tasks.cancelled() => break,
             next = incoming.next() => next,
         };
         let Some((peer, stream)) = next else { break };
-        let Ok(slot) = slots.clone().acquire_owned().await else {
+        let Ok(slot) = open.clone().acquire_owned().await else {
             break;
         };
-        let (store, client, guard, tasks2) = (
+        let (store, client, guard, tasks2, slots) = (
             store.clone(),
             client.clone(),
             active.enter(peer),
             tasks.clone(),
+            serving.clone(),
         );
         let hook = hook.clone();
         tasks.spawn(async move {
-            let serving = move |archive: &Blake3Hash, index: u32| rule(&hook, archive, index);
+            let rule = move |archive: &Blake3Hash, index: u32| rule(&hook, archive, index);
             tokio::select! {
                 () = tasks2.cancelled() => {}
-                result = serve_stream(peer, stream, &store, &client, serving) => {
+                result = serve_stream(peer, stream, &store, &client, &slots, rule) => {
                     if let Err(e) = result {
                         tracing::debug!("chunk stream to {peer}: {e}");
                     }
@@ -271,6 +278,7 @@ async fn serve_stream(
     mut stream: libp2p::Stream,
     store: &Store,
     client: &Client,
+    slots: &tokio::sync::Semaphore,
     rule: impl Fn(&Blake3Hash, u32) -> Serve,
 ) -> io::Result<()> {
     let mut wait = REQUEST_WAIT;
@@ -286,6 +294,9 @@ async fn serve_stream(
             Ok(result) => result?,
         }
         let request = RangeRequest::decode(&bytes);
+        let Ok(_slot) = slots.acquire().await else {
+            return stream.close().await; // shutting down
+        };
         let more = if request.count == 0 {
             serve_offers(peer, &mut stream, request.archive, store, client).await?
         } else {
