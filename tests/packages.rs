@@ -389,6 +389,13 @@ fn the_readme_walkthrough_init_publish_install_outdated_update_uninstall() {
     );
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("warning: my-lib@0.1.1 is yanked"));
+    // outdated says so of the tree that can only keep the yanked version.
+    let outdated = cli(&["outdated"]);
+    let problems = outdated["problems"].to_string();
+    assert!(
+        problems.contains("installed my-lib 0.1.1 is yanked and no other version fits"),
+        "{outdated}"
+    );
 
     let removed = cli(&["uninstall", "my-app"]);
     assert_eq!(removed["dependencies"][0], "my-lib@0.1.1");

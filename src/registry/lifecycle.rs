@@ -329,7 +329,21 @@ pub(super) async fn outdated(
     let mut packs = Vec::new();
     let mut problems = Vec::new();
     for tree in trees(registry, None, None).await? {
-        let resolved = reresolve(registry, &tree, &Pins::new()).await;
+        let mut resolved = reresolve(registry, &tree, &Pins::new()).await;
+        if let Err(unpinned) = resolved {
+            // Perhaps only because versions the lock pins were yanked since: resolved
+            // with them pinned, the tree stands, and that is what to say.
+            let pins: Pins = (tree.lock.packages.iter())
+                .map(|p| (normalize_name(&p.name), p.version.clone()))
+                .collect();
+            resolved = match reresolve(registry, &tree, &pins).await {
+                Ok(pinned) => {
+                    problems.push(yanked_but_locked(&tree, &pinned));
+                    Ok(pinned)
+                }
+                Err(_) => Err(unpinned),
+            };
+        }
         let (compatible, known, compromised) = match resolved {
             Ok(r) => {
                 let compatible: BTreeMap<String, semver::Version> = std::iter::once(&r.root)
@@ -369,6 +383,32 @@ pub(super) async fn outdated(
         packs,
         problems,
     })
+}
+
+/// What `outdated` says of a tree that resolves only with its lock's versions pinned:
+/// the pinned versions that are yanked, and that nothing newer fits.
+fn yanked_but_locked(tree: &Tree, pinned: &Resolved) -> String {
+    let yanked: Vec<String> = std::iter::once(&pinned.root)
+        .chain(&pinned.deps)
+        .filter(|m| {
+            let norm = normalize_name(&m.name);
+            (pinned.known.get(&norm)).is_some_and(|versions| {
+                versions.iter().any(|v| {
+                    v.version == m.version && install::candidate(v, &pinned.compromised).yanked
+                })
+            })
+        })
+        .map(|m| format!("{} {}", m.name, m.version))
+        .collect();
+    format!(
+        "{}: installed {} {} yanked and no other version fits the requirements; the lock \
+         keeps {} (`install --locked` reproduces the tree), `update` cannot move {}",
+        tree.install.path.display(),
+        yanked.join(", "),
+        if yanked.len() == 1 { "is" } else { "are" },
+        if yanked.len() == 1 { "it" } else { "them" },
+        if yanked.len() == 1 { "it" } else { "them" },
+    )
 }
 
 pub(super) async fn update(registry: &P2PRegistry, request: UpdateRequest) -> Result<UpdateReport> {
