@@ -11,7 +11,7 @@ use futures::future::Either;
 use futures::{Stream, StreamExt};
 
 use super::stream::{ask_offers, open_range, read_range, OpenError, RangeRequest};
-use super::{download_verified, ChunkSource, TransferConfig, TransferError, Verdict};
+use super::{download_verified, ChunkSource, Offer, TransferConfig, TransferError, Verdict};
 use crate::net::reputation::{rank_providers, PeerEvent};
 use crate::net::{Client, PeerId, Request, Response};
 use crate::package::{ArchiveInfo, Blake3Hash};
@@ -108,7 +108,7 @@ impl ChunkSource for Client {
         peer: &PeerId,
         archive: &Blake3Hash,
         mine: Vec<bool>,
-    ) -> Result<Option<Vec<bool>>, String> {
+    ) -> Result<Offer, String> {
         let (control, pool, _busy) = self.chunk_stream(*peer);
         let (offered, named) = match ask_offers(control, &pool, *peer, *archive, &mine).await {
             Ok(answer) => answer,
@@ -247,7 +247,7 @@ impl ChunkSource for Noting<'_> {
         peer: &PeerId,
         archive: &Blake3Hash,
         mine: Vec<bool>,
-    ) -> Result<Option<Vec<bool>>, String> {
+    ) -> Result<Offer, String> {
         self.client.offers(peer, archive, mine).await
     }
 

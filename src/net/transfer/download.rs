@@ -113,8 +113,11 @@ pub async fn download_verified<S: ChunkSource>(
     for (peer, offered) in first_offers {
         match offered {
             Ok(Ok(offered)) => {
-                let partial = offered.is_some();
-                schedule.set_have(&peer, offered);
+                let partial = offered.chunks.is_some();
+                schedule.set_have(&peer, offered.chunks);
+                if offered.window {
+                    schedule.take_window(&peer);
+                }
                 if partial && schedule.offered_queued(&peer) > 0 {
                     fruitful.insert(peer.clone());
                 }
@@ -259,8 +262,11 @@ pub async fn download_verified<S: ChunkSource>(
                 }
                 match offered {
                     Ok(offered) => {
-                        let partial = offered.is_some();
-                        schedule.set_have(&peer, offered);
+                        let partial = offered.chunks.is_some();
+                        schedule.set_have(&peer, offered.chunks);
+                        if offered.window {
+                            schedule.take_window(&peer);
+                        }
                         if partial && schedule.offered_queued(&peer) > 0 {
                             fruitful.insert(peer.clone());
                         }
@@ -417,7 +423,7 @@ pub async fn download_verified<S: ChunkSource>(
 }
 
 /// A provider's answer to "what do you offer".
-type OffersAnswer<P> = (P, Result<Option<Vec<bool>>, String>);
+type OffersAnswer<P> = (P, Result<super::Offer, String>);
 
 /// Received chunks waiting for the verification worker, at most.
 const VERIFY_QUEUE: usize = 4;

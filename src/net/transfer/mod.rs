@@ -72,16 +72,16 @@ pub trait ChunkSource: Send + Sync {
     /// peer's reputation). Nothing by default.
     fn judged(&self, _peer: &Self::Peer, _verdict: Verdict) {}
 
-    /// Which chunks of `archive` `peer` offers this node, which holds `mine`; `None`:
-    /// every chunk. Asked at the start and every [`TransferConfig::refresh`]. By default
+    /// Which chunks of `archive` `peer` offers this node, which holds `mine` (an offer
+    /// with `chunks: None`: every chunk). Asked at the start and every [`TransferConfig::refresh`]. By default
     /// every provider offers everything.
     fn offers(
         &self,
         _peer: &Self::Peer,
         _archive: &Blake3Hash,
         _mine: Vec<bool>,
-    ) -> impl Future<Output = Result<Option<Vec<bool>>, String>> + Send {
-        async { Ok(None) }
+    ) -> impl Future<Output = Result<Offer, String>> + Send {
+        async { Ok(Offer::default()) }
     }
 
     /// Providers of `archive` (complete or partial) known now; asked every
@@ -108,6 +108,16 @@ pub trait ChunkSource: Send + Sync {
 
     /// The download ended, whatever the outcome.
     fn left(&self, _archive: &Blake3Hash) {}
+}
+
+/// What a provider offers a downloader (an answer to [`ChunkSource::offers`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Offer {
+    /// The chunks offered; `None`: every chunk.
+    pub chunks: Option<Vec<bool>>,
+    /// A seeder's window, held for this downloader for a moment (super-seeding): asked
+    /// whole at once, past the download's caps, or the seeder's link idles meanwhile.
+    pub window: bool,
 }
 
 /// What a download learned about one provider.

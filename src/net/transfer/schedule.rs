@@ -113,6 +113,8 @@ struct Provider<P> {
     gap: Option<f64>,
     /// When its last chunk arrived, or its first request went out after it was idle.
     last: Option<Instant>,
+    /// What it offers is a seeder's window held for this node: asked whole, at once.
+    window: bool,
 }
 
 /// A download's state as far as asking more goes (see [`Schedule::pressure`]): with
@@ -226,6 +228,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             has: None,
             gap: None,
             last: None,
+            window: false,
         });
     }
 
@@ -240,6 +243,17 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             Some(_) => Some(vec![false; count]),
             None => None,
         };
+    }
+
+    /// What `id` offers (see [`Schedule::set_have`]) is a seeder's window held for this
+    /// node (super-seeding): the next [`Schedule::next_ranges`] asks all of it that is
+    /// queued, past the caps. A seeder holds a window for a moment only and hands out
+    /// chunks nobody else has, so a window left waiting behind the caps idles the link
+    /// every other node depends on.
+    pub fn take_window(&mut self, id: &P) {
+        if let Some(&p) = self.by_id.get(id) {
+            self.providers[p].window = self.providers[p].has.is_some();
+        }
     }
 
     /// Breaks ties between equally rare chunks by a pseudo-random order of blocks of
@@ -406,6 +420,12 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
     pub fn next_ranges(&mut self, now: Instant, max_run: u32) -> Vec<(P, u32, u32)> {
         let max_run = max_run.max(1);
         let mut out = Vec::new();
+        for p in 0..self.providers.len() {
+            if std::mem::take(&mut self.providers[p].window) && self.providers[p].dropped.is_none()
+            {
+                self.ask_window(p, now, max_run, &mut out);
+            }
+        }
         while self.in_flight < self.total_cap() && !self.queue.is_empty() {
             let Some((p, position)) = self.next_pick() else {
                 break;
@@ -435,6 +455,34 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             out.push((self.providers[p].id.clone(), first, count));
         }
         out
+    }
+
+    /// Asks provider `p` for every queued chunk it offers, in runs of consecutive ones.
+    fn ask_window(&mut self, p: usize, now: Instant, max_run: u32, out: &mut Vec<(P, u32, u32)>) {
+        let mut position = 0;
+        while position < self.queue.len() {
+            let first = self.queue[position];
+            if !self.holds(p, first) {
+                position += 1;
+                continue;
+            }
+            self.queue.remove(position);
+            let mut count = 1u32;
+            while count < max_run
+                && self.queue.get(position) == Some(&(first + count))
+                && self.holds(p, first + count)
+            {
+                self.queue.remove(position);
+                count += 1;
+            }
+            for index in first..first + count {
+                self.outstanding.insert(index, (p, now));
+            }
+            self.busy(p, now);
+            self.providers[p].in_flight += count as usize;
+            self.in_flight += count as usize;
+            out.push((self.providers[p].id.clone(), first, count));
+        }
     }
 
     /// Work stealing (end game): with nothing left to hand out, providers with room take
@@ -1326,6 +1374,34 @@ mod tests {
             s.in_flight_to(&2) <= 3,
             "a slow one what it sends in a second"
         );
+    }
+
+    #[test]
+    fn a_seeders_window_is_asked_whole_past_the_caps() {
+        let now = Instant::now();
+        let peers = ["p1", "p2", "p3", "seeder"];
+        let mut s = Schedule::new(16, [], peers, limits(16, 48));
+        let mut partial = vec![false; 16];
+        partial[..8].fill(true);
+        for peer in &peers[..3] {
+            s.set_have(peer, Some(partial.clone()));
+        }
+        s.set_have(&"seeder", Some(vec![false; 16]));
+        // Three partial holders at their start window fill the swarm's total cap.
+        let first = s.next_ranges(now, 8);
+        assert_eq!(first.iter().map(|r| r.2).sum::<u32>(), 6, "{first:?}");
+        let mut window = vec![false; 16];
+        window[10..14].fill(true);
+        s.set_have(&"seeder", Some(window.clone()));
+        assert!(
+            s.next_ranges(now, 8).is_empty(),
+            "capped without the window rule"
+        );
+        s.set_have(&"seeder", Some(window));
+        s.take_window(&"seeder");
+        assert_eq!(s.next_ranges(now, 8), vec![("seeder", 10, 4)]);
+        // Asked once: the flag does not stay.
+        assert!(s.next_ranges(now, 8).is_empty());
     }
 
     #[test]

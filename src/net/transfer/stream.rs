@@ -19,14 +19,18 @@
 //!   - `2`: the provider does not have the archive (or, from a node still downloading
 //!     it, not every chunk of the range), nothing follows.
 //! - offers request (swarming, see `swarm.rs`), downloader → provider: a request with
-//!   `count = 0`, then `n: u32 | bits[⌈n/8⌉]`, the chunks the asker does not need from
+//!   `count = 0` and `first = 1` (`first = 0` from older askers, which do not know answer
+//!   `4`), then `n: u32 | bits[⌈n/8⌉]`, the chunks the asker does not need from
 //!   this provider: verified, or being fetched from another (`n` the archive's chunk count, ≤ [`MAX_OFFER_CHUNKS`]; bit `i` is bit `i % 8` of byte `i / 8`);
 //!   answered by `3 | n: u32 | bits[⌈n/8⌉] | k: u8 | k × (len: u8 | peer id[len])`: the
 //!   chunks the provider offers the asker, and up to `swarm::MAX_NAMED` other peers that
 //!   asked it about the archive lately (peer exchange). The bits are
 //!   (a node still downloading: those it has verified; a whole-archive holder: a window
 //!   of those the asker lacks that it handed out the fewest times, i.e. super-seeding —
-//!   all it lacks when nobody else asked lately), or by `2`. An asker that wants
+//!   all it lacks when nobody else asked lately), or by `2`. A whole-archive holder
+//!   answers a window held for the asker with `4` instead of `3` (same layout) when the
+//!   request had `first = 1`: the asker then asks all of it at once, past its caps
+//!   (`Schedule::take_window`). An asker that wants
 //!   something and holds no upload slot (`choke.rs`) is offered nothing this time. The
 //!   stream then takes the next request.
 //!
@@ -88,6 +92,9 @@ const TAG_CHUNK: u8 = 0;
 const TAG_ERROR: u8 = 1;
 const TAG_NOT_FOUND: u8 = 2;
 const TAG_OFFERS: u8 = 3;
+const TAG_WINDOW: u8 = 4;
+/// `first` of an offers request from an asker that understands [`TAG_WINDOW`] answers.
+const ASKS_WINDOWS: u32 = 1;
 /// How a range answered "not found" reads: the downloader asked only chunks the provider
 /// offered, so this answer is a broken promise (see `download.rs`).
 pub(crate) const NOT_HELD: &str = "does not have chunk";
@@ -298,7 +305,8 @@ async fn serve_stream(
             return stream.close().await; // shutting down
         };
         let more = if request.count == 0 {
-            serve_offers(peer, &mut stream, request.archive, store, client).await?
+            let windows = request.first == ASKS_WINDOWS;
+            serve_offers(peer, &mut stream, request.archive, windows, store, client).await?
         } else {
             serve_range(peer, &mut stream, request, store, client, &rule).await?
         };
@@ -435,6 +443,7 @@ async fn serve_offers(
     peer: PeerId,
     stream: &mut libp2p::Stream,
     archive: Blake3Hash,
+    windows: bool,
     store: &Store,
     client: &Client,
 ) -> io::Result<bool> {
@@ -470,6 +479,9 @@ async fn serve_offers(
     // Upload slots: a peer that wants something gets it only while it holds a slot.
     let fetch = !wanted || swarms.may_fetch(peer, whole.is_some());
     tracing::debug!(%peer, wanted, fetch, "offers asked");
+    // A window held for this asker (not everything, offered to a lone asker), to an asker
+    // that knows what that means.
+    let window = windows && fetch && wanted && whole.is_some() && !alone;
     let offered = match (fetch, whole, partial) {
         (false, whole, partial) => {
             let count = (whole.map(|l| l.count)).or(partial.map(|p| p.layout.count));
@@ -482,7 +494,7 @@ async fn serve_offers(
         stream.write_all(&[TAG_NOT_FOUND]).await?;
         return Ok(true);
     }
-    let mut frame = vec![TAG_OFFERS];
+    let mut frame = vec![if window { TAG_WINDOW } else { TAG_OFFERS }];
     frame.extend_from_slice(&(offered.len() as u32).to_be_bytes());
     frame.extend_from_slice(&super::swarm::pack(&offered));
     frame.push(others.len() as u8);
@@ -629,7 +641,7 @@ pub(crate) async fn open_range(
 /// What a peer answered to an offers request: the chunks it offers (`None`: a peer
 /// without the swarm extension, taken as offering every chunk) and the other peers it
 /// named.
-pub(crate) type Offered = (Option<Vec<bool>>, Vec<PeerId>);
+pub(crate) type Offered = (super::Offer, Vec<PeerId>);
 
 /// Asks `peer` which chunks of `archive` it offers, telling it ours (`mine`).
 pub(crate) async fn ask_offers(
@@ -641,7 +653,7 @@ pub(crate) async fn ask_offers(
 ) -> Result<Offered, String> {
     let request = RangeRequest {
         archive,
-        first: 0,
+        first: ASKS_WINDOWS,
         count: 0,
     };
     let mut message = request.encode().to_vec();
@@ -656,7 +668,9 @@ pub(crate) async fn ask_offers(
             Some(stream) => stream,
             None => match control.open_stream(peer, protocol()).await {
                 Ok(stream) => stream,
-                Err(OpenStreamError::UnsupportedProtocol(_)) => return Ok((None, Vec::new())),
+                Err(OpenStreamError::UnsupportedProtocol(_)) => {
+                    return Ok((super::Offer::default(), Vec::new()))
+                }
                 Err(e) => return Err(e.to_string()),
             },
         };
@@ -674,7 +688,7 @@ pub(crate) async fn ask_offers(
         let answer_ms = ms(sent);
         tracing::debug!(%peer, pooled = was_pooled, open_ms, answer_ms, "offers answered");
         let offered = match tag[0] {
-            TAG_OFFERS => {
+            tag @ (TAG_OFFERS | TAG_WINDOW) => {
                 let mut n = [0u8; 4];
                 stream.read_exact(&mut n).await.map_err(|e| e.to_string())?;
                 let n = u32::from_be_bytes(n);
@@ -690,15 +704,24 @@ pub(crate) async fn ask_offers(
                     .await
                     .map_err(|e| e.to_string())?;
                 let named = read_named(&mut stream, peer).await?;
-                (super::swarm::unpack(&bits, n), named)
+                let offer = super::Offer {
+                    chunks: Some(super::swarm::unpack(&bits, n)),
+                    window: tag == TAG_WINDOW,
+                };
+                (offer, named)
             }
-            TAG_NOT_FOUND => (vec![false; mine.len()], Vec::new()),
+            TAG_NOT_FOUND => {
+                let offer = super::Offer {
+                    chunks: Some(vec![false; mine.len()]),
+                    window: false,
+                };
+                (offer, Vec::new())
+            }
             TAG_ERROR => return Err("refused the offers request".into()),
             other => return Err(format!("sent frame type {other} to an offers request")),
         };
         pool.put(peer, stream);
-        let (bits, named) = offered;
-        return Ok((Some(bits), named));
+        return Ok(offered);
     }
     Err(last)
 }
