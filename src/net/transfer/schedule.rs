@@ -432,56 +432,52 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             };
             let room = (self.cap(p).saturating_sub(self.providers[p].in_flight))
                 .min(self.total_cap() - self.in_flight);
-            let Some(first) = self.queue.remove(position) else {
+            let limit = (room.max(1) as u32).min(max_run);
+            let Some(range) = self.take_run(p, position, limit, now) else {
                 break;
             };
-            let mut count = 1u32;
-            // Extend the run while the next chunk is queued right behind and offered.
-            while (count as usize) < room
-                && count < max_run
-                && self.queue.get(position) == Some(&(first + count))
-                && self.holds(p, first + count)
-            {
-                self.queue.remove(position);
-                count += 1;
-            }
-            for index in first..first + count {
-                self.outstanding.insert(index, (p, now));
-            }
-            self.busy(p, now);
-            self.providers[p].in_flight += count as usize;
-            self.in_flight += count as usize;
             self.cursor = (p + 1) % self.providers.len();
-            out.push((self.providers[p].id.clone(), first, count));
+            out.push(range);
         }
         out
+    }
+
+    /// Asks provider `p` for the queued chunk at `position` and the ones queued right
+    /// behind it that `p` offers too, at most `limit` in all: `(p, first, count)`.
+    fn take_run(
+        &mut self,
+        p: usize,
+        position: usize,
+        limit: u32,
+        now: Instant,
+    ) -> Option<(P, u32, u32)> {
+        let first = self.queue.remove(position)?;
+        let mut count = 1u32;
+        while count < limit
+            && self.queue.get(position) == Some(&(first + count))
+            && self.holds(p, first + count)
+        {
+            self.queue.remove(position);
+            count += 1;
+        }
+        for index in first..first + count {
+            self.outstanding.insert(index, (p, now));
+        }
+        self.busy(p, now);
+        self.providers[p].in_flight += count as usize;
+        self.in_flight += count as usize;
+        Some((self.providers[p].id.clone(), first, count))
     }
 
     /// Asks provider `p` for every queued chunk it offers, in runs of consecutive ones.
     fn ask_window(&mut self, p: usize, now: Instant, max_run: u32, out: &mut Vec<(P, u32, u32)>) {
         let mut position = 0;
         while position < self.queue.len() {
-            let first = self.queue[position];
-            if !self.holds(p, first) {
+            if !self.holds(p, self.queue[position]) {
                 position += 1;
                 continue;
             }
-            self.queue.remove(position);
-            let mut count = 1u32;
-            while count < max_run
-                && self.queue.get(position) == Some(&(first + count))
-                && self.holds(p, first + count)
-            {
-                self.queue.remove(position);
-                count += 1;
-            }
-            for index in first..first + count {
-                self.outstanding.insert(index, (p, now));
-            }
-            self.busy(p, now);
-            self.providers[p].in_flight += count as usize;
-            self.in_flight += count as usize;
-            out.push((self.providers[p].id.clone(), first, count));
+            out.extend(self.take_run(p, position, max_run, now));
         }
     }
 
