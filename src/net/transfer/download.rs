@@ -352,10 +352,12 @@ pub async fn download_verified<S: ChunkSource>(
                     Checked::Written => {
                         tracing::debug!(?peer, index, "chunk verified");
                         last_progress = now();
-                        source.held(&archive, index);
                         let verified = layout.len(index);
                         source.judged(&peer, Verdict::Good { bytes: verified });
+                        // A chunk stolen in the end game can arrive twice: only its first
+                        // copy counts as held (status's bytes downloaded is the archive).
                         if schedule.on_chunk_ok(&peer, index) {
+                            source.held(&archive, index);
                             done += verified;
                             progress(done, layout.size);
                         }
