@@ -273,20 +273,51 @@ impl Client {
         .await
     }
 
-    /// Records this node as a provider of `archive` (store and DHT).
-    pub async fn provide(&self, archive: Blake3Hash) -> Result<(), NetError> {
+    /// The store counts this node among the providers of `archive`.
+    async fn observe_self(&self, archive: Blake3Hash) -> Result<(), NetError> {
         let me = self.peer_id.to_string();
         (self.store)
             .call(move |store| {
                 store.observe_providers([(&archive, me.as_str())], crate::store::now_ms())
             })
             .await?;
+        Ok(())
+    }
+
+    /// Records this node as a provider of `archive` (store and DHT).
+    pub async fn provide(&self, archive: Blake3Hash) -> Result<(), NetError> {
+        self.observe_self(archive).await?;
         let wait = self.query_timeout + REPLY_SLACK;
         self.call("dht provide", wait, |reply| Command::StartProviding {
             archive,
             reply,
         })
         .await?
+    }
+
+    /// [`Client::provide`] without waiting for the DHT: the store lists this node as a
+    /// provider at once, and the announcement to the closest peers (a query whose
+    /// messages wait behind chunk data on a busy link: 0.2–0.4 s in the swarm lab, more on
+    /// a slow network) runs on while the caller goes on; a failure there is logged, and
+    /// the node provides every stored archive again at its next start. Installs use it:
+    /// they are done when the files are in place.
+    pub async fn provide_in_background(&self, archive: Blake3Hash) -> Result<(), NetError> {
+        self.observe_self(archive).await?;
+        let client = self.clone();
+        tokio::spawn(async move {
+            let wait = client.query_timeout + REPLY_SLACK;
+            let announced = client
+                .call("dht provide", wait, |reply| Command::StartProviding {
+                    archive,
+                    reply,
+                })
+                .await;
+            match announced {
+                Ok(Ok(())) | Err(NetError::Shutdown) => {}
+                Ok(Err(e)) | Err(e) => tracing::debug!("announcing {archive} in the DHT: {e}"),
+            }
+        });
+        Ok(())
     }
 
     /// Announces in the DHT that this node is downloading `archive` and serves the chunks

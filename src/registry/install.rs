@@ -285,7 +285,10 @@ pub(super) async fn install_tree(
         return Err(crate::package::archive::ArchiveError::TargetExists { path: target }.into());
     }
 
+    let began = std::time::Instant::now();
     let fetched = fetch_all(registry, std::iter::once(&root).chain(&deps), progress).await?;
+    tracing::debug!(ms = began.elapsed().as_millis() as u64, "archives fetched");
+    let began = std::time::Instant::now();
     let config = registry.config();
     let (ratio, min_size) = (config.unpack_ratio, config.unpack_min_size);
     let (stage_root, stage_deps, stage_target, stage_lock) =
@@ -314,6 +317,10 @@ pub(super) async fn install_tree(
             )
         })
         .await?;
+    tracing::debug!(
+        ms = began.elapsed().as_millis() as u64,
+        "tree unpacked and recorded"
+    );
     Ok(report(
         root,
         deps,
@@ -788,7 +795,9 @@ async fn cache_fetched(
         .call(move |store| store.touch_archive(&archive, false))
         .await?;
     if let Some(client) = client {
-        client.provide(archive).await?;
+        // Not waited for: the install is done when its files are in place (see
+        // `Client::provide_in_background`).
+        client.provide_in_background(archive).await?;
     }
     let evicted = store
         .call(move |store| store.evict_archives(cache_size))
