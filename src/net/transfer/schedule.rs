@@ -491,6 +491,11 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
         if !self.nothing_to_hand_out() {
             return out;
         }
+        // Chunks nobody else offers now: skipped in this pass only. Offers change (a
+        // provider told of the end game offers what it held back), so they are looked at
+        // again at the next pass; marking them stolen left them with a stalled provider
+        // until its chunk deadline.
+        let mut skipped = std::collections::HashSet::new();
         loop {
             if self.in_flight >= self.total_cap() {
                 break;
@@ -501,6 +506,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
                 .iter()
                 .filter(|(index, &(owner, since))| {
                     !self.stolen.contains(index)
+                        && !skipped.contains(*index)
                         && now.saturating_duration_since(since) >= self.steal_wait(owner)
                 })
                 .min_by_key(|(_, &(owner, since))| (since, owner))
@@ -510,7 +516,9 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
                 .outstanding
                 .iter()
                 .rev()
-                .find(|(index, &(owner, _))| owner == victim && !self.stolen.contains(index))
+                .find(|(index, &(owner, _))| {
+                    owner == victim && !self.stolen.contains(index) && !skipped.contains(*index)
+                })
                 .map(|(&index, _)| index);
             let Some(index) = index else { break };
             let Some(thief) = self.least_loaded_holder(victim, index) else {
@@ -520,8 +528,8 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
                 if offered {
                     break; // the others are busy: later
                 }
-                // Nobody else offers it: it stays with the victim (and the deadline).
-                self.stolen.insert(index);
+                // Nobody else offers it now: it stays with the victim for this pass.
+                skipped.insert(index);
                 continue;
             };
             self.stolen.insert(index);
@@ -945,6 +953,31 @@ mod tests {
         let mut s = Schedule::new(8, [], ["slow", "fast"], limits(2, 8));
         s.next_ranges(start, 2);
         assert!(s.steal(start + Duration::from_secs(60)).is_empty());
+    }
+
+    #[test]
+    fn a_chunk_nobody_else_offers_yet_is_stolen_once_someone_does() {
+        let start = Instant::now();
+        let mut s = Schedule::new(5, [], ["slow", "fast"], limits(3, 8));
+        // The fast peer first offers only the last two (as a seeder told that the others
+        // are on their way from the slow one).
+        s.set_have(&"fast", Some(vec![false, false, false, true, true]));
+        assert_eq!(
+            s.next_ranges(start, 3),
+            vec![("slow", 0, 3), ("fast", 3, 2)]
+        );
+        for index in 3..5 {
+            assert!(s.on_chunk_ok(&"fast", index));
+        }
+        let later = start + Duration::from_secs(2);
+        assert!(s.steal(later).is_empty(), "nobody else offers 0..3 yet");
+        // Its next offers answer, sent in the end game, includes them: they are stolen
+        // now, not left with the slow peer until its chunk deadline.
+        s.set_have(&"fast", Some(vec![true; 5]));
+        assert_eq!(
+            s.steal(later + Duration::from_millis(300)),
+            vec![("fast", 2), ("fast", 1)]
+        );
     }
 
     #[test]
