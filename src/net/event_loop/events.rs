@@ -490,6 +490,9 @@ impl EventLoop {
                     self.tasks.spawn(async move {
                         let response = inbound::respond(&store, request).await;
                         if let (Response::Chunk { bytes }, Some(archive)) = (&response, chunk_of) {
+                            // The per-chunk path shares the upload link's pace with the
+                            // chunk streams (`upload_limit`).
+                            client.pace(bytes.len()).await;
                             client.served(&archive, bytes.len() as u64);
                         }
                         let _ = client
