@@ -287,6 +287,11 @@ impl Client {
     /// Records this node as a provider of `archive` (store and DHT).
     pub async fn provide(&self, archive: Blake3Hash) -> Result<(), NetError> {
         self.observe_self(archive).await?;
+        self.start_providing(archive).await
+    }
+
+    /// Kademlia announces this node as a provider of `archive`; waits for the query.
+    async fn start_providing(&self, archive: Blake3Hash) -> Result<(), NetError> {
         let wait = self.query_timeout + REPLY_SLACK;
         self.call("dht provide", wait, |reply| Command::StartProviding {
             archive,
@@ -305,16 +310,9 @@ impl Client {
         self.observe_self(archive).await?;
         let client = self.clone();
         tokio::spawn(async move {
-            let wait = client.query_timeout + REPLY_SLACK;
-            let announced = client
-                .call("dht provide", wait, |reply| Command::StartProviding {
-                    archive,
-                    reply,
-                })
-                .await;
-            match announced {
-                Ok(Ok(())) | Err(NetError::Shutdown) => {}
-                Ok(Err(e)) | Err(e) => tracing::debug!("announcing {archive} in the DHT: {e}"),
+            match client.start_providing(archive).await {
+                Ok(()) | Err(NetError::Shutdown) => {}
+                Err(e) => tracing::debug!("announcing {archive} in the DHT: {e}"),
             }
         });
         Ok(())
@@ -324,12 +322,7 @@ impl Client {
     /// it has verified (`transfer::swarm`); unlike [`Client::provide`], the store does not
     /// list it as holding the archive. Once complete, `provide` follows.
     pub async fn announce_partial(&self, archive: Blake3Hash) -> Result<(), NetError> {
-        let wait = self.query_timeout + REPLY_SLACK;
-        self.call("dht provide", wait, |reply| Command::StartProviding {
-            archive,
-            reply,
-        })
-        .await?
+        self.start_providing(archive).await
     }
 
     /// Stops announcing this node as a provider of `archive` (after evicting it): the DHT
