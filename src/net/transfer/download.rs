@@ -112,16 +112,7 @@ pub async fn download_verified<S: ChunkSource>(
     let mut fruitful: HashSet<S::Peer> = HashSet::new();
     for (peer, offered) in first_offers {
         match offered {
-            Ok(Ok(offered)) => {
-                let partial = offered.chunks.is_some();
-                schedule.set_have(&peer, offered.chunks);
-                if offered.window {
-                    schedule.take_window(&peer);
-                }
-                if partial && schedule.offered_queued(&peer) > 0 {
-                    fruitful.insert(peer.clone());
-                }
-            }
+            Ok(Ok(offered)) => apply_offer(&mut schedule, &mut fruitful, &peer, offered),
             // Unreachable or silent (a stale provider record of a node that is gone):
             // nothing is asked of it until an offers request gets an answer, and each
             // failed one is a strike (three drop it, with the reason).
@@ -251,26 +242,15 @@ pub async fn download_verified<S: ChunkSource>(
                 being_asked.remove(&peer);
                 // Peers the answer named join at once (peer exchange).
                 for named in source.named(&archive) {
-                    if !schedule.knows(&named) {
+                    if join_provider(&mut schedule, &named, layout.count) {
                         tracing::debug!(peer = ?named, "a named peer joined the download");
-                        schedule.add_provider(named.clone());
-                        schedule.set_have(&named, Some(vec![false; layout.count as usize]));
                         if being_asked.insert(named.clone()) {
                             asking.push(ask_offers(named.clone(), schedule.needless_from(&named)));
                         }
                     }
                 }
                 match offered {
-                    Ok(offered) => {
-                        let partial = offered.chunks.is_some();
-                        schedule.set_have(&peer, offered.chunks);
-                        if offered.window {
-                            schedule.take_window(&peer);
-                        }
-                        if partial && schedule.offered_queued(&peer) > 0 {
-                            fruitful.insert(peer.clone());
-                        }
-                    }
+                    Ok(offered) => apply_offer(&mut schedule, &mut fruitful, &peer, offered),
                     Err(e) => {
                         tracing::debug!(?peer, "offers: {e}");
                         schedule.set_have(&peer, Some(vec![false; layout.count as usize]));
@@ -284,10 +264,8 @@ pub async fn download_verified<S: ChunkSource>(
             found = async { finding.as_mut().expect("guarded").await }, if finding.is_some() => {
                 finding = None;
                 for peer in found {
-                    if schedule.in_flight_to(&peer) == 0 && !schedule.knows(&peer) {
+                    if join_provider(&mut schedule, &peer, layout.count) {
                         tracing::debug!(?peer, "a provider joined the download");
-                        schedule.add_provider(peer.clone());
-                        schedule.set_have(&peer, Some(vec![false; layout.count as usize]));
                         if being_asked.insert(peer.clone()) {
                             asking.push(ask_offers(peer.clone(), schedule.needless_from(&peer)));
                         }
@@ -422,6 +400,39 @@ pub async fn download_verified<S: ChunkSource>(
             })
         }
     }
+}
+
+/// A provider's offers answer applied: what it offers, a seeder's window asked whole,
+/// and whether to ask it again as soon as that is used up (`fruitful`).
+fn apply_offer<P: Clone + Eq + std::hash::Hash + std::fmt::Debug>(
+    schedule: &mut Schedule<P>,
+    fruitful: &mut HashSet<P>,
+    peer: &P,
+    offered: super::Offer,
+) {
+    let partial = offered.chunks.is_some();
+    schedule.set_have(peer, offered.chunks);
+    if offered.window {
+        schedule.take_window(peer);
+    }
+    if partial && schedule.offered_queued(peer) > 0 {
+        fruitful.insert(peer.clone());
+    }
+}
+
+/// `peer` (found by discovery or named by another) joins the download, offering nothing
+/// until its first offers answer; false when it was already known.
+fn join_provider<P: Clone + Eq + std::hash::Hash + std::fmt::Debug>(
+    schedule: &mut Schedule<P>,
+    peer: &P,
+    chunk_count: u32,
+) -> bool {
+    if schedule.knows(peer) {
+        return false;
+    }
+    schedule.add_provider(peer.clone());
+    schedule.set_have(peer, Some(vec![false; chunk_count as usize]));
+    true
 }
 
 /// A provider's answer to "what do you offer".
