@@ -162,6 +162,9 @@ pub struct Schedule<P> {
     cursor: usize,
     /// Chunks already stolen once (never stolen again, so stealing ends).
     stolen: std::collections::HashSet<u32>,
+    /// Outstanding chunks asked as part of a seeder's window: they do not count against
+    /// the overall cap (see [`Schedule::take_window`]).
+    windowed: std::collections::HashSet<u32>,
     /// Seed of the tie-break order between equally rare chunks (`None`: queue order).
     spread: Option<(u64, u32)>,
     /// Smoothed time between chunks from anyone while chunks are asked (this node's
@@ -204,6 +207,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             by_id: HashMap::new(),
             cursor: 0,
             stolen: std::collections::HashSet::new(),
+            windowed: std::collections::HashSet::new(),
             spread: None,
             gap: None,
             last: None,
@@ -398,7 +402,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
     /// New requests to send now, within the caps, spread over the least-loaded providers.
     pub fn next_assignments(&mut self, now: Instant) -> Vec<(P, u32)> {
         let mut out = Vec::new();
-        while self.in_flight < self.total_cap() && !self.queue.is_empty() {
+        while self.counted() < self.total_cap() && !self.queue.is_empty() {
             let Some((p, position)) = self.next_pick() else {
                 break;
             };
@@ -426,12 +430,12 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
                 self.ask_window(p, now, max_run, &mut out);
             }
         }
-        while self.in_flight < self.total_cap() && !self.queue.is_empty() {
+        while self.counted() < self.total_cap() && !self.queue.is_empty() {
             let Some((p, position)) = self.next_pick() else {
                 break;
             };
             let room = (self.cap(p).saturating_sub(self.providers[p].in_flight))
-                .min(self.total_cap() - self.in_flight);
+                .min(self.total_cap() - self.counted());
             let limit = (room.max(1) as u32).min(max_run);
             let Some(range) = self.take_run(p, position, limit, now) else {
                 break;
@@ -477,7 +481,10 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
                 position += 1;
                 continue;
             }
-            out.extend(self.take_run(p, position, max_run, now));
+            if let Some(range) = self.take_run(p, position, max_run, now) {
+                self.windowed.extend(range.1..range.1 + range.2);
+                out.push(range);
+            }
         }
     }
 
@@ -497,7 +504,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
         // until its chunk deadline.
         let mut skipped = std::collections::HashSet::new();
         loop {
-            if self.in_flight >= self.total_cap() {
+            if self.counted() >= self.total_cap() {
                 break;
             }
             // The victim: the slowest provider (oldest unstolen request) past the threshold.
@@ -533,6 +540,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
                 continue;
             };
             self.stolen.insert(index);
+            self.windowed.remove(&index);
             self.outstanding.insert(index, (thief, now));
             self.providers[victim].in_flight -= 1;
             self.busy(thief, now);
@@ -725,6 +733,12 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
         self.verified.get(index as usize).copied().unwrap_or(false)
     }
 
+    /// Requests outstanding that count against the overall cap: all but a seeder's
+    /// window.
+    fn counted(&self) -> usize {
+        self.in_flight - self.windowed.len()
+    }
+
     /// Requests outstanding overall.
     pub fn in_flight(&self) -> usize {
         self.in_flight
@@ -839,6 +853,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
         match self.outstanding.get(&index) {
             Some(&(owner, _)) if owner == p => {
                 self.outstanding.remove(&index);
+                self.windowed.remove(&index);
                 self.providers[p].in_flight -= 1;
                 self.in_flight -= 1;
                 Some(p)
@@ -860,6 +875,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
             .collect();
         for index in &requeued {
             self.outstanding.remove(index);
+            self.windowed.remove(index);
         }
         self.providers[p].in_flight = 0;
         self.in_flight -= requeued.len();
@@ -1431,6 +1447,40 @@ mod tests {
         assert_eq!(s.next_ranges(now, 8), vec![("seeder", 10, 4)]);
         // Asked once: the flag does not stay.
         assert!(s.next_ranges(now, 8).is_empty());
+    }
+
+    #[test]
+    fn a_seeders_window_leaves_the_total_cap_to_the_other_peers() {
+        let now = Instant::now();
+        let peers = ["p1", "p2", "p3", "seeder"];
+        let mut s = Schedule::new(32, [], peers, limits(16, 48));
+        let mut window = vec![false; 32];
+        window[..8].fill(true);
+        for peer in &peers[..3] {
+            s.set_have(peer, Some(vec![false; 32]));
+        }
+        s.set_have(&"seeder", Some(window));
+        s.take_window(&"seeder");
+        assert_eq!(s.next_ranges(now, 8), vec![("seeder", 0, 8)]);
+        // The window is past the swarm's total cap (6 before a rate is known), yet
+        // chunks the partial holders offer are still asked, up to that cap: a node whose
+        // cap a seeder's window filled fetched from nobody else while the seeder's link,
+        // shared by every asker, sent it the window slowly (swarm lab, 20 Mbit/s).
+        let mut partial = vec![false; 32];
+        partial[8..32].fill(true);
+        for peer in &peers[..3] {
+            s.set_have(peer, Some(partial.clone()));
+        }
+        let more = s.next_ranges(now, 8);
+        assert_eq!(more.iter().map(|r| r.2).sum::<u32>(), 6, "{more:?}");
+        assert!(more.iter().all(|r| r.0 != "seeder"), "{more:?}");
+        assert_eq!(s.in_flight(), 14);
+        // A window chunk that arrives frees no room in the cap; another's chunk does.
+        s.on_chunk_ok(&"seeder", 0);
+        assert!(s.next_ranges(now, 8).is_empty());
+        let (peer, first, _) = more[0];
+        s.on_chunk_ok(&peer, first);
+        assert_eq!(s.next_ranges(now, 8).iter().map(|r| r.2).sum::<u32>(), 1);
     }
 
     #[test]

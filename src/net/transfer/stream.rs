@@ -378,12 +378,11 @@ async fn serve_range(
             read_exact_at(&file, &mut buffer, offset).map(|()| buffer)
         })
     };
-    if whole {
-        // On their way to this peer from now: not handed to another meanwhile.
-        for index in first..first + count {
-            swarms.sent(&archive, peer, index);
-        }
-    }
+    // On their way to this peer from now: not handed to another meanwhile.
+    let mut sending = whole.then(|| {
+        let now = std::time::Instant::now();
+        swarms.sending(archive, peer, first, first + count, now)
+    });
     let last = first + count - 1;
     tracing::debug!(%peer, first, count, "serving range");
     let _slot = swarms.serving(peer);
@@ -424,6 +423,9 @@ async fn serve_range(
         stream.write_all(&header).await?;
         stream.write_all(&chunk).await?;
         client.served(&archive, chunk.len() as u64);
+        if let Some(sending) = sending.as_mut() {
+            sending.written(index, std::time::Instant::now());
+        }
         tracing::debug!(%peer, index, "chunk written");
     }
     stream.flush().await?;

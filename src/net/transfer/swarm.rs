@@ -74,6 +74,9 @@ struct Entry {
     pending: Vec<(u32, PeerId, Instant)>,
     /// The chunks each recent asker said it does not need (held, or coming from others).
     bits: HashMap<PeerId, Vec<bool>>,
+    /// As a seeder: chunks asked of this node and not written yet, per asker (how many
+    /// ranges). Such an asker counts the chunk as not needed, but it does not hold it.
+    unsent: HashMap<(u32, PeerId), u32>,
     /// Bytes of it sent to peers and verified from peers, in all and lately.
     traffic: Traffic,
     /// Chunks held of all when its download here ended.
@@ -346,8 +349,20 @@ impl Swarms {
         asker: PeerId,
         alone: bool,
     ) -> Vec<bool> {
+        self.offers_at(archive, whole, theirs, asker, alone, Instant::now())
+    }
+
+    /// [`Swarms::offers`] at `now`.
+    pub(crate) fn offers_at(
+        &self,
+        archive: &Blake3Hash,
+        whole: Option<Layout>,
+        theirs: &[bool],
+        asker: PeerId,
+        alone: bool,
+        now: Instant,
+    ) -> Vec<bool> {
         let mut map = self.lock();
-        let now = Instant::now();
         let Some((chunk_count, lone)) = whole.map(|l| (l.count, lone_hold(l.chunk_size))) else {
             return map
                 .get(archive)
@@ -380,11 +395,26 @@ impl Swarms {
         entry.pending.retain(|(i, p, until)| {
             now < *until && !bits.get(p).is_some_and(|b| held(b, *i as usize))
         });
+        let unsent = &entry.unsent;
         let holders: Vec<u32> = (0..n)
-            .map(|i| bits.values().filter(|b| held(b, i)).count() as u32)
+            .map(|i| {
+                bits.iter()
+                    .filter(|(p, b)| held(b, i) && !unsent.contains_key(&(i as u32, **p)))
+                    .count() as u32
+            })
             .collect();
         let mut pending_any = vec![false; n];
         let mut pending_mine = vec![false; n];
+        for &(i, p) in unsent.keys() {
+            if let Some(slot) = pending_any.get_mut(i as usize) {
+                *slot = true;
+            }
+            if p == asker {
+                if let Some(slot) = pending_mine.get_mut(i as usize) {
+                    *slot = true;
+                }
+            }
+        }
         for &(i, p, _) in &entry.pending {
             if let Some(slot) = pending_any.get_mut(i as usize) {
                 *slot = true;
@@ -409,6 +439,12 @@ impl Swarms {
             handed: &entry.handed,
         };
         let offered = super_seed(chunk_count, &choice, window);
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let zero = holders.iter().filter(|&&h| h == 0).count();
+            let list: Vec<usize> = (0..n).filter(|&i| offered[i]).collect();
+            let mine: Vec<usize> = (0..n).filter(|&i| pending_mine[i]).collect();
+            tracing::trace!(%asker, zero, window, ?list, ?mine, "seeder offers");
+        }
         // What is held for this asker: its window; for a lone asker, which is offered
         // everything, only the first LONE_HOLD_BYTES of chunks it lacks (it fetches lowest first):
         // holding all of them left a second asker arriving a moment later nothing to
@@ -440,16 +476,74 @@ impl Swarms {
         offered
     }
 
+    /// As a whole-archive holder, chunks `first..end` of `archive` are asked by `peer`
+    /// (see [`Swarms::sent`]); until the returned guard says one was written, `peer`
+    /// counts as lacking it (its offers requests call it not needed, since it is being
+    /// fetched here). Without this, once every chunk was asked of the seeder somewhere,
+    /// it took its first copies as out while up to 6 s of them still queued here (the
+    /// swarm lab at 20 Mbit/s, N = 16) and offered second copies ahead of them.
+    pub(crate) fn sending(
+        &self,
+        archive: Blake3Hash,
+        peer: PeerId,
+        first: u32,
+        end: u32,
+        now: Instant,
+    ) -> Sending {
+        for index in first..end {
+            self.sent(&archive, peer, index, now);
+        }
+        Sending {
+            swarms: self.clone(),
+            archive,
+            peer,
+            next: first,
+            end,
+        }
+    }
+
+    /// Chunk `index` asked by `peer` left this node's queue: written at `Some(now)`, or
+    /// never (`None`: its range ended early).
+    fn unsent_done(
+        &self,
+        archive: &Blake3Hash,
+        peer: PeerId,
+        index: u32,
+        written: Option<Instant>,
+    ) {
+        let mut map = self.lock();
+        let Some(entry) = map.get_mut(archive) else {
+            return;
+        };
+        if let Some(now) = written {
+            // On its way from now: pending until `peer` says it holds it (a range queued
+            // here longer than PENDING_TTL has outlived its hand-out).
+            let until = now + PENDING_TTL;
+            match (entry.pending.iter_mut()).find(|(i, p, _)| *i == index && *p == peer) {
+                Some(hand_out) => hand_out.2 = hand_out.2.max(until),
+                None => entry.pending.push((index, peer, until)),
+            }
+        }
+        if let std::collections::hash_map::Entry::Occupied(mut left) =
+            entry.unsent.entry((index, peer))
+        {
+            *left.get_mut() -= 1;
+            if *left.get() == 0 {
+                left.remove();
+            }
+        }
+    }
+
     /// As a whole-archive holder, chunk `index` of `archive` was sent to `peer`: it is
     /// on its way there (not offered to others for a while) unless an offer already
     /// counted it.
-    pub(crate) fn sent(&self, archive: &Blake3Hash, peer: PeerId, index: u32) {
-        let now = Instant::now();
+    fn sent(&self, archive: &Blake3Hash, peer: PeerId, index: u32, now: Instant) {
         let mut map = self.lock();
         let Some(entry) = map.get_mut(archive) else {
             return;
         };
         let until = now + PENDING_TTL;
+        *entry.unsent.entry((index, peer)).or_default() += 1;
         if let Some(hand_out) =
             (entry.pending.iter_mut()).find(|(i, p, _)| *i == index && *p == peer)
         {
@@ -459,6 +553,35 @@ impl Swarms {
         if let Some(count) = entry.handed.get_mut(index as usize) {
             *count += 1;
             entry.pending.push((index, peer, until));
+        }
+    }
+}
+
+/// A seeder's range being sent (see [`Swarms::sending`]).
+pub(crate) struct Sending {
+    swarms: Swarms,
+    archive: Blake3Hash,
+    peer: PeerId,
+    /// The chunks not written yet.
+    next: u32,
+    end: u32,
+}
+
+impl Sending {
+    /// Chunk `index` was written at `now` (ranges are written in order).
+    pub(crate) fn written(&mut self, index: u32, now: Instant) {
+        while self.next < self.end && self.next <= index {
+            (self.swarms).unsent_done(&self.archive, self.peer, self.next, Some(now));
+            self.next += 1;
+        }
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        for index in self.next..self.end {
+            self.swarms
+                .unsent_done(&self.archive, self.peer, index, None);
         }
     }
 }
@@ -636,6 +759,42 @@ mod tests {
         // Alone, an asker is offered everything it lacks.
         let c = swarms.offers(&Blake3Hash::of(b"t"), mib(100), &[], PeerId::random(), true);
         assert!(c.iter().all(|&v| v));
+    }
+
+    #[test]
+    fn a_chunk_queued_or_written_here_goes_to_nobody_else_until_it_arrives() {
+        let swarms = Swarms::default();
+        let archive = Blake3Hash::of(b"q");
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        swarms.asked(archive, a, &[]);
+        swarms.asked(archive, b, &[]);
+        // Two chunks, so each asker's window is one chunk.
+        let layout = Some(Layout {
+            size: 2 << 20,
+            chunk_size: 1 << 20,
+            count: 2,
+        });
+        let offers = |asker, theirs: &[bool], ms| {
+            swarms.offers_at(&archive, layout, theirs, asker, false, at(ms))
+        };
+        assert_eq!(offers(a, &[], 0), [true, false]);
+        assert_eq!(offers(b, &[], 0), [false, true]);
+        let mut range = swarms.sending(archive, a, 0, 1, at(10));
+        // Queued here past the hand-out's lifetime: still a's, nobody else's.
+        assert_eq!(offers(b, &[], 6_000), [false, true]);
+        // Written, and a has not said yet that it holds it: still a's.
+        range.written(0, at(7_000));
+        drop(range);
+        assert_eq!(offers(b, &[], 7_100), [false, true]);
+        // A range that ends before a chunk is written gives the chunk back at once.
+        drop(swarms.sending(archive, a, 1, 2, at(7_200)));
+        assert_eq!(offers(b, &[], 7_300), [false, true]);
+        // Once a holds both chunks, every chunk has a holder: b may fetch chunk 0 as a
+        // second copy.
+        assert_eq!(offers(a, &[true, true], 7_400), [false, false]);
+        assert_eq!(offers(b, &[false, true], 7_500), [true, false]);
     }
 
     #[test]
