@@ -83,6 +83,20 @@ struct Entry {
     left_with: Option<(u32, u32)>,
 }
 
+impl Entry {
+    /// Keeps chunk `index`'s hand-out to `peer` pending until at least `until`; false if
+    /// there is none.
+    fn renew_pending(&mut self, index: u32, peer: PeerId, until: Instant) -> bool {
+        match (self.pending.iter_mut()).find(|(i, p, _)| *i == index && *p == peer) {
+            Some(hand_out) => {
+                hand_out.2 = hand_out.2.max(until);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// How long the rates `status` shows average over.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
 /// How long a seeded archive stays in `status` after its last asker.
@@ -518,10 +532,8 @@ impl Swarms {
         if let Some(now) = written {
             // On its way from now: pending until `peer` says it holds it (a range queued
             // here longer than PENDING_TTL has outlived its hand-out).
-            let until = now + PENDING_TTL;
-            match (entry.pending.iter_mut()).find(|(i, p, _)| *i == index && *p == peer) {
-                Some(hand_out) => hand_out.2 = hand_out.2.max(until),
-                None => entry.pending.push((index, peer, until)),
+            if !entry.renew_pending(index, peer, now + PENDING_TTL) {
+                entry.pending.push((index, peer, now + PENDING_TTL));
             }
         }
         if let std::collections::hash_map::Entry::Occupied(mut left) =
@@ -544,10 +556,7 @@ impl Swarms {
         };
         let until = now + PENDING_TTL;
         *entry.unsent.entry((index, peer)).or_default() += 1;
-        if let Some(hand_out) =
-            (entry.pending.iter_mut()).find(|(i, p, _)| *i == index && *p == peer)
-        {
-            hand_out.2 = hand_out.2.max(until);
+        if entry.renew_pending(index, peer, until) {
             return;
         }
         if let Some(count) = entry.handed.get_mut(index as usize) {
