@@ -396,6 +396,16 @@ fn the_readme_walkthrough_init_publish_install_outdated_update_uninstall() {
         problems.contains("installed my-lib 0.1.1 is yanked and no other version fits"),
         "{outdated}"
     );
+    // update keeps that tree as it is and says why, instead of failing.
+    let old = root.path().join("old");
+    let updated = cli(&["update", "--path", s(&old)]);
+    assert_eq!(updated["trees"][0]["changes"], serde_json::json!([]));
+    assert!(
+        updated["problems"]
+            .to_string()
+            .contains("installed my-lib 0.1.1 is yanked and no other version fits"),
+        "{updated}"
+    );
 
     let removed = cli(&["uninstall", "my-app"]);
     assert_eq!(removed["dependencies"][0], "my-lib@0.1.1");

@@ -10,6 +10,9 @@ pub async fn run(backend: &Backend, request: UpdateRequest, out: &Output) -> Res
     if out.json {
         return Ok(out.json(&report)?);
     }
+    for problem in &report.problems {
+        out.warn(problem);
+    }
     let show = |v: &Option<semver::Version>| v.as_ref().map_or("-".into(), |v| v.to_string());
     for tree in &report.trees {
         if tree.changes.is_empty() {

@@ -329,34 +329,21 @@ pub(super) async fn outdated(
     let mut packs = Vec::new();
     let mut problems = Vec::new();
     for tree in trees(registry, None, None).await? {
-        let mut resolved = reresolve(registry, &tree, &Pins::new()).await;
-        if let Err(unpinned) = resolved {
-            // Perhaps only because versions the lock pins were yanked since: resolved
-            // with them pinned, the tree stands, and that is what to say.
-            let pins: Pins = (tree.lock.packages.iter())
-                .map(|p| (normalize_name(&p.name), p.version.clone()))
-                .collect();
-            resolved = match reresolve(registry, &tree, &pins).await {
-                Ok(pinned) => {
-                    problems.push(yanked_but_locked(&tree, &pinned));
-                    Ok(pinned)
+        let (compatible, known, compromised) =
+            match reresolve_or_keep(registry, &tree, &Pins::new()).await {
+                Ok((r, kept)) => {
+                    problems.extend(kept);
+                    let compatible: BTreeMap<String, semver::Version> = std::iter::once(&r.root)
+                        .chain(&r.deps)
+                        .map(|m| (normalize_name(&m.name), m.version.clone()))
+                        .collect();
+                    (compatible, r.known, r.compromised)
                 }
-                Err(_) => Err(unpinned),
+                Err(e) => {
+                    problems.push(format!("{}: {e}", tree.install.path.display()));
+                    Default::default()
+                }
             };
-        }
-        let (compatible, known, compromised) = match resolved {
-            Ok(r) => {
-                let compatible: BTreeMap<String, semver::Version> = std::iter::once(&r.root)
-                    .chain(&r.deps)
-                    .map(|m| (normalize_name(&m.name), m.version.clone()))
-                    .collect();
-                (compatible, r.known, r.compromised)
-            }
-            Err(e) => {
-                problems.push(format!("{}: {e}", tree.install.path.display()));
-                Default::default()
-            }
-        };
         let root_norm = normalize_name(&tree.lock.root.name);
         for locked in &tree.lock.packages {
             let norm = normalize_name(&locked.name);
@@ -385,8 +372,32 @@ pub(super) async fn outdated(
     })
 }
 
-/// What `outdated` says of a tree that resolves only with its lock's versions pinned:
-/// the pinned versions that are yanked, and that nothing newer fits.
+/// [`reresolve`]; when that fails, perhaps only because versions the lock pins were
+/// yanked since, the tree resolved with all of them pinned: it stands as it is, and the
+/// second value says so (see [`yanked_but_locked`]).
+async fn reresolve_or_keep(
+    registry: &P2PRegistry,
+    tree: &Tree,
+    pins: &Pins,
+) -> Result<(Resolved, Option<String>)> {
+    let unpinned = match reresolve(registry, tree, pins).await {
+        Ok(resolved) => return Ok((resolved, None)),
+        Err(e) => e,
+    };
+    let locked: Pins = (tree.lock.packages.iter())
+        .map(|p| (normalize_name(&p.name), p.version.clone()))
+        .collect();
+    match reresolve(registry, tree, &locked).await {
+        Ok(pinned) => {
+            let kept = yanked_but_locked(tree, &pinned);
+            Ok((pinned, Some(kept)))
+        }
+        Err(_) => Err(unpinned),
+    }
+}
+
+/// What `outdated` and `update` say of a tree that resolves only with its lock's versions
+/// pinned: the pinned versions that are yanked, and that nothing newer fits.
 fn yanked_but_locked(tree: &Tree, pinned: &Resolved) -> String {
     let yanked: Vec<String> = std::iter::once(&pinned.root)
         .chain(&pinned.deps)
@@ -423,6 +434,7 @@ pub(super) async fn update(registry: &P2PRegistry, request: UpdateRequest) -> Re
         }));
     }
     let mut out = Vec::new();
+    let mut problems = Vec::new();
     for tree in trees {
         // Everything stays where the lock has it, except what is being updated.
         let pins: Pins = match &name {
@@ -435,7 +447,8 @@ pub(super) async fn update(registry: &P2PRegistry, request: UpdateRequest) -> Re
                 .map(|p| (normalize_name(&p.name), p.version.clone()))
                 .collect(),
         };
-        let resolved = reresolve(registry, &tree, &pins).await?;
+        let (resolved, kept) = reresolve_or_keep(registry, &tree, &pins).await?;
+        problems.extend(kept);
         let new: BTreeMap<String, (String, semver::Version)> = std::iter::once(&resolved.root)
             .chain(&resolved.deps)
             .map(|m| (normalize_name(&m.name), (m.name.clone(), m.version.clone())))
@@ -491,6 +504,7 @@ pub(super) async fn update(registry: &P2PRegistry, request: UpdateRequest) -> Re
     Ok(UpdateReport {
         format_version: FORMAT_VERSION,
         trees: out,
+        problems,
     })
 }
 

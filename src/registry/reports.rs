@@ -279,6 +279,9 @@ pub struct TreeUpdate {
 pub struct UpdateReport {
     pub format_version: u32,
     pub trees: Vec<TreeUpdate>,
+    /// Trees kept as they are because only yanked versions fit them, with the reason.
+    #[serde(default)]
+    pub problems: Vec<String>,
 }
 
 /// One pack installed by this node.
