@@ -109,15 +109,7 @@ impl ChunkSource for Client {
         archive: &Blake3Hash,
         mine: Vec<bool>,
     ) -> Result<Offer, String> {
-        let (control, pool, _busy) = self.chunk_stream(*peer);
-        let (offered, named) = match ask_offers(control, &pool, *peer, *archive, &mine).await {
-            Ok(answer) => answer,
-            Err(e) => return Err(self.explain_failure(*peer, e).await),
-        };
-        let me = self.peer_id();
-        let named = named.into_iter().filter(|p| *p != me).collect();
-        self.swarms().heard(*archive, named);
-        Ok(offered)
+        self.offers_of(peer, archive, mine, false).await
     }
 
     async fn discover(&self, archive: &Blake3Hash) -> Vec<PeerId> {
@@ -172,6 +164,27 @@ impl Client {
         self.judge(*peer, event);
     }
 
+    /// What `peer` offers of `archive` (see [`ask_offers`]; `news`: it may hold the
+    /// request until it has news), the peers it named noted for discovery.
+    async fn offers_of(
+        &self,
+        peer: &PeerId,
+        archive: &Blake3Hash,
+        mine: Vec<bool>,
+        news: bool,
+    ) -> Result<Offer, String> {
+        let (control, pool, _busy) = self.chunk_stream(*peer);
+        let asked = ask_offers(control, &pool, *peer, *archive, &mine, news).await;
+        let (offered, named) = match asked {
+            Ok(answer) => answer,
+            Err(e) => return Err(self.explain_failure(*peer, e).await),
+        };
+        let me = self.peer_id();
+        let named = named.into_iter().filter(|p| *p != me).collect();
+        self.swarms().heard(*archive, named);
+        Ok(offered)
+    }
+
     /// A range from a peer without `/ggen/chunks`: one `/ggen/rr` request per chunk,
     /// all sent at once.
     fn chunk_by_chunk(
@@ -196,6 +209,9 @@ struct Noting<'a> {
     client: &'a Client,
     served: Mutex<HashSet<PeerId>>,
     verified: Mutex<HashMap<PeerId, u64>>,
+    /// Providers asked what they offer: later asks may wait for news, the first may not
+    /// (the download gives a first answer only a short deadline).
+    asked: Mutex<HashSet<PeerId>>,
 }
 
 impl ChunkSource for Noting<'_> {
@@ -248,7 +264,8 @@ impl ChunkSource for Noting<'_> {
         archive: &Blake3Hash,
         mine: Vec<bool>,
     ) -> Result<Offer, String> {
-        self.client.offers(peer, archive, mine).await
+        let news = !(self.asked.lock().unwrap_or_else(|e| e.into_inner())).insert(*peer);
+        self.client.offers_of(peer, archive, mine, news).await
     }
 
     async fn discover(&self, archive: &Blake3Hash) -> Vec<PeerId> {
@@ -336,6 +353,7 @@ pub async fn download_to_store(
         client,
         served: Mutex::new(HashSet::new()),
         verified: Mutex::new(HashMap::new()),
+        asked: Mutex::new(HashSet::new()),
     };
     let providers = ranked(client, providers).await;
     let downloaded = download_verified(

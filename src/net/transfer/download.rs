@@ -250,7 +250,17 @@ pub async fn download_verified<S: ChunkSource>(
                     }
                 }
                 match offered {
-                    Ok(offered) => apply_offer(&mut schedule, &mut fruitful, &peer, offered),
+                    Ok(offered) => {
+                        let again = offered.again;
+                        apply_offer(&mut schedule, &mut fruitful, &peer, offered);
+                        // It holds the next ask until it has news: ask at once.
+                        if again
+                            && schedule.active_providers().contains(&peer)
+                            && being_asked.insert(peer.clone())
+                        {
+                            asking.push(ask_offers(peer.clone(), schedule.needless_from(&peer)));
+                        }
+                    }
                     Err(e) => {
                         tracing::debug!(?peer, "offers: {e}");
                         schedule.set_have(&peer, Some(vec![false; layout.count as usize]));

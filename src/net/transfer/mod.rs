@@ -118,6 +118,10 @@ pub struct Offer {
     /// A seeder's window, held for this downloader for a moment (super-seeding): asked
     /// whole at once, past the download's caps, or the seeder's link idles meanwhile.
     pub window: bool,
+    /// Ask again at once: the provider (a node still downloading) holds the next offers
+    /// request until it has verified a chunk it has not told of yet, so chunks are
+    /// announced as they arrive rather than at the next [`TransferConfig::refresh`].
+    pub again: bool,
 }
 
 /// What a download learned about one provider.

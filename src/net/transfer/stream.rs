@@ -29,10 +29,16 @@
 //!   of those the asker lacks that it handed out the fewest times, i.e. super-seeding —
 //!   all it lacks when nobody else asked lately), or by `2`. A whole-archive holder
 //!   answers a window held for the asker with `4` instead of `3` (same layout) when the
-//!   request had `first = 1`: the asker then asks all of it at once, past its caps
+//!   request had `first ≥ 1`: the asker then asks all of it at once, past its caps
 //!   (`Schedule::take_window`). An asker that wants
-//!   something and holds no upload slot (`choke.rs`) is offered nothing this time. The
-//!   stream then takes the next request.
+//!   something and holds no upload slot (`choke.rs`) is offered nothing this time.
+//!   With `first = 2` (news; not in an asker's first request of a download) a node still
+//!   downloading holds the request until it has verified a chunk the asker lacks and was
+//!   not told of in its last `5` answer to it, its download ends, or
+//!   `swarm::NEWS_WAIT` passes, and answers `5` (layout of `3`) when it offers as a
+//!   partial holder: the asker asks again at once (it gets `3` while choked, and from a
+//!   whole-archive holder, and asks again at its next refresh). The stream then takes
+//!   the next request.
 //!
 //! A provider that cannot take a stream (libp2p-stream drops inbound streams while the
 //! acceptor is busy) resets it: a range that fails before its first chunk is retried on a
@@ -93,8 +99,12 @@ const TAG_ERROR: u8 = 1;
 const TAG_NOT_FOUND: u8 = 2;
 const TAG_OFFERS: u8 = 3;
 const TAG_WINDOW: u8 = 4;
+const TAG_OFFERS_AGAIN: u8 = 5;
 /// `first` of an offers request from an asker that understands [`TAG_WINDOW`] answers.
 const ASKS_WINDOWS: u32 = 1;
+/// `first` of an offers request that may be held until there is news, from an asker that
+/// understands [`TAG_WINDOW`] and [`TAG_OFFERS_AGAIN`] answers.
+const ASKS_NEWS: u32 = 2;
 /// How a range answered "not found" reads: the downloader asked only chunks the provider
 /// offered, so this answer is a broken promise (see `download.rs`).
 pub(crate) const NOT_HELD: &str = "does not have chunk";
@@ -301,13 +311,12 @@ async fn serve_stream(
             Ok(result) => result?,
         }
         let request = RangeRequest::decode(&bytes);
-        let Ok(_slot) = slots.acquire().await else {
-            return stream.close().await; // shutting down
-        };
         let more = if request.count == 0 {
-            let windows = request.first == ASKS_WINDOWS;
-            serve_offers(peer, &mut stream, request.archive, windows, store, client).await?
+            serve_offers(peer, &mut stream, request, store, client, slots).await?
         } else {
+            let Ok(_slot) = slots.acquire().await else {
+                return stream.close().await; // shutting down
+            };
             serve_range(peer, &mut stream, request, store, client, &rule).await?
         };
         if !more {
@@ -440,15 +449,19 @@ fn whole_layout(size: u64, chunk_size: u32) -> Layout {
     }
 }
 
-/// Answers an offers request (the asker's bits follow the request on the stream).
+/// Answers an offers request (the asker's bits follow the request on the stream). A
+/// request held for news holds no serving slot while it waits.
 async fn serve_offers(
     peer: PeerId,
     stream: &mut libp2p::Stream,
-    archive: Blake3Hash,
-    windows: bool,
+    request: RangeRequest,
     store: &Store,
     client: &Client,
+    slots: &tokio::sync::Semaphore,
 ) -> io::Result<bool> {
+    let archive = request.archive;
+    let windows = request.first >= ASKS_WINDOWS;
+    let news = request.first >= ASKS_NEWS;
     let mut n = [0u8; 4];
     stream.read_exact(&mut n).await?;
     let n = u32::from_be_bytes(n);
@@ -459,6 +472,12 @@ async fn serve_offers(
     let mut bits = vec![0u8; (n as usize).div_ceil(8)];
     stream.read_exact(&mut bits).await?;
     let theirs = super::swarm::unpack(&bits, n);
+    if news {
+        client.swarms().news_for(&archive, peer, &theirs).await;
+    }
+    let Ok(_slot) = slots.acquire().await else {
+        return Ok(false); // shutting down
+    };
     let found = store
         .call(move |store| store.archive_for_serving(&archive))
         .await;
@@ -496,7 +515,17 @@ async fn serve_offers(
         stream.write_all(&[TAG_NOT_FOUND]).await?;
         return Ok(true);
     }
-    let mut frame = vec![if window { TAG_WINDOW } else { TAG_OFFERS }];
+    // Offered as a partial holder, to an asker that may wait: it comes back at once.
+    let again = news && fetch && whole.is_none();
+    if again {
+        swarms.told(&archive, peer, &offered);
+    }
+    let tag = match (window, again) {
+        (true, _) => TAG_WINDOW,
+        (false, true) => TAG_OFFERS_AGAIN,
+        (false, false) => TAG_OFFERS,
+    };
+    let mut frame = vec![tag];
     frame.extend_from_slice(&(offered.len() as u32).to_be_bytes());
     frame.extend_from_slice(&super::swarm::pack(&offered));
     frame.push(others.len() as u8);
@@ -645,17 +674,19 @@ pub(crate) async fn open_range(
 /// named.
 pub(crate) type Offered = (super::Offer, Vec<PeerId>);
 
-/// Asks `peer` which chunks of `archive` it offers, telling it ours (`mine`).
+/// Asks `peer` which chunks of `archive` it offers, telling it ours (`mine`); with
+/// `news`, a peer still downloading may hold the request until it has news (`5`).
 pub(crate) async fn ask_offers(
     mut control: Control,
     pool: &StreamPool,
     peer: PeerId,
     archive: Blake3Hash,
     mine: &[bool],
+    news: bool,
 ) -> Result<Offered, String> {
     let request = RangeRequest {
         archive,
-        first: ASKS_WINDOWS,
+        first: if news { ASKS_NEWS } else { ASKS_WINDOWS },
         count: 0,
     };
     let mut message = request.encode().to_vec();
@@ -690,7 +721,7 @@ pub(crate) async fn ask_offers(
         let answer_ms = ms(sent);
         tracing::debug!(%peer, pooled = was_pooled, open_ms, answer_ms, "offers answered");
         let offered = match tag[0] {
-            tag @ (TAG_OFFERS | TAG_WINDOW) => {
+            tag @ (TAG_OFFERS | TAG_WINDOW | TAG_OFFERS_AGAIN) => {
                 let mut n = [0u8; 4];
                 stream.read_exact(&mut n).await.map_err(|e| e.to_string())?;
                 let n = u32::from_be_bytes(n);
@@ -709,13 +740,14 @@ pub(crate) async fn ask_offers(
                 let offer = super::Offer {
                     chunks: Some(super::swarm::unpack(&bits, n)),
                     window: tag == TAG_WINDOW,
+                    again: tag == TAG_OFFERS_AGAIN && news,
                 };
                 (offer, named)
             }
             TAG_NOT_FOUND => {
                 let offer = super::Offer {
                     chunks: Some(vec![false; mine.len()]),
-                    window: false,
+                    ..super::Offer::default()
                 };
                 (offer, Vec::new())
             }

@@ -47,6 +47,11 @@ const PENDING_TTL: Duration = Duration::from_secs(5);
 /// it holds an upload slot; one that lost its slot frees its window this soon, so the
 /// seeder's never-sent chunks go to the peers it serves now, not twice to others).
 const OFFER_HOLD: Duration = Duration::from_secs(1);
+/// Longest a node still downloading holds an offers request that asks for news
+/// (`stream.rs`) while it has verified nothing new the asker lacks: it answers as soon as
+/// it has, and the asker asks again at once, so chunks are announced as they arrive
+/// instead of at the asker's next poll.
+pub(crate) const NEWS_WAIT: Duration = Duration::from_secs(1);
 /// How long a seeder remembers how often it sent each chunk of an archive nobody asks for.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 
@@ -81,6 +86,8 @@ struct Entry {
     traffic: Traffic,
     /// Chunks held of all when its download here ended.
     left_with: Option<(u32, u32)>,
+    /// As a partial holder: what each asker was last told it holds (news is beyond it).
+    told: HashMap<PeerId, Vec<bool>>,
 }
 
 impl Entry {
@@ -149,6 +156,8 @@ pub(crate) struct Swarms {
     /// Who may fetch from this node now (one set of upload slots for all archives: the
     /// upload link is one).
     slots: Arc<Mutex<Choker>>,
+    /// Woken when a running download verifies a chunk or ends (held offers requests).
+    news: Arc<tokio::sync::Notify>,
 }
 
 /// A range being sent (see [`Swarms::serving`]).
@@ -216,6 +225,8 @@ impl Swarms {
             let bytes = partial.layout.len(index);
             entry.traffic.add(Instant::now(), 0, bytes);
         }
+        drop(map);
+        self.news.notify_waiters();
     }
 
     /// `bytes` of `archive` were sent to a peer (whole or partial holder alike).
@@ -235,6 +246,54 @@ impl Swarms {
                 let held = partial.have.iter().filter(|&&b| b).count() as u32;
                 entry.left_with = Some((held, partial.layout.count));
             }
+            entry.told.clear();
+        }
+        drop(map);
+        self.news.notify_waiters();
+    }
+
+    /// Waits until the running download of `archive` holds a chunk that `peer` lacks
+    /// (`theirs` false) and was not told of in this node's last answer to it, the
+    /// download ends, or [`NEWS_WAIT`] passes. Returns at once without a running download.
+    pub(crate) async fn news_for(&self, archive: &Blake3Hash, peer: PeerId, theirs: &[bool]) {
+        let deadline = tokio::time::Instant::now() + NEWS_WAIT;
+        loop {
+            let notified = self.news.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.has_news(archive, peer, theirs) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Whether [`Swarms::news_for`] would return now (true without a running download).
+    fn has_news(&self, archive: &Blake3Hash, peer: PeerId, theirs: &[bool]) -> bool {
+        let map = self.lock();
+        let Some((entry, partial)) = map
+            .get(archive)
+            .and_then(|e| e.partial.as_ref().map(|p| (e, p)))
+        else {
+            return true;
+        };
+        let told = entry.told.get(&peer);
+        let bit = |bits: Option<&Vec<bool>>, i: usize| bits.and_then(|b| b.get(i)).copied();
+        (partial.have.iter().enumerate()).any(|(i, &held)| {
+            held && !theirs.get(i).copied().unwrap_or(false) && bit(told, i) != Some(true)
+        })
+    }
+
+    /// `peer` was told that this node holds `have` of `archive` (an answer that asks it
+    /// to come back for news).
+    pub(crate) fn told(&self, archive: &Blake3Hash, peer: PeerId, have: &[bool]) {
+        if let Some(entry) = self.lock().get_mut(archive) {
+            // Only recent askers are remembered (`askers` is bounded).
+            let askers = &entry.askers;
+            (entry.told).retain(|p, _| askers.iter().any(|(a, _)| a == p));
+            entry.told.insert(peer, have.to_vec());
         }
     }
 
@@ -880,5 +939,102 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod news_tests {
+    //! Held offers requests (`Swarms::news_for`) with a real running-download entry.
+    use super::*;
+
+    const ARCHIVE: Blake3Hash = Blake3Hash([7; 32]);
+
+    fn downloading(have: Vec<bool>) -> Swarms {
+        let swarms = Swarms::default();
+        let layout = Layout {
+            size: 4 * 1024,
+            chunk_size: 1024,
+            count: 4,
+        };
+        swarms.join(ARCHIVE, PathBuf::from("unused"), layout, have);
+        swarms
+    }
+
+    /// Spawns `news_for` and returns a handle that finishes when it returns.
+    fn wait(swarms: &Swarms, peer: PeerId, theirs: Vec<bool>) -> tokio::task::JoinHandle<()> {
+        let swarms = swarms.clone();
+        tokio::spawn(async move { swarms.news_for(&ARCHIVE, peer, &theirs).await })
+    }
+
+    #[tokio::test]
+    async fn a_held_ask_returns_when_a_chunk_the_asker_lacks_arrives() {
+        let swarms = downloading(vec![true, false, false, false]);
+        let peer = PeerId::random();
+        // It holds chunk 0, which the asker has: nothing new, so it waits.
+        let mut held = wait(&swarms, peer, vec![true, false, false, false]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!held.is_finished(), "answered with nothing new");
+        // Chunk 1 verified; the asker lacks it: answered at once (well before NEWS_WAIT).
+        swarms.hold(&ARCHIVE, 1);
+        tokio::time::timeout(NEWS_WAIT / 2, &mut held)
+            .await
+            .expect("a chunk the asker lacks wakes the held ask")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn told_chunks_and_chunks_the_asker_has_are_no_news() {
+        let swarms = downloading(vec![true, true, false, false]);
+        let peer = PeerId::random();
+        swarms.asked(ARCHIVE, peer, &[false; 4]);
+        // Without an earlier answer, held chunks the asker lacks are news at once.
+        tokio::time::timeout(
+            Duration::from_millis(100),
+            wait(&swarms, peer, vec![false; 4]),
+        )
+        .await
+        .expect("chunks it was never told of are news")
+        .unwrap();
+        swarms.told(&ARCHIVE, peer, &[true, true, false, false]);
+        let begun = std::time::Instant::now();
+        let held = wait(&swarms, peer, vec![false, false, true, false]);
+        // Chunk 2 arrives, but the asker has it: still nothing new.
+        swarms.hold(&ARCHIVE, 2);
+        held.await.unwrap();
+        assert!(
+            begun.elapsed() >= NEWS_WAIT,
+            "returned before NEWS_WAIT without news"
+        );
+        // Another asker, never told anything, gets the same chunks as news at once.
+        let other = PeerId::random();
+        tokio::time::timeout(
+            Duration::from_millis(100),
+            wait(&swarms, other, vec![false; 4]),
+        )
+        .await
+        .expect("another asker's news")
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_end_of_the_download_releases_held_asks() {
+        let swarms = downloading(vec![false; 4]);
+        let held = wait(&swarms, PeerId::random(), vec![false; 4]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!held.is_finished());
+        swarms.leave(&ARCHIVE);
+        tokio::time::timeout(NEWS_WAIT / 2, held)
+            .await
+            .expect("leaving wakes held asks")
+            .unwrap();
+        // Nothing running: no wait at all.
+        let unknown = Swarms::default();
+        tokio::time::timeout(
+            Duration::from_millis(100),
+            wait(&unknown, PeerId::random(), vec![]),
+        )
+        .await
+        .expect("no running download, no wait")
+        .unwrap();
     }
 }
