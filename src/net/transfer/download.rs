@@ -110,6 +110,10 @@ pub async fn download_verified<S: ChunkSource>(
     // Providers whose last offer gave something to ask for: asked again as soon as it is
     // used up (a seeder's window), not only every `refresh`.
     let mut fruitful: HashSet<S::Peer> = HashSet::new();
+    // Providers that asked to be asked again at once (`Offer::again`): when each was
+    // last so asked, and those waiting for [`AGAIN_GAP`] to pass.
+    let mut asked_again: HashMap<S::Peer, std::time::Instant> = HashMap::new();
+    let mut again_due: HashMap<S::Peer, std::time::Instant> = HashMap::new();
     for (peer, offered) in first_offers {
         match offered {
             Ok(Ok(offered)) => apply_offer(&mut schedule, &mut fruitful, &peer, offered),
@@ -228,6 +232,17 @@ pub async fn download_verified<S: ChunkSource>(
                 asking.push(ask_offers(peer.clone(), schedule.needless_from(&peer)));
             }
         }
+        let due: Vec<S::Peer> = (again_due.iter())
+            .filter(|(_, at)| **at <= now_at)
+            .map(|(peer, _)| peer.clone())
+            .collect();
+        for peer in due {
+            again_due.remove(&peer);
+            if schedule.active_providers().contains(&peer) && being_asked.insert(peer.clone()) {
+                asked_again.insert(peer.clone(), now_at);
+                asking.push(ask_offers(peer.clone(), schedule.needless_from(&peer)));
+            }
+        }
         if now_at >= next_discover && finding.is_none() {
             next_discover = now_at + config.discover;
             finding = Some(Box::pin(source.discover(&archive)));
@@ -237,6 +252,10 @@ pub async fn download_verified<S: ChunkSource>(
             (a, b) => a.or(b.map(|b| b.max(now_at + STEAL_RECHECK))),
         };
         let wake = Some(wake.map_or(next_refresh, |w| w.min(next_refresh)));
+        let wake = match (wake, again_due.values().min()) {
+            (Some(w), Some(&a)) => Some(w.min(a)),
+            (w, a) => w.or(a.copied()),
+        };
         tokio::select! {
             Some((peer, offered)) = asking.next(), if !asking.is_empty() => {
                 being_asked.remove(&peer);
@@ -253,12 +272,12 @@ pub async fn download_verified<S: ChunkSource>(
                     Ok(offered) => {
                         let again = offered.again;
                         apply_offer(&mut schedule, &mut fruitful, &peer, offered);
-                        // It holds the next ask until it has news: ask at once.
-                        if again
-                            && schedule.active_providers().contains(&peer)
-                            && being_asked.insert(peer.clone())
-                        {
-                            asking.push(ask_offers(peer.clone(), schedule.needless_from(&peer)));
+                        // It holds the next ask until it has news: ask at once, but not
+                        // more often than every AGAIN_GAP (a peer answering at once
+                        // every time must not set the pace).
+                        if again {
+                            let due = asked_again.get(&peer).map(|at| *at + AGAIN_GAP);
+                            again_due.insert(peer.clone(), due.unwrap_or_else(now));
                         }
                     }
                     Err(e) => {
@@ -452,6 +471,10 @@ type OffersAnswer<P> = (P, Result<super::Offer, String>);
 const VERIFY_QUEUE: usize = 4;
 /// How soon to look again for work to steal when a candidate is not slow enough yet.
 const STEAL_RECHECK: Duration = Duration::from_millis(50);
+/// Least time between two asks of a provider that asked to be asked again at once
+/// (`Offer::again`): an honest one holds the ask until a chunk arrives, one that answers
+/// at once every time gets 20 asks a second, not as many as the round trip allows.
+const AGAIN_GAP: Duration = Duration::from_millis(50);
 
 /// The worker's word on one received chunk.
 enum Checked {
@@ -633,7 +656,7 @@ mod tests {
     use rand::{RngCore, SeedableRng};
 
     use super::*;
-    use crate::net::transfer::Limits;
+    use crate::net::transfer::{Limits, Offer};
     use crate::package::digest::{ArchiveDigest, ArchiveHasher, CHUNK_SIZE};
 
     /// A store in a temp dir: its partial directory holds the downloads' state.
@@ -786,6 +809,84 @@ mod tests {
             list_deadline: DEADLINE,
             ..TransferConfig::default()
         }
+    }
+
+    /// A provider that offers everything and asks to be asked again at once, answering
+    /// every offers request immediately (as no honest node does: it would hold it).
+    struct Eager {
+        peers: Peers,
+        offers: AtomicUsize,
+    }
+
+    impl ChunkSource for Eager {
+        type Peer = u32;
+
+        async fn chunk_list(
+            &self,
+            peer: &u32,
+            archive: &Blake3Hash,
+        ) -> Result<Vec<Blake3Hash>, String> {
+            self.peers.chunk_list(peer, archive).await
+        }
+
+        async fn chunk(
+            &self,
+            peer: &u32,
+            archive: &Blake3Hash,
+            index: u32,
+        ) -> Result<Vec<u8>, String> {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.peers.chunk(peer, archive, index).await
+        }
+
+        async fn offers(
+            &self,
+            _peer: &u32,
+            _archive: &Blake3Hash,
+            mine: Vec<bool>,
+        ) -> Result<Offer, String> {
+            self.offers.fetch_add(1, Ordering::SeqCst);
+            let chunks = Some(vec![true; mine.len()]);
+            Ok(Offer {
+                chunks,
+                window: false,
+                again: true,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_provider_asking_to_be_asked_again_at_once_is_asked_at_most_every_again_gap() {
+        let (bytes, digest) = archive(2 << 20, 64 * 1024);
+        let eager = Eager {
+            peers: Peers::new(bytes.clone(), digest.clone(), &[(1, Peer::Honest)]),
+            offers: AtomicUsize::new(0),
+        };
+        let (_dir, store) = temp_store();
+        let begun = std::time::Instant::now();
+        let path = download_with(
+            &eager,
+            &store,
+            &digest.info,
+            vec![1],
+            config(2, 2),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+        let took = begun.elapsed();
+        assert_eq!(std::fs::read(&path).unwrap(), *bytes);
+        let asked = eager.offers.load(Ordering::SeqCst);
+        let allowed = (took.as_secs_f64() / AGAIN_GAP.as_secs_f64()).ceil() as usize + 2;
+        assert!(
+            took >= Duration::from_millis(300),
+            "too quick to tell: {took:?}"
+        );
+        assert!(asked >= 2, "asked again: {asked}");
+        assert!(
+            asked <= allowed,
+            "{asked} offers requests in {took:?}, at most {allowed}"
+        );
     }
 
     #[tokio::test]
