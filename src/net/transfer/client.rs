@@ -164,17 +164,17 @@ impl Client {
         self.judge(*peer, event);
     }
 
-    /// What `peer` offers of `archive` (see [`ask_offers`]; `news`: it may hold the
+    /// What `peer` offers of `archive` (see [`ask_offers`]; `wait`: it may hold the
     /// request until it has news), the peers it named noted for discovery.
     async fn offers_of(
         &self,
         peer: &PeerId,
         archive: &Blake3Hash,
         mine: Vec<bool>,
-        news: bool,
+        wait: bool,
     ) -> Result<Offer, String> {
         let (control, pool, _busy) = self.chunk_stream(*peer);
-        let asked = ask_offers(control, &pool, *peer, *archive, &mine, news).await;
+        let asked = ask_offers(control, &pool, *peer, *archive, &mine, wait).await;
         let (offered, named) = match asked {
             Ok(answer) => answer,
             Err(e) => return Err(self.explain_failure(*peer, e).await),
@@ -264,8 +264,8 @@ impl ChunkSource for Noting<'_> {
         archive: &Blake3Hash,
         mine: Vec<bool>,
     ) -> Result<Offer, String> {
-        let news = !(self.asked.lock().unwrap_or_else(|e| e.into_inner())).insert(*peer);
-        self.client.offers_of(peer, archive, mine, news).await
+        let wait = !(self.asked.lock().unwrap_or_else(|e| e.into_inner())).insert(*peer);
+        self.client.offers_of(peer, archive, mine, wait).await
     }
 
     async fn discover(&self, archive: &Blake3Hash) -> Vec<PeerId> {

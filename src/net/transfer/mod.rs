@@ -73,8 +73,9 @@ pub trait ChunkSource: Send + Sync {
     fn judged(&self, _peer: &Self::Peer, _verdict: Verdict) {}
 
     /// Which chunks of `archive` `peer` offers this node, which holds `mine` (an offer
-    /// with `chunks: None`: every chunk). Asked at the start and every [`TransferConfig::refresh`]. By default
-    /// every provider offers everything.
+    /// with `chunks: None`: every chunk). Asked at the start, every
+    /// [`TransferConfig::refresh`], and at once after an answer with [`Offer::again`]
+    /// (see there). By default every provider offers everything.
     fn offers(
         &self,
         _peer: &Self::Peer,

@@ -32,12 +32,13 @@
 //!   request had `first ≥ 1`: the asker then asks all of it at once, past its caps
 //!   (`Schedule::take_window`). An asker that wants
 //!   something and holds no upload slot (`choke.rs`) is offered nothing this time.
-//!   With `first = 2` (news; not in an asker's first request of a download) a node still
-//!   downloading holds the request until it has verified a chunk the asker lacks and was
-//!   not told of in its last `5` answer to it, its download ends, or
-//!   `swarm::NEWS_WAIT` passes, and answers `5` (layout of `3`) when it offers as a
-//!   partial holder: the asker asks again at once (it gets `3` while choked, and from a
-//!   whole-archive holder, and asks again at its next refresh). The stream then takes
+//!   With `first = 2` (news) a node still downloading holds the request until it has
+//!   verified a chunk the asker lacks and was not told of in its last `5` answer to it,
+//!   its download ends, or `swarm::NEWS_WAIT` passes; with `first = 3` (an asker's first
+//!   request of a download, which must be answered at once) it answers at once. To
+//!   either it answers `5` (layout of `3`) when it offers as a partial holder: the asker
+//!   asks again at once, with `first = 2`. It gets `3` while choked, and from a
+//!   whole-archive holder, and asks again at its next refresh. The stream then takes
 //!   the next request.
 //!
 //! A provider that cannot take a stream (libp2p-stream drops inbound streams while the
@@ -105,6 +106,9 @@ const ASKS_WINDOWS: u32 = 1;
 /// `first` of an offers request that may be held until there is news, from an asker that
 /// understands [`TAG_WINDOW`] and [`TAG_OFFERS_AGAIN`] answers.
 const ASKS_NEWS: u32 = 2;
+/// `first` of an offers request from an asker that understands [`TAG_WINDOW`] and
+/// [`TAG_OFFERS_AGAIN`] answers, to be answered at once.
+const ASKS_NEWS_NOW: u32 = 3;
 /// How a range answered "not found" reads: the downloader asked only chunks the provider
 /// offered, so this answer is a broken promise (see `download.rs`).
 pub(crate) const NOT_HELD: &str = "does not have chunk";
@@ -461,6 +465,7 @@ async fn serve_offers(
 ) -> io::Result<bool> {
     let archive = request.archive;
     let windows = request.first >= ASKS_WINDOWS;
+    // Only a request from an asker that knows `5` may get it; only `2` is held.
     let news = request.first >= ASKS_NEWS;
     let mut n = [0u8; 4];
     stream.read_exact(&mut n).await?;
@@ -472,7 +477,7 @@ async fn serve_offers(
     let mut bits = vec![0u8; (n as usize).div_ceil(8)];
     stream.read_exact(&mut bits).await?;
     let theirs = super::swarm::unpack(&bits, n);
-    if news {
+    if request.first == ASKS_NEWS {
         client.swarms().news_for(&archive, peer, &theirs).await;
     }
     let Ok(_slot) = slots.acquire().await else {
@@ -675,18 +680,19 @@ pub(crate) async fn open_range(
 pub(crate) type Offered = (super::Offer, Vec<PeerId>);
 
 /// Asks `peer` which chunks of `archive` it offers, telling it ours (`mine`); with
-/// `news`, a peer still downloading may hold the request until it has news (`5`).
+/// `wait`, a peer still downloading may hold the request until it has news. Either way
+/// the asker understands `5` (ask again at once, with `wait`).
 pub(crate) async fn ask_offers(
     mut control: Control,
     pool: &StreamPool,
     peer: PeerId,
     archive: Blake3Hash,
     mine: &[bool],
-    news: bool,
+    wait: bool,
 ) -> Result<Offered, String> {
     let request = RangeRequest {
         archive,
-        first: if news { ASKS_NEWS } else { ASKS_WINDOWS },
+        first: if wait { ASKS_NEWS } else { ASKS_NEWS_NOW },
         count: 0,
     };
     let mut message = request.encode().to_vec();
@@ -740,7 +746,7 @@ pub(crate) async fn ask_offers(
                 let offer = super::Offer {
                     chunks: Some(super::swarm::unpack(&bits, n)),
                     window: tag == TAG_WINDOW,
-                    again: tag == TAG_OFFERS_AGAIN && news,
+                    again: tag == TAG_OFFERS_AGAIN,
                 };
                 (offer, named)
             }
