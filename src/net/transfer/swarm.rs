@@ -254,7 +254,9 @@ impl Swarms {
 
     /// Waits until the running download of `archive` holds a chunk that `peer` lacks
     /// (`theirs` false) and was not told of in this node's last answer to it, the
-    /// download ends, or [`NEWS_WAIT`] passes. Returns at once without a running download.
+    /// download ends, or [`NEWS_WAIT`] passes. Returns at once without a running download
+    /// or when `theirs` is not one bit per chunk (a held request keeps its bits in
+    /// memory, so only bits of the archive's own size are held).
     pub(crate) async fn news_for(&self, archive: &Blake3Hash, peer: PeerId, theirs: &[bool]) {
         let deadline = tokio::time::Instant::now() + NEWS_WAIT;
         loop {
@@ -279,6 +281,9 @@ impl Swarms {
         else {
             return true;
         };
+        if theirs.len() != partial.have.len() {
+            return true; // not this archive's bits: answered (and judged) at once, not held
+        }
         let told = entry.told.get(&peer);
         let bit = |bits: Option<&Vec<bool>>, i: usize| bits.and_then(|b| b.get(i)).copied();
         (partial.have.iter().enumerate()).any(|(i, &held)| {
@@ -1027,6 +1032,16 @@ mod news_tests {
             .await
             .expect("leaving wakes held asks")
             .unwrap();
+        // Bits of another size are not held.
+        let swarms = downloading(vec![false; 4]);
+        let wrong = vec![false; 4096];
+        tokio::time::timeout(
+            Duration::from_millis(100),
+            wait(&swarms, PeerId::random(), wrong),
+        )
+        .await
+        .expect("bits of the wrong size are answered at once")
+        .unwrap();
         // Nothing running: no wait at all.
         let unknown = Swarms::default();
         tokio::time::timeout(
