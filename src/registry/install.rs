@@ -150,11 +150,7 @@ pub(super) async fn install(
             lock_target.display()
         )));
     }
-    let mut pins: Pins = existing
-        .iter()
-        .flat_map(|lock| &lock.packages)
-        .map(|p| (normalize_name(&p.name), p.version.clone()))
-        .collect();
+    let mut pins: Pins = existing.as_ref().map(Lockfile::pins).unwrap_or_default();
     if let Some(version) = &exact {
         pins.insert(normalize_name(&meta.name), version.clone());
     }

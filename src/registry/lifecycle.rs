@@ -384,10 +384,7 @@ async fn reresolve_or_keep(
         Ok(resolved) => return Ok((resolved, None)),
         Err(e) => e,
     };
-    let locked: Pins = (tree.lock.packages.iter())
-        .map(|p| (normalize_name(&p.name), p.version.clone()))
-        .collect();
-    match reresolve(registry, tree, &locked).await {
+    match reresolve(registry, tree, &tree.lock.pins()).await {
         Ok(pinned) => {
             let kept = yanked_but_locked(tree, &pinned);
             Ok((pinned, Some(kept)))
@@ -439,13 +436,11 @@ pub(super) async fn update(registry: &P2PRegistry, request: UpdateRequest) -> Re
         // Everything stays where the lock has it, except what is being updated.
         let pins: Pins = match &name {
             None => Pins::new(),
-            Some(name) => tree
-                .lock
-                .packages
-                .iter()
-                .filter(|p| normalize_name(&p.name) != normalize_name(name))
-                .map(|p| (normalize_name(&p.name), p.version.clone()))
-                .collect(),
+            Some(name) => {
+                let mut pins = tree.lock.pins();
+                pins.remove(&normalize_name(name));
+                pins
+            }
         };
         let (resolved, kept) = reresolve_or_keep(registry, &tree, &pins).await?;
         problems.extend(kept);

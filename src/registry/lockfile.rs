@@ -61,6 +61,13 @@ pub fn path_in(target: &Path) -> PathBuf {
 }
 
 impl Lockfile {
+    /// Every locked pack's exact version, by normalized name (resolution pins).
+    pub fn pins(&self) -> super::resolve::Pins {
+        (self.packages.iter())
+            .map(|p| (normalize_name(&p.name), p.version.clone()))
+            .collect()
+    }
+
     pub fn new(root: LockRoot, mut packages: Vec<LockedPack>) -> Self {
         packages.sort_by_key(|a| normalize_name(&a.name));
         Self { root, packages }

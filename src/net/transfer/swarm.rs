@@ -953,6 +953,8 @@ mod news_tests {
     use super::*;
 
     const ARCHIVE: Blake3Hash = Blake3Hash([7; 32]);
+    /// "At once" for a held ask: well below `NEWS_WAIT`.
+    const AT_ONCE: Duration = Duration::from_millis(100);
 
     fn downloading(have: Vec<bool>) -> Swarms {
         let swarms = Swarms::default();
@@ -963,6 +965,14 @@ mod news_tests {
         };
         swarms.join(ARCHIVE, PathBuf::from("unused"), layout, have);
         swarms
+    }
+
+    /// Asserts that a held ask returns within `within` (`why` otherwise).
+    async fn answered(held: tokio::task::JoinHandle<()>, within: Duration, why: &str) {
+        tokio::time::timeout(within, held)
+            .await
+            .expect(why)
+            .unwrap();
     }
 
     /// Spawns `news_for` and returns a handle that finishes when it returns.
@@ -976,15 +986,17 @@ mod news_tests {
         let swarms = downloading(vec![true, false, false, false]);
         let peer = PeerId::random();
         // It holds chunk 0, which the asker has: nothing new, so it waits.
-        let mut held = wait(&swarms, peer, vec![true, false, false, false]);
+        let held = wait(&swarms, peer, vec![true, false, false, false]);
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!held.is_finished(), "answered with nothing new");
         // Chunk 1 verified; the asker lacks it: answered at once (well before NEWS_WAIT).
         swarms.hold(&ARCHIVE, 1);
-        tokio::time::timeout(NEWS_WAIT / 2, &mut held)
-            .await
-            .expect("a chunk the asker lacks wakes the held ask")
-            .unwrap();
+        answered(
+            held,
+            NEWS_WAIT / 2,
+            "a chunk the asker lacks wakes the held ask",
+        )
+        .await;
     }
 
     #[tokio::test]
@@ -993,13 +1005,8 @@ mod news_tests {
         let peer = PeerId::random();
         swarms.asked(ARCHIVE, peer, &[false; 4]);
         // Without an earlier answer, held chunks the asker lacks are news at once.
-        tokio::time::timeout(
-            Duration::from_millis(100),
-            wait(&swarms, peer, vec![false; 4]),
-        )
-        .await
-        .expect("chunks it was never told of are news")
-        .unwrap();
+        let fresh = wait(&swarms, peer, vec![false; 4]);
+        answered(fresh, AT_ONCE, "chunks it was never told of are news").await;
         swarms.told(&ARCHIVE, peer, &[true, true, false, false]);
         let begun = std::time::Instant::now();
         let held = wait(&swarms, peer, vec![false, false, true, false]);
@@ -1012,13 +1019,12 @@ mod news_tests {
         );
         // Another asker, never told anything, gets the same chunks as news at once.
         let other = PeerId::random();
-        tokio::time::timeout(
-            Duration::from_millis(100),
+        answered(
             wait(&swarms, other, vec![false; 4]),
+            AT_ONCE,
+            "another asker's news",
         )
-        .await
-        .expect("another asker's news")
-        .unwrap();
+        .await;
     }
 
     #[tokio::test]
@@ -1028,28 +1034,15 @@ mod news_tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!held.is_finished());
         swarms.leave(&ARCHIVE);
-        tokio::time::timeout(NEWS_WAIT / 2, held)
-            .await
-            .expect("leaving wakes held asks")
-            .unwrap();
+        answered(held, NEWS_WAIT / 2, "leaving wakes held asks").await;
         // Bits of another size are not held.
         let swarms = downloading(vec![false; 4]);
         let wrong = vec![false; 4096];
-        tokio::time::timeout(
-            Duration::from_millis(100),
-            wait(&swarms, PeerId::random(), wrong),
-        )
-        .await
-        .expect("bits of the wrong size are answered at once")
-        .unwrap();
+        let held = wait(&swarms, PeerId::random(), wrong);
+        answered(held, AT_ONCE, "bits of the wrong size are answered at once").await;
         // Nothing running: no wait at all.
         let unknown = Swarms::default();
-        tokio::time::timeout(
-            Duration::from_millis(100),
-            wait(&unknown, PeerId::random(), vec![]),
-        )
-        .await
-        .expect("no running download, no wait")
-        .unwrap();
+        let held = wait(&unknown, PeerId::random(), vec![]);
+        answered(held, AT_ONCE, "no running download, no wait").await;
     }
 }
