@@ -118,7 +118,8 @@ struct Provider<P> {
 }
 
 /// A download's state as far as asking more goes (see [`Schedule::pressure`]): with
-/// chunks queued and `in_flight < cap`, `askable == 0` means no provider that has room
+/// chunks queued and `in_flight < cap` (`in_flight` counts what the cap limits, so not
+/// a seeder's window), `askable == 0` means no provider that has room
 /// offers any of them (the swarm starves it); `in_flight == cap` means its own cap holds.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pressure {
@@ -816,7 +817,7 @@ impl<P: Clone + Eq + Hash + Debug> Schedule<P> {
         let room = |p: usize| self.providers[p].in_flight < self.cap(p);
         let offering = |p: usize| self.queue.iter().any(|&index| self.holds(p, index));
         Pressure {
-            in_flight: self.in_flight,
+            in_flight: self.counted(),
             cap: self.total_cap(),
             queued: self.queue.len(),
             providers: active.len(),

@@ -25,7 +25,9 @@
 //!   answered by `3 | n: u32 | bits[⌈n/8⌉] | k: u8 | k × (len: u8 | peer id[len])`: the
 //!   chunks the provider offers the asker, and up to `swarm::MAX_NAMED` other peers that
 //!   asked it about the archive lately (peer exchange). The bits are
-//!   (a node still downloading: those it has verified; a whole-archive holder: a window
+//!   (a node still downloading: those it has verified, less those it is sending to
+//!   another peer at the moment when any the asker lacks remain, `swarm::relay_offer`;
+//!   a whole-archive holder: a window
 //!   of those the asker lacks that it handed out the fewest times, i.e. super-seeding —
 //!   all it lacks when nobody else asked lately), or by `2`. A whole-archive holder
 //!   answers a window held for the asker with `4` instead of `3` (same layout) when the
@@ -355,7 +357,6 @@ async fn serve_range(
         .call(move |store| store.archive_for_serving(&archive))
         .await;
     let swarms = client.swarms();
-    let whole = matches!(found, Ok(Some(_)));
     let (path, layout) = match found {
         Ok(Some((path, size, chunk_size))) => (path, whole_layout(size, chunk_size)),
         // Still downloading it: only chunks already verified are ever served.
@@ -391,11 +392,10 @@ async fn serve_range(
             read_exact_at(&file, &mut buffer, offset).map(|()| buffer)
         })
     };
-    // On their way to this peer from now: not handed to another meanwhile.
-    let mut sending = whole.then(|| {
-        let now = std::time::Instant::now();
-        swarms.sending(archive, peer, first, first + count, now)
-    });
+    // On their way to this peer from now: not handed to another meanwhile (a seeder),
+    // not offered to another meanwhile (a node still downloading, `swarm::relay_offer`).
+    let now = std::time::Instant::now();
+    let mut sending = swarms.sending(archive, peer, first, first + count, now);
     let last = first + count - 1;
     tracing::debug!(%peer, first, count, "serving range");
     let _slot = swarms.serving(peer);
@@ -436,9 +436,7 @@ async fn serve_range(
         stream.write_all(&header).await?;
         stream.write_all(&chunk).await?;
         client.served(&archive, chunk.len() as u64);
-        if let Some(sending) = sending.as_mut() {
-            sending.written(index, std::time::Instant::now());
-        }
+        sending.written(index, std::time::Instant::now());
         tracing::debug!(%peer, index, "chunk written");
     }
     stream.flush().await?;
@@ -508,12 +506,20 @@ async fn serve_offers(
     // A window held for this asker (not everything, offered to a lone asker), to an asker
     // that knows what that means.
     let window = windows && fetch && wanted && whole.is_some() && !alone;
+    // What the asker is told this node holds, for news (a partial holder's answer).
+    let mut told = None;
     let offered = match (fetch, whole, partial) {
         (false, whole, partial) => {
             let count = (whole.map(|l| l.count)).or(partial.map(|p| p.layout.count));
             vec![false; count.unwrap_or(0) as usize]
         }
-        (true, None, partial) => partial.map(|p| p.have).unwrap_or_default(),
+        (true, None, _) => match swarms.relay_offer(&archive, &theirs) {
+            Some((offered, have)) => {
+                told = Some(have);
+                offered
+            }
+            None => Vec::new(),
+        },
         (true, Some(_), _) => swarms.offers(&archive, whole, &theirs, peer, alone),
     };
     if offered.is_empty() {
@@ -523,7 +529,7 @@ async fn serve_offers(
     // Offered as a partial holder, to an asker that may wait: it comes back at once.
     let again = news && fetch && whole.is_none();
     if again {
-        swarms.told(&archive, peer, &offered);
+        swarms.told(&archive, peer, told.as_deref().unwrap_or(&offered));
     }
     let tag = match (window, again) {
         (true, _) => TAG_WINDOW,

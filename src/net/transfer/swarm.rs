@@ -554,10 +554,31 @@ impl Swarms {
         offered
     }
 
-    /// As a whole-archive holder, chunks `first..end` of `archive` are asked by `peer`
-    /// (see [`Swarms::sent`]); until the returned guard says one was written, `peer`
-    /// counts as lacking it (its offers requests call it not needed, since it is being
-    /// fetched here). Without this, once every chunk was asked of the seeder somewhere,
+    /// As a node still downloading `archive`, what it offers an asker whose bits are
+    /// `theirs` (see [`relay_offer`]), and what the asker is then told it holds (for
+    /// [`Swarms::told`]: every chunk held, so a chunk held back is no news to wake a held
+    /// request with). `None` without a running download.
+    pub(crate) fn relay_offer(
+        &self,
+        archive: &Blake3Hash,
+        theirs: &[bool],
+    ) -> Option<(Vec<bool>, Vec<bool>)> {
+        let map = self.lock();
+        let entry = map.get(archive)?;
+        let have = entry.partial.as_ref()?.have.clone();
+        let mut sending = vec![false; have.len()];
+        for &(index, _) in entry.unsent.keys() {
+            if let Some(bit) = sending.get_mut(index as usize) {
+                *bit = true;
+            }
+        }
+        Some((relay_offer(&have, theirs, &sending), have))
+    }
+
+    /// Chunks `first..end` of `archive` are asked by `peer` (see [`Swarms::sent`]);
+    /// until the returned guard says one was written, `peer` counts as lacking it (its
+    /// offers requests call it not needed, since it is being fetched here), and, at a
+    /// node still downloading it, the chunk is being sent (see [`relay_offer`]). Without this, once every chunk was asked of the seeder somewhere,
     /// it took its first copies as out while up to 6 s of them still queued here (the
     /// swarm lab at 20 Mbit/s, N = 16) and offered second copies ahead of them.
     pub(crate) fn sending(
@@ -593,9 +614,10 @@ impl Swarms {
         let Some(entry) = map.get_mut(archive) else {
             return;
         };
-        if let Some(now) = written {
-            // On its way from now: pending until `peer` says it holds it (a range queued
-            // here longer than PENDING_TTL has outlived its hand-out).
+        // A seeder's chunk is on its way from now: pending until `peer` says it holds it
+        // (a range queued here longer than PENDING_TTL has outlived its hand-out). A node
+        // still downloading keeps no hand-outs.
+        if let (Some(now), None) = (written, &entry.partial) {
             if !entry.renew_pending(index, peer, now + PENDING_TTL) {
                 entry.pending.push((index, peer, now + PENDING_TTL));
             }
@@ -610,9 +632,9 @@ impl Swarms {
         }
     }
 
-    /// As a whole-archive holder, chunk `index` of `archive` was sent to `peer`: it is
-    /// on its way there (not offered to others for a while) unless an offer already
-    /// counted it.
+    /// Chunk `index` of `archive` is asked by `peer` (unsent until written); as a
+    /// whole-archive holder it is on its way there (not offered to others for a while)
+    /// unless an offer already counted it.
     fn sent(&self, archive: &Blake3Hash, peer: PeerId, index: u32, now: Instant) {
         let mut map = self.lock();
         let Some(entry) = map.get_mut(archive) else {
@@ -620,7 +642,7 @@ impl Swarms {
         };
         let until = now + PENDING_TTL;
         *entry.unsent.entry((index, peer)).or_default() += 1;
-        if entry.renew_pending(index, peer, until) {
+        if entry.partial.is_some() || entry.renew_pending(index, peer, until) {
             return;
         }
         if let Some(count) = entry.handed.get_mut(index as usize) {
@@ -630,7 +652,30 @@ impl Swarms {
     }
 }
 
-/// A seeder's range being sent (see [`Swarms::sending`]).
+/// What a node still downloading an archive offers an asker: the chunks it holds that
+/// the asker lacks (`theirs` false) and that this node is not sending to anyone right now
+/// (`sending`), when there is at least one; otherwise every chunk it holds.
+///
+/// Why: the first holder of a fresh chunk is asked for it by every peer it serves (each
+/// takes the rarest chunk first), and sent it to them one after another, 55 ms each at
+/// the lab's 20 Mbit/s, while those that had it already could have passed it on. Held
+/// back while one copy is on its way, the chunk goes to one asker at a time and every
+/// receiver becomes a source: a tree instead of a star (BitTorrent's super-seeding
+/// applied at every partial holder). Nothing is held back when it would leave the asker
+/// without anything new from this node, so its link never idles for it.
+pub(crate) fn relay_offer(have: &[bool], theirs: &[bool], sending: &[bool]) -> Vec<bool> {
+    let lacks = |i: usize| !theirs.get(i).copied().unwrap_or(false);
+    let fresh: Vec<bool> = (0..have.len())
+        .map(|i| have[i] && lacks(i) && !sending.get(i).copied().unwrap_or(false))
+        .collect();
+    if fresh.contains(&true) {
+        fresh
+    } else {
+        have.to_vec()
+    }
+}
+
+/// A range being sent (see [`Swarms::sending`]).
 pub(crate) struct Sending {
     swarms: Swarms,
     archive: Blake3Hash,
@@ -997,6 +1042,67 @@ mod news_tests {
             "a chunk the asker lacks wakes the held ask",
         )
         .await;
+    }
+
+    #[test]
+    fn a_chunk_on_its_way_to_one_peer_is_not_offered_to_the_next() {
+        let swarms = downloading(vec![true, true, false, false]);
+        let (first, second) = (PeerId::random(), PeerId::random());
+        let lacking = vec![false; 4];
+        // Nothing is being sent: everything held is offered.
+        let (offered, told) = swarms.relay_offer(&ARCHIVE, &lacking).unwrap();
+        assert_eq!(offered, vec![true, true, false, false]);
+        assert_eq!(told, vec![true, true, false, false]);
+        // Chunk 0 goes to the first asker: the second is offered only chunk 1 meanwhile,
+        // and told of both (chunk 0 is no news to wake it with).
+        let mut range = swarms.sending(ARCHIVE, first, 0, 1, Instant::now());
+        let (offered, told) = swarms.relay_offer(&ARCHIVE, &lacking).unwrap();
+        assert_eq!(offered, vec![false, true, false, false]);
+        assert_eq!(told, vec![true, true, false, false]);
+        // An asker that has chunk 1 would get nothing new: it is offered all that is held.
+        let has_1 = vec![false, true, false, false];
+        let (offered, _) = swarms.relay_offer(&ARCHIVE, &has_1).unwrap();
+        assert_eq!(offered, vec![true, true, false, false]);
+        // Written: offered to everyone again.
+        range.written(0, Instant::now());
+        let (offered, _) = swarms.relay_offer(&ARCHIVE, &lacking).unwrap();
+        assert_eq!(offered, vec![true, true, false, false]);
+        // A range that ends early (dropped) releases what it had not written.
+        let range = swarms.sending(ARCHIVE, second, 0, 2, Instant::now());
+        let (offered, _) = swarms.relay_offer(&ARCHIVE, &lacking).unwrap();
+        assert_eq!(
+            offered,
+            vec![true, true, false, false],
+            "both on their way: all offered"
+        );
+        drop(range);
+        let mut range = swarms.sending(ARCHIVE, second, 1, 2, Instant::now());
+        let (offered, _) = swarms.relay_offer(&ARCHIVE, &lacking).unwrap();
+        assert_eq!(offered, vec![true, false, false, false]);
+        range.written(1, Instant::now());
+        assert!(Swarms::default().relay_offer(&ARCHIVE, &lacking).is_none());
+    }
+
+    #[test]
+    fn relay_offers_hold_back_only_what_leaves_something_new() {
+        let have = [true, true, true, false];
+        // Chunk 1 is on its way elsewhere; the asker lacks 1 and 2: it gets 2.
+        let offered = relay_offer(
+            &have,
+            &[true, false, false, false],
+            &[false, true, false, false],
+        );
+        assert_eq!(offered, vec![false, false, true, false]);
+        // It lacks only chunk 1: holding it back would leave nothing, so all is offered.
+        let offered = relay_offer(
+            &have,
+            &[true, false, true, false],
+            &[false, true, false, false],
+        );
+        assert_eq!(offered, have.to_vec());
+        // Short bits: the rest count as lacking.
+        let offered = relay_offer(&have, &[], &[true]);
+        assert_eq!(offered, vec![false, true, true, false]);
     }
 
     #[tokio::test]
