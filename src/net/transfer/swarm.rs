@@ -578,9 +578,10 @@ impl Swarms {
     /// Chunks `first..end` of `archive` are asked by `peer` (see [`Swarms::sent`]);
     /// until the returned guard says one was written, `peer` counts as lacking it (its
     /// offers requests call it not needed, since it is being fetched here), and, at a
-    /// node still downloading it, the chunk is being sent (see [`relay_offer`]). Without this, once every chunk was asked of the seeder somewhere,
-    /// it took its first copies as out while up to 6 s of them still queued here (the
-    /// swarm lab at 20 Mbit/s, N = 16) and offered second copies ahead of them.
+    /// node still downloading it, the chunk is being sent (see [`relay_offer`]). Without
+    /// this, once every chunk was asked of the seeder somewhere, it took its first copies
+    /// as out while up to 6 s of them still queued here (the swarm lab at 20 Mbit/s,
+    /// N = 16) and offered second copies ahead of them.
     pub(crate) fn sending(
         &self,
         archive: Blake3Hash,
