@@ -513,13 +513,13 @@ async fn serve_offers(
             let count = (whole.map(|l| l.count)).or(partial.map(|p| p.layout.count));
             vec![false; count.unwrap_or(0) as usize]
         }
-        (true, None, _) => match swarms.relay_offer(&archive, &theirs) {
-            Some((offered, have)) => {
-                told = Some(have);
-                offered
-            }
-            None => Vec::new(),
-        },
+        (true, None, Some(partial)) => {
+            let sending = swarms.sending_now(&archive, partial.have.len());
+            let offered = super::swarm::relay_offer(&partial.have, &theirs, &sending);
+            told = Some(partial.have);
+            offered
+        }
+        (true, None, None) => Vec::new(),
         (true, Some(_), _) => swarms.offers(&archive, whole, &theirs, peer, alone),
     };
     if offered.is_empty() {

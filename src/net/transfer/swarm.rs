@@ -554,25 +554,19 @@ impl Swarms {
         offered
     }
 
-    /// As a node still downloading `archive`, what it offers an asker whose bits are
-    /// `theirs` (see [`relay_offer`]), and what the asker is then told it holds (for
-    /// [`Swarms::told`]: every chunk held, so a chunk held back is no news to wake a held
-    /// request with). `None` without a running download.
-    pub(crate) fn relay_offer(
-        &self,
-        archive: &Blake3Hash,
-        theirs: &[bool],
-    ) -> Option<(Vec<bool>, Vec<bool>)> {
-        let map = self.lock();
-        let entry = map.get(archive)?;
-        let have = entry.partial.as_ref()?.have.clone();
-        let mut sending = vec![false; have.len()];
-        for &(index, _) in entry.unsent.keys() {
-            if let Some(bit) = sending.get_mut(index as usize) {
-                *bit = true;
+    /// One flag per chunk of `archive` (`count` of them): whether this node is sending it
+    /// to some peer right now (a range being served, [`Swarms::sending`]); for
+    /// [`relay_offer`].
+    pub(crate) fn sending_now(&self, archive: &Blake3Hash, count: usize) -> Vec<bool> {
+        let mut sending = vec![false; count];
+        if let Some(entry) = self.lock().get(archive) {
+            for &(index, _) in entry.unsent.keys() {
+                if let Some(bit) = sending.get_mut(index as usize) {
+                    *bit = true;
+                }
             }
         }
-        Some((relay_offer(&have, theirs, &sending), have))
+        sending
     }
 
     /// Chunks `first..end` of `archive` are asked by `peer` (see [`Swarms::sent`]);
@@ -1045,32 +1039,40 @@ mod news_tests {
         .await;
     }
 
+    /// What the running download offers an asker with `theirs`, and what the asker is
+    /// told (every chunk held), as `serve_offers` computes them.
+    fn relay(swarms: &Swarms, theirs: &[bool]) -> Option<(Vec<bool>, Vec<bool>)> {
+        let have = swarms.partial(&ARCHIVE)?.have;
+        let sending = swarms.sending_now(&ARCHIVE, have.len());
+        Some((relay_offer(&have, theirs, &sending), have))
+    }
+
     #[test]
     fn a_chunk_on_its_way_to_one_peer_is_not_offered_to_the_next() {
         let swarms = downloading(vec![true, true, false, false]);
         let (first, second) = (PeerId::random(), PeerId::random());
         let lacking = vec![false; 4];
         // Nothing is being sent: everything held is offered.
-        let (offered, told) = swarms.relay_offer(&ARCHIVE, &lacking).unwrap();
+        let (offered, told) = relay(&swarms, &lacking).unwrap();
         assert_eq!(offered, vec![true, true, false, false]);
         assert_eq!(told, vec![true, true, false, false]);
         // Chunk 0 goes to the first asker: the second is offered only chunk 1 meanwhile,
         // and told of both (chunk 0 is no news to wake it with).
         let mut range = swarms.sending(ARCHIVE, first, 0, 1, Instant::now());
-        let (offered, told) = swarms.relay_offer(&ARCHIVE, &lacking).unwrap();
+        let (offered, told) = relay(&swarms, &lacking).unwrap();
         assert_eq!(offered, vec![false, true, false, false]);
         assert_eq!(told, vec![true, true, false, false]);
         // An asker that has chunk 1 would get nothing new: it is offered all that is held.
         let has_1 = vec![false, true, false, false];
-        let (offered, _) = swarms.relay_offer(&ARCHIVE, &has_1).unwrap();
+        let (offered, _) = relay(&swarms, &has_1).unwrap();
         assert_eq!(offered, vec![true, true, false, false]);
         // Written: offered to everyone again.
         range.written(0, Instant::now());
-        let (offered, _) = swarms.relay_offer(&ARCHIVE, &lacking).unwrap();
+        let (offered, _) = relay(&swarms, &lacking).unwrap();
         assert_eq!(offered, vec![true, true, false, false]);
         // A range that ends early (dropped) releases what it had not written.
         let range = swarms.sending(ARCHIVE, second, 0, 2, Instant::now());
-        let (offered, _) = swarms.relay_offer(&ARCHIVE, &lacking).unwrap();
+        let (offered, _) = relay(&swarms, &lacking).unwrap();
         assert_eq!(
             offered,
             vec![true, true, false, false],
@@ -1078,10 +1080,10 @@ mod news_tests {
         );
         drop(range);
         let mut range = swarms.sending(ARCHIVE, second, 1, 2, Instant::now());
-        let (offered, _) = swarms.relay_offer(&ARCHIVE, &lacking).unwrap();
+        let (offered, _) = relay(&swarms, &lacking).unwrap();
         assert_eq!(offered, vec![true, false, false, false]);
         range.written(1, Instant::now());
-        assert!(Swarms::default().relay_offer(&ARCHIVE, &lacking).is_none());
+        assert!(relay(&Swarms::default(), &lacking).is_none());
     }
 
     #[test]
