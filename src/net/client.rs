@@ -72,9 +72,16 @@ impl Client {
         Self { pacer, ..self }
     }
 
-    /// Waits for a served chunk of `bytes` to have its turn on the upload link.
-    pub(crate) async fn pace(&self, bytes: usize) {
-        self.pacer.wait(bytes).await;
+    /// Waits for chunk `index` of `archive` (`bytes` long), about to be served, to have
+    /// its turn on the upload link: the chunks fewest peers hold go first.
+    pub(crate) async fn pace(
+        &self,
+        archive: &crate::package::Blake3Hash,
+        index: u32,
+        bytes: usize,
+    ) {
+        let rank = self.swarms.holders(archive, index);
+        self.pacer.wait(bytes, rank).await;
     }
 
     /// This node's swarms: partial downloads it serves, what it sent as a seeder.

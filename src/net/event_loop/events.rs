@@ -484,15 +484,17 @@ impl EventLoop {
                     (self.pending.serving).started(request_id, peer, Instant::now());
                     let (client, store) = (self.client.clone(), self.store.clone());
                     let chunk_of = match &request {
-                        Request::Chunk { archive, .. } => Some(*archive),
+                        Request::Chunk { archive, index } => Some((*archive, *index)),
                         _ => None,
                     };
                     self.tasks.spawn(async move {
                         let response = inbound::respond(&store, request).await;
-                        if let (Response::Chunk { bytes }, Some(archive)) = (&response, chunk_of) {
+                        if let (Response::Chunk { bytes }, Some((archive, index))) =
+                            (&response, chunk_of)
+                        {
                             // The per-chunk path shares the upload link's pace with the
                             // chunk streams (`upload_limit`).
-                            client.pace(bytes.len()).await;
+                            client.pace(&archive, index, bytes.len()).await;
                             client.served(&archive, bytes.len() as u64);
                         }
                         let _ = client

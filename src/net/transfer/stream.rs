@@ -428,7 +428,7 @@ async fn serve_range(
             }
         };
         // Its turn on the upload link (at once without `upload_limit`).
-        client.pace(chunk.len()).await;
+        client.pace(&archive, index, chunk.len()).await;
         let mut header = [0u8; 9];
         header[0] = TAG_CHUNK;
         header[1..5].copy_from_slice(&index.to_be_bytes());

@@ -302,6 +302,18 @@ impl Swarms {
         }
     }
 
+    /// How many peers that asked about `archive` lately hold chunk `index` or fetch it
+    /// from others (what their last offers requests said): a served chunk's rank on the
+    /// upload link (`pace.rs`), fewest first.
+    pub(crate) fn holders(&self, archive: &Blake3Hash, index: u32) -> u32 {
+        let map = self.lock();
+        let Some(entry) = map.get(archive) else {
+            return 0;
+        };
+        let holds = |bits: &&Vec<bool>| bits.get(index as usize).copied().unwrap_or(false);
+        entry.bits.values().filter(holds).count() as u32
+    }
+
     /// The running download of `archive`, if any: where its chunks are and which.
     pub(crate) fn partial(&self, archive: &Blake3Hash) -> Option<Partial> {
         self.lock().get(archive).and_then(|e| e.partial.clone())
