@@ -32,8 +32,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A waiting chunk's rank falls by one per this much waiting. Measured in the swarm lab
-/// (N = 16): 0.2 s was no better than booking order, 1 s was faster in every pair
-/// (BENCHMARKS.md "Stop 27").
+/// (N = 16, uncapped ranks): 1 s was faster than booking order in 9 of 11 pairs and
+/// slower in none; 0.2 s no better than booking order; 3 s, and no ageing at all, worse
+/// than 1 s (BENCHMARKS.md "Stop 27").
 pub(crate) const RANK_AGE: Duration = Duration::from_secs(1);
 
 /// Ranks above this count as this: a chunk only this node holds (0) or one other peer
