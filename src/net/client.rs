@@ -80,7 +80,7 @@ impl Client {
         index: u32,
         bytes: usize,
     ) {
-        let rank = self.swarms.holders(archive, index);
+        let rank = || self.swarms.holders(archive, index);
         self.pacer.wait(bytes, rank).await;
     }
 

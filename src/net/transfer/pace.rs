@@ -35,14 +35,14 @@ use std::time::{Duration, Instant};
 /// (N = 16, uncapped ranks): 1 s was faster than booking order in 9 of 11 pairs and
 /// slower in none; 0.2 s no better than booking order; 3 s, and no ageing at all, worse
 /// than 1 s (BENCHMARKS.md "Stop 27").
-pub(crate) const RANK_AGE: Duration = Duration::from_secs(1);
+const RANK_AGE: Duration = Duration::from_secs(1);
 
 /// Ranks above this count as this: a chunk only this node holds (0) or one other peer
 /// holds (1) goes before the rest, which go in arrival order. Measured in the swarm lab
 /// (N = 16): uncapped, the median node finished earlier but the slowest 0.02–0.08 × the
 /// bound after it; capped at 2 the slowest stayed within 0.02 of the median; 4 was no
 /// better than uncapped (BENCHMARKS.md "Stop 27").
-pub(crate) const RANK_CAP: u32 = 2;
+const RANK_CAP: u32 = 2;
 
 /// How late a chunk may take a freed link and still be booked from when it freed. A task
 /// wakes a little after its timer; booked from its waking, every chunk would add that
@@ -64,7 +64,7 @@ pub(crate) struct Pacer {
 
 /// The link's state: when it is free of the chunks booked so far, and who waits.
 #[derive(Debug, Default)]
-pub(crate) struct Link {
+struct Link {
     free_at: Option<Instant>,
     next_ticket: u64,
     /// (ticket, rank, waiting since), in arrival order.
@@ -73,7 +73,7 @@ pub(crate) struct Link {
 
 impl Link {
     /// A chunk of `rank` (capped at [`RANK_CAP`]) starts waiting at `now`: its ticket.
-    pub(crate) fn enqueue(&mut self, rank: u32, now: Instant) -> u64 {
+    fn enqueue(&mut self, rank: u32, now: Instant) -> u64 {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         self.waiting.push((ticket, rank.min(RANK_CAP), now));
@@ -81,7 +81,7 @@ impl Link {
     }
 
     /// Chunk `ticket` stops waiting without a turn (its range ended).
-    pub(crate) fn leave(&mut self, ticket: u64) {
+    fn leave(&mut self, ticket: u64) {
         self.waiting.retain(|w| w.0 != ticket);
     }
 
@@ -89,7 +89,7 @@ impl Link {
     /// the link is free and it is the best waiting, it books the link and leaves the
     /// queue (`Ok`); else `Err(when)`, when to look again (the link frees then, or,
     /// when it is free already, `now`: wait until another chunk leaves).
-    pub(crate) fn take_turn(
+    fn take_turn(
         &mut self,
         ticket: u64,
         bytes: usize,
@@ -154,11 +154,11 @@ impl Pacer {
         self.link.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits for the turn of a chunk of `bytes` held by `rank` known peers (at once when
-    /// unpaced).
-    pub(crate) async fn wait(&self, bytes: usize, rank: u32) {
+    /// Waits for the turn of a chunk of `bytes` held by `rank()` known peers (at once when
+    /// unpaced, without asking for the rank: it costs a look at the swarm table).
+    pub(crate) async fn wait(&self, bytes: usize, rank: impl FnOnce() -> u32) {
         let Some(rate) = self.rate else { return };
-        let ticket = self.link().enqueue(rank, Instant::now());
+        let ticket = self.link().enqueue(rank(), Instant::now());
         let _waiting = Waiting {
             pacer: self,
             ticket,
@@ -280,12 +280,12 @@ mod tests {
         let order = Arc::new(Mutex::new(Vec::new()));
         // The link is busy for a second from here: time enough to queue the others on a
         // loaded machine.
-        pacer.wait(100_000, 0).await;
+        pacer.wait(100_000, || 0).await;
         let mut tasks = Vec::new();
         for (name, rank) in [("common", 6), ("dropped", 0), ("rare", 1)] {
             let (pacer, order) = (pacer.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
-                pacer.wait(10_000, rank).await;
+                pacer.wait(10_000, || rank).await;
                 order.lock().unwrap().push(name);
             }));
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -302,7 +302,7 @@ mod tests {
         let pacer = Pacer::new(0);
         let start = Instant::now();
         for _ in 0..100 {
-            pacer.wait(1 << 20, 0).await;
+            pacer.wait(1 << 20, || 0).await;
         }
         assert!(start.elapsed() < Duration::from_millis(50));
     }
