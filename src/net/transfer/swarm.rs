@@ -323,7 +323,17 @@ impl Swarms {
     /// peers that asked recently (peer exchange: members of the swarm find each other
     /// through whoever they all ask, usually the publisher).
     pub(crate) fn asked(&self, archive: Blake3Hash, peer: PeerId, theirs: &[bool]) -> Vec<PeerId> {
-        let now = Instant::now();
+        self.asked_at(archive, peer, theirs, Instant::now())
+    }
+
+    /// [`Swarms::asked`] at `now`.
+    fn asked_at(
+        &self,
+        archive: Blake3Hash,
+        peer: PeerId,
+        theirs: &[bool],
+        now: Instant,
+    ) -> Vec<PeerId> {
         let mut map = self.lock();
         let entry = map.entry(archive).or_default();
         entry.touched = Some(now);
@@ -343,6 +353,10 @@ impl Swarms {
         if entry.askers.len() > 4 * MAX_NAMED {
             entry.askers.remove(0);
         }
+        // Only recent askers count as holders (`holders`): one that finished and left
+        // would otherwise count as holding every chunk for as long as this entry lives.
+        let askers = &entry.askers;
+        (entry.bits).retain(|p, _| askers.iter().any(|(a, _)| a == p));
         others
     }
 
@@ -1096,6 +1110,27 @@ mod news_tests {
         assert_eq!(offered, vec![true, false, false, false]);
         range.written(1, Instant::now());
         assert!(relay(&Swarms::default(), &lacking).is_none());
+    }
+
+    #[test]
+    fn askers_gone_quiet_no_longer_count_as_holders() {
+        let swarms = downloading(vec![true, true, false, false]);
+        let (gone, here) = (PeerId::random(), PeerId::random());
+        let t0 = Instant::now();
+        swarms.asked_at(ARCHIVE, gone, &[true, true, true, true], t0);
+        swarms.asked_at(ARCHIVE, here, &[true, false, false, false], t0);
+        assert_eq!(swarms.holders(&ARCHIVE, 0), 2);
+        assert_eq!(swarms.holders(&ARCHIVE, 3), 1);
+        // `gone` finished and left; `here` keeps asking.
+        let later = t0 + ASKER_FRESH + Duration::from_secs(1);
+        swarms.asked_at(ARCHIVE, here, &[true, true, false, false], later);
+        assert_eq!(swarms.holders(&ARCHIVE, 0), 1);
+        assert_eq!(swarms.holders(&ARCHIVE, 1), 1);
+        assert_eq!(
+            swarms.holders(&ARCHIVE, 3),
+            0,
+            "a quiet asker still counted"
+        );
     }
 
     #[test]
