@@ -295,9 +295,7 @@ impl Swarms {
     /// to come back for news).
     pub(crate) fn told(&self, archive: &Blake3Hash, peer: PeerId, have: &[bool]) {
         if let Some(entry) = self.lock().get_mut(archive) {
-            // Only recent askers are remembered (`askers` is bounded).
-            let askers = &entry.askers;
-            (entry.told).retain(|p, _| askers.iter().any(|(a, _)| a == p));
+            // Kept only while `peer` is a recent asker (pruned in `asked`).
             entry.told.insert(peer, have.to_vec());
         }
     }
@@ -353,10 +351,13 @@ impl Swarms {
         if entry.askers.len() > 4 * MAX_NAMED {
             entry.askers.remove(0);
         }
-        // Only recent askers count as holders (`holders`): one that finished and left
-        // would otherwise count as holding every chunk for as long as this entry lives.
+        // What is kept per asker is kept only for recent askers (`askers` is bounded):
+        // one that finished and left would otherwise count as holding every chunk
+        // (`holders`) for as long as this entry lives.
         let askers = &entry.askers;
-        (entry.bits).retain(|p, _| askers.iter().any(|(a, _)| a == p));
+        let recent = |p: &PeerId| askers.iter().any(|(a, _)| a == p);
+        (entry.bits).retain(|p, _| recent(p));
+        (entry.told).retain(|p, _| recent(p));
         others
     }
 
