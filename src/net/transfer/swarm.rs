@@ -82,6 +82,9 @@ struct Entry {
     /// As a seeder: chunks asked of this node and not written yet, per asker (how many
     /// ranges). Such an asker counts the chunk as not needed, but it does not hold it.
     unsent: HashMap<(u32, PeerId), u32>,
+    /// When the chunks asked by each peer last moved here: its first request while it
+    /// had none waiting, or a chunk written to it (see [`Entry::stalled`]).
+    progress: HashMap<PeerId, Instant>,
     /// Bytes of it sent to peers and verified from peers, in all and lately.
     traffic: Traffic,
     /// Chunks held of all when its download here ended.
@@ -91,6 +94,16 @@ struct Entry {
 }
 
 impl Entry {
+    /// True when `peer` has chunks asked of this node and none of them was written to
+    /// it for [`STALL`]: its connection is not draining (one TCP flow starved at a
+    /// congested link), so what waits for it is not on its way and may go to others.
+    fn stalled(&self, peer: &PeerId, now: Instant) -> bool {
+        self.progress
+            .get(peer)
+            .is_some_and(|at| now.saturating_duration_since(*at) >= STALL)
+            && self.unsent.keys().any(|(_, p)| p == peer)
+    }
+
     /// Keeps chunk `index`'s hand-out to `peer` pending until at least `until`; false if
     /// there is none.
     fn renew_pending(&mut self, index: u32, peer: PeerId, until: Instant) -> bool {
@@ -104,6 +117,13 @@ impl Entry {
     }
 }
 
+/// How long chunks asked of this node may wait without any of them being written to
+/// their asker before what waits for it counts as stalled ([`Entry::stalled`]). A seeder
+/// serves at most `choke::SLOTS` peers at once, so a range that moves gets a chunk
+/// written every few hundred milliseconds; the swarm lab (N = 16) showed a flow at a
+/// congested link getting one 128 KiB chunk every 2.5 s while it held the only copies of
+/// the seeder's last chunks (BENCHMARKS.md "Stop 29").
+const STALL: Duration = Duration::from_millis(1500);
 /// How long the rates `status` shows average over.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
 /// How long a seeded archive stays in `status` after its last asker.
@@ -511,6 +531,9 @@ impl Swarms {
         let mut pending_any = vec![false; n];
         let mut pending_mine = vec![false; n];
         for &(i, p) in unsent.keys() {
+            if p != asker && entry.stalled(&p, now) {
+                continue;
+            }
             if let Some(slot) = pending_any.get_mut(i as usize) {
                 *slot = true;
             }
@@ -521,6 +544,9 @@ impl Swarms {
             }
         }
         for &(i, p, _) in &entry.pending {
+            if p != asker && entry.stalled(&p, now) {
+                continue;
+            }
             if let Some(slot) = pending_any.get_mut(i as usize) {
                 *slot = true;
             }
@@ -585,9 +611,18 @@ impl Swarms {
     /// to some peer right now (a range being served, [`Swarms::sending`]); for
     /// [`relay_offer`].
     pub(crate) fn sending_now(&self, archive: &Blake3Hash, count: usize) -> Vec<bool> {
+        self.sending_at(archive, count, Instant::now())
+    }
+
+    /// [`Swarms::sending_now`] at `now`: chunks waiting for a stalled asker do not count
+    /// as being sent (see [`Entry::stalled`]).
+    fn sending_at(&self, archive: &Blake3Hash, count: usize, now: Instant) -> Vec<bool> {
         let mut sending = vec![false; count];
         if let Some(entry) = self.lock().get(archive) {
-            for &(index, _) in entry.unsent.keys() {
+            for &(index, peer) in entry.unsent.keys() {
+                if entry.stalled(&peer, now) {
+                    continue;
+                }
                 if let Some(bit) = sending.get_mut(index as usize) {
                     *bit = true;
                 }
@@ -639,6 +674,9 @@ impl Swarms {
         // A seeder's chunk is on its way from now: pending until `peer` says it holds it
         // (a range queued here longer than PENDING_TTL has outlived its hand-out). A node
         // still downloading keeps no hand-outs.
+        if let Some(now) = written {
+            entry.progress.insert(peer, now);
+        }
         if let (Some(now), None) = (written, &entry.partial) {
             if !entry.renew_pending(index, peer, now + PENDING_TTL) {
                 entry.pending.push((index, peer, now + PENDING_TTL));
@@ -652,6 +690,9 @@ impl Swarms {
                 left.remove();
             }
         }
+        if !entry.unsent.keys().any(|(_, p)| *p == peer) {
+            entry.progress.remove(&peer);
+        }
     }
 
     /// Chunk `index` of `archive` is asked by `peer` (unsent until written); as a
@@ -663,6 +704,9 @@ impl Swarms {
             return;
         };
         let until = now + PENDING_TTL;
+        if !entry.unsent.keys().any(|(_, p)| *p == peer) {
+            entry.progress.insert(peer, now);
+        }
         *entry.unsent.entry((index, peer)).or_default() += 1;
         if entry.partial.is_some() || entry.renew_pending(index, peer, until) {
             return;
@@ -922,8 +966,9 @@ mod tests {
         assert_eq!(offers(a, &[], 0), [true, false]);
         assert_eq!(offers(b, &[], 0), [false, true]);
         let mut range = swarms.sending(archive, a, 0, 1, at(10));
-        // Queued here past the hand-out's lifetime: still a's, nobody else's.
-        assert_eq!(offers(b, &[], 6_000), [false, true]);
+        // Queued here past the offer's hold: still a's, nobody else's (see the next test
+        // for a queue that stops moving).
+        assert_eq!(offers(b, &[], 1_400), [false, true]);
         // Written, and a has not said yet that it holds it: still a's.
         range.written(0, at(7_000));
         drop(range);
@@ -935,6 +980,60 @@ mod tests {
         // second copy.
         assert_eq!(offers(a, &[true, true], 7_400), [false, false]);
         assert_eq!(offers(b, &[false, true], 7_500), [true, false]);
+    }
+
+    #[test]
+    fn chunks_waiting_for_a_stalled_asker_go_to_others() {
+        let swarms = Swarms::default();
+        let archive = Blake3Hash::of(b"s");
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let stall = STALL.as_millis() as u64;
+        swarms.asked(archive, a, &[]);
+        swarms.asked(archive, b, &[]);
+        // Four chunks, so each asker's window is two.
+        let layout = Some(Layout {
+            size: 4 << 20,
+            chunk_size: 1 << 20,
+            count: 4,
+        });
+        let offers = |asker, theirs: &[bool], ms| {
+            swarms.offers_at(&archive, layout, theirs, asker, false, at(ms))
+        };
+        assert_eq!(offers(a, &[], 0), [true, true, false, false]);
+        assert_eq!(offers(b, &[], 0), [false, false, true, true]);
+        // a asks for its two; the first is written at 1 s, the second waits here.
+        let mut range = swarms.sending(archive, a, 0, 2, at(10));
+        range.written(0, at(1_000));
+        // b holds its own two: while a's range moves, a's chunks are nobody else's.
+        let b_holds = [false, false, true, true];
+        assert_eq!(offers(b, &b_holds, 1_000 + stall - 100), [false; 4]);
+        // Nothing written to a for STALL: both go to b too (the one written may sit in
+        // a's socket as long as the rest waits here).
+        assert_eq!(
+            offers(b, &b_holds, 1_000 + stall + 100),
+            [true, true, false, false]
+        );
+        // A partial holder's chunk waiting for a stalled asker is not "being sent".
+        let partial = Blake3Hash::of(b"p");
+        swarms.join(
+            partial,
+            PathBuf::from("p.part"),
+            Layout {
+                size: 8,
+                chunk_size: 4,
+                count: 2,
+            },
+            vec![true, true],
+        );
+        let _sending = swarms.sending(partial, a, 0, 1, at(0));
+        assert_eq!(swarms.sending_at(&partial, 2, at(100)), [true, false]);
+        assert_eq!(
+            swarms.sending_at(&partial, 2, at(stall + 100)),
+            [false, false]
+        );
+        range.written(1, at(5_000));
     }
 
     #[test]
