@@ -104,6 +104,15 @@ impl Entry {
             && self.unsent.keys().any(|(_, p)| p == peer)
     }
 
+    /// Every peer [`Entry::stalled`] at `now` (only peers with chunks asked have a
+    /// progress time).
+    fn stalled_peers(&self, now: Instant) -> std::collections::HashSet<PeerId> {
+        (self.progress.keys())
+            .filter(|peer| self.stalled(peer, now))
+            .copied()
+            .collect()
+    }
+
     /// Keeps chunk `index`'s hand-out to `peer` pending until at least `until`; false if
     /// there is none.
     fn renew_pending(&mut self, index: u32, peer: PeerId, until: Instant) -> bool {
@@ -530,8 +539,10 @@ impl Swarms {
             .collect();
         let mut pending_any = vec![false; n];
         let mut pending_mine = vec![false; n];
+        // What waits for a stalled asker is not on its way: others may be handed it.
+        let stalled = entry.stalled_peers(now);
         for &(i, p) in unsent.keys() {
-            if p != asker && entry.stalled(&p, now) {
+            if p != asker && stalled.contains(&p) {
                 continue;
             }
             if let Some(slot) = pending_any.get_mut(i as usize) {
@@ -544,7 +555,7 @@ impl Swarms {
             }
         }
         for &(i, p, _) in &entry.pending {
-            if p != asker && entry.stalled(&p, now) {
+            if p != asker && stalled.contains(&p) {
                 continue;
             }
             if let Some(slot) = pending_any.get_mut(i as usize) {
@@ -619,8 +630,9 @@ impl Swarms {
     fn sending_at(&self, archive: &Blake3Hash, count: usize, now: Instant) -> Vec<bool> {
         let mut sending = vec![false; count];
         if let Some(entry) = self.lock().get(archive) {
+            let stalled = entry.stalled_peers(now);
             for &(index, peer) in entry.unsent.keys() {
-                if entry.stalled(&peer, now) {
+                if stalled.contains(&peer) {
                     continue;
                 }
                 if let Some(bit) = sending.get_mut(index as usize) {
