@@ -3,7 +3,9 @@
 //! archive it holds whole, which chunks to advertise to each asker so that it hands out
 //! every chunk about once while others lack chunks it never handed out (super-seeding):
 //! each asker gets a window of at most [`WINDOW`] chunks, the ones handed out least, and
-//! asks again when it has used them. The wire side
+//! asks again when it has used them. A chunk on its way to one asker is offered to no
+//! other, unless that asker's chunks stopped moving ([`STALL`]): then a second copy goes
+//! out rather than the only one waiting behind a starved connection. The wire side
 //! is `stream.rs` (the offers request); the decisions here are pure over the counts kept.
 //!
 //! Not here: which chunk to ask of whom (`schedule.rs`), the files (`store::partial`).
