@@ -85,7 +85,8 @@ struct Entry {
     /// ranges). Such an asker counts the chunk as not needed, but it does not hold it.
     unsent: HashMap<(u32, PeerId), u32>,
     /// When the chunks asked by each peer last moved here: its first request while it
-    /// had none waiting, or a chunk written to it (see [`Entry::stalled`]).
+    /// had none waiting, or a chunk written to it (see [`Entry::stalled`]). A peer has an
+    /// entry exactly while it has chunks in `unsent`.
     progress: HashMap<PeerId, Instant>,
     /// Bytes of it sent to peers and verified from peers, in all and lately.
     traffic: Traffic,
@@ -103,7 +104,6 @@ impl Entry {
         self.progress
             .get(peer)
             .is_some_and(|at| now.saturating_duration_since(*at) >= STALL)
-            && self.unsent.keys().any(|(_, p)| p == peer)
     }
 
     /// Every peer [`Entry::stalled`] at `now` (only peers with chunks asked have a
@@ -718,9 +718,7 @@ impl Swarms {
             return;
         };
         let until = now + PENDING_TTL;
-        if !entry.unsent.keys().any(|(_, p)| *p == peer) {
-            entry.progress.insert(peer, now);
-        }
+        entry.progress.entry(peer).or_insert(now);
         *entry.unsent.entry((index, peer)).or_default() += 1;
         if entry.partial.is_some() || entry.renew_pending(index, peer, until) {
             return;
