@@ -243,7 +243,8 @@ pub fn color_on_stderr() -> bool {
 
 /// Logging on stderr. `-v`/`-vv`/`-vvv` choose info/debug/trace for every command and
 /// override `RUST_LOG`; without them `RUST_LOG` decides, else the daemon logs at info
-/// (libp2p's noisiest parts quieter) and other commands log only errors. `--quiet`
+/// (libp2p's noisiest parts, and the resolver's step-by-step trace, which `pubgrub`
+/// logs at info, quieter) and other commands log only errors. `--quiet`
 /// logs errors only. Writes that fail (a closed stderr) are dropped silently.
 fn init_tracing(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
@@ -252,13 +253,13 @@ fn init_tracing(cli: &Cli) {
         0 if cli.quiet => EnvFilter::new("error"),
         0 => EnvFilter::try_from_default_env().unwrap_or_else(|_| {
             EnvFilter::new(if daemon {
-                "info,libp2p_kad=error,libp2p_swarm=warn"
+                "info,libp2p_kad=error,libp2p_swarm=warn,pubgrub=warn"
             } else {
                 "error"
             })
         }),
-        1 => EnvFilter::new("info,libp2p_kad=error,libp2p_swarm=warn"),
-        2 => EnvFilter::new("debug,libp2p_kad=info,libp2p_swarm=info,hyper=info"),
+        1 => EnvFilter::new("info,libp2p_kad=error,libp2p_swarm=warn,pubgrub=warn"),
+        2 => EnvFilter::new("debug,libp2p_kad=info,libp2p_swarm=info,hyper=info,pubgrub=info"),
         _ => EnvFilter::new("trace"),
     };
     let _ = tracing_subscriber::fmt()

@@ -475,6 +475,12 @@ const STEAL_RECHECK: Duration = Duration::from_millis(50);
 /// (`Offer::again`): an honest one holds the ask until a chunk arrives, one that answers
 /// at once every time gets 20 asks a second, not as many as the round trip allows.
 const AGAIN_GAP: Duration = Duration::from_millis(50);
+/// Pauses before the chunk list is asked again of providers whose request failed (not
+/// those that sent a wrong list or no answer in time): a request fails when the
+/// connection closes under it, e.g. when the other side pruned it a moment before, and
+/// a download with one known provider (the publisher, at a release) failed with it. In
+/// the swarm lab that was one install in about forty rounds of sixteen.
+const LIST_RETRY: [Duration; 2] = [Duration::from_millis(250), Duration::from_secs(1)];
 
 /// The worker's word on one received chunk.
 enum Checked {
@@ -589,7 +595,8 @@ impl<S: ChunkSource> Drop for Driver<'_, S> {
 /// Asks every provider for the chunk list at once; the first list that matches `info`
 /// wins and the other requests are cancelled. Providers that answered a wrong list by
 /// then are returned in `wrong` (to be dropped); errors and timeouts leave a provider in
-/// the running (its chunk requests will tell).
+/// the running (its chunk requests will tell). When no list came, those whose request
+/// failed are asked again after each of [`LIST_RETRY`].
 async fn fetch_chunk_list<S: ChunkSource>(
     source: &S,
     info: &ArchiveInfo,
@@ -598,33 +605,51 @@ async fn fetch_chunk_list<S: ChunkSource>(
     wrong: &mut Vec<(S::Peer, String)>,
 ) -> Result<Vec<Blake3Hash>, TransferError> {
     let archive = info.blake3;
-    let mut asks: FuturesUnordered<_> = providers
-        .iter()
-        .map(|peer| async move {
-            let ask = source.chunk_list(peer, &archive);
-            (peer, tokio::time::timeout(config.list_deadline, ask).await)
-        })
-        .collect();
+    let mut asking: Vec<&S::Peer> = providers.iter().collect();
+    let mut pauses = LIST_RETRY.iter();
     let mut tried = Vec::new();
-    while let Some((peer, answer)) = asks.next().await {
-        let why = match answer {
-            Ok(Ok(chunks)) => match check_chunk_list(info, &chunks) {
-                Ok(()) => return Ok(chunks),
-                Err(reason) if chunks_root(&chunks) == info.chunks_root => {
-                    return Err(TransferError::BadRecord { archive, reason });
+    loop {
+        let mut asks: FuturesUnordered<_> = (asking.iter().copied())
+            .map(|peer| async move {
+                let ask = source.chunk_list(peer, &archive);
+                (peer, tokio::time::timeout(config.list_deadline, ask).await)
+            })
+            .collect();
+        let mut failed = Vec::new();
+        while let Some((peer, answer)) = asks.next().await {
+            let why = match answer {
+                Ok(Ok(chunks)) => match check_chunk_list(info, &chunks) {
+                    Ok(()) => return Ok(chunks),
+                    Err(reason) if chunks_root(&chunks) == info.chunks_root => {
+                        return Err(TransferError::BadRecord { archive, reason });
+                    }
+                    Err(reason) => {
+                        source.judged(peer, Verdict::Bad);
+                        let why = format!("sent a wrong chunk list: {reason}");
+                        wrong.push((peer.clone(), why.clone()));
+                        why
+                    }
+                },
+                Ok(Err(e)) => {
+                    failed.push(peer);
+                    format!("chunk list request failed: {e}")
                 }
-                Err(reason) => {
-                    source.judged(peer, Verdict::Bad);
-                    let why = format!("sent a wrong chunk list: {reason}");
-                    wrong.push((peer.clone(), why.clone()));
-                    why
-                }
-            },
-            Ok(Err(e)) => format!("chunk list request failed: {e}"),
-            Err(_) => format!("no chunk list within {:?}", config.list_deadline),
+                Err(_) => format!("no chunk list within {:?}", config.list_deadline),
+            };
+            tried.push((peer, why));
+        }
+        let Some(pause) = pauses.next().filter(|_| !failed.is_empty()) else {
+            break;
         };
-        tried.push(format!("{peer:?}: {why}"));
+        tracing::debug!(%archive, failed = failed.len(), "asking for the chunk list again");
+        tokio::time::sleep(*pause).await;
+        // Those asked again are described by their last answer.
+        tried.retain(|(peer, _)| !failed.contains(peer));
+        asking = failed;
     }
+    let mut tried: Vec<String> = (tried.into_iter())
+        .map(|(peer, why)| format!("{peer:?}: {why}"))
+        .collect();
     if tried.is_empty() {
         tried.push("no providers were given".to_string());
     }
@@ -705,6 +730,8 @@ mod tests {
         digest: ArchiveDigest,
         peers: HashMap<u32, Peer>,
         list_requests: AtomicUsize,
+        /// List requests still to fail as if the connection closed under them.
+        list_failures: AtomicUsize,
         chunk_requests: Mutex<Vec<(u32, u32)>>,
         open: Arc<AtomicUsize>,
         max_open: AtomicUsize,
@@ -725,6 +752,7 @@ mod tests {
                 digest,
                 peers: peers.iter().copied().collect(),
                 list_requests: AtomicUsize::new(0),
+                list_failures: AtomicUsize::new(0),
                 chunk_requests: Mutex::new(Vec::new()),
                 open: Arc::new(AtomicUsize::new(0)),
                 max_open: AtomicUsize::new(0),
@@ -749,6 +777,11 @@ mod tests {
             archive: &Blake3Hash,
         ) -> Result<Vec<Blake3Hash>, String> {
             self.list_requests.fetch_add(1, Ordering::SeqCst);
+            let failing = self.list_failures.load(Ordering::SeqCst);
+            if failing > 0 {
+                self.list_failures.store(failing - 1, Ordering::SeqCst);
+                return Err("the connection closed before it answered".into());
+            }
             tokio::time::sleep(Duration::from_millis(1)).await;
             match self.peers.get(peer) {
                 _ if *archive != self.digest.info.blake3 => Err("not found".into()),
@@ -993,6 +1026,34 @@ mod tests {
             .partial_dir()
             .join(format!("{}.have", digest.info.blake3));
         assert!(have.exists(), "progress saved for the next attempt");
+    }
+
+    /// One known provider whose connection closes under the list request (pruned by the
+    /// other side a moment before): asked again, the download goes on; one that keeps
+    /// failing is asked three times in all, then the error names it.
+    #[tokio::test]
+    async fn a_failed_list_request_is_asked_again() {
+        let (bytes, digest) = archive(1 << 20, 256 * 1024);
+        let peers = Peers::new(bytes.clone(), digest.clone(), &[(1, Peer::Honest)]);
+        peers.list_failures.store(2, Ordering::SeqCst);
+        let (_dir, store) = temp_store();
+        let path = download(&peers, &store, &digest.info, vec![1], |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), *bytes);
+        assert_eq!(peers.list_requests.load(Ordering::SeqCst), 3);
+
+        let (_dir, store) = temp_store();
+        peers.list_failures.store(3, Ordering::SeqCst);
+        let err = download(&peers, &store, &digest.info, vec![1], |_, _| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("1: chunk list request failed: the connection closed"),
+            "{err}"
+        );
+        assert_eq!(peers.list_requests.load(Ordering::SeqCst), 6);
     }
 
     #[tokio::test]
