@@ -543,20 +543,10 @@ impl Swarms {
         let mut pending_mine = vec![false; n];
         // What waits for a stalled asker is not on its way: others may be handed it.
         let stalled = entry.stalled_peers(now);
-        for &(i, p) in unsent.keys() {
-            if p != asker && stalled.contains(&p) {
-                continue;
-            }
-            if let Some(slot) = pending_any.get_mut(i as usize) {
-                *slot = true;
-            }
-            if p == asker {
-                if let Some(slot) = pending_mine.get_mut(i as usize) {
-                    *slot = true;
-                }
-            }
-        }
-        for &(i, p, _) in &entry.pending {
+        // On its way: asked and unsent here, or written and not yet held.
+        let on_the_way =
+            (unsent.keys().copied()).chain(entry.pending.iter().map(|&(i, p, _)| (i, p)));
+        for (i, p) in on_the_way {
             if p != asker && stalled.contains(&p) {
                 continue;
             }
