@@ -479,7 +479,7 @@ const AGAIN_GAP: Duration = Duration::from_millis(50);
 /// those that sent a wrong list or no answer in time): a request fails when the
 /// connection closes under it, e.g. when the other side pruned it a moment before, and
 /// a download with one known provider (the publisher, at a release) failed with it. In
-/// the swarm lab that was one install in about forty rounds of sixteen.
+/// the swarm lab that happened twice in about fifty rounds of sixteen.
 const LIST_RETRY: [Duration; 2] = [Duration::from_millis(250), Duration::from_secs(1)];
 
 /// The worker's word on one received chunk.
