@@ -11,7 +11,9 @@ use futures::future::Either;
 use futures::{Stream, StreamExt};
 
 use super::stream::{ask_offers, open_range, read_range, OpenError, RangeRequest};
-use super::{download_verified, ChunkSource, Offer, TransferConfig, TransferError, Verdict};
+use super::{
+    download_verified, ChunkSource, ListError, Offer, TransferConfig, TransferError, Verdict,
+};
 use crate::net::reputation::{rank_providers, PeerEvent};
 use crate::net::{Client, PeerId, Request, Response};
 use crate::package::{ArchiveInfo, Blake3Hash};
@@ -25,12 +27,12 @@ impl ChunkSource for Client {
         &self,
         peer: &PeerId,
         archive: &Blake3Hash,
-    ) -> Result<Vec<Blake3Hash>, String> {
+    ) -> Result<Vec<Blake3Hash>, ListError> {
         let request = Request::ChunkList { archive: *archive };
         match self.request(*peer, request).await {
             Ok(Response::ChunkList { chunks }) => Ok(chunks),
-            Ok(other) => Err(unexpected(other, "chunk list")),
-            Err(e) => Err(e.to_string()),
+            Ok(other) => Err(ListError::Answered(unexpected(other, "the chunk list"))),
+            Err(e) => Err(ListError::Failed(e.to_string())),
         }
     }
 
@@ -221,7 +223,7 @@ impl ChunkSource for Noting<'_> {
         &self,
         peer: &PeerId,
         archive: &Blake3Hash,
-    ) -> Result<Vec<Blake3Hash>, String> {
+    ) -> Result<Vec<Blake3Hash>, ListError> {
         self.client.chunk_list(peer, archive).await
     }
 

@@ -14,7 +14,7 @@ use futures::future::{AbortHandle, BoxFuture};
 use futures::stream::{Abortable, BoxStream, FuturesUnordered, SelectAll, StreamExt};
 
 use super::stream::MAX_RANGE;
-use super::{ChunkSource, Failure, Schedule, TransferConfig, TransferError, Verdict};
+use super::{ChunkSource, Failure, ListError, Schedule, TransferConfig, TransferError, Verdict};
 use crate::package::digest::chunks_root;
 use crate::package::digest::ArchiveDigest;
 use crate::package::{ArchiveInfo, Blake3Hash};
@@ -596,7 +596,9 @@ impl<S: ChunkSource> Drop for Driver<'_, S> {
 /// wins and the other requests are cancelled. Providers that answered a wrong list by
 /// then are returned in `wrong` (to be dropped); errors and timeouts leave a provider in
 /// the running (its chunk requests will tell). When no list came, those whose request
-/// failed are asked again after each of [`LIST_RETRY`].
+/// failed on its way are asked again after each of [`LIST_RETRY`] (not those that
+/// answered without one: "not found" is their word, and asking again only delays the
+/// error when nobody has the archive).
 async fn fetch_chunk_list<S: ChunkSource>(
     source: &S,
     info: &ArchiveInfo,
@@ -631,8 +633,10 @@ async fn fetch_chunk_list<S: ChunkSource>(
                     }
                 },
                 Ok(Err(e)) => {
-                    failed.push(peer);
-                    format!("chunk list request failed: {e}")
+                    if let ListError::Failed(_) = e {
+                        failed.push(peer);
+                    }
+                    e.to_string()
                 }
                 Err(_) => format!("no chunk list within {:?}", config.list_deadline),
             };
@@ -775,19 +779,22 @@ mod tests {
             &self,
             peer: &u32,
             archive: &Blake3Hash,
-        ) -> Result<Vec<Blake3Hash>, String> {
+        ) -> Result<Vec<Blake3Hash>, ListError> {
             self.list_requests.fetch_add(1, Ordering::SeqCst);
             let failing = self.list_failures.load(Ordering::SeqCst);
             if failing > 0 {
                 self.list_failures.store(failing - 1, Ordering::SeqCst);
-                return Err("the connection closed before it answered".into());
+                let why = "the connection closed before it answered";
+                return Err(ListError::Failed(why.into()));
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
             match self.peers.get(peer) {
-                _ if *archive != self.digest.info.blake3 => Err("not found".into()),
+                _ if *archive != self.digest.info.blake3 => {
+                    Err(ListError::Answered("does not have the chunk list".into()))
+                }
                 Some(Peer::WrongList) => Ok(vec![Blake3Hash::of(b"junk"); 3]),
                 Some(_) => Ok(self.digest.chunks.clone()),
-                None => Err("unknown peer".into()),
+                None => Err(ListError::Failed("unknown peer".into())),
             }
         }
 
@@ -858,7 +865,7 @@ mod tests {
             &self,
             peer: &u32,
             archive: &Blake3Hash,
-        ) -> Result<Vec<Blake3Hash>, String> {
+        ) -> Result<Vec<Blake3Hash>, ListError> {
             self.peers.chunk_list(peer, archive).await
         }
 
@@ -1054,6 +1061,25 @@ mod tests {
             "{err}"
         );
         assert_eq!(peers.list_requests.load(Ordering::SeqCst), 6);
+    }
+
+    /// A provider that answers "not found" has said its word: it is asked once, and the
+    /// error comes without the retries' pauses.
+    #[tokio::test]
+    async fn a_provider_without_the_archive_is_asked_once() {
+        let (bytes, digest) = archive(1 << 20, 256 * 1024);
+        let peers = Peers::new(bytes, digest.clone(), &[(1, Peer::Honest)]);
+        let mut other = digest.info.clone();
+        other.blake3 = Blake3Hash::of(b"another archive");
+        let (_dir, store) = temp_store();
+        let began = std::time::Instant::now();
+        let err = download(&peers, &store, &other, vec![1], |_, _| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1: does not have the chunk list"), "{err}");
+        assert_eq!(peers.list_requests.load(Ordering::SeqCst), 1);
+        assert!(began.elapsed() < LIST_RETRY[0], "{:?}", began.elapsed());
     }
 
     #[tokio::test]

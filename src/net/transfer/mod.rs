@@ -38,7 +38,7 @@ pub trait ChunkSource: Send + Sync {
         &self,
         peer: &Self::Peer,
         archive: &Blake3Hash,
-    ) -> impl Future<Output = Result<Vec<Blake3Hash>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<Blake3Hash>, ListError>> + Send;
 
     /// Chunk `index` of `archive` (checked by the caller).
     fn chunk(
@@ -123,6 +123,25 @@ pub struct Offer {
     /// request until it has verified a chunk it has not told of yet, so chunks are
     /// announced as they arrive rather than at the next [`TransferConfig::refresh`].
     pub again: bool,
+}
+
+/// Why a provider gave no chunk list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListError {
+    /// It answered without one ("not found", a refusal): its word, not asked again.
+    Answered(String),
+    /// The request failed on its way (the connection closed, the stream broke): worth
+    /// asking again.
+    Failed(String),
+}
+
+impl std::fmt::Display for ListError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListError::Answered(why) => write!(f, "{why}"),
+            ListError::Failed(why) => write!(f, "chunk list request failed: {why}"),
+        }
+    }
 }
 
 /// What a download learned about one provider.
