@@ -85,9 +85,11 @@ struct Entry {
     /// ranges). Such an asker counts the chunk as not needed, but it does not hold it.
     unsent: HashMap<(u32, PeerId), u32>,
     /// When the chunks asked by each peer last moved here: its first request while it
-    /// had none waiting, or a chunk written to it (see [`Entry::stalled`]). A peer has an
-    /// entry exactly while it has chunks in `unsent`.
-    progress: HashMap<PeerId, Instant>,
+    /// had none waiting, or a chunk written to it, with `written` at that moment (see
+    /// [`Entry::stalled`]). A peer has an entry exactly while it has chunks in `unsent`.
+    progress: HashMap<PeerId, (Instant, u64)>,
+    /// Chunks of it written to anyone so far: the clock [`Entry::stalled`] also reads.
+    written: u64,
     /// Bytes of it sent to peers and verified from peers, in all and lately.
     traffic: Traffic,
     /// Chunks held of all when its download here ended.
@@ -98,12 +100,16 @@ struct Entry {
 
 impl Entry {
     /// True when `peer` has chunks asked of this node and none of them was written to
-    /// it for [`STALL`]: its connection is not draining (one TCP flow starved at a
-    /// congested link), so what waits for it is not on its way and may go to others.
+    /// it for [`STALL`] while at least [`STALL_CHUNKS`] went to others: its connection is
+    /// not draining (one TCP flow starved at a congested link), so what waits for it is
+    /// not on its way and may go to others. Counting the chunks written meanwhile keeps
+    /// a range that waits its turn on a busy link (large chunks, several askers) from
+    /// looking stalled.
     fn stalled(&self, peer: &PeerId, now: Instant) -> bool {
-        self.progress
-            .get(peer)
-            .is_some_and(|at| now.saturating_duration_since(*at) >= STALL)
+        self.progress.get(peer).is_some_and(|(at, written)| {
+            now.saturating_duration_since(*at) >= STALL
+                && self.written.saturating_sub(*written) >= STALL_CHUNKS
+        })
     }
 
     /// Every peer [`Entry::stalled`] at `now` (only peers with chunks asked have a
@@ -135,6 +141,15 @@ impl Entry {
 /// congested link getting one 128 KiB chunk every 2.5 s while it held the only copies of
 /// the seeder's last chunks (BENCHMARKS.md "Stop 29").
 const STALL: Duration = Duration::from_millis(1500);
+/// How many chunks this node must have written to others since an asker's chunks last
+/// moved before that asker counts as stalled ([`Entry::stalled`]): four rounds of
+/// `choke::SLOTS`, so a range served in turn with the others is never stalled by the
+/// clock alone. Why a count as well as [`STALL`]: STALL was measured with 128 KiB
+/// chunks (55 ms each at the lab's 20 Mbit/s, about 27 of them in 1.5 s); with 1 MiB
+/// chunks (archives over 64 MiB) a seeder serving four askers writes one to each every
+/// 1.8 s, so every asker looked stalled and its chunks went out again (the lab at
+/// 64 MiB: the publisher sent 2.6 copies).
+const STALL_CHUNKS: u64 = 4 * super::choke::SLOTS as u64;
 /// How long the rates `status` shows average over.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
 /// How long a seeded archive stays in `status` after its last asker.
@@ -679,7 +694,8 @@ impl Swarms {
         // (a range queued here longer than PENDING_TTL has outlived its hand-out). A node
         // still downloading keeps no hand-outs.
         if let Some(now) = written {
-            entry.progress.insert(peer, now);
+            entry.written += 1;
+            entry.progress.insert(peer, (now, entry.written));
         }
         if let (Some(now), None) = (written, &entry.partial) {
             if !entry.renew_pending(index, peer, now + PENDING_TTL) {
@@ -708,7 +724,7 @@ impl Swarms {
             return;
         };
         let until = now + PENDING_TTL;
-        entry.progress.entry(peer).or_insert(now);
+        entry.progress.entry(peer).or_insert((now, entry.written));
         *entry.unsent.entry((index, peer)).or_default() += 1;
         if entry.partial.is_some() || entry.renew_pending(index, peer, until) {
             return;
@@ -988,10 +1004,11 @@ mod tests {
     fn chunks_waiting_for_a_stalled_asker_go_to_others() {
         let swarms = Swarms::default();
         let archive = Blake3Hash::of(b"s");
-        let (a, b) = (PeerId::random(), PeerId::random());
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let stall = STALL.as_millis() as u64;
+        let others = STALL_CHUNKS as u32;
         swarms.asked(archive, a, &[]);
         swarms.asked(archive, b, &[]);
         // Four chunks, so each asker's window is two.
@@ -1011,10 +1028,22 @@ mod tests {
         // b holds its own two: while a's range moves, a's chunks are nobody else's.
         let b_holds = [false, false, true, true];
         assert_eq!(offers(b, &b_holds, 1_000 + stall - 100), [false; 4]);
-        // Nothing written to a for STALL: both go to b too (the one written may sit in
+        // Nothing written to anyone since: a waits its turn on a busy link (large
+        // chunks), it is not stalled however long that takes.
+        assert_eq!(offers(b, &b_holds, 1_000 + 2 * stall), [false; 4]);
+        // STALL_CHUNKS written to c (chunks past this layout, so they stay out of the
+        // offers) and still nothing to a: both go to b too (the one written may sit in
         // a's socket as long as the rest waits here).
+        let mut to_c = swarms.sending(archive, c, 4, 4 + others, at(1_000));
+        to_c.written(4 + others - 2, at(1_000 + 2 * stall));
         assert_eq!(
-            offers(b, &b_holds, 1_000 + stall + 100),
+            offers(b, &b_holds, 1_000 + 2 * stall),
+            [false; 4],
+            "one short"
+        );
+        to_c.written(4 + others - 1, at(1_000 + 2 * stall));
+        assert_eq!(
+            offers(b, &b_holds, 1_000 + 2 * stall),
             [true, true, false, false]
         );
         // A partial holder's chunk waiting for a stalled asker is not "being sent".
@@ -1031,6 +1060,13 @@ mod tests {
         );
         let _sending = swarms.sending(partial, a, 0, 1, at(0));
         assert_eq!(swarms.sending_at(&partial, 2, at(100)), [true, false]);
+        assert_eq!(
+            swarms.sending_at(&partial, 2, at(stall + 100)),
+            [true, false],
+            "nothing written to others meanwhile"
+        );
+        let mut to_c = swarms.sending(partial, c, 2, 2 + others, at(0));
+        to_c.written(1 + others, at(100));
         assert_eq!(
             swarms.sending_at(&partial, 2, at(stall + 100)),
             [false, false]
