@@ -2,11 +2,13 @@
 //! the BLAKE3 and SHA-256 of the whole, its size, and the BLAKE3 of each fixed-size
 //! chunk (so a downloader can check every chunk the moment it arrives).
 //!
-//! The chunk size is a function of the archive's size ([`chunk_size_for`]): 256 KiB up
+//! The chunk size is a function of the archive's size ([`chunk_size_for`]): 128 KiB up
 //! to 64 MiB, 1 MiB above. A chunk is also what a swarm passes on (only verified chunks
-//! are served), so small chunks let a new pack spread through many nodes in hops of a
-//! quarter of the time; large archives keep 1 MiB chunks (fewer per-chunk costs where
-//! raw speed matters). See docs/decisions.md "Chunk size follows the archive's size".
+//! are served), so small chunks let a new pack spread through many nodes in hops of an
+//! eighth of the time; large archives keep 1 MiB chunks (fewer per-chunk costs where
+//! raw speed matters, and a swarm of them is slower: docs/decisions.md "Stop 31"). See
+//! docs/decisions.md "Chunk size follows the archive's size" and "Stop 20: 128 KiB
+//! chunks".
 
 use std::io::{self, Read, Write};
 
