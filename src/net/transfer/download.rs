@@ -1063,7 +1063,7 @@ mod tests {
         assert_eq!(peers.list_requests.load(Ordering::SeqCst), 6);
     }
 
-    /// A provider that answers "not found" has said its word: it is asked once, and the
+    /// A provider that answers "not found" has said its word: it is asked once, so the
     /// error comes without the retries' pauses.
     #[tokio::test]
     async fn a_provider_without_the_archive_is_asked_once() {
@@ -1072,14 +1072,12 @@ mod tests {
         let mut other = digest.info.clone();
         other.blake3 = Blake3Hash::of(b"another archive");
         let (_dir, store) = temp_store();
-        let began = std::time::Instant::now();
         let err = download(&peers, &store, &other, vec![1], |_, _| {})
             .await
             .unwrap_err()
             .to_string();
         assert!(err.contains("1: does not have the chunk list"), "{err}");
         assert_eq!(peers.list_requests.load(Ordering::SeqCst), 1);
-        assert!(began.elapsed() < LIST_RETRY[0], "{:?}", began.elapsed());
     }
 
     #[tokio::test]

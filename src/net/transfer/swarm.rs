@@ -142,9 +142,9 @@ impl Entry {
 /// the seeder's last chunks (BENCHMARKS.md "Stop 29").
 const STALL: Duration = Duration::from_millis(1500);
 /// How many chunks this node must have written to others since an asker's chunks last
-/// moved before that asker counts as stalled ([`Entry::stalled`]): four rounds of
-/// `choke::SLOTS`, so a range served in turn with the others is never stalled by the
-/// clock alone. Why a count as well as [`STALL`]: STALL was measured with 128 KiB
+/// moved before that asker counts as stalled ([`Entry::stalled`]): four rounds of a
+/// seeder's `choke::SLOTS` (two of a partial holder's `PARTIAL_SLOTS`), so a range served
+/// in turn with the others is never stalled by the clock alone. Why a count as well as [`STALL`]: STALL was measured with 128 KiB
 /// chunks (55 ms each at the lab's 20 Mbit/s, about 27 of them in 1.5 s); with 1 MiB
 /// chunks (archives over 64 MiB) a seeder serving four askers writes one to each every
 /// 1.8 s, so every asker looked stalled and its chunks went out again (the lab at
