@@ -143,12 +143,13 @@ impl Entry {
 const STALL: Duration = Duration::from_millis(1500);
 /// How many chunks this node must have written to others since an asker's chunks last
 /// moved before that asker counts as stalled ([`Entry::stalled`]): four rounds of a
-/// seeder's `choke::SLOTS` (two of a partial holder's `PARTIAL_SLOTS`), so a range served
-/// in turn with the others is never stalled by the clock alone. Why a count as well as [`STALL`]: STALL was measured with 128 KiB
-/// chunks (55 ms each at the lab's 20 Mbit/s, about 27 of them in 1.5 s); with 1 MiB
-/// chunks (archives over 64 MiB) a seeder serving four askers writes one to each every
-/// 1.8 s, so every asker looked stalled and its chunks went out again (the lab at
-/// 64 MiB: the publisher sent 2.6 copies).
+/// seeder's `choke::SLOTS` (two of a partial holder's `PARTIAL_SLOTS`), so a range
+/// served in turn with the others is never stalled by the clock alone. Why a count as
+/// well as [`STALL`]: STALL was measured with 128 KiB chunks (55 ms each at the lab's
+/// 20 Mbit/s, about 27 of them in 1.5 s); with 1 MiB chunks (archives over 64 MiB) a
+/// seeder serving four askers writes one to each every 1.8 s, so every asker looked
+/// stalled and its chunks went out again (the lab at 64 MiB: the publisher sent 2.6
+/// copies).
 const STALL_CHUNKS: u64 = 4 * super::choke::SLOTS as u64;
 /// How long the rates `status` shows average over.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
