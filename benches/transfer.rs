@@ -111,6 +111,13 @@ async fn address(node: &P2PRegistry, transport: Transport) -> Result<String> {
 }
 
 async fn bench() -> Result<()> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        // The library's own logs (providers and downloaders are in this process).
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let quick = std::env::var_os("TRANSFER_QUICK").is_some();
     let sizes: Vec<usize> = match std::env::var("TRANSFER_MIB") {
         Ok(list) => list
@@ -212,6 +219,7 @@ async fn bench_size(root: &Path, mib: usize, runs: usize) -> Result<String> {
             let last_chunk = std::sync::Mutex::new(None);
             reset_peak();
             let begun = Instant::now();
+            tracing::info!(run, case, "download begins");
             download_to_store(
                 &client,
                 d.store(),
@@ -226,6 +234,10 @@ async fn bench_size(root: &Path, mib: usize, runs: usize) -> Result<String> {
             )
             .await?;
             let took = begun.elapsed();
+            eprintln!(
+                "run {run} case {case} ({transport:?}, {k} providers): {:.0} MiB/s",
+                info.size as f64 / MIB as f64 / took.as_secs_f64()
+            );
             hwm[case] = hwm[case].max(status_kib(std::process::id(), "VmHWM:"));
             let chunks_done = last_chunk
                 .into_inner()

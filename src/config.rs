@@ -118,6 +118,7 @@ pub struct RateLimits {
     pub records: Rate,
     pub search: Rate,
     pub chunk_list: Rate,
+    /// Archive chunks, in MiB (`net::ratelimit::CHUNK_UNIT`), whatever their size.
     pub chunk: Rate,
     /// DHT records and provider records peers ask this node to store.
     pub dht: Rate,

@@ -113,13 +113,14 @@ impl Client {
         )
     }
 
-    /// Takes `chunks` tokens of `peer`'s chunk rate limit before a range is served; over
-    /// the limit, how long to wait (the peer loses a little reputation).
-    pub(crate) async fn admit_chunks(&self, peer: PeerId, chunks: u32) -> Result<(), Duration> {
+    /// Charges `bytes` of chunks to `peer`'s chunk rate limit before a range is served
+    /// (the limit counts MiB: `ratelimit::CHUNK_UNIT`); over the limit, how long to wait
+    /// (the peer loses a little reputation).
+    pub(crate) async fn admit_chunks(&self, peer: PeerId, bytes: u64) -> Result<(), Duration> {
         let asked = self
             .call("rate limit", self.quick(), |reply| Command::AdmitChunks {
                 peer,
-                chunks,
+                bytes,
                 reply,
             })
             .await;

@@ -114,10 +114,10 @@ pub(crate) enum Command {
         channel: ResponseChannel<Response>,
         response: Response,
     },
-    /// Charge `chunks` tokens of `peer`'s chunk rate limit (a streamed range).
+    /// Charge `bytes` of chunks to `peer`'s chunk rate limit (a streamed range).
     AdmitChunks {
         peer: PeerId,
-        chunks: u32,
+        bytes: u64,
         reply: oneshot::Sender<Result<(), std::time::Duration>>,
     },
     /// A sync task with `peer` ended.

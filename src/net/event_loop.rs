@@ -526,18 +526,13 @@ impl EventLoop {
             }
             Command::Penalize { peer } => self.penalize(peer),
             Command::Judge { peer, event } => self.judge(peer, event),
-            Command::AdmitChunks {
-                peer,
-                chunks,
-                reply,
-            } => {
-                let kind = super::ratelimit::RequestKind::Chunk;
+            Command::AdmitChunks { peer, bytes, reply } => {
                 let checked = self
                     .policy
                     .limiter
-                    .check_many(peer, kind, chunks, Instant::now());
+                    .check_chunks(peer, bytes, Instant::now());
                 if let Err(wait) = checked {
-                    tracing::debug!("{peer}: range of {chunks} chunks refused: retry in {wait:?}");
+                    tracing::debug!("{peer}: range of {bytes} bytes refused: retry in {wait:?}");
                     self.judge(peer, PeerEvent::RateLimited);
                 }
                 let _ = reply.send(checked);

@@ -48,6 +48,12 @@ impl RequestKind {
     }
 }
 
+/// What one token of the chunk limit buys: a MiB of chunks. The limit was set in chunks
+/// when every chunk was 1 MiB; counted in chunks, 128 KiB chunks would get an eighth of
+/// the bytes (1000 a second is 125 MiB/s, under what one provider sends on a LAN, and
+/// a downloader asking for more was refused and lost reputation).
+pub const CHUNK_UNIT: u64 = 1 << 20;
+
 /// The error answered to a request over its limit.
 pub fn refusal(wait: Duration) -> String {
     format!(
@@ -80,16 +86,24 @@ impl Limiter {
     /// Takes a token for one `kind` request from `peer` at `now`; over the limit, how
     /// long until a token is back.
     pub fn check(&mut self, peer: PeerId, kind: RequestKind, now: Instant) -> Result<(), Duration> {
-        self.check_many(peer, kind, 1, now)
+        self.charge(peer, kind, 1.0, now)
     }
 
-    /// [`Limiter::check`] for `n` requests at once (a streamed range of `n` chunks);
-    /// `n` above the burst costs the whole burst, so a range is never refused forever.
-    pub fn check_many(
+    /// A streamed range of chunks, `bytes` long in all: [`RequestKind::Chunk`] tokens
+    /// are [`CHUNK_UNIT`] each, so the limit is the same in bytes whatever the archive's
+    /// chunk size. A range above the burst costs the whole burst, so it is never refused
+    /// forever.
+    pub fn check_chunks(&mut self, peer: PeerId, bytes: u64, now: Instant) -> Result<(), Duration> {
+        let cost = (bytes as f64 / CHUNK_UNIT as f64).max(1.0 / 64.0);
+        self.charge(peer, RequestKind::Chunk, cost, now)
+    }
+
+    /// Takes `cost` tokens (at most the burst) of `peer`'s `kind` bucket.
+    fn charge(
         &mut self,
         peer: PeerId,
         kind: RequestKind,
-        n: u32,
+        cost: f64,
         now: Instant,
     ) -> Result<(), Duration> {
         let rate = kind.rate(&self.limits);
@@ -105,7 +119,7 @@ impl Limiter {
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * per_sec).min(burst);
         bucket.at = now;
-        let cost = f64::from(n.max(1)).min(burst);
+        let cost = cost.min(burst);
         if bucket.tokens >= cost {
             bucket.tokens -= cost;
             Ok(())
@@ -159,7 +173,8 @@ mod tests {
         assert!(limiter.check(peer, RequestKind::Search, later).is_err());
         limiter.forget(&peer);
         limiter.check(peer, RequestKind::Search, later).unwrap();
-        // A range of chunks costs one token each; more than the burst costs the burst.
+        // A range of chunks costs a token per MiB, whatever the chunk size; more than
+        // the burst costs the burst.
         let mut limiter = Limiter::new(RateLimits {
             chunk: Rate {
                 burst: 10,
@@ -167,16 +182,17 @@ mod tests {
             },
             ..RateLimits::default()
         });
-        limiter.check_many(peer, RequestKind::Chunk, 8, t0).unwrap();
-        let wait = limiter
-            .check_many(peer, RequestKind::Chunk, 8, t0)
-            .unwrap_err();
+        limiter.check_chunks(peer, 8 << 20, t0).unwrap();
+        let wait = limiter.check_chunks(peer, 8 << 20, t0).unwrap_err();
         assert_eq!(wait, Duration::from_millis(600));
+        for _ in 0..10 {
+            // Eight chunks of 128 KiB: one token.
+            limiter.check_chunks(other, 8 * (128 << 10), t0).unwrap();
+        }
+        assert!(limiter.check_chunks(other, 128 << 10, t0).is_err());
         let full = t0 + Duration::from_secs(10);
-        limiter
-            .check_many(peer, RequestKind::Chunk, 64, full)
-            .unwrap();
-        assert!(limiter.check(peer, RequestKind::Chunk, full).is_err());
+        limiter.check_chunks(peer, 64 << 20, full).unwrap();
+        assert!(limiter.check_chunks(peer, 1 << 20, full).is_err());
     }
 
     #[test]

@@ -350,9 +350,6 @@ async fn serve_range(
         let why = format!("{count} chunks asked in one range, 1 to {MAX_RANGE} allowed");
         return refuse(stream, &why).await.map(|()| false);
     }
-    if let Err(wait) = client.admit_chunks(peer, count).await {
-        return refuse(stream, &refusal(wait)).await.map(|()| false);
-    }
     let found = store
         .call(move |store| store.archive_for_serving(&archive))
         .await;
@@ -378,6 +375,12 @@ async fn serve_range(
             layout.count
         );
         return refuse(stream, &why).await.map(|()| false);
+    }
+    if let Err(wait) = client
+        .admit_chunks(peer, u64::from(count) * u64::from(layout.chunk_size))
+        .await
+    {
+        return refuse(stream, &refusal(wait)).await.map(|()| false);
     }
     let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
         .await

@@ -408,6 +408,24 @@ impl Swarms {
         others
     }
 
+    /// `peer` disconnected: it no longer counts as an asker, a holder, or the receiver of
+    /// what was handed to it, and is named to nobody. Until it aged out ([`ASKER_FRESH`],
+    /// [`PENDING_TTL`]), a node that had left kept the seeder in swarm mode: the next
+    /// asker got windows instead of everything, chunks handed to the gone node were
+    /// withheld, and it was named as a provider to dial in vain (a lone download from one
+    /// provider on loopback fell from about 130 to 26–55 MiB/s when it followed another
+    /// within 10 s: BENCHMARKS.md "Stop 32").
+    pub(crate) fn gone(&self, peer: &PeerId) {
+        for entry in self.lock().values_mut() {
+            entry.askers.retain(|(p, _)| p != peer);
+            entry.heard.retain(|p| p != peer);
+            entry.pending.retain(|(_, p, _)| p != peer);
+            entry.bits.remove(peer);
+            entry.told.remove(peer);
+        }
+        self.slots().gone(peer);
+    }
+
     /// Peers named by others as fetching `archive`, to try as providers.
     pub(crate) fn heard(&self, archive: Blake3Hash, peers: Vec<PeerId>) {
         let mut map = self.lock();
@@ -926,7 +944,7 @@ mod tests {
     }
 
     /// An archive of `count` chunks of 1 MiB.
-    fn mib(count: u32) -> Option<Layout> {
+    pub(super) fn mib(count: u32) -> Option<Layout> {
         Some(Layout {
             size: u64::from(count) << 20,
             chunk_size: 1 << 20,
@@ -1270,6 +1288,32 @@ mod news_tests {
             0,
             "a quiet asker still counted"
         );
+    }
+
+    /// A peer that disconnected stops counting at once: not named, not a holder, and
+    /// what was handed to it may go to others.
+    #[test]
+    fn a_disconnected_asker_counts_for_nothing() {
+        let swarms = Swarms::default();
+        let archive = Blake3Hash::of(b"g");
+        let (left, next) = (PeerId::random(), PeerId::random());
+        assert!(swarms.asked(archive, left, &[]).is_empty());
+        let handed = swarms.offers(&archive, super::tests::mib(100), &[], left, false);
+        assert_eq!(swarms.asked(archive, next, &[]), vec![left]);
+        let before = swarms.offers(&archive, super::tests::mib(100), &[], next, false);
+        assert!(before.iter().zip(&handed).all(|(p, q)| !(p & q)));
+        swarms.asked(archive, left, &[true; 100]);
+        assert_eq!(swarms.holders(&archive, 0), 1);
+
+        swarms.gone(&left);
+        assert!(
+            swarms.asked(archive, next, &before).is_empty(),
+            "still named"
+        );
+        assert_eq!(swarms.holders(&archive, 0), 0);
+        // Alone now: offered everything it lacks, the chunks handed to `left` included.
+        let after = swarms.offers(&archive, super::tests::mib(100), &before, next, true);
+        assert!(handed.iter().zip(&after).all(|(h, a)| !h || *a));
     }
 
     #[test]
