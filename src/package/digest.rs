@@ -3,12 +3,12 @@
 //! chunk (so a downloader can check every chunk the moment it arrives).
 //!
 //! The chunk size is a function of the archive's size ([`chunk_size_for`]): 128 KiB up
-//! to 64 MiB, 1 MiB above. A chunk is also what a swarm passes on (only verified chunks
+//! to 1 GiB, 1 MiB above. A chunk is also what a swarm passes on (only verified chunks
 //! are served), so small chunks let a new pack spread through many nodes in hops of an
-//! eighth of the time; large archives keep 1 MiB chunks (fewer per-chunk costs where
-//! raw speed matters, and a swarm of them is slower: docs/decisions.md "Stop 31"). See
-//! docs/decisions.md "Chunk size follows the archive's size" and "Stop 20: 128 KiB
-//! chunks".
+//! eighth of the time (with 1 MiB chunks a 64 MiB release to sixteen nodes took 1.7–2.0
+//! × the bound: docs/decisions.md "Stop 31" and "Stop 32"); only archives over 1 GiB
+//! keep 1 MiB chunks, so their chunk lists stay small. See docs/decisions.md "Chunk size
+//! follows the archive's size" and "Stop 20: 128 KiB chunks".
 
 use std::io::{self, Read, Write};
 
@@ -24,10 +24,14 @@ pub const CHUNK_SIZE: u32 = 1 << 20;
 /// verified chunks, so a chunk is the unit of every hop (docs/decisions.md "Chunk size
 /// follows the archive's size").
 pub const SMALL_CHUNK_SIZE: u32 = 1 << 17;
-/// The chunk size of small archives in records signed before 128 KiB (still valid).
+/// The chunk size of small archives in records signed before 128 KiB (still valid up to
+/// [`LEGACY_SMALL_ARCHIVE_MAX`]).
 pub const LEGACY_SMALL_CHUNK_SIZE: u32 = 1 << 18;
-/// The largest archive published with [`SMALL_CHUNK_SIZE`] chunks (512 of them).
-pub const SMALL_ARCHIVE_MAX: u64 = 64 << 20;
+/// The largest archive published with [`SMALL_CHUNK_SIZE`] chunks (8192 of them).
+pub const SMALL_ARCHIVE_MAX: u64 = 1 << 30;
+/// The largest archive that had small chunks before stop 32 (512 of 128 KiB, or 256 of
+/// [`LEGACY_SMALL_CHUNK_SIZE`]); larger archives had 1 MiB chunks, which stay valid.
+pub const LEGACY_SMALL_ARCHIVE_MAX: u64 = 64 << 20;
 
 /// The chunk size an archive of `size` bytes is published with. A function of the size
 /// alone, so the same archive always has the same chunk list on every node.
@@ -40,12 +44,13 @@ pub fn chunk_size_for(size: u64) -> u32 {
 }
 
 /// Whether a record may describe an archive of `size` bytes with `chunk_size` chunks:
-/// the size's own chunk size, 1 MiB (records signed before sizes varied), or for small
-/// archives 256 KiB (records signed before small chunks were 128 KiB).
+/// the size's own chunk size, 1 MiB (records signed before sizes varied, and archives
+/// over 64 MiB before stop 32), or up to 64 MiB 256 KiB (records signed before small
+/// chunks were 128 KiB).
 pub fn chunk_size_allowed(size: u64, chunk_size: u32) -> bool {
     chunk_size == chunk_size_for(size)
         || chunk_size == CHUNK_SIZE
-        || (size <= SMALL_ARCHIVE_MAX && chunk_size == LEGACY_SMALL_CHUNK_SIZE)
+        || (size <= LEGACY_SMALL_ARCHIVE_MAX && chunk_size == LEGACY_SMALL_CHUNK_SIZE)
 }
 
 /// BLAKE3 of the concatenated chunk hashes: the value a record commits to.
@@ -185,9 +190,11 @@ impl<W: Write> ArchiveHasher<W> {
         self.whole.update(bytes);
         self.sha256.update(bytes);
         self.size += bytes.len() as u64;
-        if !self.fixed && self.size > SMALL_ARCHIVE_MAX {
-            // Too large for small chunks: stop hashing for them.
-            self.lists.retain(|list| list.size == CHUNK_SIZE);
+        if !self.fixed && self.size > LEGACY_SMALL_ARCHIVE_MAX {
+            // Too large for the sizes that no record may have now: stop hashing for them.
+            let small = self.size <= SMALL_ARCHIVE_MAX;
+            self.lists
+                .retain(|list| list.size == CHUNK_SIZE || (small && list.size == SMALL_CHUNK_SIZE));
         }
         for list in &mut self.lists {
             list.update(bytes);
@@ -287,24 +294,41 @@ mod tests {
         let mut fixed = ArchiveHasher::with_chunk_size(io::sink(), CHUNK_SIZE);
         fixed.write_all(&data).unwrap();
         assert_eq!(fixed.finish_for(SMALL_CHUNK_SIZE).1, legacy);
-        // Over the small-archive limit: 1 MiB chunks (written in pieces, as packing does).
+        // Over the old 64 MiB limit: still 128 KiB chunks (written in pieces, as packing
+        // does), and a record's 1 MiB list is still there to compare with.
         let mut big = ArchiveHasher::new();
         let piece = vec![1u8; 1 << 20];
-        for _ in 0..(SMALL_ARCHIVE_MAX >> 20) + 1 {
+        for _ in 0..(LEGACY_SMALL_ARCHIVE_MAX >> 20) + 1 {
+            big.write_all(&piece).unwrap();
+        }
+        let (_, big) = big.finish_for(CHUNK_SIZE);
+        assert_eq!(big.info.chunk_size, CHUNK_SIZE);
+        assert_eq!(
+            big.chunks.len() as u64,
+            (LEGACY_SMALL_ARCHIVE_MAX >> 20) + 1
+        );
+        let mut big = ArchiveHasher::new();
+        for _ in 0..(LEGACY_SMALL_ARCHIVE_MAX >> 20) + 1 {
             big.write_all(&piece).unwrap();
         }
         let (_, big) = big.finish();
-        assert_eq!(big.info.chunk_size, CHUNK_SIZE);
-        assert_eq!(big.chunks.len() as u64, (SMALL_ARCHIVE_MAX >> 20) + 1);
+        assert_eq!(big.info.chunk_size, SMALL_CHUNK_SIZE);
+        assert_eq!(
+            big.chunks.len() as u64,
+            (LEGACY_SMALL_ARCHIVE_MAX >> 17) + 8
+        );
+        // Over 1 GiB: 1 MiB chunks (not hashed here: a gigabyte is slow in a debug test).
         assert_eq!(chunk_size_for(SMALL_ARCHIVE_MAX), SMALL_CHUNK_SIZE);
+        assert_eq!(chunk_size_for(SMALL_ARCHIVE_MAX + 1), CHUNK_SIZE);
         assert!(chunk_size_allowed(100, CHUNK_SIZE));
+        assert!(chunk_size_allowed(SMALL_ARCHIVE_MAX, CHUNK_SIZE));
         assert!(!chunk_size_allowed(SMALL_ARCHIVE_MAX + 1, SMALL_CHUNK_SIZE));
         assert!(chunk_size_allowed(
-            SMALL_ARCHIVE_MAX,
+            LEGACY_SMALL_ARCHIVE_MAX,
             LEGACY_SMALL_CHUNK_SIZE
         ));
         assert!(!chunk_size_allowed(
-            SMALL_ARCHIVE_MAX + 1,
+            LEGACY_SMALL_ARCHIVE_MAX + 1,
             LEGACY_SMALL_CHUNK_SIZE
         ));
     }

@@ -12,7 +12,10 @@ use std::fmt;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
-use super::digest::{chunk_size_allowed, chunk_size_for, CHUNK_SIZE, LEGACY_SMALL_CHUNK_SIZE};
+use super::digest::{
+    chunk_size_allowed, chunk_size_for, CHUNK_SIZE, LEGACY_SMALL_ARCHIVE_MAX,
+    LEGACY_SMALL_CHUNK_SIZE,
+};
 use super::fields;
 use super::hash::{Blake3Hash, Sha256Hash};
 use super::keys::{PublisherId, PublisherKey};
@@ -295,6 +298,8 @@ fn validate_body(body: &RecordBody) -> Result<(), RecordError> {
                 let own = chunk_size_for(v.archive.size);
                 let accepted = if own == CHUNK_SIZE {
                     format!("{CHUNK_SIZE}")
+                } else if v.archive.size > LEGACY_SMALL_ARCHIVE_MAX {
+                    format!("{own} or {CHUNK_SIZE}")
                 } else {
                     format!("{own}, {LEGACY_SMALL_CHUNK_SIZE} or {CHUNK_SIZE}")
                 };
