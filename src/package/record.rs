@@ -515,7 +515,8 @@ mod tests {
             refused(|v| v.version = Version::parse("1.0.7+build").unwrap())
                 .starts_with("version \"1.0.7+build\" carries build metadata")
         );
-        // Chunk sizes: the size's own or the older 256 KiB and 1 MiB, nothing else.
+        // Chunk sizes: the size's own or the older 256 KiB (up to 64 MiB) and 1 MiB,
+        // nothing else.
         assert_eq!(
             refused(|v| v.archive.chunk_size = 1 << 16),
             "archive chunk_size is 65536 for 7 bytes; this version accepts 131072, 262144 or 1048576"
@@ -523,6 +524,11 @@ mod tests {
         assert!(refused(|v| {
             v.archive.size = 100 << 20;
             v.archive.chunk_size = 1 << 18;
+        })
+        .ends_with("this version accepts 131072 or 1048576"));
+        assert!(refused(|v| {
+            v.archive.size = (1 << 30) + 1;
+            v.archive.chunk_size = 1 << 17;
         })
         .ends_with("this version accepts 1048576"));
         for chunk_size in [1 << 17, 1 << 18] {
