@@ -90,7 +90,6 @@ impl EventLoop {
                 self.nat.closed(&peer_id, connection_id);
                 if num_established == 0 {
                     self.policy.disconnected(&peer_id, now);
-                    self.client.swarms().gone(&peer_id);
                 }
             }
             SwarmEvent::OutgoingConnectionError {

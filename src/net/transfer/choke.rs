@@ -142,13 +142,6 @@ impl Choker {
         }
     }
 
-    /// `peer` disconnected: its slot and its place in the queue go at once (its ranges
-    /// already failed), not after [`IDLE`] and [`WAITING_FRESH`].
-    pub(crate) fn gone(&mut self, peer: &PeerId) {
-        self.slots.remove(peer);
-        self.waiting.remove(peer);
-    }
-
     /// `bytes` from `peer` were verified here: credit toward a slot at `peer`'s asking.
     pub(crate) fn received(&mut self, peer: PeerId, bytes: u64, now: Instant) {
         let entry = self.credit.entry(peer).or_insert((0.0, now));

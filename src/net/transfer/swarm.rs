@@ -96,8 +96,6 @@ struct Entry {
     left_with: Option<(u32, u32)>,
     /// As a partial holder: what each asker was last told it holds (news is beyond it).
     told: HashMap<PeerId, Vec<bool>>,
-    /// Askers whose connection closed since they last asked ([`Swarms::gone`]).
-    left: std::collections::HashSet<PeerId>,
 }
 
 impl Entry {
@@ -386,16 +384,13 @@ impl Swarms {
         entry.touched = Some(now);
         // What it holds counts for rarity even while it waits for an upload slot.
         entry.bits.insert(peer, theirs.to_vec());
-        entry.left.remove(&peer);
         entry
             .askers
             .retain(|(p, at)| *p != peer && now.duration_since(*at) < ASKER_FRESH);
-        let left = &entry.left;
         let others = entry
             .askers
             .iter()
             .rev()
-            .filter(|(p, _)| !left.contains(p))
             .take(MAX_NAMED)
             .map(|(p, _)| *p)
             .collect();
@@ -410,29 +405,7 @@ impl Swarms {
         let recent = |p: &PeerId| askers.iter().any(|(a, _)| a == p);
         (entry.bits).retain(|p, _| recent(p));
         (entry.told).retain(|p, _| recent(p));
-        (entry.left).retain(|p| recent(p));
         others
-    }
-
-    /// `peer` disconnected: until it asks again it is named to nobody, does not count
-    /// among the askers that share the seeder's windows, and what was handed to it goes
-    /// to an asker that is now alone. Until it aged out ([`ASKER_FRESH`],
-    /// [`PENDING_TTL`]), a node that had left kept the seeder in swarm mode: the next
-    /// asker got windows instead of everything, chunks handed to the gone node were
-    /// withheld, and it was named as a provider to dial in vain (a lone download from one
-    /// provider on loopback fell from about 130 to 26–55 MiB/s when it followed another
-    /// within 10 s: BENCHMARKS.md "Stop 32"). What it holds still counts (for rarity),
-    /// and what was handed to it stays on its way while others ask: a pruned connection
-    /// closes too, and its peer asks again a moment later (forgetting those made the
-    /// publisher send chunks twice, and the lab's leave scenario failed).
-    pub(crate) fn gone(&self, peer: &PeerId) {
-        for entry in self.lock().values_mut() {
-            entry.heard.retain(|p| p != peer);
-            if entry.askers.iter().any(|(p, _)| p == peer) {
-                entry.left.insert(*peer);
-            }
-        }
-        self.slots().gone(peer);
     }
 
     /// Peers named by others as fetching `archive`, to try as providers.
@@ -564,16 +537,12 @@ impl Swarms {
         let held = |bits: &[bool], i: usize| bits.get(i).copied().unwrap_or(false);
         // What each recent asker holds; a hand-out is pending until its receiver holds it.
         entry.bits.insert(asker, theirs.to_vec());
-        let left = &entry.left;
         let fresh: Vec<PeerId> = (entry.askers.iter())
-            .filter(|(p, at)| now.duration_since(*at) < ASKER_FRESH && !left.contains(p))
+            .filter(|(_, at)| now.duration_since(*at) < ASKER_FRESH)
             .map(|(p, _)| *p)
             .chain([asker])
             .collect();
-        let left = &entry.left;
-        entry
-            .bits
-            .retain(|p, _| fresh.contains(p) || left.contains(p));
+        entry.bits.retain(|p, _| fresh.contains(p));
         let bits = &entry.bits;
         entry.pending.retain(|(i, p, until)| {
             now < *until && !bits.get(p).is_some_and(|b| held(b, *i as usize))
@@ -594,7 +563,7 @@ impl Swarms {
         let on_the_way =
             (unsent.keys().copied()).chain(entry.pending.iter().map(|&(i, p, _)| (i, p)));
         for (i, p) in on_the_way {
-            if p != asker && (stalled.contains(&p) || (alone && entry.left.contains(&p))) {
+            if p != asker && stalled.contains(&p) {
                 continue;
             }
             if let Some(slot) = pending_any.get_mut(i as usize) {
@@ -957,7 +926,7 @@ mod tests {
     }
 
     /// An archive of `count` chunks of 1 MiB.
-    pub(super) fn mib(count: u32) -> Option<Layout> {
+    fn mib(count: u32) -> Option<Layout> {
         Some(Layout {
             size: u64::from(count) << 20,
             chunk_size: 1 << 20,
@@ -1301,48 +1270,6 @@ mod news_tests {
             0,
             "a quiet asker still counted"
         );
-    }
-
-    /// A peer that disconnected is named to nobody and shares no windows until it asks
-    /// again; what it holds still counts, and what was handed to it goes only to an
-    /// asker that is now alone.
-    #[test]
-    fn a_disconnected_asker_is_not_named_and_a_lone_asker_gets_its_chunks() {
-        let swarms = Swarms::default();
-        let archive = Blake3Hash::of(b"g");
-        let layout = super::tests::mib(100);
-        let (left, next) = (PeerId::random(), PeerId::random());
-        let mut holds_last = vec![false; 100];
-        holds_last[99] = true;
-        assert!(swarms.asked(archive, left, &holds_last).is_empty());
-        let handed = swarms.offers(&archive, layout, &holds_last, left, false);
-        assert_eq!(handed.iter().filter(|&&h| h).count(), WINDOW);
-        assert_eq!(swarms.asked(archive, next, &[]), vec![left]);
-        let before = swarms.offers(&archive, layout, &[], next, false);
-        assert!(before.iter().zip(&handed).all(|(p, q)| !(p & q)));
-
-        swarms.gone(&left);
-        assert!(
-            swarms.asked(archive, next, &before).is_empty(),
-            "still named"
-        );
-        assert_eq!(
-            swarms.holders(&archive, 99),
-            1,
-            "what it holds still counts"
-        );
-        // Another asker: what was handed to `left` stays on its way (a pruned
-        // connection's peer asks again a moment later).
-        let third = PeerId::random();
-        assert_eq!(swarms.asked(archive, third, &[]), vec![next]);
-        let shared = swarms.offers(&archive, layout, &before, next, false);
-        assert!(shared.iter().zip(&handed).all(|(s, h)| !(s & h)));
-        // Alone: offered everything it lacks, the chunks handed to `left` included.
-        let alone = swarms.offers(&archive, layout, &before, next, true);
-        assert!(handed.iter().zip(&alone).all(|(h, a)| !h || *a));
-        // Asking again, `left` is back.
-        swarms.asked(archive, left, &holds_last);
-        assert!(swarms.asked(archive, next, &before).contains(&left));
     }
 
     #[test]
