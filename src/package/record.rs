@@ -12,10 +12,7 @@ use std::fmt;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
-use super::digest::{
-    chunk_size_allowed, chunk_size_for, CHUNK_SIZE, LEGACY_SMALL_ARCHIVE_MAX,
-    LEGACY_SMALL_CHUNK_SIZE,
-};
+use super::digest::{chunk_size_allowed, chunk_size_for, CHUNK_SIZE, LEGACY_SMALL_CHUNK_SIZE};
 use super::fields;
 use super::hash::{Blake3Hash, Sha256Hash};
 use super::keys::{PublisherId, PublisherKey};
@@ -295,13 +292,18 @@ fn validate_body(body: &RecordBody) -> Result<(), RecordError> {
             // The chunk size is a function of the size (plus the older 1 MiB), so the
             // same archive has the same chunk list on every node that publishes it now.
             if !chunk_size_allowed(v.archive.size, v.archive.chunk_size) {
-                let own = chunk_size_for(v.archive.size);
-                let accepted = if own == CHUNK_SIZE {
-                    format!("{CHUNK_SIZE}")
-                } else if v.archive.size > LEGACY_SMALL_ARCHIVE_MAX {
-                    format!("{own} or {CHUNK_SIZE}")
-                } else {
-                    format!("{own}, {LEGACY_SMALL_CHUNK_SIZE} or {CHUNK_SIZE}")
+                // The sizes the rule accepts here, named from the rule itself.
+                let mut sizes = vec![chunk_size_for(v.archive.size)];
+                for other in [LEGACY_SMALL_CHUNK_SIZE, CHUNK_SIZE] {
+                    if !sizes.contains(&other) && chunk_size_allowed(v.archive.size, other) {
+                        sizes.push(other);
+                    }
+                }
+                let names: Vec<String> = sizes.iter().map(u32::to_string).collect();
+                let accepted = match names.split_last() {
+                    Some((last, [])) => last.clone(),
+                    Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                    None => String::new(),
                 };
                 return Err(invalid(format!(
                     "archive chunk_size is {} for {} bytes; this version accepts {accepted}",
